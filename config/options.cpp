@@ -1,0 +1,364 @@
+#include "config/options.hpp"
+
+#include <cctype>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+extern char** environ;
+
+namespace seatledger::config {
+
+namespace {
+
+using std::optional;
+using std::string;
+
+optional<string> positive_integer(const string& value) {
+  if (value.empty() || value.size() > 12)
+    return "not a positive integer: '" + value + "'";
+  for (auto c : value)
+    if (!std::isdigit(static_cast<unsigned char>(c)))
+      return "not a positive integer: '" + value + "'";
+  if (std::stoll(value) <= 0)
+    return "not a positive integer: '" + value + "'";
+  return std::nullopt;
+}
+
+optional<string> positive_duration(const string& value) {
+  auto d = parse_duration(value);
+  if (!d || d->count() <= 0)
+    return "not a duration such as 250ms, 5s, 10m, 1h or 7d: '" + value + "'";
+  return std::nullopt;
+}
+
+optional<string> non_empty(const string& value) {
+  if (value.empty())
+    return string{"must not be empty"};
+  return std::nullopt;
+}
+
+optional<string> host_port(const string& value) {
+  auto colon = value.rfind(':');
+  if (colon == string::npos || colon == 0)
+    return "not HOST:PORT: '" + value + "'";
+  auto port = value.substr(colon + 1);
+  if (positive_integer(port) || std::stoll(port) > 65535)
+    return "not HOST:PORT: '" + value + "'";
+  return std::nullopt;
+}
+
+optional<string> api_token(const string& value) {
+  auto colon = value.rfind(':');
+  if (colon == string::npos || colon == 0)
+    return string{"not TOKEN:SCOPE"};
+  auto scope = value.substr(colon + 1);
+  if (scope != "read" && scope != "admin")
+    return "scope must be read or admin, not '" + scope + "'";
+  if (colon < 16)
+    return string{"token shorter than 16 characters"};
+  return std::nullopt;
+}
+
+optional<string> kafka_property(const string& value) {
+  auto eq = value.find('=');
+  if (eq == string::npos || eq == 0)
+    return "not KEY=VALUE: '" + value + "'";
+  return std::nullopt;
+}
+
+optional<string> log_level(const string& value) {
+  if (value == "debug" || value == "info" || value == "warning"
+      || value == "error")
+    return std::nullopt;
+  return "not one of debug, info, warning, error: '" + value + "'";
+}
+
+optional<string> topic_name(const string& value) {
+  if (value.empty() || value.size() > 249)
+    return "not a Kafka topic name: '" + value + "'";
+  for (auto c : value)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_'
+        && c != '-')
+      return "not a Kafka topic name: '" + value + "'";
+  return std::nullopt;
+}
+
+optional<string> small_count(const string& value) {
+  if (auto err = positive_integer(value))
+    return err;
+  if (std::stoll(value) > 1024)
+    return "at most 1024: '" + value + "'";
+  return std::nullopt;
+}
+
+string trim(const string& s) {
+  auto b = s.find_first_not_of(" \t\r");
+  if (b == string::npos)
+    return {};
+  auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+std::vector<string> split_commas(const string& value) {
+  std::vector<string> result;
+  std::stringstream in{value};
+  string item;
+  while (std::getline(in, item, ','))
+    if (auto t = trim(item); !t.empty())
+      result.push_back(t);
+  return result;
+}
+
+string describe_origin(const option_spec& spec, const string& origin) {
+  if (origin == "env")
+    return "--" + spec.name + " (" + spec.env + " from the environment)";
+  if (origin == "file")
+    return "--" + spec.name + " (in the configuration file)";
+  return "--" + spec.name;
+}
+
+} // namespace
+
+optional<std::chrono::milliseconds> parse_duration(const string& text) {
+  if (text.empty())
+    return std::nullopt;
+  size_t digits = 0;
+  while (digits < text.size()
+         && std::isdigit(static_cast<unsigned char>(text[digits])))
+    ++digits;
+  if (digits == 0 || digits > 12)
+    return std::nullopt;
+  auto n = std::stoll(text.substr(0, digits));
+  auto unit = text.substr(digits);
+  using namespace std::chrono;
+  if (unit.empty() || unit == "ms")
+    return milliseconds{n};
+  if (unit == "s")
+    return duration_cast<milliseconds>(seconds{n});
+  if (unit == "m")
+    return duration_cast<milliseconds>(minutes{n});
+  if (unit == "h")
+    return duration_cast<milliseconds>(hours{n});
+  if (unit == "d")
+    return duration_cast<milliseconds>(hours{24 * n});
+  return std::nullopt;
+}
+
+const std::vector<option_spec>& serve_options() {
+  using k = option_kind;
+  static const std::vector<option_spec> specs{
+    {"config", "SEATLEDGER_CONFIG",
+     "configuration file (name = value lines)", k::text, "", nullptr},
+    {"kafka-bootstrap", "SEATLEDGER_KAFKA_BOOTSTRAP",
+     "Kafka bootstrap servers; unset: an embedded mock cluster", k::text, "",
+     nullptr},
+    {"kafka-property", "SEATLEDGER_KAFKA_PROPERTIES",
+     "librdkafka client property KEY=VALUE, passed through (security "
+     "protocol, SASL, TLS …); repeatable, comma-separated in the variable",
+     k::list, "", kafka_property},
+    {"database-url", "SEATLEDGER_DATABASE_URL",
+     "PostgreSQL connection string (libpq URI or key=value); unset: an "
+     "embedded server under --data-dir",
+     k::text, "", nullptr},
+    {"http-listen", "SEATLEDGER_HTTP_LISTEN", "HTTP address HOST:PORT",
+     k::text, "0.0.0.0:8080", host_port},
+    {"api-token", "SEATLEDGER_API_TOKENS",
+     "API token TOKEN:SCOPE (scope read or admin); repeatable, "
+     "comma-separated in the variable",
+     k::list, "", api_token, true},
+    {"signing-key", "SEATLEDGER_SIGNING_KEY_FILE",
+     "PEM file of the Ed25519 signing key; unset: a key pair under "
+     "--data-dir/keys, created on first start",
+     k::text, "", nullptr},
+    {"trusted-key", "SEATLEDGER_TRUSTED_KEY_FILES",
+     "PEM file of a public key trusted for verification besides the signing "
+     "key's own; repeatable, comma-separated in the variable",
+     k::list, "", non_empty},
+    {"consumer-group", "SEATLEDGER_CONSUMER_GROUP", "Kafka consumer group",
+     k::text, "seatledger", non_empty},
+    {"source", "SEATLEDGER_SOURCE",
+     "CloudEvents source of the events seatledger publishes", k::text,
+     "seatledger", non_empty},
+    {"topic-membership", "SEATLEDGER_TOPIC_MEMBERSHIP", "membership topic",
+     k::text, "seatledger.membership.v1", topic_name},
+    {"topic-subscriptions", "SEATLEDGER_TOPIC_SUBSCRIPTIONS",
+     "subscription command topic", k::text, "seatledger.subscriptions.v1",
+     topic_name},
+    {"topic-catalog", "SEATLEDGER_TOPIC_CATALOG", "catalog topic", k::text,
+     "seatledger.catalog.v1", topic_name},
+    {"topic-deltas", "SEATLEDGER_TOPIC_DELTAS",
+     "internal seat-delta topic (same partition count as the command topic)",
+     k::text, "seatledger.internal.seat-deltas.v1", topic_name},
+    {"topic-events", "SEATLEDGER_TOPIC_EVENTS", "output event topic", k::text,
+     "seatledger.events.v1", topic_name},
+    {"topic-dlq", "SEATLEDGER_TOPIC_DLQ", "dead-letter topic", k::text,
+     "seatledger.dlq.v1", topic_name},
+    {"batch-max-records", "SEATLEDGER_BATCH_MAX_RECORDS",
+     "largest number of records in one group commit", k::integer, "5000",
+     positive_integer},
+    {"batch-linger", "SEATLEDGER_BATCH_LINGER",
+     "how long a batch keeps gathering records after its first", k::duration,
+     "3ms", positive_duration},
+    {"poll-wait", "SEATLEDGER_POLL_WAIT",
+     "how long to wait for the first record of a batch", k::duration, "50ms",
+     positive_duration},
+    {"actor-idle-timeout", "SEATLEDGER_ACTOR_IDLE_TIMEOUT",
+     "org and subscription actors idle this long are passivated",
+     k::duration, "5m", positive_duration},
+    {"month-close-grace", "SEATLEDGER_MONTH_CLOSE_GRACE",
+     "usage.month_closed is published within this time after a month ends",
+     k::duration, "1h", positive_duration},
+    {"dedup-window", "SEATLEDGER_DEDUP_WINDOW",
+     "how long (source, id) of applied upstream events is remembered",
+     k::duration, "7d", positive_duration},
+    {"data-dir", "SEATLEDGER_DATA_DIR",
+     "where embedded defaults keep their data (PostgreSQL, keys)", k::text,
+     "./var", non_empty},
+    {"embedded-partitions", "SEATLEDGER_EMBEDDED_PARTITIONS",
+     "partitions per topic of the embedded Kafka cluster", k::integer, "4",
+     small_count},
+    {"embedded-brokers", "SEATLEDGER_EMBEDDED_BROKERS",
+     "brokers of the embedded Kafka cluster", k::integer, "1", small_count},
+    {"log-level", "SEATLEDGER_LOG_LEVEL", "debug, info, warning or error",
+     k::text, "info", log_level},
+    {"replica-id", "SEATLEDGER_REPLICA_ID",
+     "this replica's name in lease records; unset: host name and pid",
+     k::text, "", nullptr},
+  };
+  return specs;
+}
+
+const string& settings::text(const string& name) const {
+  static const string empty;
+  auto it = values.find(name);
+  if (it == values.end() || it->second.empty())
+    return empty;
+  return it->second.front();
+}
+
+std::int64_t settings::integer(const string& name) const {
+  const auto& v = text(name);
+  return v.empty() ? 0 : std::stoll(v);
+}
+
+std::chrono::milliseconds settings::duration(const string& name) const {
+  return parse_duration(text(name)).value_or(std::chrono::milliseconds{0});
+}
+
+bool settings::boolean(const string& name) const {
+  const auto& v = text(name);
+  return v == "true" || v == "1" || v == "yes";
+}
+
+const std::vector<string>& settings::list(const string& name) const {
+  static const std::vector<string> empty;
+  auto it = values.find(name);
+  return it == values.end() ? empty : it->second;
+}
+
+const string& settings::origin(const string& name) const {
+  static const string none = "default";
+  auto it = origins.find(name);
+  return it == origins.end() ? none : it->second;
+}
+
+std::map<string, string> process_environment() {
+  std::map<string, string> result;
+  for (auto** e = environ; e && *e; ++e) {
+    string entry{*e};
+    auto eq = entry.find('=');
+    if (eq != string::npos)
+      result[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return result;
+}
+
+std::variant<settings, config_error>
+resolve(const std::vector<option_spec>& specs, const flag_values& flags,
+        const std::map<string, string>& environment) {
+  settings result;
+  auto fail = [](string message) {
+    return config_error{"invalid configuration: " + std::move(message)};
+  };
+  std::map<string, const option_spec*> by_name;
+  std::map<string, const option_spec*> by_env;
+  for (const auto& spec : specs) {
+    by_name[spec.name] = &spec;
+    by_env[spec.env] = &spec;
+  }
+  // Every SEATLEDGER_* variable must be an option: a typo must not be
+  // silently ignored.
+  for (const auto& [key, value] : environment)
+    if (key.rfind("SEATLEDGER_", 0) == 0 && by_env.count(key) == 0)
+      return fail(key + " (environment): unknown setting");
+  for (const auto& [name, values] : flags)
+    if (by_name.count(name) == 0)
+      return fail("--" + name + ": unknown setting");
+  // The configuration file: from the flag, else the environment.
+  std::map<string, std::vector<string>> file_values;
+  string file;
+  if (auto it = flags.find("config"); it != flags.end() && !it->second.empty())
+    file = it->second.back();
+  else if (auto env = environment.find("SEATLEDGER_CONFIG");
+           env != environment.end())
+    file = env->second;
+  if (!file.empty()) {
+    std::ifstream in{file};
+    if (!in)
+      return fail("--config: cannot read '" + file + "'");
+    string line;
+    int number = 0;
+    while (std::getline(in, line)) {
+      ++number;
+      auto t = trim(line);
+      if (t.empty() || t[0] == '#')
+        continue;
+      auto eq = t.find('=');
+      if (eq == string::npos)
+        return fail(file + ":" + std::to_string(number)
+                    + ": not a 'name = value' line");
+      auto key = trim(t.substr(0, eq));
+      auto value = trim(t.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+        value = value.substr(1, value.size() - 2);
+      if (by_name.count(key) == 0 || key == "config")
+        return fail(file + ":" + std::to_string(number) + ": unknown setting '"
+                    + key + "'");
+      file_values[key].push_back(value);
+    }
+  }
+  for (const auto& spec : specs) {
+    std::vector<string> values;
+    string origin;
+    if (auto it = flags.find(spec.name); it != flags.end()) {
+      values = it->second;
+      origin = "flag";
+    } else if (auto env = environment.find(spec.env);
+               env != environment.end()) {
+      values = spec.kind == option_kind::list ? split_commas(env->second)
+                                              : std::vector<string>{
+                                                env->second};
+      origin = "env";
+    } else if (auto f = file_values.find(spec.name); f != file_values.end()) {
+      values = f->second;
+      origin = "file";
+    } else {
+      if (!spec.default_value.empty())
+        values.push_back(spec.default_value);
+      origin = "default";
+    }
+    if (spec.kind != option_kind::list && values.size() > 1)
+      return fail(describe_origin(spec, origin) + ": given more than once");
+    if (spec.validate)
+      for (const auto& v : values)
+        if (auto err = spec.validate(v))
+          return fail(describe_origin(spec, origin) + ": "
+                      + (spec.secret ? *err : *err));
+    result.values[spec.name] = std::move(values);
+    result.origins[spec.name] = origin;
+  }
+  return result;
+}
+
+} // namespace seatledger::config

@@ -1,0 +1,200 @@
+#include "domain/time.hpp"
+
+#include <array>
+#include <cstdio>
+
+namespace seatledger::domain {
+
+namespace {
+
+constexpr std::int64_t micros_per_second = 1'000'000;
+constexpr std::int64_t seconds_per_day = 86'400;
+
+// Howard Hinnant's days_from_civil / civil_from_days: exact for the whole
+// proleptic Gregorian calendar.
+constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+struct ymd {
+  std::int64_t year;
+  unsigned month;
+  unsigned day;
+};
+
+constexpr ymd civil_from_days(std::int64_t z) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  return {y + (m <= 2), m, d};
+}
+
+constexpr bool is_leap(int year) {
+  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+std::int64_t floor_div(std::int64_t x, std::int64_t y) {
+  auto q = x / y;
+  if ((x % y != 0) && ((x < 0) != (y < 0)))
+    --q;
+  return q;
+}
+
+bool parse_digits(std::string_view text, size_t pos, size_t count, int& out) {
+  if (pos + count > text.size())
+    return false;
+  int value = 0;
+  for (size_t i = pos; i < pos + count; ++i) {
+    auto c = text[i];
+    if (c < '0' || c > '9')
+      return false;
+    value = value * 10 + (c - '0');
+  }
+  out = value;
+  return true;
+}
+
+} // namespace
+
+int days_in_month(int year, int month) {
+  static constexpr std::array<int, 12> days{31, 28, 31, 30, 31, 30,
+                                            31, 31, 30, 31, 30, 31};
+  if (month == 2 && is_leap(year))
+    return 29;
+  return days[static_cast<size_t>(month - 1)];
+}
+
+civil_time to_civil(timestamp t) {
+  auto micros = t.micros();
+  auto seconds = floor_div(micros, micros_per_second);
+  auto sub = micros - seconds * micros_per_second;
+  auto days = floor_div(seconds, seconds_per_day);
+  auto second_of_day = seconds - days * seconds_per_day;
+  auto date = civil_from_days(days);
+  civil_time result;
+  result.year = static_cast<int>(date.year);
+  result.month = static_cast<int>(date.month);
+  result.day = static_cast<int>(date.day);
+  result.hour = static_cast<int>(second_of_day / 3600);
+  result.minute = static_cast<int>((second_of_day % 3600) / 60);
+  result.second = static_cast<int>(second_of_day % 60);
+  result.micros = static_cast<int>(sub);
+  return result;
+}
+
+std::optional<timestamp> from_civil(const civil_time& c) {
+  if (c.month < 1 || c.month > 12 || c.day < 1
+      || c.day > days_in_month(c.year, c.month) || c.hour < 0 || c.hour > 23
+      || c.minute < 0 || c.minute > 59 || c.second < 0 || c.second > 59
+      || c.micros < 0 || c.micros >= micros_per_second)
+    return std::nullopt;
+  auto days = days_from_civil(c.year, static_cast<unsigned>(c.month),
+                              static_cast<unsigned>(c.day));
+  auto seconds = days * seconds_per_day + c.hour * 3600 + c.minute * 60
+                 + c.second;
+  return timestamp::from_micros(seconds * micros_per_second + c.micros);
+}
+
+std::optional<timestamp> parse_rfc3339(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
+  civil_time c;
+  if (text.size() < 20 || text.size() > 40)
+    return std::nullopt;
+  if (!parse_digits(text, 0, 4, c.year) || text[4] != '-'
+      || !parse_digits(text, 5, 2, c.month) || text[7] != '-'
+      || !parse_digits(text, 8, 2, c.day)
+      || (text[10] != 'T' && text[10] != 't')
+      || !parse_digits(text, 11, 2, c.hour) || text[13] != ':'
+      || !parse_digits(text, 14, 2, c.minute) || text[16] != ':'
+      || !parse_digits(text, 17, 2, c.second))
+    return std::nullopt;
+  size_t pos = 19;
+  if (text[pos] == '.') {
+    ++pos;
+    size_t digits = 0;
+    int micros = 0;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      if (digits == 6)
+        return std::nullopt;
+      micros = micros * 10 + (text[pos] - '0');
+      ++digits;
+      ++pos;
+    }
+    if (digits == 0)
+      return std::nullopt;
+    for (auto i = digits; i < 6; ++i)
+      micros *= 10;
+    c.micros = micros;
+  }
+  if (pos >= text.size())
+    return std::nullopt;
+  std::int64_t offset_seconds = 0;
+  if (text[pos] == 'Z' || text[pos] == 'z') {
+    ++pos;
+  } else if (text[pos] == '+' || text[pos] == '-') {
+    int hours = 0;
+    int minutes = 0;
+    if (!parse_digits(text, pos + 1, 2, hours) || pos + 3 >= text.size()
+        || text[pos + 3] != ':' || !parse_digits(text, pos + 4, 2, minutes)
+        || hours > 23 || minutes > 59)
+      return std::nullopt;
+    offset_seconds = (hours * 3600 + minutes * 60) * (text[pos] == '+' ? 1 : -1);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != text.size())
+    return std::nullopt;
+  auto local = from_civil(c);
+  if (!local)
+    return std::nullopt;
+  return timestamp::from_micros(local->micros()
+                                - offset_seconds * micros_per_second);
+}
+
+std::string format_rfc3339(timestamp t) {
+  auto c = to_civil(t);
+  char buf[48];
+  if (c.micros == 0) {
+    std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", c.year,
+                  c.month, c.day, c.hour, c.minute, c.second);
+    return buf;
+  }
+  char frac[8];
+  std::snprintf(frac, sizeof(frac), "%06d", c.micros);
+  int len = 6;
+  while (len > 1 && frac[len - 1] == '0')
+    --len;
+  frac[len] = '\0';
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%sZ", c.year,
+                c.month, c.day, c.hour, c.minute, c.second, frac);
+  return buf;
+}
+
+timestamp add_months(timestamp anchor, int months) {
+  auto c = to_civil(anchor);
+  auto total = static_cast<std::int64_t>(c.year) * 12 + (c.month - 1) + months;
+  auto year = static_cast<int>(floor_div(total, 12));
+  auto month = static_cast<int>(total - static_cast<std::int64_t>(year) * 12)
+               + 1;
+  auto result = c;
+  result.year = year;
+  result.month = month;
+  if (result.day > days_in_month(year, month))
+    result.day = days_in_month(year, month);
+  // Always valid: every field comes from a valid instant or was clamped.
+  return *from_civil(result);
+}
+
+} // namespace seatledger::domain

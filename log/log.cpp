@@ -1,0 +1,108 @@
+#include "log/log.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace seatledger::log {
+
+namespace {
+
+std::atomic<int> min_level{static_cast<int>(level::info)};
+std::mutex output_mutex;
+
+void append_escaped(std::string& out, std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (auto ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(hex[c >> 4]);
+          out.push_back(hex[c & 0x0f]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string now_rfc3339() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  auto secs = system_clock::to_time_t(now);
+  auto micros = duration_cast<microseconds>(now.time_since_epoch()).count()
+                % 1'000'000;
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
+                utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
+                utc.tm_min, utc.tm_sec, static_cast<long long>(micros));
+  return buf;
+}
+
+} // namespace
+
+const char* to_string(level lvl) {
+  switch (lvl) {
+    case level::debug: return "debug";
+    case level::info: return "info";
+    case level::warning: return "warning";
+    case level::error: return "error";
+  }
+  return "info";
+}
+
+bool parse_level(std::string_view text, level& out) {
+  for (auto lvl : {level::debug, level::info, level::warning, level::error})
+    if (text == to_string(lvl)) {
+      out = lvl;
+      return true;
+    }
+  return false;
+}
+
+void set_level(level lvl) {
+  min_level = static_cast<int>(lvl);
+}
+
+level current_level() {
+  return static_cast<level>(min_level.load());
+}
+
+void write(level lvl, std::string_view message,
+           std::initializer_list<field> fields) {
+  std::string line;
+  line.reserve(128);
+  line += "{\"time\":\"";
+  line += now_rfc3339();
+  line += "\",\"level\":\"";
+  line += to_string(lvl);
+  line += "\",\"message\":";
+  append_escaped(line, message);
+  for (const auto& f : fields) {
+    line.push_back(',');
+    append_escaped(line, f.key);
+    line.push_back(':');
+    if (f.number)
+      line += f.text;
+    else
+      append_escaped(line, f.text);
+  }
+  line += "}\n";
+  std::lock_guard<std::mutex> guard{output_mutex};
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+} // namespace seatledger::log

@@ -1,0 +1,85 @@
+#pragma once
+
+// The project's logger: one JSON object per line on stderr with level, time,
+// message and the ids involved. (CAF_LOG_* is compiled out of Debian's CAF.)
+// Secrets and license keys are never passed here.
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace seatledger::log {
+
+enum class level { debug = 0, info = 1, warning = 2, error = 3 };
+
+const char* to_string(level lvl);
+
+/// Parses "debug", "info", "warning", "error".
+bool parse_level(std::string_view text, level& out);
+
+void set_level(level lvl);
+level current_level();
+
+/// A field of a log line. Numbers are written as JSON numbers.
+struct field {
+  field(std::string_view k, std::string_view v) : key(k), text(v) {
+  }
+  field(std::string_view k, const std::string& v) : key(k), text(v) {
+  }
+  field(std::string_view k, const char* v) : key(k), text(v) {
+  }
+  field(std::string_view k, long long v)
+    : key(k), text(std::to_string(v)), number(true) {
+  }
+  field(std::string_view k, long v)
+    : key(k), text(std::to_string(v)), number(true) {
+  }
+  field(std::string_view k, int v)
+    : key(k), text(std::to_string(v)), number(true) {
+  }
+  field(std::string_view k, unsigned long v)
+    : key(k), text(std::to_string(v)), number(true) {
+  }
+  field(std::string_view k, unsigned v)
+    : key(k), text(std::to_string(v)), number(true) {
+  }
+  field(std::string_view k, double v)
+    : key(k), text(std::to_string(v)), number(true) {
+  }
+  field(std::string_view k, bool v) : key(k), text(v ? "true" : "false"),
+                                      number(true) {
+  }
+
+  std::string_view key;
+  std::string text;
+  bool number = false;
+};
+
+void write(level lvl, std::string_view message,
+           std::initializer_list<field> fields = {});
+
+inline void debug(std::string_view message,
+                  std::initializer_list<field> fields = {}) {
+  if (current_level() <= level::debug)
+    write(level::debug, message, fields);
+}
+
+inline void info(std::string_view message,
+                 std::initializer_list<field> fields = {}) {
+  if (current_level() <= level::info)
+    write(level::info, message, fields);
+}
+
+inline void warning(std::string_view message,
+                    std::initializer_list<field> fields = {}) {
+  if (current_level() <= level::warning)
+    write(level::warning, message, fields);
+}
+
+inline void error(std::string_view message,
+                  std::initializer_list<field> fields = {}) {
+  write(level::error, message, fields);
+}
+
+} // namespace seatledger::log

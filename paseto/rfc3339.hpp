@@ -1,0 +1,31 @@
+// RFC 3339 timestamps, the format of PASETO's registered time claims.
+#pragma once
+
+#include "paseto/result.hpp"
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace seatledger::paseto {
+
+/// A UTC instant with microsecond resolution. Microseconds rather than the
+/// system clock's nanoseconds: a signed 64-bit nanosecond count ends in 2262,
+/// and a license may well say "9999-12-31T23:59:59Z".
+using utc_time = std::chrono::time_point<std::chrono::system_clock,
+                                         std::chrono::microseconds>;
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)` (`T` and `Z` in
+/// either case). Digits of the fraction beyond microseconds are dropped.
+/// Second 60 (a leap second) is accepted and counts as the next second's
+/// start. Fails with `errc::invalid_time`.
+result<utc_time> parse_rfc3339(std::string_view text);
+
+/// Formats as `YYYY-MM-DDTHH:MM:SSZ`, rounding down to the second.
+/// Precondition: the year is between 0 and 9999.
+std::string format_rfc3339(utc_time t);
+
+/// Formats as `YYYY-MM-DDTHH:MM:SSZ`, rounding down to the second.
+std::string format_rfc3339(std::chrono::system_clock::time_point t);
+
+} // namespace seatledger::paseto

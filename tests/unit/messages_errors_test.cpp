@@ -1,0 +1,746 @@
+// Every way a record can be bad gets its decode_error code, naming the field.
+// Most cases are generated from the fixtures: each field deleted, nulled or
+// given a value of the wrong JSON type.
+
+#include "messages/decode.hpp"
+#include "messages/types.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <gtest/gtest.h>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+
+using namespace seatledger::messages;
+using json = nlohmann::json;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct fixture {
+  std::string name;
+  std::string type;
+  std::string text;
+  json doc;
+  topic_kind topic;
+};
+
+std::vector<fixture> load_fixtures() {
+  std::vector<fixture> result;
+  for (const auto& entry : fs::directory_iterator{SEATLEDGER_FIXTURES_DIR}) {
+    if (entry.path().extension() != ".json")
+      continue;
+    std::ifstream in{entry.path(), std::ios::binary};
+    std::ostringstream text;
+    text << in.rdbuf();
+    fixture f;
+    f.name = entry.path().filename().string();
+    f.text = text.str();
+    f.doc = json::parse(f.text);
+    f.type = f.doc.at("type").get<std::string>();
+    f.topic = topic_of(f.type).value_or(topic_kind::membership);
+    result.push_back(std::move(f));
+  }
+  std::sort(result.begin(), result.end(),
+            [](const fixture& x, const fixture& y) { return x.name < y.name; });
+  return result;
+}
+
+const fixture& find_fixture(std::string_view type) {
+  static const auto all = load_fixtures();
+  for (const auto& f : all)
+    if (f.type == type)
+      return f;
+  throw std::runtime_error("no fixture for " + std::string{type});
+}
+
+// The data fields each type requires, per messages.md, nested ones included
+// (array elements as [0]). Every other field of the fixtures is optional.
+const std::map<std::string, std::set<std::string>> required_fields = {
+  {"seatledger.member.added", {"data.org_id", "data.user_id"}},
+  {"seatledger.member.updated",
+   {"data.org_id", "data.user_id", "data.billable"}},
+  {"seatledger.member.removed", {"data.org_id", "data.user_id"}},
+  {"seatledger.org.snapshot",
+   {"data.org_id", "data.members", "data.members[0].user_id",
+    "data.members[0].billable"}},
+  {"seatledger.org.linked", {"data.org_id", "data.subscription_id"}},
+  {"seatledger.org.unlinked", {"data.org_id", "data.subscription_id"}},
+  {"seatledger.subscription.create",
+   {"data.subscription_id", "data.display_name", "data.customer",
+    "data.instance", "data.instance.domain", "data.instance.type",
+    "data.plan_id", "data.seats", "data.term", "data.term.start",
+    "data.term.end", "data.trial"}},
+  {"seatledger.subscription.renew",
+   {"data.subscription_id", "data.term", "data.term.start", "data.term.end"}},
+  {"seatledger.subscription.update_entitlements", {"data.subscription_id"}},
+  {"seatledger.subscription.convert_trial",
+   {"data.subscription_id", "data.plan_id", "data.seats", "data.term",
+    "data.term.start", "data.term.end"}},
+  {"seatledger.subscription.expire", {"data.subscription_id"}},
+  {"seatledger.subscription.archive", {"data.subscription_id", "data.reason"}},
+  {"seatledger.subscription.update_metadata", {"data.subscription_id"}},
+  {"seatledger.license.issue", {"data.subscription_id"}},
+  {"seatledger.catalog.rate_plan.upserted",
+   {"data.product", "data.product.id", "data.product.name", "data.rate_plan",
+    "data.rate_plan.id", "data.rate_plan.name", "data.rate_plan.custom_fields",
+    "data.charges", "data.charges[0].id", "data.charges[0].name",
+    "data.charges[0].billing_period", "data.charges[0].custom_fields"}},
+  {"seatledger.catalog.rate_plan.removed", {"data.rate_plan_id"}},
+  {"seatledger.internal.seat_delta",
+   {"data.delta_id", "data.subscription_id", "data.org_id", "data.org_seq",
+    "data.org_linked",
+    "data.changes", "data.changes[0].user_id", "data.changes[0].billable",
+    "data.cause", "data.cause.source", "data.cause.id", "data.cause.type",
+    "data.cause.time", "data.part", "data.parts"}},
+};
+
+// Free-form objects: nothing inside them is checked.
+bool opaque(const std::string& key) {
+  return key == "custom_fields" || key == "rate_limit_overrides";
+}
+
+struct field {
+  std::string path;       // data.term.start
+  json::json_pointer ptr; // /data/term/start
+  bool array_element = false;
+};
+
+void walk(const json& node, const std::string& path,
+          const json::json_pointer& ptr, std::vector<field>& out) {
+  if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) {
+      field f{path + "." + key, ptr / key, false};
+      out.push_back(f);
+      if (!opaque(key))
+        walk(value, f.path, f.ptr, out);
+    }
+  } else if (node.is_array() && !node.empty()) {
+    field f{path + "[0]", ptr / 0, true};
+    out.push_back(f);
+    walk(node[0], f.path, f.ptr, out);
+  }
+}
+
+std::vector<field> data_fields(const fixture& f) {
+  std::vector<field> result;
+  walk(f.doc.at("data"), "data", json::json_pointer{"/data"}, result);
+  return result;
+}
+
+void erase_at(json& doc, const field& f) {
+  auto& parent = doc.at(f.ptr.parent_pointer());
+  if (f.array_element)
+    parent.erase(0);
+  else
+    parent.erase(f.ptr.back());
+}
+
+decode_result<input_event> decode_doc(const fixture& f, const json& doc) {
+  decoder dec;
+  return dec.decode(f.topic, {doc.dump()});
+}
+
+// The error has the code, names the field, and its message starts with it.
+::testing::AssertionResult fails_with(const decode_result<input_event>& result,
+                                      decode_error_code code,
+                                      const std::string& field) {
+  if (result)
+    return ::testing::AssertionFailure()
+           << "decoded, expected " << to_string(code) << " at " << field;
+  const auto& err = result.error();
+  if (err.code != code || err.field != field
+      || err.message.rfind(field + ": ", 0) != 0)
+    return ::testing::AssertionFailure()
+           << "expected " << to_string(code) << " at " << field << ", got "
+           << to_string(err.code) << " at '" << err.field
+           << "': " << err.message;
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult fails_with(const decode_result<input_event>& result,
+                                      decode_error_code code) {
+  if (result)
+    return ::testing::AssertionFailure()
+           << "decoded, expected " << to_string(code);
+  if (result.error().code != code)
+    return ::testing::AssertionFailure()
+           << "expected " << to_string(code) << ", got "
+           << to_string(result.error().code) << ": " << result.error().message;
+  if (result.error().message.empty())
+    return ::testing::AssertionFailure() << "empty message";
+  return ::testing::AssertionSuccess();
+}
+
+std::string ok_or_message(const decode_result<input_event>& result) {
+  return result ? "" : result.error().message;
+}
+
+using code = decode_error_code;
+
+} // namespace
+
+// -- codes
+// ------------------------------------------------------------------------
+
+TEST(messages_errors, codes_have_stable_numbers_and_names) {
+  const std::vector<std::pair<code, const char*>> expected = {
+    {code::malformed_json, "malformed_json"},
+    {code::not_cloudevents, "not_cloudevents"},
+    {code::unsupported_specversion, "unsupported_specversion"},
+    {code::unknown_type, "unknown_type"},
+    {code::missing_field, "missing_field"},
+    {code::wrong_type, "wrong_type"},
+    {code::invalid_identifier, "invalid_identifier"},
+    {code::invalid_timestamp, "invalid_timestamp"},
+    {code::invalid_value, "invalid_value"},
+    {code::oversized, "oversized"},
+  };
+  int number = 1;
+  for (const auto& [c, name] : expected) {
+    EXPECT_EQ(static_cast<int>(c), number++);
+    EXPECT_STREQ(to_string(c), name);
+  }
+}
+
+TEST(messages_errors, required_fields_list_matches_the_fixtures) {
+  // Guards the generated tests below: every path named as required exists.
+  for (const auto& [type, paths] : required_fields) {
+    const auto& f = find_fixture(type);
+    std::set<std::string> present;
+    for (const auto& x : data_fields(f))
+      present.insert(x.path);
+    for (const auto& p : paths)
+      EXPECT_EQ(present.count(p), 1u) << type << ": " << p;
+  }
+  EXPECT_EQ(required_fields.size(), 17u);
+}
+
+// -- generated from the fixtures
+// ---------------------------------------------------
+
+TEST(messages_errors, each_required_field_removed_is_missing_field) {
+  int required_checked = 0;
+  int optional_checked = 0;
+  for (const auto& [type, required] : required_fields) {
+    const auto& f = find_fixture(type);
+    for (const auto& x : data_fields(f)) {
+      auto doc = f.doc;
+      erase_at(doc, x);
+      auto result = decode_doc(f, doc);
+      if (required.count(x.path) != 0) {
+        EXPECT_TRUE(fails_with(result, code::missing_field, x.path)) << type;
+        ++required_checked;
+      } else {
+        EXPECT_TRUE(result)
+          << type << " without " << x.path << ": " << ok_or_message(result);
+        ++optional_checked;
+      }
+    }
+  }
+  EXPECT_GT(required_checked, 60);
+  EXPECT_GT(optional_checked, 20);
+}
+
+TEST(messages_errors, each_required_field_null_is_wrong_type) {
+  for (const auto& [type, required] : required_fields) {
+    const auto& f = find_fixture(type);
+    for (const auto& x : data_fields(f)) {
+      auto doc = f.doc;
+      doc[x.ptr] = nullptr;
+      auto result = decode_doc(f, doc);
+      if (required.count(x.path) != 0 || x.array_element)
+        EXPECT_TRUE(fails_with(result, code::wrong_type, x.path)) << type;
+      else
+        EXPECT_TRUE(result)
+          << type << " with null " << x.path << ": " << ok_or_message(result);
+    }
+  }
+}
+
+TEST(messages_errors, each_field_of_the_wrong_json_type_is_wrong_type) {
+  int checked = 0;
+  for (const auto& [type, required] : required_fields) {
+    const auto& f = find_fixture(type);
+    for (const auto& x : data_fields(f)) {
+      const auto& original = f.doc.at(x.ptr);
+      std::vector<json> wrong;
+      bool billing_period = x.path.size() >= 14
+                            && x.path.substr(x.path.size() - 14)
+                                 == "billing_period";
+      if (original.is_string() && billing_period)
+        wrong = {true, 5.5, json::object(), json::array()};
+      else if (original.is_string())
+        wrong = {42, true, 1.5, json::object(), json::array({"x"})};
+      else if (original.is_boolean())
+        wrong = {"true", 1, json::object(), json::array()};
+      else if (original.is_number_integer())
+        wrong = {"5", 5.5, 1e3, true, json::array({5})};
+      else if (original.is_object())
+        wrong = {"{}", 1, true, json::array()};
+      else if (original.is_array())
+        wrong = {"[]", 1, false, json::object()};
+      else
+        continue; // null inside a free-form object: not reached
+      for (const auto& value : wrong) {
+        auto doc = f.doc;
+        doc[x.ptr] = value;
+        EXPECT_TRUE(fails_with(decode_doc(f, doc), code::wrong_type, x.path))
+          << type << " with " << value.dump();
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 300);
+}
+
+TEST(messages_errors, bad_identifiers_are_invalid_identifier) {
+  const std::set<std::string> id_keys = {"org_id",          "user_id",
+                                         "subscription_id", "plan_id",
+                                         "delta_id",        "rate_plan_id"};
+  const std::set<std::string> id_paths
+    = {"data.product.id", "data.rate_plan.id", "data.charges[0].id"};
+  const std::vector<std::string> bad = {
+    "",
+    std::string(129, 'a'),
+    "has space",
+    "us\xc3\xa9r", // é
+    "emoji\xf0\x9f\x98\x80",
+    "tab\there",
+    "semi;colon",
+    std::string("nul\0byte", 8),
+  };
+  int checked = 0;
+  for (const auto& [type, required] : required_fields) {
+    const auto& f = find_fixture(type);
+    for (const auto& x : data_fields(f)) {
+      auto key = x.ptr.back();
+      if (id_keys.count(key) == 0 && id_paths.count(x.path) == 0)
+        continue;
+      for (const auto& value : bad) {
+        auto doc = f.doc;
+        doc[x.ptr] = value;
+        EXPECT_TRUE(
+          fails_with(decode_doc(f, doc), code::invalid_identifier, x.path))
+          << type << " with " << json(value).dump();
+        ++checked;
+      }
+      // The edges of the rule are accepted.
+      for (const auto& value : {std::string(128, 'z'), std::string("a"),
+                                std::string("A-z_0.9:x@y/z")}) {
+        auto doc = f.doc;
+        doc[x.ptr] = value;
+        auto result = decode_doc(f, doc);
+        EXPECT_TRUE(result) << type << " " << x.path << " = " << value << ": "
+                            << ok_or_message(result);
+      }
+    }
+  }
+  EXPECT_GT(checked, 150);
+}
+
+TEST(messages_errors, bad_times_are_invalid_timestamp) {
+  const std::vector<std::string> bad = {
+    "",
+    "yesterday",
+    "2026-13-01T00:00:00Z",
+    "2026-02-30T00:00:00Z",
+    "2026-01-15 00:00:00Z",
+    "2026-01-15T00:00:00",
+    "2026-01-15",
+    "2026-01-15T00:00:00.1234567Z",
+    "2026-01-15T25:00:00Z",
+    // Outside four-digit years once in UTC: could not be written back.
+    "0000-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+  };
+  int checked = 0;
+  for (const auto& [type, required] : required_fields) {
+    const auto& f = find_fixture(type);
+    std::vector<std::pair<std::string, json::json_pointer>> times
+      = {{"time", json::json_pointer{"/time"}}};
+    for (const auto& x : data_fields(f)) {
+      auto key = x.ptr.back();
+      if (key == "start" || key == "end" || key == "expires_at"
+          || x.path == "data.cause.time")
+        times.emplace_back(x.path, x.ptr);
+    }
+    for (const auto& [path, ptr] : times)
+      for (const auto& value : bad) {
+        auto doc = f.doc;
+        doc[ptr] = value;
+        EXPECT_TRUE(
+          fails_with(decode_doc(f, doc), code::invalid_timestamp, path))
+          << type << " with " << value;
+        ++checked;
+      }
+  }
+  EXPECT_GT(checked, 17 * 11 + 60);
+}
+
+TEST(messages_errors, every_fixture_on_another_topic_is_unknown_type) {
+  for (const auto& [type, required] : required_fields) {
+    const auto& f = find_fixture(type);
+    for (auto topic : {topic_kind::membership, topic_kind::subscriptions,
+                       topic_kind::catalog, topic_kind::seat_deltas}) {
+      if (topic == f.topic)
+        continue;
+      decoder dec;
+      auto result = dec.decode(topic, {f.text});
+      EXPECT_TRUE(fails_with(result, code::unknown_type, "type")) << type;
+      if (!result) {
+        EXPECT_NE(result.error().message.find(type), std::string::npos)
+          << result.error().message;
+      }
+    }
+  }
+}
+
+// -- the envelope
+// -------------------------------------------------------------------
+
+TEST(messages_errors, envelope_attributes) {
+  const auto& f = find_fixture(event_types::member_removed);
+  auto with = [&](std::function<void(json&)> edit) {
+    auto doc = f.doc;
+    edit(doc);
+    return decode_doc(f, doc);
+  };
+  for (auto attr : {"id", "source", "type", "time", "data"})
+    EXPECT_TRUE(fails_with(with([&](json& d) { d.erase(attr); }),
+                           code::missing_field, attr));
+  EXPECT_TRUE(with([](json& d) { d.erase("datacontenttype"); }));
+  EXPECT_TRUE(fails_with(with([](json& d) { d.erase("specversion"); }),
+                         code::not_cloudevents, "specversion"));
+  for (auto version : {"0.3", "1", "1.0.0", "2.0", ""})
+    EXPECT_TRUE(fails_with(with([&](json& d) { d["specversion"] = version; }),
+                           code::unsupported_specversion, "specversion"));
+  EXPECT_TRUE(fails_with(with([](json& d) { d["specversion"] = 1.0; }),
+                         code::wrong_type, "specversion"));
+  for (auto attr : {"id", "source", "type", "time", "datacontenttype"}) {
+    EXPECT_TRUE(
+      fails_with(with([&](json& d) { d[attr] = 42; }), code::wrong_type, attr));
+  }
+  for (auto attr : {"id", "source"}) {
+    EXPECT_TRUE(fails_with(with([&](json& d) { d[attr] = ""; }),
+                           code::invalid_value, attr));
+    EXPECT_TRUE(
+      fails_with(with([&](json& d) { d[attr] = std::string(257, 'x'); }),
+                 code::oversized, attr));
+    EXPECT_TRUE(with([&](json& d) { d[attr] = std::string(256, 'x'); }));
+  }
+  for (auto data : {json("text"), json::array(), json(42), json(nullptr)})
+    EXPECT_TRUE(fails_with(with([&](json& d) { d["data"] = data; }),
+                           code::not_cloudevents, "data"));
+  EXPECT_TRUE(
+    fails_with(with([](json& d) { d["type"] = "seatledger.member.exploded"; }),
+               code::unknown_type, "type"));
+  // Types are exact: no case folding, no prefix matching.
+  EXPECT_TRUE(
+    fails_with(with([](json& d) { d["type"] = "SEATLEDGER.MEMBER.REMOVED"; }),
+               code::unknown_type, "type"));
+  EXPECT_TRUE(
+    fails_with(with([](json& d) { d["type"] = "seatledger.member.removed2"; }),
+               code::unknown_type, "type"));
+}
+
+TEST(messages_errors, not_json_and_not_cloudevents) {
+  decoder dec;
+  auto decode = [&](std::string_view value) {
+    return dec.decode(topic_kind::membership, {value});
+  };
+  for (std::string_view value :
+       {"", " ", "{", "{\"specversion\":", "nul", "{'a':1}", "[1,2",
+        "{\"a\":1}{", "\xff\xfe\xfd", "{\"specversion\":\"1.0\",}"})
+    EXPECT_TRUE(fails_with(decode(value), code::malformed_json))
+      << ::testing::PrintToString(std::string{value});
+  // Valid JSON but invalid UTF-8 inside a string.
+  EXPECT_TRUE(
+    fails_with(decode("{\"specversion\":\"1.0\xc3\"}"), code::malformed_json));
+  for (std::string_view value :
+       {"[]", "42", "\"1.0\"", "null", "true", "{}", "{\"data\":{}}"}) {
+    auto result = decode(value);
+    EXPECT_TRUE(fails_with(result, code::not_cloudevents)) << value;
+  }
+}
+
+TEST(messages_errors, truncated_fixtures_are_malformed) {
+  for (const auto& [type, required] : required_fields) {
+    const auto& f = find_fixture(type);
+    decoder dec;
+    // Every cut that leaves the outer object unterminated.
+    auto last_brace = f.text.rfind('}');
+    for (std::size_t n = 0; n < last_brace; n += 7) {
+      auto result = dec.decode(f.topic,
+                               {std::string_view{f.text}.substr(0, n)});
+      EXPECT_TRUE(fails_with(result, code::malformed_json))
+        << type << " cut at " << n;
+    }
+  }
+}
+
+TEST(messages_errors, random_bytes_never_decode) {
+  std::mt19937 rng{20260115};
+  decoder dec;
+  for (int i = 0; i < 2000; ++i) {
+    std::string value(rng() % 200, '\0');
+    for (auto& c : value)
+      c = static_cast<char>(rng());
+    auto topic = static_cast<topic_kind>(rng() % 4);
+    auto result = dec.decode(topic, {value});
+    ASSERT_FALSE(result);
+    auto c = result.error().code;
+    EXPECT_TRUE(c == code::malformed_json || c == code::not_cloudevents)
+      << to_string(c) << ": " << result.error().message;
+  }
+}
+
+TEST(messages_errors, record_larger_than_one_mebibyte_is_oversized) {
+  const auto& f = find_fixture(event_types::member_removed);
+  auto compact = f.doc.dump();
+  ASSERT_EQ(compact.back(), '}');
+  auto padded = [&](std::size_t size) {
+    auto text = compact;
+    text.insert(text.size() - 1, size - compact.size(), ' ');
+    return text;
+  };
+  decoder dec;
+  auto exactly = padded(limits::record_value);
+  ASSERT_EQ(exactly.size(), 1024u * 1024u);
+  EXPECT_TRUE(dec.decode_membership({exactly}));
+  auto over = dec.decode(f.topic, {padded(limits::record_value + 1)});
+  EXPECT_TRUE(fails_with(over, code::oversized));
+  // A snapshot big enough to matter hits the record limit first.
+  auto snapshot = find_fixture(event_types::org_snapshot).doc;
+  auto& members = snapshot["data"]["members"];
+  for (int i = 0; i < 40'000; ++i)
+    members.push_back(
+      {{"user_id", "u" + std::to_string(i)}, {"billable", true}});
+  EXPECT_TRUE(fails_with(dec.decode(topic_kind::membership, {snapshot.dump()}),
+                         code::oversized));
+}
+
+TEST(messages_errors, long_strings_and_arrays_are_oversized) {
+  struct text_case {
+    std::string_view type;
+    std::string ptr;
+    std::size_t max;
+    std::string field;
+  };
+  const std::vector<text_case> texts = {
+    {event_types::subscription_create, "/data/display_name", 1024,
+     "data.display_name"},
+    {event_types::subscription_create, "/data/instance/domain", 1024,
+     "data.instance.domain"},
+    {event_types::subscription_create, "/data/customer/salesforce_account_id",
+     128, "data.customer.salesforce_account_id"},
+    {event_types::subscription_update_metadata,
+     "/data/customer/salesforce_subscription_id", 128,
+     "data.customer.salesforce_subscription_id"},
+    {event_types::subscription_update_metadata, "/data/display_name", 1024,
+     "data.display_name"},
+    {event_types::subscription_archive, "/data/reason", 1024, "data.reason"},
+    {event_types::member_added, "/data/role", 1024, "data.role"},
+    {event_types::member_updated, "/data/role", 1024, "data.role"},
+    {event_types::rate_plan_upserted, "/data/product/name", 1024,
+     "data.product.name"},
+    {event_types::rate_plan_upserted, "/data/rate_plan/name", 1024,
+     "data.rate_plan.name"},
+    {event_types::rate_plan_upserted, "/data/charges/0/name", 1024,
+     "data.charges[0].name"},
+    {event_types::rate_plan_upserted, "/data/charges/0/billing_period", 1024,
+     "data.charges[0].billing_period"},
+    {event_types::subscription_update_entitlements, "/data/features/0", 256,
+     "data.features[0]"},
+    {event_types::license_issue, "/data/features/0", 256, "data.features[0]"},
+    {event_types::seat_delta, "/data/cause/source", 256, "data.cause.source"},
+    {event_types::seat_delta, "/data/cause/id", 256, "data.cause.id"},
+    {event_types::seat_delta, "/data/cause/type", 256, "data.cause.type"},
+  };
+  for (const auto& c : texts) {
+    const auto& f = find_fixture(c.type);
+    json::json_pointer ptr{c.ptr};
+    auto doc = f.doc;
+    doc[ptr] = std::string(c.max, 'a');
+    EXPECT_TRUE(decode_doc(f, doc)) << c.ptr;
+    doc[ptr] = std::string(c.max + 1, 'a');
+    EXPECT_TRUE(fails_with(decode_doc(f, doc), code::oversized, c.field));
+  }
+
+  struct array_case {
+    std::string_view type;
+    std::string key;
+    std::size_t max;
+    json element;
+  };
+  const std::vector<array_case> arrays = {
+    {event_types::subscription_update_entitlements, "features", 256, json("f")},
+    {event_types::license_issue, "features", 256, json("f")},
+    {event_types::rate_plan_upserted, "charges", 1000,
+     json{{"id", "c"},
+          {"name", "n"},
+          {"billing_period", "annual"},
+          {"custom_fields", json::object()}}},
+    {event_types::seat_delta, "changes", 10'000,
+     json{{"user_id", "u"}, {"billable", true}}},
+  };
+  for (const auto& c : arrays) {
+    const auto& f = find_fixture(c.type);
+    auto doc = f.doc;
+    doc["data"][c.key] = json::array();
+    for (std::size_t i = 0; i < c.max; ++i)
+      doc["data"][c.key].push_back(c.element);
+    EXPECT_TRUE(decode_doc(f, doc)) << c.key;
+    doc["data"][c.key].push_back(c.element);
+    EXPECT_TRUE(
+      fails_with(decode_doc(f, doc), code::oversized, "data." + c.key));
+  }
+}
+
+TEST(messages_errors, out_of_range_values_are_invalid_value) {
+  struct value_case {
+    std::string_view type;
+    std::string ptr;
+    json value;
+    std::string field;
+  };
+  const json too_big = json::parse("9223372036854775808"); // 2^63
+  const std::vector<value_case> cases = {
+    {event_types::subscription_create, "/data/seats", -1, "data.seats"},
+    {event_types::subscription_create, "/data/seats", too_big, "data.seats"},
+    {event_types::subscription_renew, "/data/seats", -5, "data.seats"},
+    {event_types::subscription_update_entitlements, "/data/seats", -1,
+     "data.seats"},
+    {event_types::subscription_convert_trial, "/data/seats", -1, "data.seats"},
+    {event_types::subscription_create, "/data/instance/type", "TERTIARY",
+     "data.instance.type"},
+    {event_types::subscription_create, "/data/instance/type", "primary",
+     "data.instance.type"},
+    {event_types::subscription_update_metadata, "/data/instance/type", "",
+     "data.instance.type"},
+    {event_types::subscription_create, "/data/instance/domain", "",
+     "data.instance.domain"},
+    {event_types::subscription_create, "/data/customer/salesforce_account_id",
+     "", "data.customer.salesforce_account_id"},
+    {event_types::subscription_update_entitlements, "/data/features/1", "",
+     "data.features[1]"},
+    {event_types::rate_plan_upserted, "/data/charges/1/billing_period", 0,
+     "data.charges[1].billing_period"},
+    {event_types::rate_plan_upserted, "/data/charges/1/billing_period", -12,
+     "data.charges[1].billing_period"},
+    {event_types::rate_plan_upserted, "/data/charges/0/billing_period", "",
+     "data.charges[0].billing_period"},
+    {event_types::seat_delta, "/data/part", 0, "data.part"},
+    {event_types::seat_delta, "/data/part", 2, "data.part"}, // > parts
+    {event_types::seat_delta, "/data/parts", 0, "data.parts"},
+    {event_types::seat_delta, "/data/parts", 2147483648LL, "data.parts"},
+    {event_types::seat_delta, "/data/cause/id", "", "data.cause.id"},
+  };
+  for (const auto& c : cases) {
+    const auto& f = find_fixture(c.type);
+    auto doc = f.doc;
+    doc[json::json_pointer{c.ptr}] = c.value;
+    EXPECT_TRUE(fails_with(decode_doc(f, doc), code::invalid_value, c.field))
+      << c.type << " " << c.ptr << " = " << c.value.dump();
+  }
+  // Sanity of the edges: a free plan, the largest part.
+  auto create = find_fixture(event_types::subscription_create).doc;
+  create["data"]["seats"] = 0;
+  EXPECT_TRUE(
+    decode_doc(find_fixture(event_types::subscription_create), create));
+  auto delta = find_fixture(event_types::seat_delta).doc;
+  delta["data"]["part"] = 2147483647;
+  delta["data"]["parts"] = 2147483647;
+  EXPECT_TRUE(decode_doc(find_fixture(event_types::seat_delta), delta));
+}
+
+// -- binary mode
+// ----------------------------------------------------------------------
+
+TEST(messages_errors, binary_mode_headers) {
+  const auto& f = find_fixture(event_types::org_linked);
+  auto value = f.doc.at("data").dump();
+  auto base = [&] {
+    header_list headers;
+    for (auto attr : {"specversion", "id", "source", "type", "time"})
+      headers.emplace_back(std::string{"ce_"} + attr,
+                           f.doc.at(attr).get<std::string>());
+    return headers;
+  };
+  auto decode = [&](const header_list& headers, std::string_view v) {
+    decoder dec;
+    return dec.decode(topic_kind::membership, {v, &headers});
+  };
+  auto without = [&](std::string_view name) {
+    auto headers = base();
+    headers.erase(
+      std::remove_if(headers.begin(), headers.end(),
+                     [&](const auto& h) { return h.first == name; }),
+      headers.end());
+    return headers;
+  };
+  auto with = [&](std::string_view name, std::string v) {
+    auto headers = base();
+    for (auto& h : headers)
+      if (h.first == name)
+        h.second = v;
+    return headers;
+  };
+  ASSERT_TRUE(decode(base(), value));
+  for (auto name : {"ce_id", "ce_source", "ce_type", "ce_time"})
+    EXPECT_TRUE(
+      fails_with(decode(without(name), value), code::missing_field, name));
+  EXPECT_TRUE(fails_with(decode(with("ce_specversion", "0.3"), value),
+                         code::unsupported_specversion, "ce_specversion"));
+  EXPECT_TRUE(fails_with(decode(with("ce_time", "2026-01-15"), value),
+                         code::invalid_timestamp, "ce_time"));
+  EXPECT_TRUE(
+    fails_with(decode(with("ce_type", "seatledger.subscription.create"), value),
+               code::unknown_type, "ce_type"));
+  EXPECT_TRUE(
+    fails_with(decode(with("ce_id", ""), value), code::invalid_value, "ce_id"));
+  EXPECT_TRUE(
+    fails_with(decode(with("ce_source", std::string(257, 's')), value),
+               code::oversized, "ce_source"));
+  EXPECT_TRUE(fails_with(decode(with("ce_id", "bad\xff"), value),
+                         code::malformed_json, "ce_id"));
+  EXPECT_TRUE(fails_with(decode(base(), "[1]"), code::not_cloudevents, "data"));
+  EXPECT_TRUE(fails_with(decode(base(), ""), code::malformed_json));
+  EXPECT_TRUE(fails_with(decode(base(), "{\"org_id\":"), code::malformed_json));
+  // The value is the data: its fields are named as data's.
+  EXPECT_TRUE(fails_with(decode(base(), R"({"org_id":"o"})"),
+                         code::missing_field, "data.subscription_id"));
+}
+
+TEST(messages_errors, errors_do_not_leak_into_the_next_record) {
+  const auto& f = find_fixture(event_types::subscription_create);
+  decoder dec;
+  auto doc = f.doc;
+  doc["data"]["seats"] = -1;
+  auto bad = dec.decode_command({doc.dump()});
+  ASSERT_FALSE(bad);
+  auto good = dec.decode_command({f.text});
+  ASSERT_TRUE(good) << good.error().message;
+  auto bad_again = dec.decode_command({doc.dump()});
+  ASSERT_FALSE(bad_again);
+  EXPECT_EQ(bad_again.error().message, bad.error().message);
+  EXPECT_EQ(bad.error().message, "data.seats: must not be negative");
+}
+
+TEST(messages_errors, messages_quote_only_a_sanitized_excerpt) {
+  const auto& f = find_fixture(event_types::member_added);
+  auto doc = f.doc;
+  doc["type"] = std::string(500, 'x') + "\n\x01";
+  auto result = decode_doc(f, doc);
+  ASSERT_FALSE(result);
+  EXPECT_LT(result.error().message.size(), 200u);
+  for (char c : result.error().message)
+    EXPECT_TRUE(c >= 0x20 && c < 0x7f) << static_cast<int>(c);
+}

@@ -1,0 +1,620 @@
+#include "domain/subscription.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+using namespace seatledger::domain;
+using seatledger::test::at;
+using seatledger::test::create_cmd;
+using seatledger::test::domain_harness;
+using seatledger::test::ref;
+
+namespace {
+
+// Adds `users` as billable members of `org` and links it to `sub`.
+void linked_org(domain_harness& h, const std::string& org,
+                const std::string& sub, std::vector<std::string> users,
+                const std::string& time = "2026-01-10T00:00:00Z") {
+  static int n = 0;
+  for (auto& u : users)
+    h.membership(ref("m" + std::to_string(++n), time),
+                 member_added{org, u, true, {}});
+  h.membership(ref("m" + std::to_string(++n), time), org_linked{org, sub});
+}
+
+void add(domain_harness& h, const std::string& id, const std::string& org,
+         const std::string& user, const std::string& time, bool billable = true) {
+  h.membership(ref(id, time), member_added{org, user, billable, {}});
+}
+
+void remove(domain_harness& h, const std::string& id, const std::string& org,
+            const std::string& user, const std::string& time) {
+  h.membership(ref(id, time), member_removed{org, user});
+}
+
+} // namespace
+
+// -- seat pool ----------------------------------------------------------------
+
+TEST(seat_pool, a_user_in_several_linked_orgs_takes_one_seat) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"alice", "bob"});
+  linked_org(h, "o2", "s1", {"alice", "carol"});
+  linked_org(h, "o3", "s1", {"alice"});
+  auto& s = h.sub("s1");
+  EXPECT_EQ(s.record().seats_in_use, 3);
+  EXPECT_EQ(s.holders().at("alice"), (std::set<std::string>{"o1", "o2", "o3"}));
+  EXPECT_EQ(s.orgs(), (std::set<std::string>{"o1", "o2", "o3"}));
+  EXPECT_EQ(h.ledger("s1").size(), 3u);
+}
+
+TEST(seat_pool, a_guest_elsewhere_still_takes_one_seat) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"alice"});
+  h.membership(ref("g", "2026-01-11T00:00:00Z"),
+               member_added{"o2", "alice", false, {"guest"}});
+  h.membership(ref("l", "2026-01-11T00:00:00Z"), org_linked{"o2", "s1"});
+  EXPECT_EQ(h.sub("s1").record().seats_in_use, 1);
+  EXPECT_EQ(h.sub("s1").holders().at("alice"), (std::set<std::string>{"o1"}));
+}
+
+TEST(seat_pool, unlinking_keeps_users_billable_through_another_org) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"alice", "bob"});
+  linked_org(h, "o2", "s1", {"alice"});
+  auto before = h.ledger("s1").size();
+  h.membership(ref("u", "2026-01-12T00:00:00Z"), org_unlinked{"o1", "s1"});
+  EXPECT_EQ(h.sub("s1").record().seats_in_use, 1);
+  auto entries = h.ledger("s1");
+  ASSERT_EQ(entries.size(), before + 1); // only bob's seat went
+  EXPECT_EQ(entries.back().user_id, "bob");
+  EXPECT_EQ(h.sub("s1").orgs(), (std::set<std::string>{"o2"}));
+}
+
+TEST(seat_pool, linking_elsewhere_moves_seats_between_subscriptions) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"alice", "bob"});
+  h.membership(ref("mv", "2026-01-12T00:00:00Z"), org_linked{"o1", "s2"});
+  EXPECT_EQ(h.sub("s1").record().seats_in_use, 0);
+  EXPECT_EQ(h.sub("s2").record().seats_in_use, 2);
+  EXPECT_TRUE(h.sub("s1").orgs().empty());
+}
+
+TEST(seat_pool, a_link_writes_one_entry_per_new_seat_in_user_order) {
+  domain_harness h;
+  for (auto u : {"u3", "u1", "u2"})
+    add(h, std::string("a") + u, "o1", u, "2026-01-10T00:00:00Z");
+  h.membership(ref("link", "2026-01-11T00:00:00Z"), org_linked{"o1", "s1"});
+  auto entries = h.ledger("s1");
+  ASSERT_EQ(entries.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(entries[i].seq, static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(entries[i].seats_in_use, static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(entries[i].user_id, "u" + std::to_string(i + 1));
+    EXPECT_EQ(entries[i].cause.id, "link");
+    EXPECT_EQ(entries[i].org_id, "o1");
+  }
+}
+
+TEST(seat_pool, ledger_is_hash_chained_and_gap_free) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"a", "b", "c"});
+  remove(h, "r1", "o1", "b", "2026-01-12T00:00:00Z");
+  add(h, "a2", "o1", "d", "2026-01-13T00:00:00Z");
+  chain_verifier v;
+  for (const auto& e : h.ledger("s1"))
+    EXPECT_FALSE(v.next(e)) << e.seq;
+  EXPECT_EQ(v.verified(), 5);
+  EXPECT_EQ(h.sub("s1").record().ledger_hash, h.ledger("s1").back().hash);
+}
+
+TEST(seat_pool, every_entry_emits_seats_changed) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"a", "b"});
+  remove(h, "r1", "o1", "a", "2026-01-12T00:00:00Z");
+  auto changes = h.events_of<seats_changed>("s1");
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[2].previous_seats_in_use, 2);
+  EXPECT_EQ(changes[2].seats_in_use, 1);
+  EXPECT_EQ(changes[2].ledger_seq, 3);
+  EXPECT_EQ(changes[2].user_id, "a");
+}
+
+TEST(seat_pool, effective_time_never_goes_backwards) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"a"}, "2026-01-10T00:00:00Z");
+  add(h, "late", "o1", "b", "2026-01-05T00:00:00Z"); // arrives late
+  auto entries = h.ledger("s1");
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].effective_at, at("2026-01-10T00:00:00Z"));
+  EXPECT_EQ(entries[1].cause.time, at("2026-01-05T00:00:00Z"));
+  // Commands share the clock.
+  auto fx = h.command(ref("c", "2026-01-01T00:00:00Z"),
+                      create_cmd("s1", 10, "2026-01-01T00:00:00Z",
+                                 "2027-01-01T00:00:00Z"));
+  EXPECT_EQ(h.sub("s1").record().max_seats_used_changed_at,
+            at("2026-01-10T00:00:00Z"));
+}
+
+TEST(seat_pool, a_republished_delta_never_counts_twice) {
+  domain_harness h;
+  org_state org{"o1"};
+  auto link = org.apply({ref("l", "2026-01-10T00:00:00Z"), org_linked{"o1", "s1"}});
+  auto add = org.apply({ref("a", "2026-01-10T00:00:00Z"),
+                        member_added{"o1", "u", true, {}}});
+  auto remove = org.apply({ref("r", "2026-01-11T00:00:00Z"),
+                           member_removed{"o1", "u"}});
+  auto& s = h.sub("s1");
+  for (auto* fx : {&link, &add, &remove})
+    s.apply(fx->deltas.at(0));
+  EXPECT_EQ(s.record().seats_in_use, 0);
+  // The relay re-publishes `add` after a crash: it must not bring u back.
+  auto again = s.apply(add.deltas.at(0));
+  EXPECT_FALSE(again.state_changed);
+  EXPECT_TRUE(again.entries.empty());
+  EXPECT_EQ(s.record().seats_in_use, 0);
+  EXPECT_EQ(s.org_delta_seqs().at("o1"), 3);
+}
+
+TEST(seat_pool, the_pool_exists_before_create_and_create_starts_with_it) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"a", "b", "c"});
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::none);
+  EXPECT_EQ(h.ledger("s1").size(), 3u);
+  EXPECT_EQ(h.sub("s1").record().max_seats_used, 0); // no statistics yet
+  h.command(ref("c", "2026-01-15T00:00:00Z"),
+            create_cmd("s1", 2, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z"));
+  const auto& r = h.sub("s1").record();
+  EXPECT_EQ(r.status, subscription_status::active);
+  EXPECT_EQ(r.max_seats_used, 3);
+  EXPECT_EQ(r.max_seats_used_changed_at, at("2026-01-15T00:00:00Z"));
+  EXPECT_EQ(r.seats_owed, 1);
+  auto overages = h.events_of<overage_detected>("s1");
+  ASSERT_EQ(overages.size(), 1u);
+  EXPECT_EQ(overages[0].previous_seats_owed, 0);
+  EXPECT_EQ(overages[0].seats_owed, 1);
+}
+
+// -- lifecycle ----------------------------------------------------------------
+
+TEST(lifecycle, create_sets_state_and_issues_a_license) {
+  domain_harness h;
+  auto fx = h.command(ref("c1", "2026-01-15T00:00:00Z"),
+                      create_cmd("s1", 10, "2026-01-15T00:00:00Z",
+                                 "2027-01-15T00:00:00Z"));
+  ASSERT_FALSE(fx.rejected);
+  const auto& r = h.sub("s1").record();
+  EXPECT_EQ(r.status, subscription_status::active);
+  EXPECT_EQ(r.seats, 10);
+  EXPECT_EQ(r.term.start, at("2026-01-15T00:00:00Z"));
+  ASSERT_EQ(fx.grants.size(), 1u);
+  const auto& g = fx.grants[0];
+  EXPECT_EQ(g.tier, "Ultimate");
+  EXPECT_EQ(g.features, (std::vector<std::string>{"audit_events", "sso"}));
+  EXPECT_EQ(g.not_before, at("2026-01-15T00:00:00Z"));
+  EXPECT_EQ(g.expires_at, at("2027-01-15T00:00:00Z"));
+  EXPECT_EQ(g.instance_domain, "s1.example.com");
+  EXPECT_EQ(h.events_of<subscription_changed>("s1").size(), 1u);
+  EXPECT_EQ(h.events_of<license_issued>("s1").size(), 1u);
+}
+
+TEST(lifecycle, the_same_create_twice_changes_nothing) {
+  domain_harness h;
+  auto cmd = create_cmd("s1", 10, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z");
+  h.command(ref("c1", "2026-01-15T00:00:00Z"), cmd);
+  auto again = h.command(ref("c1", "2026-01-15T00:00:00Z"), cmd);
+  EXPECT_FALSE(again.rejected);
+  EXPECT_FALSE(again.state_changed);
+  EXPECT_TRUE(again.events.empty());
+  auto other = h.command(ref("c2", "2026-01-16T00:00:00Z"), cmd);
+  ASSERT_TRUE(other.rejected);
+  EXPECT_EQ(other.rejected->code, rejection_code::subscription_exists);
+}
+
+TEST(lifecycle, rejections_name_the_rule_and_change_nothing) {
+  domain_harness h;
+  auto fx = h.command(ref("r1", "2026-01-15T00:00:00Z"),
+                      renew_subscription{"s1",
+                                         {at("2027-01-15T00:00:00Z"),
+                                          at("2028-01-15T00:00:00Z")},
+                                         {},
+                                         {}});
+  ASSERT_TRUE(fx.rejected);
+  EXPECT_EQ(fx.rejected->code, rejection_code::unknown_subscription);
+  ASSERT_EQ(fx.events.size(), 1u);
+  auto& rej = std::get<command_rejected>(fx.events[0].payload);
+  EXPECT_EQ(rej.command_id, "r1");
+  EXPECT_EQ(rej.command_type, "test");
+  EXPECT_EQ(rej.reason, rejection_code::unknown_subscription);
+  EXPECT_FALSE(fx.state_changed);
+  EXPECT_EQ(h.sub("s1").record().clock, timestamp::min());
+
+  auto bad = create_cmd("s1", 10, "2026-01-15T00:00:00Z", "2026-01-15T00:00:00Z");
+  fx = h.command(ref("c1", "2026-01-15T00:00:00Z"), bad);
+  EXPECT_EQ(fx.rejected->code, rejection_code::invalid_term);
+
+  auto no_sf = create_cmd("s1", 10, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z");
+  no_sf.customer.salesforce_account_id.reset();
+  fx = h.command(ref("c2", "2026-01-15T00:00:00Z"), no_sf);
+  EXPECT_EQ(fx.rejected->code, rejection_code::missing_salesforce_account);
+  no_sf.instance.type = instance_type::internal;
+  fx = h.command(ref("c3", "2026-01-15T00:00:00Z"), no_sf);
+  EXPECT_FALSE(fx.rejected);
+}
+
+TEST(terms, renew_resets_statistics_and_needs_a_later_term) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-15T00:00:00Z"),
+            create_cmd("s1", 2, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z"));
+  linked_org(h, "o1", "s1", {"a", "b", "c", "d"}, "2026-02-01T00:00:00Z");
+  remove(h, "r", "o1", "d", "2026-03-01T00:00:00Z");
+  EXPECT_EQ(h.sub("s1").record().max_seats_used, 4);
+  EXPECT_EQ(h.sub("s1").record().seats_owed, 2);
+  auto bad = h.command(ref("bad", "2026-12-01T00:00:00Z"),
+                       renew_subscription{"s1",
+                                          {at("2026-01-01T00:00:00Z"),
+                                           at("2027-01-01T00:00:00Z")},
+                                          {},
+                                          {}});
+  EXPECT_EQ(bad.rejected->code, rejection_code::invalid_term);
+  auto fx = h.command(ref("renew", "2027-01-10T00:00:00Z"),
+                      renew_subscription{"s1",
+                                         {at("2027-01-15T00:00:00Z"),
+                                          at("2028-01-15T00:00:00Z")},
+                                         5,
+                                         {}});
+  ASSERT_FALSE(fx.rejected);
+  const auto& r = h.sub("s1").record();
+  EXPECT_EQ(r.max_seats_used, 3);
+  EXPECT_EQ(r.max_seats_used_changed_at, at("2027-01-10T00:00:00Z"));
+  EXPECT_EQ(r.seats_owed, 0);
+  EXPECT_EQ(r.seats, 5);
+  EXPECT_EQ(fx.grants.size(), 1u);
+  EXPECT_EQ(h.events_of<subscription_changed>("s1").back().kind,
+            lifecycle_kind::renewed);
+}
+
+TEST(terms, convert_trial_resets_and_a_trial_owes_nothing) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2026-01-31T00:00:00Z",
+                       true));
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::trial);
+  linked_org(h, "o1", "s1", {"a", "b", "c"}, "2026-01-05T00:00:00Z");
+  EXPECT_EQ(h.sub("s1").record().max_seats_used, 3);
+  EXPECT_EQ(h.sub("s1").record().seats_owed, 0);
+  EXPECT_TRUE(h.events_of<overage_detected>("s1").empty());
+  remove(h, "r", "o1", "c", "2026-01-06T00:00:00Z");
+  auto fx = h.command(ref("conv", "2026-01-20T00:00:00Z"),
+                      convert_trial{"s1", "premium-annual", 1,
+                                    {at("2026-01-20T00:00:00Z"),
+                                     at("2027-01-20T00:00:00Z")}});
+  ASSERT_FALSE(fx.rejected);
+  const auto& r = h.sub("s1").record();
+  EXPECT_EQ(r.status, subscription_status::active);
+  EXPECT_FALSE(r.trial);
+  EXPECT_EQ(r.max_seats_used, 2); // reset to the current count
+  EXPECT_EQ(r.seats_owed, 1);
+  EXPECT_EQ(fx.grants.at(0).tier, "Premium");
+  EXPECT_EQ(h.events_of<overage_detected>("s1").size(), 1u);
+  auto again = h.command(ref("conv2", "2026-01-21T00:00:00Z"),
+                         convert_trial{"s1", "premium-annual", 1,
+                                       {at("2026-01-21T00:00:00Z"),
+                                        at("2027-01-21T00:00:00Z")}});
+  EXPECT_EQ(again.rejected->code, rejection_code::not_a_trial);
+}
+
+TEST(terms, a_free_plan_owes_nothing) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 0, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z",
+                       false, "free"));
+  linked_org(h, "o1", "s1", {"a", "b"}, "2026-01-05T00:00:00Z");
+  EXPECT_EQ(h.sub("s1").record().max_seats_used, 2);
+  EXPECT_EQ(h.sub("s1").record().seats_owed, 0);
+  EXPECT_TRUE(h.events_of<overage_detected>("s1").empty());
+}
+
+TEST(terms, update_entitlements_never_resets_but_recomputes_seats_owed) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 5, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+  linked_org(h, "o1", "s1", {"a", "b", "c", "d"}, "2026-01-05T00:00:00Z");
+  remove(h, "r1", "o1", "d", "2026-01-06T00:00:00Z");
+  remove(h, "r2", "o1", "c", "2026-01-06T00:00:00Z");
+  auto fx = h.command(ref("u1", "2026-02-01T00:00:00Z"),
+                      update_entitlements{"s1", 3, {}, {}});
+  ASSERT_FALSE(fx.rejected);
+  const auto& r = h.sub("s1").record();
+  EXPECT_EQ(r.max_seats_used, 4); // not reset to the current 2
+  EXPECT_EQ(r.max_seats_used_changed_at, at("2026-01-05T00:00:00Z"));
+  EXPECT_EQ(r.seats_owed, 1);
+  EXPECT_EQ(fx.grants.size(), 1u); // seats changed: a new license
+  auto overages = h.events_of<overage_detected>("s1");
+  ASSERT_EQ(overages.size(), 1u);
+  EXPECT_EQ(overages[0].previous_seats_owed, 0);
+  // Same values again: applied, no new license.
+  fx = h.command(ref("u2", "2026-02-02T00:00:00Z"),
+                 update_entitlements{"s1", 3, "ultimate-annual", {}});
+  EXPECT_FALSE(fx.rejected);
+  EXPECT_TRUE(fx.grants.empty());
+  fx = h.command(ref("u3", "2026-02-03T00:00:00Z"),
+                 update_entitlements{"s1", {}, {}, std::vector<std::string>{"duo"}});
+  ASSERT_EQ(fx.grants.size(), 1u);
+  EXPECT_EQ(fx.grants[0].features,
+            (std::vector<std::string>{"audit_events", "duo", "sso"}));
+}
+
+TEST(terms, each_rise_of_seats_owed_yields_one_overage_event) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+  linked_org(h, "o1", "s1", {"a"}, "2026-01-02T00:00:00Z");
+  EXPECT_TRUE(h.events_of<overage_detected>("s1").empty());
+  add(h, "b", "o1", "b", "2026-01-03T00:00:00Z"); // owed 0 -> 1
+  add(h, "c", "o1", "c", "2026-01-04T00:00:00Z"); // 1 -> 2
+  remove(h, "rc", "o1", "c", "2026-01-05T00:00:00Z"); // stays 2
+  add(h, "c2", "o1", "c", "2026-01-06T00:00:00Z"); // max stays 3: no rise
+  add(h, "d", "o1", "d", "2026-01-07T00:00:00Z");  // 2 -> 3
+  auto overages = h.events_of<overage_detected>("s1");
+  ASSERT_EQ(overages.size(), 3u);
+  EXPECT_EQ(overages[0].seats_owed, 1);
+  EXPECT_EQ(overages[1].previous_seats_owed, 1);
+  EXPECT_EQ(overages[1].seats_owed, 2);
+  EXPECT_EQ(overages[2].seats_owed, 3);
+  EXPECT_EQ(overages[2].max_seats_used, 4);
+  EXPECT_EQ(overages[2].effective_at, at("2026-01-07T00:00:00Z"));
+  // A link adding several users at once: one event for the record.
+  linked_org(h, "o2", "s1", {"x", "y", "z"}, "2026-01-08T00:00:00Z");
+  EXPECT_EQ(h.events_of<overage_detected>("s1").size(), 4u);
+}
+
+TEST(terms, expire_freezes_statistics_and_the_ledger_keeps_recording) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+  linked_org(h, "o1", "s1", {"a"}, "2026-01-02T00:00:00Z");
+  h.command(ref("x", "2026-06-01T00:00:00Z"), expire_subscription{"s1"});
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::expired);
+  add(h, "b", "o1", "b", "2026-06-02T00:00:00Z");
+  add(h, "c", "o1", "c", "2026-06-02T00:00:00Z");
+  const auto& r = h.sub("s1").record();
+  EXPECT_EQ(r.seats_in_use, 3);
+  EXPECT_EQ(r.max_seats_used, 1);
+  EXPECT_EQ(r.seats_owed, 0);
+  EXPECT_TRUE(h.events_of<overage_detected>("s1").empty());
+  EXPECT_EQ(h.ledger("s1").size(), 3u);
+  for (auto cmd : std::vector<subscription_command>{
+         update_entitlements{"s1", 2, {}, {}}, expire_subscription{"s1"},
+         issue_license{"s1", {}, {}},
+         convert_trial{"s1", "p", 1, {at("2026-07-01T00:00:00Z"),
+                                      at("2027-07-01T00:00:00Z")}}}) {
+    auto fx = h.command(ref("after", "2026-06-03T00:00:00Z"), cmd);
+    ASSERT_TRUE(fx.rejected);
+    EXPECT_EQ(fx.rejected->code, rejection_code::subscription_expired);
+  }
+  auto md = h.command(ref("md", "2026-06-03T00:00:00Z"),
+                      update_metadata{"s1", std::string{"New name"}, {}, {}, {}, {}});
+  EXPECT_FALSE(md.rejected);
+  auto renew = h.command(ref("rn", "2026-06-04T00:00:00Z"),
+                         renew_subscription{"s1",
+                                            {at("2026-06-04T00:00:00Z"),
+                                             at("2027-06-04T00:00:00Z")},
+                                            {},
+                                            {}});
+  ASSERT_FALSE(renew.rejected);
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::active);
+  EXPECT_EQ(h.sub("s1").record().max_seats_used, 3);
+  EXPECT_EQ(h.sub("s1").record().seats_owed, 2);
+}
+
+TEST(terms, commands_after_archive_are_rejected) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+  h.command(ref("l", "2026-01-02T00:00:00Z"), issue_license{"s1", {}, {}});
+  auto fx = h.command(ref("a", "2026-02-01T00:00:00Z"),
+                      archive_subscription{"s1", "customer churned"});
+  ASSERT_FALSE(fx.rejected);
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::archived);
+  EXPECT_EQ(fx.revocations.size(), 2u);
+  auto revoked = h.events_of<license_revoked>("s1");
+  ASSERT_EQ(revoked.size(), 2u);
+  EXPECT_EQ(revoked[0].reason, "customer churned");
+  auto archived = h.events_of<subscription_archived>("s1");
+  ASSERT_EQ(archived.size(), 1u);
+  EXPECT_EQ(archived[0].licenses_revoked, 2);
+  for (auto cmd : std::vector<subscription_command>{
+         renew_subscription{"s1",
+                            {at("2027-01-01T00:00:00Z"),
+                             at("2028-01-01T00:00:00Z")},
+                            {},
+                            {}},
+         update_metadata{"s1", std::string{"x"}, {}, {}, {}, {}},
+         archive_subscription{"s1", "again"}, expire_subscription{"s1"},
+         issue_license{"s1", {}, {}}}) {
+    auto r = h.command(ref("late", "2026-02-02T00:00:00Z"), cmd);
+    ASSERT_TRUE(r.rejected);
+    EXPECT_EQ(r.rejected->code, rejection_code::subscription_archived);
+  }
+}
+
+// -- licenses -----------------------------------------------------------------
+
+TEST(licenses, an_unknown_plan_applies_the_command_but_issues_no_license) {
+  domain_harness h;
+  auto fx = h.command(ref("c", "2026-01-01T00:00:00Z"),
+                      create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                                 "2027-01-01T00:00:00Z", false, "mystery"));
+  EXPECT_FALSE(fx.rejected);
+  EXPECT_TRUE(fx.grants.empty());
+  auto not_issued = h.events_of<license_not_issued>("s1");
+  ASSERT_EQ(not_issued.size(), 1u);
+  EXPECT_EQ(not_issued[0].reason, "unknown_plan");
+  EXPECT_EQ(not_issued[0].command_id, "c");
+  auto explicit_issue = h.command(ref("l", "2026-01-02T00:00:00Z"),
+                                  issue_license{"s1", {}, {}});
+  ASSERT_TRUE(explicit_issue.rejected);
+  EXPECT_EQ(explicit_issue.rejected->code, rejection_code::unknown_plan);
+}
+
+TEST(licenses, explicit_issue_respects_the_term_end) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+  auto late = h.command(ref("l1", "2026-01-02T00:00:00Z"),
+                        issue_license{"s1", {}, at("2027-06-01T00:00:00Z")});
+  EXPECT_EQ(late.rejected->code, rejection_code::invalid_expires_at);
+  auto ok = h.command(ref("l2", "2026-01-02T00:00:00Z"),
+                      issue_license{"s1", std::vector<std::string>{"extra"},
+                                    at("2026-06-01T00:00:00Z")});
+  ASSERT_EQ(ok.grants.size(), 1u);
+  EXPECT_EQ(ok.grants[0].expires_at, at("2026-06-01T00:00:00Z"));
+  EXPECT_EQ(ok.grants[0].features,
+            (std::vector<std::string>{"audit_events", "extra", "sso"}));
+  EXPECT_NE(ok.grants[0].license_id, h.sub("s1").licenses().front().license_id);
+}
+
+TEST(licenses, the_instance_domain_is_locked_while_a_license_is_valid) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+  update_metadata move{"s1", {}, {}, instance_patch{std::string{"new.example.com"}, {}},
+                       {}, {}};
+  auto fx = h.command(ref("m1", "2026-02-01T00:00:00Z"), move);
+  ASSERT_TRUE(fx.rejected);
+  EXPECT_EQ(fx.rejected->code, rejection_code::instance_domain_locked);
+  // The same domain again is fine, and so is a change once licenses expired.
+  update_metadata same{"s1", {}, {}, instance_patch{std::string{"s1.example.com"}, {}},
+                       {}, {}};
+  EXPECT_FALSE(h.command(ref("m2", "2026-02-01T00:00:00Z"), same).rejected);
+  fx = h.command(ref("m3", "2027-02-01T00:00:00Z"), move);
+  EXPECT_FALSE(fx.rejected);
+  EXPECT_EQ(h.sub("s1").record().instance.domain, "new.example.com");
+}
+
+TEST(licenses, metadata_cannot_drop_the_salesforce_account) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+  update_metadata clear{"s1", {}, customer_patch{std::string{}, {}}, {}, {}, {}};
+  auto fx = h.command(ref("m", "2026-01-02T00:00:00Z"), clear);
+  ASSERT_TRUE(fx.rejected);
+  EXPECT_EQ(fx.rejected->code, rejection_code::missing_salesforce_account);
+}
+
+TEST(licenses, license_ids_derive_from_the_command) {
+  domain_harness a;
+  domain_harness b;
+  auto cmd = create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
+  auto x = a.command(ref("c", "2026-01-01T00:00:00Z"), cmd);
+  auto y = b.command(ref("c", "2026-01-01T00:00:00Z"), cmd);
+  EXPECT_EQ(x.grants.at(0).license_id, y.grants.at(0).license_id);
+  ASSERT_EQ(x.events.size(), y.events.size());
+  for (size_t i = 0; i < x.events.size(); ++i)
+    EXPECT_EQ(x.events[i].id, y.events[i].id);
+}
+
+// -- months -------------------------------------------------------------------
+
+TEST(months, a_month_closes_when_the_clock_passes_its_end) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-15T00:00:00Z"),
+            create_cmd("s1", 20, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z"));
+  linked_org(h, "o1", "s1", {}, "2026-01-15T00:00:00Z");
+  std::vector<std::string> users;
+  for (int i = 0; i < 15; ++i)
+    add(h, "a" + std::to_string(i), "o1", "u" + std::to_string(10 + i),
+        i < 10 ? "2026-01-16T00:00:00Z" : "2026-01-20T00:00:00Z");
+  for (int i = 0; i < 6; ++i)
+    remove(h, "r" + std::to_string(i), "o1", "u" + std::to_string(10 + i),
+           "2026-01-25T00:00:00Z");
+  EXPECT_TRUE(h.events_of<month_closed>("s1").empty());
+  add(h, "feb", "o1", "late", "2026-02-15T00:00:00Z"); // exactly at the end
+  auto closed = h.events_of<month_closed>("s1");
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].month_index, 1);
+  EXPECT_EQ(closed[0].peak_seats, 15);
+  EXPECT_EQ(closed[0].peak_at, at("2026-01-20T00:00:00Z"));
+  // The sweeper closes an idle subscription's months.
+  auto fx = h.sub("s1").close_months(at("2026-04-01T00:00:00Z"));
+  ASSERT_EQ(fx.events.size(), 1u); // month 3 ends on April 15
+  auto m2 = std::get<month_closed>(fx.events[0].payload);
+  EXPECT_EQ(m2.month_index, 2);
+  EXPECT_EQ(m2.peak_seats, 10);
+  EXPECT_EQ(m2.peak_at, at("2026-02-15T00:00:00Z"));
+  // A late record now lands after the closed month.
+  EXPECT_EQ(h.sub("s1").record().clock, at("2026-03-15T00:00:00Z"));
+  add(h, "old", "o1", "old", "2026-02-20T00:00:00Z");
+  EXPECT_EQ(h.ledger("s1").back().effective_at, at("2026-03-15T00:00:00Z"));
+}
+
+TEST(months, create_closes_months_already_past_at_once) {
+  domain_harness h;
+  linked_org(h, "o1", "s1", {"a", "b"}, "2026-01-20T00:00:00Z");
+  auto fx = h.command(ref("c", "2026-04-20T00:00:00Z"),
+                      create_cmd("s1", 5, "2026-01-15T00:00:00Z",
+                                 "2027-01-15T00:00:00Z"));
+  std::vector<month_closed> closed;
+  for (auto& e : fx.events)
+    if (auto* m = std::get_if<month_closed>(&e.payload))
+      closed.push_back(*m);
+  ASSERT_EQ(closed.size(), 3u);
+  EXPECT_EQ(closed[0].peak_seats, 2);
+  EXPECT_EQ(closed[0].peak_at, at("2026-01-20T00:00:00Z"));
+  EXPECT_EQ(closed[2].end, at("2026-04-15T00:00:00Z"));
+  EXPECT_EQ(h.sub("s1").next_month_end(), at("2026-05-15T00:00:00Z"));
+}
+
+TEST(months, expiry_cuts_the_term_and_closes_the_partial_month) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-15T00:00:00Z"),
+            create_cmd("s1", 5, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z"));
+  auto fx = h.command(ref("x", "2026-02-20T00:00:00Z"), expire_subscription{"s1"});
+  auto closed = h.events_of<month_closed>("s1");
+  ASSERT_EQ(closed.size(), 2u);
+  EXPECT_EQ(closed[1].start, at("2026-02-15T00:00:00Z"));
+  EXPECT_EQ(closed[1].end, at("2026-02-20T00:00:00Z"));
+  EXPECT_FALSE(h.sub("s1").next_month_end());
+  ASSERT_FALSE(fx.term_changes.empty());
+  EXPECT_EQ(fx.term_changes.back().usage_end, at("2026-02-20T00:00:00Z"));
+}
+
+TEST(months, a_renewal_in_advance_keeps_the_old_term_until_the_new_starts) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 5, "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"));
+  h.command(ref("r", "2026-01-20T00:00:00Z"),
+            renew_subscription{"s1",
+                               {at("2026-03-01T00:00:00Z"),
+                                at("2027-03-01T00:00:00Z")},
+                               {},
+                               {}});
+  ASSERT_EQ(h.sub("s1").record().terms.size(), 2u);
+  EXPECT_EQ(h.sub("s1").record().terms[0].usage_end, at("2026-03-01T00:00:00Z"));
+  h.sub("s1").close_months(at("2026-03-15T00:00:00Z"));
+  EXPECT_EQ(h.sub("s1").record().terms[0].closed_months, 2);
+  EXPECT_EQ(h.sub("s1").record().terms[1].closed_months, 0);
+  EXPECT_EQ(h.sub("s1").next_month_end(), at("2026-04-01T00:00:00Z"));
+}
+
+TEST(months, renewing_with_the_same_start_never_closes_a_month_twice) {
+  // Found by the property test: a finished term renewed with the same start.
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 5, "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"));
+  h.close_months("s1", at("2026-03-02T00:00:00Z"));
+  EXPECT_EQ(h.events_of<month_closed>("s1").size(), 2u);
+  h.command(ref("r", "2026-03-05T00:00:00Z"),
+            renew_subscription{"s1",
+                               {at("2026-01-01T00:00:00Z"),
+                                at("2026-06-01T00:00:00Z")},
+                               {},
+                               {}});
+  std::set<int> seen;
+  for (const auto& m : h.events_of<month_closed>("s1"))
+    EXPECT_TRUE(seen.insert(m.month_index).second) << m.month_index;
+  EXPECT_EQ(h.sub("s1").record().terms.size(), 1u);
+  EXPECT_EQ(h.sub("s1").record().terms[0].closed_months, 2);
+}

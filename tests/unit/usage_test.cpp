@@ -1,0 +1,212 @@
+#include "domain/usage.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+using namespace seatledger::domain;
+using seatledger::test::at;
+
+namespace {
+
+ledger_window window_of(std::vector<std::pair<std::string, std::int64_t>> xs) {
+  ledger_window w;
+  std::int64_t seq = 0;
+  for (auto& [time, seats] : xs)
+    w.points.push_back({++seq, seats, at(time)});
+  return w;
+}
+
+} // namespace
+
+TEST(monthly_usage, worked_example_from_the_seeds) {
+  // Term starts 2026-01-15. Seats go 10 on Jan 16, 15 on Jan 20, 9 on Jan 25.
+  auto w = window_of({{"2026-01-16T00:00:00Z", 10},
+                      {"2026-01-20T00:00:00Z", 15},
+                      {"2026-01-25T00:00:00Z", 9}});
+  auto months = monthly_usage(w, at("2026-01-15T00:00:00Z"),
+                              at("2027-01-15T00:00:00Z"),
+                              at("2026-03-20T00:00:00Z"));
+  ASSERT_EQ(months.size(), 3u);
+  EXPECT_EQ(months[0].start, at("2026-01-15T00:00:00Z"));
+  EXPECT_EQ(months[0].end, at("2026-02-15T00:00:00Z"));
+  EXPECT_EQ(months[0].peak_seats, 15);
+  EXPECT_EQ(months[0].peak_at, at("2026-01-20T00:00:00Z"));
+  EXPECT_EQ(months[0].peak_seq, 2);
+  EXPECT_TRUE(months[0].complete);
+  EXPECT_EQ(months[1].start, at("2026-02-15T00:00:00Z"));
+  EXPECT_EQ(months[1].end, at("2026-03-15T00:00:00Z"));
+  EXPECT_EQ(months[1].peak_seats, 9);
+  EXPECT_EQ(months[1].peak_at, at("2026-02-15T00:00:00Z"));
+  EXPECT_FALSE(months[1].peak_seq);
+  EXPECT_TRUE(months[1].complete);
+  EXPECT_EQ(months[2].month, 3);
+  EXPECT_FALSE(months[2].complete); // in progress on 2026-03-20
+  EXPECT_EQ(months[2].peak_seats, 9);
+}
+
+TEST(monthly_usage, carries_counts_forward_across_quiet_months) {
+  auto w = window_of({{"2026-01-20T00:00:00Z", 4}});
+  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
+                              at("2027-01-01T00:00:00Z"),
+                              at("2026-06-01T00:00:00Z"));
+  ASSERT_EQ(months.size(), 6u); // June 1 has started
+  EXPECT_EQ(months[0].peak_seats, 4);
+  for (size_t i = 1; i < 5; ++i) {
+    EXPECT_EQ(months[i].peak_seats, 4) << i;
+    EXPECT_EQ(months[i].peak_at, months[i].start);
+    EXPECT_FALSE(months[i].peak_seq);
+    EXPECT_TRUE(months[i].complete);
+  }
+  EXPECT_FALSE(months[5].complete);
+}
+
+TEST(monthly_usage, months_are_anchored_at_the_term_start_not_the_calendar) {
+  auto w = window_of({{"2026-02-09T00:00:00Z", 7},   // month 1
+                      {"2026-02-10T09:30:00Z", 12},  // month 2 starts 09:30
+                      {"2026-02-11T00:00:00Z", 3}}); // month 2
+  auto months = monthly_usage(w, at("2026-01-10T09:30:00Z"),
+                              at("2027-01-10T09:30:00Z"),
+                              at("2026-03-10T09:30:00Z"));
+  ASSERT_EQ(months.size(), 3u);
+  EXPECT_EQ(months[0].end, at("2026-02-10T09:30:00Z"));
+  EXPECT_EQ(months[0].peak_seats, 7);
+  EXPECT_EQ(months[1].peak_seats, 12);
+  EXPECT_EQ(months[1].peak_at, at("2026-02-10T09:30:00Z"));
+  EXPECT_EQ(months[2].peak_seats, 3);
+  EXPECT_EQ(months[2].start, at("2026-03-10T09:30:00Z"));
+  EXPECT_FALSE(months[2].complete); // started exactly now, not yet ended
+}
+
+TEST(monthly_usage, term_starting_on_the_31st_clamps_each_month) {
+  ledger_window w;
+  auto months = monthly_usage(w, at("2026-01-31T00:00:00Z"),
+                              at("2027-01-31T00:00:00Z"),
+                              at("2026-07-01T00:00:00Z"));
+  std::vector<std::string> starts;
+  for (auto& m : months)
+    starts.push_back(format_rfc3339(m.start));
+  EXPECT_EQ(starts, (std::vector<std::string>{
+                      "2026-01-31T00:00:00Z", "2026-02-28T00:00:00Z",
+                      "2026-03-31T00:00:00Z", "2026-04-30T00:00:00Z",
+                      "2026-05-31T00:00:00Z", "2026-06-30T00:00:00Z"}));
+  EXPECT_EQ(months[1].end, at("2026-03-31T00:00:00Z"));
+}
+
+TEST(monthly_usage, term_starting_on_29_february_through_leap_and_common_years) {
+  ledger_window w;
+  auto months = monthly_usage(w, at("2028-02-29T00:00:00Z"),
+                              at("2030-02-28T00:00:00Z"),
+                              at("2029-04-01T00:00:00Z"));
+  ASSERT_EQ(months.size(), 14u);
+  EXPECT_EQ(months[0].end, at("2028-03-29T00:00:00Z"));
+  EXPECT_EQ(months[11].start, at("2029-01-29T00:00:00Z"));
+  EXPECT_EQ(months[11].end, at("2029-02-28T00:00:00Z")); // common year
+  EXPECT_EQ(months[12].start, at("2029-02-28T00:00:00Z"));
+  EXPECT_EQ(months[12].end, at("2029-03-29T00:00:00Z")); // back on the 29th
+  EXPECT_EQ(months[13].start, at("2029-03-29T00:00:00Z"));
+}
+
+TEST(monthly_usage, an_entry_exactly_at_a_boundary_belongs_to_the_new_month) {
+  auto w = window_of({{"2026-01-10T00:00:00Z", 5},
+                      {"2026-02-01T00:00:00Z", 20}, // month 2 starts here
+                      {"2026-02-01T00:00:00Z", 6}});
+  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
+                              at("2027-01-01T00:00:00Z"),
+                              at("2026-03-01T00:00:00Z"));
+  ASSERT_EQ(months.size(), 3u);
+  EXPECT_EQ(months[0].peak_seats, 5); // carried in: last entry *before* start
+  EXPECT_EQ(months[1].peak_seats, 20);
+  EXPECT_EQ(months[1].peak_at, at("2026-02-01T00:00:00Z"));
+  EXPECT_EQ(months[1].peak_seq, 2);
+  EXPECT_EQ(months[2].peak_seats, 6);
+  EXPECT_EQ(months[2].start, at("2026-03-01T00:00:00Z"));
+}
+
+TEST(monthly_usage, several_entries_at_one_instant_each_count) {
+  auto w = window_of({{"2026-01-05T00:00:00Z", 3},
+                      {"2026-01-05T00:00:00Z", 4},
+                      {"2026-01-05T00:00:00Z", 3},
+                      {"2026-01-06T00:00:00Z", 2}});
+  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
+                              at("2027-01-01T00:00:00Z"),
+                              at("2026-01-20T00:00:00Z"));
+  ASSERT_EQ(months.size(), 1u);
+  EXPECT_EQ(months[0].peak_seats, 4); // the intermediate count
+  EXPECT_EQ(months[0].peak_seq, 2);
+  EXPECT_FALSE(months[0].complete);
+}
+
+TEST(monthly_usage, months_before_the_first_entry_have_zero_seats) {
+  auto w = window_of({{"2026-03-15T00:00:00Z", 8}});
+  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
+                              at("2027-01-01T00:00:00Z"),
+                              at("2026-04-01T00:00:00Z"));
+  ASSERT_EQ(months.size(), 4u);
+  EXPECT_EQ(months[0].peak_seats, 0);
+  EXPECT_EQ(months[0].peak_at, at("2026-01-01T00:00:00Z"));
+  EXPECT_EQ(months[1].peak_seats, 0);
+  EXPECT_EQ(months[2].peak_seats, 8);
+  EXPECT_EQ(months[3].peak_seats, 8);
+}
+
+TEST(monthly_usage, peak_at_is_the_earliest_instant_the_peak_was_reached) {
+  auto w = window_of({{"2025-12-20T00:00:00Z", 10}, // carried into month 1
+                      {"2026-01-03T00:00:00Z", 9},
+                      {"2026-01-04T00:00:00Z", 10},
+                      {"2026-01-08T00:00:00Z", 12},
+                      {"2026-01-09T00:00:00Z", 11},
+                      {"2026-01-10T00:00:00Z", 12}});
+  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
+                              at("2027-01-01T00:00:00Z"),
+                              at("2026-02-01T00:00:00Z"));
+  ASSERT_EQ(months.size(), 2u);
+  EXPECT_EQ(months[0].peak_seats, 12);
+  EXPECT_EQ(months[0].peak_at, at("2026-01-08T00:00:00Z"));
+  EXPECT_EQ(months[0].peak_seq, 4);
+  EXPECT_TRUE(months[0].complete); // its end is exactly now
+  EXPECT_EQ(months[1].peak_seats, 12);
+}
+
+TEST(monthly_usage, months_are_cut_at_the_term_end) {
+  ledger_window w;
+  auto months = monthly_usage(w, at("2026-01-15T00:00:00Z"),
+                              at("2026-03-01T00:00:00Z"),
+                              at("2027-01-01T00:00:00Z"));
+  ASSERT_EQ(months.size(), 2u);
+  EXPECT_EQ(months[1].start, at("2026-02-15T00:00:00Z"));
+  EXPECT_EQ(months[1].end, at("2026-03-01T00:00:00Z"));
+  EXPECT_TRUE(months[1].complete);
+}
+
+TEST(monthly_usage, nothing_before_the_term_starts) {
+  ledger_window w;
+  auto months = monthly_usage(w, at("2026-05-01T00:00:00Z"),
+                              at("2027-05-01T00:00:00Z"),
+                              at("2026-04-30T23:59:59Z"));
+  EXPECT_TRUE(months.empty());
+}
+
+TEST(monthly_usage, the_export_holds_complete_months_only) {
+  auto w = window_of({{"2026-01-16T00:00:00Z", 10}});
+  auto months = complete_months(monthly_usage(
+    w, at("2026-01-15T00:00:00Z"), at("2027-01-15T00:00:00Z"),
+    at("2026-04-01T00:00:00Z")));
+  ASSERT_EQ(months.size(), 2u);
+  for (auto& m : months)
+    EXPECT_TRUE(m.complete);
+}
+
+TEST(ledger_window, trimming_keeps_answers_from_the_cut_on) {
+  auto w = window_of({{"2026-01-01T00:00:00Z", 1},
+                      {"2026-01-02T00:00:00Z", 2},
+                      {"2026-01-03T00:00:00Z", 3}});
+  auto before = month_peak(w, 1, at("2026-01-02T12:00:00Z"),
+                           at("2026-02-01T00:00:00Z"));
+  w.trim_before(at("2026-01-02T12:00:00Z"));
+  EXPECT_EQ(w.points.size(), 1u);
+  EXPECT_EQ(w.carried_seats, 2);
+  EXPECT_EQ(month_peak(w, 1, at("2026-01-02T12:00:00Z"),
+                       at("2026-02-01T00:00:00Z")),
+            before);
+}
