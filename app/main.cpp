@@ -1,23 +1,200 @@
-// seatledger: one binary with subcommands.
+// seatledger: one binary with subcommands, `--help` on each.
 
+#include <cstdlib>
 #include <iostream>
+#include <variant>
 
 #include <CLI/CLI.hpp>
 
 #include "app/demo.hpp"
+#include "app/runtime.hpp"
+#include "app/sample.hpp"
+#include "app/serve.hpp"
+#include "app/tools.hpp"
+#include "config/options.hpp"
+
+namespace {
+
+using namespace seatledger;
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value ? value : fallback;
+}
+
+/// Adds every serve option to `cmd` as a flag; values are collected after
+/// parsing so the configuration layer can apply its precedence.
+std::vector<std::pair<const config::option_spec*, CLI::Option*>>
+add_serve_flags(CLI::App& cmd) {
+  std::vector<std::pair<const config::option_spec*, CLI::Option*>> flags;
+  for (const auto& spec : config::serve_options()) {
+    auto help = spec.description + " [env " + spec.env + "]";
+    if (!spec.default_value.empty())
+      help += " [default " + spec.default_value + "]";
+    auto* opt = cmd.add_option("--" + spec.name, help);
+    if (spec.kind == config::option_kind::list)
+      opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    flags.emplace_back(&spec, opt);
+  }
+  return flags;
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"seatledger: the seat ledger for seat-based enterprise "
                "subscriptions"};
   app.require_subcommand(1);
+
+  auto* serve = app.add_subcommand("serve", "run the service");
+  auto serve_flags = add_serve_flags(*serve);
+
+  auto* migrate = app.add_subcommand(
+    "migrate", "bring the PostgreSQL schema up to date");
+  std::string database_url = env_or("SEATLEDGER_DATABASE_URL", "");
+  std::string data_dir = env_or("SEATLEDGER_DATA_DIR", "./var");
+  migrate->add_option("--database-url", database_url,
+                      "PostgreSQL connection string; unset: the embedded "
+                      "server under --data-dir [env SEATLEDGER_DATABASE_URL]");
+  migrate->add_option("--data-dir", data_dir, "data directory of the "
+                                              "embedded server");
+
+  auto* dev_kafka = app.add_subcommand(
+    "dev-kafka", "run a local Kafka-protocol cluster (librdkafka's mock "
+                 "cluster) with the topics created, until stopped");
+  int brokers = 1;
+  int partitions = 4;
+  dev_kafka->add_option("--brokers", brokers, "number of brokers")
+    ->check(CLI::Range(1, 16));
+  dev_kafka->add_option("--partitions", partitions,
+                        "partitions per topic")
+    ->check(CLI::Range(1, 1024));
+
+  auto* publish = app.add_subcommand(
+    "publish", "publish JSON-lines CloudEvents from FILE (or stdin) with the "
+               "right keys");
+  std::string topic;
+  std::string file;
+  std::string key_field;
+  std::string bootstrap = env_or("SEATLEDGER_KAFKA_BOOTSTRAP", "");
+  std::vector<std::string> kafka_properties;
+  publish->add_option("--topic", topic, "topic to publish to")->required();
+  publish->add_option("file", file, "JSON-lines file; - or none: stdin");
+  publish->add_option("--kafka-bootstrap", bootstrap,
+                      "Kafka bootstrap servers [env "
+                      "SEATLEDGER_KAFKA_BOOTSTRAP]");
+  publish->add_option("--kafka-property", kafka_properties,
+                      "librdkafka property KEY=VALUE (repeatable)");
+  publish->add_option("--key-field", key_field,
+                      "data field to key by (default: by topic: org_id, "
+                      "subscription_id or rate_plan.id)");
+
+  auto* license = app.add_subcommand("license", "license keys");
+  license->require_subcommand(1);
+  auto* keygen = license->add_subcommand(
+    "keygen", "write a new Ed25519 key pair (signing-key.pem, "
+              "public-key.pem)");
+  std::string out_dir = ".";
+  keygen->add_option("--out", out_dir, "directory for the key files");
+  auto* verify = license->add_subcommand(
+    "verify", "verify a license key offline; prints its claims; exit 0 only "
+              "when valid");
+  std::vector<std::string> public_keys;
+  std::string key;
+  verify->add_option("--public-key", public_keys,
+                     "trusted public key PEM (repeatable)");
+  verify->add_option("key", key, "the license key")->required();
+  auto* verify_doc = license->add_subcommand(
+    "verify-document", "verify a signed usage export or revocation list");
+  std::string document;
+  verify_doc->add_option("--public-key", public_keys,
+                         "trusted public key PEM (repeatable)");
+  verify_doc->add_option("file", document, "the signed JSON document")
+    ->required();
+
+  auto* ledger = app.add_subcommand("ledger", "the seat ledger");
+  ledger->require_subcommand(1);
+  auto* ledger_verify = ledger->add_subcommand(
+    "verify", "walk the hash chains and report the first broken entry");
+  std::string subscription;
+  ledger_verify->add_option("--subscription", subscription,
+                            "only this subscription");
+  ledger_verify->add_option("--database-url", database_url,
+                            "PostgreSQL connection string [env "
+                            "SEATLEDGER_DATABASE_URL]");
+  ledger_verify->add_option("--data-dir", data_dir,
+                            "data directory of the embedded server");
+
   auto* demo = app.add_subcommand(
     "demo", "run a scenario through the domain rules and print the results");
+
+  auto* sample = app.add_subcommand(
+    "sample", "write a realistic sample (JSON-lines CloudEvents, one file per "
+              "phase) for `publish`; prints TOPIC FILE lines");
+  std::string sample_dir = "./var/sample";
+  sample->add_option("--out", sample_dir, "output directory");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+
+  if (*serve) {
+    config::flag_values flags;
+    for (const auto& [spec, opt] : serve_flags)
+      if (opt->count() > 0)
+        flags[spec->name] = opt->results();
+    auto resolved = config::resolve(config::serve_options(), flags,
+                                    config::process_environment());
+    if (auto* err = std::get_if<config::config_error>(&resolved)) {
+      std::cerr << err->message << "\n";
+      return 2;
+    }
+    return app::run_serve(std::get<config::settings>(resolved));
+  }
+  if (*migrate)
+    return app::run_migrate(database_url, data_dir);
+  if (*dev_kafka)
+    return app::run_dev_kafka(brokers, partitions,
+                              app::all_topics(actors::topic_names{}));
+  if (*publish) {
+    kafka::client_config kafka;
+    kafka.bootstrap_servers = bootstrap;
+    for (const auto& kv : kafka_properties) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) {
+        std::cerr << "invalid configuration: --kafka-property: not "
+                     "KEY=VALUE: '"
+                  << kv << "'\n";
+        return 2;
+      }
+      kafka.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    if (bootstrap.empty()) {
+      std::cerr << "invalid configuration: --kafka-bootstrap: required (or "
+                   "SEATLEDGER_KAFKA_BOOTSTRAP)\n";
+      return 2;
+    }
+    return app::run_publish(kafka, topic,
+                            key_field.empty() ? app::key_field_for(topic)
+                                              : key_field,
+                            file);
+  }
+  if (*keygen)
+    return app::run_license_keygen(out_dir);
+  if (*verify)
+    return app::run_license_verify(public_keys, key);
+  if (*verify_doc)
+    return app::run_document_verify(public_keys, document);
+  if (*ledger_verify)
+    return app::run_ledger_verify(database_url, data_dir,
+                                  subscription.empty()
+                                    ? std::nullopt
+                                    : std::optional<std::string>{subscription});
   if (*demo)
-    return seatledger::app::run_demo(std::cout);
+    return app::run_demo(std::cout);
+  if (*sample)
+    return app::run_sample(sample_dir);
   return 0;
 }

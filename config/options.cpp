@@ -43,7 +43,10 @@ optional<string> host_port(const string& value) {
   if (colon == string::npos || colon == 0)
     return "not HOST:PORT: '" + value + "'";
   auto port = value.substr(colon + 1);
-  if (positive_integer(port) || std::stoll(port) > 65535)
+  // Port 0 asks for any free port (the HTTP= line tells which).
+  if (port.empty() || port.size() > 5
+      || port.find_first_not_of("0123456789") != string::npos
+      || std::stoll(port) > 65535)
     return "not HOST:PORT: '" + value + "'";
   return std::nullopt;
 }

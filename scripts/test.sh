@@ -14,4 +14,4 @@ scripts/build.sh asan
 
 echo "== full suite (release build, real PostgreSQL and Kafka protocol)"
 scripts/build.sh release
-pg_virtualenv -v 15 sh -c 'cd build/release && ctest --output-on-failure --timeout 1200'
+pg_virtualenv -t -v 15 sh -c 'cd build/release && ctest --output-on-failure --timeout 1200'

@@ -1,0 +1,1017 @@
+#include "actors/coordinator.hpp"
+
+#include <poll.h>
+
+#include <set>
+#include <thread>
+#include <unordered_set>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/entity_actors.hpp"
+#include "actors/relay.hpp"
+#include "domain/identifiers.hpp"
+#include "log/log.hpp"
+#include "messages/decode.hpp"
+#include "messages/service_error.hpp"
+#include "messages/type_ids.hpp"
+#include "storage/pg_store.hpp"
+
+namespace seatledger::actors {
+
+namespace {
+
+using namespace std::chrono;
+using storage::position;
+using storage::topic_partition;
+
+enum class stage { membership, subscriptions, deltas, catalog, unknown };
+
+domain::timestamp wall_now() {
+  return domain::timestamp::from_micros(
+    duration_cast<microseconds>(system_clock::now().time_since_epoch())
+      .count());
+}
+
+std::int64_t unix_ms() {
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct entity_entry {
+  caf::actor actor;
+  std::string lease_key;
+  steady_clock::time_point last_used;
+};
+
+/// A record waiting in the current batch for its subscription, with the
+/// time used to interleave commands and deltas.
+struct timed_item {
+  domain::timestamp time;
+  messages::subscription_item item;
+  std::int64_t order = 0;
+};
+
+struct coordinator_state;
+
+class listener : public kafka::rebalance_listener {
+public:
+  coordinator_state* st = nullptr;
+
+  std::vector<position>
+  on_assigned(const std::vector<topic_partition>& partitions) override;
+
+  void on_revoked(const std::vector<topic_partition>& partitions) override;
+};
+
+struct coordinator_state {
+  static inline const char* name = "coordinator";
+
+  caf::stateful_actor<coordinator_state>* self = nullptr;
+  pipeline_config config;
+  std::shared_ptr<const entity_context> context;
+  std::shared_ptr<service_status> status;
+  std::unique_ptr<storage::pg_store> store;
+  listener rebalance;
+  std::unique_ptr<kafka::consumer> main;
+  std::unique_ptr<kafka::consumer> deltas;
+  std::unique_ptr<messages::decoder> decoder;
+  caf::actor relay;
+  std::map<std::string, std::int32_t> partition_counts;
+
+  // Ownership: the leases held and the partitions they cover.
+  std::map<std::string, std::int64_t> leases;
+  std::map<topic_partition, std::string> owned;
+
+  // Active entity actors.
+  std::unordered_map<std::string, entity_entry> orgs;
+  std::unordered_map<std::string, entity_entry> subscriptions;
+
+  // The batch in flight.
+  bool in_flight = false;
+  std::size_t awaiting = 0;
+  bool batch_failed = false;
+  storage::storage_batch batch;
+  /// Batch position of the record behind each outbox row in `batch`.
+  std::vector<std::int64_t> outbox_order;
+  std::int64_t current_order = 0;
+  std::vector<double> batch_event_times; // seconds since epoch, for latency
+  std::vector<std::pair<std::string, std::string>> batch_types; // topic, type
+  bool batch_has_catalog = false;
+  steady_clock::time_point batch_started;
+
+  // Month closes waiting for the next cycle.
+  std::set<std::string> due_closes;
+  steady_clock::time_point next_sweep = steady_clock::now();
+  steady_clock::time_point next_passivation = steady_clock::now();
+  steady_clock::time_point next_purge = steady_clock::now();
+  steady_clock::time_point next_catalog_check = steady_clock::now();
+
+  bool draining = false;
+  bool drained = false;
+  caf::response_promise drain_promise;
+  int consecutive_failures = 0;
+
+  service_status::observer* metrics() const {
+    return status->metrics.load();
+  }
+
+  stage stage_of(const std::string& topic) const {
+    const auto& t = context->topics;
+    if (topic == t.membership)
+      return stage::membership;
+    if (topic == t.subscriptions)
+      return stage::subscriptions;
+    if (topic == t.deltas)
+      return stage::deltas;
+    if (topic == t.catalog)
+      return stage::catalog;
+    return stage::unknown;
+  }
+
+  std::string lease_of(const topic_partition& tp) const {
+    switch (stage_of(tp.topic)) {
+      case stage::membership: return membership_lease(tp.partition);
+      case stage::subscriptions:
+      case stage::deltas: return subscription_lease(tp.partition);
+      case stage::catalog: return "catalog/" + std::to_string(tp.partition);
+      default: return "unknown/" + tp.topic;
+    }
+  }
+
+  void publish_leases() {
+    messages::lease_set set;
+    for (const auto& [key, epoch] : leases)
+      set.lease_keys.push_back(key);
+    self->send(relay, atoms::leases_atom_v, std::move(set));
+    status->assigned_partitions = static_cast<std::int64_t>(owned.size());
+  }
+
+  void passivate_lease(const std::string& lease_key) {
+    for (auto* registry : {&orgs, &subscriptions})
+      for (auto it = registry->begin(); it != registry->end();) {
+        if (it->second.lease_key == lease_key) {
+          self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
+          it = registry->erase(it);
+        } else {
+          ++it;
+        }
+      }
+    update_active_gauges();
+  }
+
+  void passivate_all() {
+    for (auto* registry : {&orgs, &subscriptions}) {
+      for (auto& [id, entry] : *registry)
+        self->send_exit(entry.actor, caf::exit_reason::user_shutdown);
+      registry->clear();
+    }
+    update_active_gauges();
+  }
+
+  void update_active_gauges() {
+    status->active_orgs = static_cast<std::int64_t>(orgs.size());
+    status->active_subscriptions
+      = static_cast<std::int64_t>(subscriptions.size());
+  }
+
+  /// Blocks (this actor is detached) until PostgreSQL answers, or draining.
+  template <class F>
+  auto with_retry(const char* what, F fn) -> decltype(fn()) {
+    auto delay = milliseconds{200};
+    for (;;) {
+      auto result = fn();
+      if (result) {
+        status->postgres_ok = true;
+        return result;
+      }
+      status->postgres_ok = false;
+      log::error("postgres call failed, retrying",
+                 {{"operation", what},
+                  {"error", describe(result.error())}});
+      if (draining)
+        return result;
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, milliseconds{5000});
+    }
+  }
+
+  // -- rebalance -------------------------------------------------------------
+
+  std::vector<position>
+  assigned(const std::vector<topic_partition>& partitions) {
+    std::set<std::string> keys;
+    std::vector<topic_partition> wanted = partitions;
+    std::vector<topic_partition> delta_partitions;
+    for (const auto& tp : partitions) {
+      keys.insert(lease_of(tp));
+      if (stage_of(tp.topic) == stage::subscriptions) {
+        topic_partition d{context->topics.deltas, tp.partition};
+        delta_partitions.push_back(d);
+        wanted.push_back(d);
+      }
+    }
+    auto acquired = with_retry("acquire leases", [&] {
+      return store->acquire_leases(config.consumer_group,
+                                   {keys.begin(), keys.end()}, config.owner);
+    });
+    if (!acquired)
+      return {};
+    for (const auto& l : *acquired)
+      leases[l.lease_key] = l.epoch;
+    auto stored = with_retry("load positions", [&] {
+      return store->load_positions(config.consumer_group, wanted);
+    });
+    if (!stored)
+      return {};
+    std::vector<position> main_positions;
+    std::vector<position> delta_positions;
+    for (const auto& tp : wanted) {
+      owned[tp] = lease_of(tp);
+      auto it = stored->find(tp);
+      position p{tp, it == stored->end() ? -2 : it->second}; // -2: beginning
+      if (tp.topic == context->topics.deltas)
+        delta_positions.push_back(p);
+      else
+        main_positions.push_back(p);
+    }
+    if (auto ok = deltas->assign(delta_positions); !ok)
+      log::error("cannot assign delta partitions",
+                 {{"error", describe(ok.error())}});
+    log::info("partitions assigned",
+              {{"partitions", static_cast<long>(partitions.size())},
+               {"owner", config.owner}});
+    publish_leases();
+    return main_positions;
+  }
+
+  void revoked(const std::vector<topic_partition>& partitions) {
+    std::vector<topic_partition> delta_partitions;
+    std::set<std::string> keys;
+    for (const auto& tp : partitions) {
+      keys.insert(lease_of(tp));
+      owned.erase(tp);
+      if (stage_of(tp.topic) == stage::subscriptions) {
+        topic_partition d{context->topics.deltas, tp.partition};
+        owned.erase(d);
+        delta_partitions.push_back(d);
+      }
+    }
+    if (auto ok = deltas->unassign(delta_partitions); !ok)
+      log::error("cannot unassign delta partitions",
+                 {{"error", describe(ok.error())}});
+    for (const auto& key : keys) {
+      leases.erase(key);
+      passivate_lease(key);
+    }
+    log::info("partitions revoked",
+              {{"partitions", static_cast<long>(partitions.size())}});
+    publish_leases();
+  }
+
+  // -- one cycle ---------------------------------------------------------------
+
+  void dead_letter(const kafka::record& r, const std::string& code,
+                   const std::string& message) {
+    storage::outbox_row row;
+    row.event_id = domain::derived_id({"dlq", r.topic,
+                                       std::to_string(r.partition),
+                                       std::to_string(r.offset)});
+    row.topic = context->topics.dlq;
+    row.key = r.key;
+    row.value = r.value;
+    row.headers = r.headers;
+    row.headers.emplace_back("seatledger.error.code", code);
+    row.headers.emplace_back("seatledger.error.message", message);
+    row.headers.emplace_back("seatledger.source.topic", r.topic);
+    row.headers.emplace_back("seatledger.source.partition",
+                             std::to_string(r.partition));
+    row.headers.emplace_back("seatledger.source.offset",
+                             std::to_string(r.offset));
+    row.lease_key = lease_of({r.topic, r.partition});
+    batch.outbox.push_back(std::move(row));
+    outbox_order.push_back(current_order);
+    log::warning("record sent to the dead-letter topic",
+                 {{"topic", r.topic},
+                  {"partition", r.partition},
+                  {"offset", static_cast<long long>(r.offset)},
+                  {"code", code},
+                  {"reason", message}});
+    if (auto* m = metrics())
+      m->dead_letter(code);
+  }
+
+  /// Whether the record sits in the partition its key hashes to (every
+  /// producer must use the default partitioner), so one replica owns the
+  /// entity.
+  bool check_key(const kafka::record& r, const std::string& entity_id) {
+    if (r.key != entity_id) {
+      dead_letter(r, "key_mismatch",
+                  "record key '" + r.key + "' is not the entity id '"
+                    + entity_id + "'");
+      return false;
+    }
+    auto it = partition_counts.find(r.topic);
+    if (it != partition_counts.end()
+        && kafka::partition_for_key(r.key, it->second) != r.partition) {
+      dead_letter(r, "wrong_partition",
+                  "key '" + r.key + "' belongs to partition "
+                    + std::to_string(kafka::partition_for_key(r.key,
+                                                              it->second))
+                    + " (Kafka's default murmur2 partitioner)");
+      return false;
+    }
+    return true;
+  }
+
+  std::vector<kafka::record> gather() {
+    std::vector<kafka::record> records;
+    auto wait_ms = static_cast<int>(config.poll_wait.count());
+    pollfd fds[2] = {{main->wake_fd(), POLLIN, 0},
+                     {deltas->wake_fd(), POLLIN, 0}};
+    auto take = [&] {
+      auto room = config.max_batch_records - records.size();
+      auto a = main->poll(room, 0);
+      for (auto& r : a)
+        records.push_back(std::move(r));
+      room = config.max_batch_records - records.size();
+      auto b = deltas->poll(room, 0);
+      for (auto& r : b)
+        records.push_back(std::move(r));
+    };
+    take();
+    if (records.empty()) {
+      ::poll(fds, 2, wait_ms);
+      take();
+      if (records.empty()) {
+        // Serve rebalance callbacks and errors even when idle.
+        main->poll(0, 0);
+        return records;
+      }
+    }
+    auto deadline = steady_clock::now() + config.linger;
+    while (records.size() < config.max_batch_records
+           && steady_clock::now() < deadline) {
+      auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+      ::poll(fds, 2, static_cast<int>(std::max<long>(left.count(), 0)));
+      auto before = records.size();
+      take();
+      if (records.size() == before)
+        break;
+    }
+    return records;
+  }
+
+  void cycle() {
+    if (in_flight)
+      return;
+    if (draining) {
+      finish_drain();
+      return;
+    }
+    housekeeping();
+    auto records = gather();
+    status->consuming = true;
+    status->kafka_ok = true;
+    status->last_cycle_unix_ms = unix_ms();
+    for (const auto& g : main->take_gaps())
+      report_gap(g);
+    for (const auto& g : deltas->take_gaps())
+      report_gap(g);
+    if (records.empty() && due_closes.empty()) {
+      self->send(self, atoms::poll_atom_v);
+      return;
+    }
+    start_batch(std::move(records));
+  }
+
+  void report_gap(const kafka::consumer::gap& g) {
+    ++status->position_gaps;
+    log::error("stored position no longer in Kafka: resuming from the "
+               "earliest record still there",
+               {{"topic", g.tp.topic},
+                {"partition", g.tp.partition},
+                {"stored_offset", static_cast<long long>(g.requested)}});
+    if (auto* m = metrics())
+      m->gap(g.tp.topic, g.tp.partition);
+  }
+
+  void start_batch(std::vector<kafka::record> records) {
+    batch = storage::storage_batch{};
+    batch.consumer_group = config.consumer_group;
+    outbox_order.clear();
+    batch_event_times.clear();
+    batch_types.clear();
+    batch_has_catalog = false;
+    batch_failed = false;
+    batch_started = steady_clock::now();
+    std::map<topic_partition, std::int64_t> next_offsets;
+    std::set<std::string> batch_leases;
+    // Decoded upstream events, before de-duplication.
+    struct pending {
+      stage kind;
+      domain::event_key key;
+      std::variant<domain::membership_event, domain::command_event,
+                   domain::catalog_event>
+        event;
+      std::string topic;
+      std::string type;
+      std::int64_t order = 0;
+    };
+    std::vector<pending> upstream;
+    std::map<std::string, std::vector<timed_item>> delta_items;
+    std::int64_t record_index = -1;
+    for (auto& r : records) {
+      current_order = ++record_index;
+      topic_partition tp{r.topic, r.partition};
+      auto owner = owned.find(tp);
+      if (owner == owned.end())
+        continue; // revoked while gathering: the next owner reads it
+      next_offsets[tp] = r.offset + 1;
+      batch_leases.insert(owner->second);
+      messages::record_view view{r.value, &r.headers};
+      switch (stage_of(r.topic)) {
+        case stage::membership: {
+          auto decoded = decoder->decode_membership(view);
+          if (!decoded) {
+            dead_letter(r, to_string(decoded.error().code),
+                        decoded.error().message);
+            break;
+          }
+          auto& event = decoded.value();
+          if (!check_key(r, domain::org_id_of(event.change)))
+            break;
+          upstream.push_back({stage::membership, domain::key_of(event.ref),
+                              std::move(event), r.topic, event.ref.type,
+                              record_index});
+          break;
+        }
+        case stage::subscriptions: {
+          auto decoded = decoder->decode_command(view);
+          if (!decoded) {
+            dead_letter(r, to_string(decoded.error().code),
+                        decoded.error().message);
+            break;
+          }
+          auto& event = decoded.value();
+          if (!check_key(r, domain::subscription_id_of(event.command)))
+            break;
+          upstream.push_back({stage::subscriptions, domain::key_of(event.ref),
+                              std::move(event), r.topic, event.ref.type,
+                              record_index});
+          break;
+        }
+        case stage::deltas: {
+          auto decoded = decoder->decode_seat_delta(view);
+          if (!decoded) {
+            dead_letter(r, to_string(decoded.error().code),
+                        decoded.error().message);
+            break;
+          }
+          auto& delta = decoded.value();
+          if (!check_key(r, delta.subscription_id))
+            break;
+          batch_types.emplace_back(r.topic, "seatledger.internal.seat_delta");
+          auto time = delta.cause.time;
+          auto id = delta.subscription_id;
+          delta_items[id].push_back({time, std::move(delta), record_index});
+          break;
+        }
+        case stage::catalog: {
+          auto decoded = decoder->decode_catalog(view);
+          if (!decoded) {
+            dead_letter(r, to_string(decoded.error().code),
+                        decoded.error().message);
+            break;
+          }
+          auto& event = decoded.value();
+          upstream.push_back({stage::catalog, domain::key_of(event.ref),
+                              std::move(event), r.topic, event.ref.type,
+                              record_index});
+          break;
+        }
+        case stage::unknown: break;
+      }
+    }
+    for (const auto& [tp, next] : next_offsets)
+      batch.positions.push_back({tp, next});
+    // De-duplicate upstream events: against what was applied before (one
+    // round trip) and within the batch.
+    std::vector<domain::event_key> keys;
+    keys.reserve(upstream.size());
+    for (const auto& p : upstream)
+      keys.push_back(p.key);
+    std::vector<bool> seen(keys.size(), false);
+    if (!keys.empty()) {
+      auto applied = store->filter_applied(keys);
+      if (!applied) {
+        fail_batch(applied.error());
+        return;
+      }
+      seen = std::move(*applied);
+    }
+    std::set<domain::event_key> in_batch;
+    std::map<std::string, messages::org_job> org_jobs;
+    std::map<std::string, std::vector<timed_item>> command_items;
+    for (size_t i = 0; i < upstream.size(); ++i) {
+      auto& p = upstream[i];
+      if (seen[i] || !in_batch.insert(p.key).second) {
+        ++status->duplicates_skipped;
+        continue;
+      }
+      batch.applied_events.push_back({p.key.source, p.key.id});
+      batch_types.emplace_back(p.topic, p.type);
+      std::visit(
+        [&](auto& event) {
+          using T = std::decay_t<decltype(event)>;
+          batch_event_times.push_back(
+            static_cast<double>(event.ref.time.micros()) / 1e6);
+          if constexpr (std::is_same_v<T, domain::membership_event>) {
+            auto& job = org_jobs[domain::org_id_of(event.change)];
+            job.events.push_back(std::move(event));
+            job.order.push_back(p.order);
+          } else if constexpr (std::is_same_v<T, domain::command_event>) {
+            auto id = domain::subscription_id_of(event.command);
+            auto time = event.ref.time;
+            command_items[id].push_back({time, std::move(event), p.order});
+          } else {
+            batch_has_catalog = true;
+            if (auto* up
+                = std::get_if<domain::rate_plan_upserted>(&event.change))
+              batch.catalog_upserts.push_back({std::move(*up), event.ref});
+            else
+              batch.catalog_removals.push_back(
+                {std::get<domain::rate_plan_removed>(event.change)
+                   .rate_plan_id,
+                 event.ref});
+          }
+        },
+        p.event);
+    }
+    // Interleave each subscription's commands and deltas by event time,
+    // keeping each topic's own order.
+    std::map<std::string, messages::subscription_job> sub_jobs;
+    std::set<std::string> sub_ids;
+    for (const auto& [id, items] : command_items)
+      sub_ids.insert(id);
+    for (const auto& [id, items] : delta_items)
+      sub_ids.insert(id);
+    for (const auto& id : sub_ids) {
+      auto& job = sub_jobs[id];
+      auto& cmds = command_items[id];
+      auto& ds = delta_items[id];
+      size_t i = 0;
+      size_t j = 0;
+      while (i < cmds.size() || j < ds.size()) {
+        bool take_delta = i == cmds.size()
+                          || (j < ds.size() && ds[j].time < cmds[i].time);
+        auto& next = take_delta ? ds[j++] : cmds[i++];
+        if (take_delta)
+          batch_event_times.push_back(
+            static_cast<double>(next.time.micros()) / 1e6);
+        job.items.push_back(std::move(next.item));
+        job.order.push_back(next.order);
+      }
+    }
+    // Months the sweeper found due.
+    auto now = wall_now();
+    for (const auto& id : due_closes) {
+      auto p = kafka::partition_for_key(
+        id, partition_counts[context->topics.subscriptions]);
+      auto lease = subscription_lease(p);
+      if (leases.count(lease) == 0)
+        continue;
+      batch_leases.insert(lease);
+      auto& job = sub_jobs[id];
+      job.items.emplace_back(messages::close_months_request{now});
+      job.order.push_back(record_index + 1);
+    }
+    due_closes.clear();
+    for (const auto& key : batch_leases) {
+      auto it = leases.find(key);
+      if (it != leases.end())
+        batch.leases.push_back({key, it->second});
+    }
+    if (!activate(org_jobs, sub_jobs))
+      return;
+    dispatch(std::move(org_jobs), std::move(sub_jobs));
+  }
+
+  /// Loads and spawns the entities this batch needs (one query per kind).
+  bool activate(const std::map<std::string, messages::org_job>& org_jobs,
+                const std::map<std::string, messages::subscription_job>&
+                  sub_jobs) {
+    std::vector<std::string> missing_orgs;
+    for (const auto& [id, job] : org_jobs)
+      if (orgs.count(id) == 0)
+        missing_orgs.push_back(id);
+    std::vector<std::string> missing_subs;
+    for (const auto& [id, job] : sub_jobs)
+      if (subscriptions.count(id) == 0)
+        missing_subs.push_back(id);
+    auto now = steady_clock::now();
+    if (!missing_orgs.empty()) {
+      auto loaded = store->load_orgs(missing_orgs);
+      if (!loaded) {
+        fail_batch(loaded.error());
+        return false;
+      }
+      auto p_count = partition_counts[context->topics.membership];
+      for (const auto& id : missing_orgs) {
+        auto it = loaded->find(id);
+        storage::org_snapshot snap;
+        if (it != loaded->end())
+          snap = std::move(it->second);
+        else
+          snap.org_id = id;
+        auto p = kafka::partition_for_key(id, p_count);
+        orgs[id] = {spawn_org_actor(self->system(), std::move(snap), p,
+                                    context),
+                    membership_lease(p), now};
+      }
+    }
+    if (!missing_subs.empty()) {
+      auto loaded = store->load_subscriptions(missing_subs);
+      if (!loaded) {
+        fail_batch(loaded.error());
+        return false;
+      }
+      auto p_count = partition_counts[context->topics.subscriptions];
+      for (const auto& id : missing_subs) {
+        auto it = loaded->find(id);
+        std::optional<storage::subscription_snapshot> snap;
+        if (it != loaded->end())
+          snap = std::move(it->second);
+        auto p = kafka::partition_for_key(id, p_count);
+        subscriptions[id] = {spawn_subscription_actor(self->system(),
+                                                      std::move(snap), id, p,
+                                                      context),
+                             subscription_lease(p), now};
+      }
+    }
+    update_active_gauges();
+    return true;
+  }
+
+  void dispatch(std::map<std::string, messages::org_job> org_jobs,
+                std::map<std::string, messages::subscription_job> sub_jobs) {
+    in_flight = true;
+    awaiting = org_jobs.size() + sub_jobs.size();
+    if (awaiting == 0) {
+      commit_batch();
+      return;
+    }
+    auto now = steady_clock::now();
+    auto on_result = [this](messages::entity_result& result) {
+      merge(result);
+      if (--awaiting == 0)
+        commit_batch();
+    };
+    auto on_error = [this](caf::error& err) {
+      log::error("entity actor failed", {{"error", describe(err)}});
+      batch_failed = true;
+      if (--awaiting == 0)
+        commit_batch();
+    };
+    for (auto& [id, job] : org_jobs) {
+      auto& entry = orgs[id];
+      entry.last_used = now;
+      self->request(entry.actor, config.entity_timeout, atoms::apply_atom_v,
+                    std::move(job))
+        .then(on_result, on_error);
+    }
+    for (auto& [id, job] : sub_jobs) {
+      auto& entry = subscriptions[id];
+      entry.last_used = now;
+      self->request(entry.actor, config.entity_timeout, atoms::apply_atom_v,
+                    std::move(job))
+        .then(on_result, on_error);
+    }
+  }
+
+  template <class T>
+  static void append(std::vector<T>& to, std::vector<T>& from) {
+    if (to.empty()) {
+      to = std::move(from);
+      return;
+    }
+    to.insert(to.end(), std::make_move_iterator(from.begin()),
+              std::make_move_iterator(from.end()));
+  }
+
+  void merge(messages::entity_result& result) {
+    auto& r = result.rows;
+    append(batch.orgs, r.orgs);
+    append(batch.memberships, r.memberships);
+    append(batch.subscriptions, r.subscriptions);
+    append(batch.terms, r.terms);
+    append(batch.subscription_orgs, r.subscription_orgs);
+    append(batch.holders, r.holders);
+    append(batch.ledger, r.ledger);
+    append(batch.licenses, r.licenses);
+    append(batch.revocations, r.revocations);
+    append(batch.outbox, r.outbox);
+    append(outbox_order, result.outbox_order);
+    status->licenses_issued += result.licenses_issued;
+    status->overages_detected += result.overages;
+    if (auto* m = metrics())
+      for (const auto& reason : result.rejection_reasons)
+        m->rejected(context->topics.subscriptions, "command", reason);
+  }
+
+  void commit_batch() {
+    if (batch_failed) {
+      fail_batch(make_error(service_errc::internal,
+                            "an entity actor did not answer"));
+      return;
+    }
+    // Outbox rows in the order of the records that caused them (not the
+    // order the actors answered in), so a re-run publishes the same order.
+    if (outbox_order.size() == batch.outbox.size() && batch.outbox.size() > 1) {
+      std::vector<size_t> index(batch.outbox.size());
+      for (size_t i = 0; i < index.size(); ++i)
+        index[i] = i;
+      std::stable_sort(index.begin(), index.end(), [this](size_t x, size_t y) {
+        return outbox_order[x] < outbox_order[y];
+      });
+      std::vector<storage::outbox_row> sorted;
+      sorted.reserve(index.size());
+      for (auto i : index)
+        sorted.push_back(std::move(batch.outbox[i]));
+      batch.outbox = std::move(sorted);
+    }
+    auto started = steady_clock::now();
+    auto ok = store->commit(batch);
+    auto seconds
+      = duration_cast<duration<double>>(steady_clock::now() - started).count();
+    if (!ok) {
+      fail_batch(ok.error());
+      return;
+    }
+    consecutive_failures = 0;
+    status->postgres_ok = true;
+    ++status->batches_committed;
+    status->records_committed += static_cast<std::int64_t>(
+      batch.applied_events.size());
+    if (auto* m = metrics()) {
+      m->batch(batch.row_count(), seconds);
+      auto now_s = static_cast<double>(unix_ms()) / 1000.0;
+      for (auto t : batch_event_times)
+        m->latency(std::max(0.0, now_s - t));
+      for (const auto& [topic, type] : batch_types)
+        m->consumed(topic, type);
+    }
+    main->commit_async(batch.positions);
+    if (!batch.outbox.empty())
+      self->send(relay, atoms::wake_atom_v);
+    if (batch_has_catalog)
+      refresh_catalog();
+    in_flight = false;
+    self->send(self, atoms::poll_atom_v);
+  }
+
+  void fail_batch(const caf::error& err) {
+    ++status->commit_failures;
+    ++consecutive_failures;
+    in_flight = false;
+    awaiting = 0;
+    // Entity state ran ahead of what is committed: throw it away.
+    passivate_all();
+    if (is(err, service_errc::fenced)) {
+      ++status->fenced_commits;
+      log::error("fenced: another replica owns these partitions now; "
+                 "dropping them",
+                 {{"error", describe(err)}});
+      for (const auto& l : batch.leases) {
+        leases.erase(l.lease_key);
+        for (auto it = owned.begin(); it != owned.end();)
+          it = it->second == l.lease_key ? owned.erase(it) : std::next(it);
+      }
+      publish_leases();
+    } else {
+      status->postgres_ok = !is(err, service_errc::storage_unavailable);
+      log::error("batch not committed; re-reading from the stored positions",
+                 {{"error", describe(err)},
+                  {"records", static_cast<long>(batch.positions.size())}});
+      rewind();
+    }
+    auto delay = milliseconds{std::min(5000, 100 << std::min(
+                                                consecutive_failures, 6))};
+    self->delayed_send(self, delay, atoms::poll_atom_v);
+  }
+
+  /// Moves every owned partition back to its stored position.
+  void rewind() {
+    std::vector<topic_partition> tps;
+    for (const auto& [tp, lease] : owned)
+      tps.push_back(tp);
+    if (tps.empty())
+      return;
+    auto stored = with_retry("load positions", [&] {
+      return store->load_positions(config.consumer_group, tps);
+    });
+    if (!stored)
+      return;
+    std::vector<position> main_positions;
+    std::vector<position> delta_positions;
+    for (const auto& tp : tps) {
+      auto it = stored->find(tp);
+      position p{tp, it == stored->end() ? -2 : it->second};
+      (tp.topic == context->topics.deltas ? delta_positions : main_positions)
+        .push_back(p);
+    }
+    if (auto ok = main->seek(main_positions); !ok)
+      log::error("seek failed", {{"error", describe(ok.error())}});
+    if (auto ok = deltas->seek(delta_positions); !ok)
+      log::error("seek failed", {{"error", describe(ok.error())}});
+  }
+
+  void refresh_catalog() {
+    auto version = store->catalog_version();
+    if (!version)
+      return;
+    auto* cache = context->catalog.get();
+    if (*version == cache->version())
+      return;
+    auto plans = store->load_plan_entitlements();
+    if (!plans) {
+      log::error("cannot load the catalog",
+                 {{"error", describe(plans.error())}});
+      return;
+    }
+    cache->replace(std::move(*plans), *version);
+    log::info("catalog loaded",
+              {{"version", static_cast<long long>(*version)}});
+  }
+
+  // -- housekeeping ------------------------------------------------------------
+
+  void housekeeping() {
+    auto now = steady_clock::now();
+    if (now >= next_catalog_check) {
+      // LISTEN/NOTIFY is the fast path; this catches anything missed.
+      refresh_catalog();
+      next_catalog_check = now + seconds{5};
+    }
+    if (now >= next_passivation) {
+      auto cutoff = now - config.idle_timeout;
+      for (auto* registry : {&orgs, &subscriptions})
+        for (auto it = registry->begin(); it != registry->end();) {
+          if (it->second.last_used < cutoff) {
+            self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
+            it = registry->erase(it);
+          } else {
+            ++it;
+          }
+        }
+      update_active_gauges();
+      next_passivation = now + seconds{5};
+    }
+    if (now >= next_sweep) {
+      sweep_months();
+      next_sweep = now
+                   + std::min<steady_clock::duration>(
+                     config.month_close_grace / 4, seconds{60});
+    }
+    if (now >= next_purge) {
+      auto cutoff = wall_now().micros()
+                    - duration_cast<microseconds>(config.dedup_window).count();
+      if (auto purged = store->purge_applied_before(
+            domain::timestamp::from_micros(cutoff));
+          purged && *purged > 0)
+        log::info("forgot applied events past the de-duplication window",
+                  {{"events", static_cast<long long>(*purged)}});
+      next_purge = now + minutes{10};
+    }
+  }
+
+  void sweep_months() {
+    std::vector<std::int32_t> partitions;
+    for (const auto& [tp, lease] : owned)
+      if (tp.topic == context->topics.subscriptions)
+        partitions.push_back(tp.partition);
+    if (partitions.empty())
+      return;
+    auto half_grace = duration_cast<microseconds>(config.month_close_grace) / 2;
+    auto cutoff = domain::timestamp::from_micros(wall_now().micros()
+                                                 - half_grace.count());
+    auto due = store->subscriptions_due(partitions, cutoff, cutoff);
+    if (!due)
+      return;
+    for (auto& id : *due)
+      due_closes.insert(std::move(id));
+  }
+
+  // -- shutdown ----------------------------------------------------------------
+
+  void finish_drain() {
+    if (drained)
+      return;
+    drained = true;
+    log::info("draining: leaving the consumer group");
+    main->close(); // runs the revocation callbacks
+    passivate_all();
+    status->consuming = false;
+    self->request(relay, seconds{30}, atoms::drain_atom_v)
+      .then(
+        [this](caf::ok_atom) { stop(); },
+        [this](caf::error& err) {
+          log::error("relay did not drain", {{"error", describe(err)}});
+          stop();
+        });
+  }
+
+  void stop() {
+    // A normal exit does not travel along links: stop the relay explicitly.
+    self->send_exit(relay, caf::exit_reason::user_shutdown);
+    drain_promise.deliver(caf::ok_atom_v);
+    self->quit();
+  }
+};
+
+std::vector<position>
+listener::on_assigned(const std::vector<topic_partition>& partitions) {
+  return st->assigned(partitions);
+}
+
+void listener::on_revoked(const std::vector<topic_partition>& partitions) {
+  st->revoked(partitions);
+}
+
+caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
+                          pipeline_config config,
+                          std::shared_ptr<const entity_context> context,
+                          std::shared_ptr<service_status> status) {
+  auto& st = self->state;
+  st.self = self;
+  st.config = std::move(config);
+  st.context = std::move(context);
+  st.status = std::move(status);
+  st.rebalance.st = &st;
+  st.store = std::make_unique<storage::pg_store>(st.config.database_url);
+  st.decoder = std::make_unique<messages::decoder>();
+  const auto& topics = st.context->topics;
+  auto counts = kafka::partition_counts(
+    st.config.kafka,
+    {topics.membership, topics.subscriptions, topics.catalog, topics.deltas},
+    10000);
+  if (!counts) {
+    log::error("cannot read topic metadata",
+               {{"error", describe(counts.error())}});
+  } else {
+    st.partition_counts = *counts;
+    if (st.partition_counts[topics.subscriptions]
+        != st.partition_counts[topics.deltas])
+      log::error("co-partitioning broken: the command topic and the "
+                 "internal delta topic have different partition counts",
+                 {{"subscriptions", st.partition_counts[topics.subscriptions]},
+                  {"deltas", st.partition_counts[topics.deltas]}});
+  }
+  auto main = kafka::consumer::group_member(st.config.kafka,
+                                            st.config.consumer_group,
+                                            &st.rebalance);
+  auto deltas = kafka::consumer::assign_only(st.config.kafka);
+  if (!main || !deltas) {
+    log::error("cannot create the Kafka consumers");
+    self->quit(make_error(service_errc::kafka_failure, "consumers"));
+    return {};
+  }
+  st.main = std::move(*main);
+  st.deltas = std::move(*deltas);
+  if (auto ok = st.main->subscribe(
+        {topics.membership, topics.subscriptions, topics.catalog});
+      !ok) {
+    log::error("cannot subscribe", {{"error", describe(ok.error())}});
+    self->quit(ok.error());
+    return {};
+  }
+  st.relay = spawn_relay(self->system(), st.config.database_url,
+                         st.config.kafka, st.status);
+  self->link_to(st.relay);
+  st.refresh_catalog();
+  self->send(self, atoms::poll_atom_v);
+  return {
+    [self](atoms::poll_atom) { self->state.cycle(); },
+    [self](atoms::drain_atom) {
+      auto& st = self->state;
+      st.draining = true;
+      st.drain_promise = self->make_response_promise();
+      if (!st.in_flight)
+        st.finish_drain();
+      return st.drain_promise;
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_pipeline(caf::actor_system& system, pipeline_config config,
+                          std::shared_ptr<const entity_context> context,
+                          std::shared_ptr<service_status> status) {
+  return system.spawn<caf::detached>(coordinator, std::move(config),
+                                     std::move(context), std::move(status));
+}
+
+} // namespace seatledger::actors

@@ -1,0 +1,175 @@
+#include "actors/relay.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "log/log.hpp"
+#include "messages/service_error.hpp"
+#include "messages/type_ids.hpp"
+#include "storage/pg_store.hpp"
+
+namespace seatledger::actors {
+
+namespace {
+
+using namespace std::chrono;
+
+constexpr std::size_t fetch_limit = 5000;
+
+struct relay_state {
+  static inline const char* name = "relay";
+
+  std::unique_ptr<storage::pg_store> store;
+  std::unique_ptr<kafka::producer> producer;
+  std::shared_ptr<service_status> status;
+  std::vector<std::string> lease_keys;
+  bool scheduled = false;
+  steady_clock::time_point next_depth_check = steady_clock::now();
+  steady_clock::time_point next_purge = steady_clock::now();
+
+  /// Publishes one round; returns how many rows were published, or -1 on a
+  /// failure (nothing marked, retried later).
+  long publish_round() {
+    if (lease_keys.empty())
+      return 0;
+    auto rows = store->fetch_unpublished(lease_keys, fetch_limit);
+    if (!rows) {
+      log::error("relay cannot read the outbox",
+                 {{"error", describe(rows.error())}});
+      return -1;
+    }
+    if (rows->empty())
+      return 0;
+    std::vector<std::int64_t> delivered;
+    delivered.reserve(rows->size());
+    bool failed = false;
+    for (auto& pending : *rows) {
+      auto seq = pending.outbox_seq;
+      auto ok = producer->produce(
+        pending.row.topic, pending.row.key, pending.row.value,
+        pending.row.headers,
+        [&delivered, &failed, seq](bool success, const std::string& error) {
+          if (success) {
+            delivered.push_back(seq);
+          } else {
+            failed = true;
+            log::error("event not delivered", {{"error", error}});
+          }
+        });
+      if (!ok) {
+        log::error("cannot produce", {{"error", describe(ok.error())}});
+        failed = true;
+        break;
+      }
+    }
+    if (!producer->flush(60'000))
+      failed = true;
+    // Mark only a delivered prefix, so per-key order holds on the retry.
+    std::sort(delivered.begin(), delivered.end());
+    std::vector<std::int64_t> prefix;
+    for (size_t i = 0; i < rows->size() && i < delivered.size(); ++i) {
+      if ((*rows)[i].outbox_seq != delivered[i])
+        break;
+      prefix.push_back(delivered[i]);
+    }
+    if (!prefix.empty()) {
+      if (auto ok = store->mark_published(prefix); !ok) {
+        log::error("cannot mark events published",
+                   {{"error", describe(ok.error())}});
+        return -1;
+      }
+      status->published_events += static_cast<std::int64_t>(prefix.size());
+    }
+    if (failed)
+      return -1;
+    return static_cast<long>(prefix.size());
+  }
+
+  void housekeeping() {
+    auto now = steady_clock::now();
+    if (now >= next_depth_check) {
+      if (auto depth = store->unpublished_count())
+        status->outbox_depth = *depth;
+      next_depth_check = now + seconds{2};
+    }
+    if (now >= next_purge) {
+      auto cutoff = domain::timestamp::from_micros(
+        duration_cast<microseconds>(system_clock::now().time_since_epoch())
+          .count()
+        - duration_cast<microseconds>(hours{24}).count());
+      store->purge_published_before(cutoff);
+      next_purge = now + minutes{10};
+    }
+  }
+};
+
+caf::behavior relay(caf::stateful_actor<relay_state>* self,
+                    std::string database_url, kafka::client_config kafka,
+                    std::shared_ptr<service_status> status) {
+  auto& st = self->state;
+  st.status = std::move(status);
+  st.store = std::make_unique<storage::pg_store>(database_url);
+  auto producer = kafka::producer::make(kafka);
+  if (!producer) {
+    log::error("cannot create the producer",
+               {{"error", describe(producer.error())}});
+    self->quit(producer.error());
+    return {};
+  }
+  st.producer = std::move(*producer);
+  auto schedule = [self](milliseconds delay) {
+    auto& st = self->state;
+    if (st.scheduled)
+      return;
+    st.scheduled = true;
+    self->delayed_send(self, delay, atoms::relay_atom_v);
+  };
+  self->delayed_send(self, milliseconds{100}, atoms::relay_atom_v);
+  self->state.scheduled = true;
+  return {
+    [self](atoms::leases_atom, messages::lease_set& set) {
+      self->state.lease_keys = std::move(set.lease_keys);
+      self->send(self, atoms::wake_atom_v);
+    },
+    [self, schedule](atoms::wake_atom) {
+      auto& st = self->state;
+      if (st.scheduled)
+        return; // a round is coming anyway
+      auto n = st.publish_round();
+      if (n == static_cast<long>(fetch_limit))
+        self->send(self, atoms::wake_atom_v);
+      else if (n < 0)
+        schedule(milliseconds{500});
+    },
+    [self, schedule](atoms::relay_atom) {
+      auto& st = self->state;
+      st.scheduled = false;
+      st.housekeeping();
+      auto n = st.publish_round();
+      if (n == static_cast<long>(fetch_limit))
+        self->send(self, atoms::wake_atom_v);
+      else
+        schedule(n < 0 ? milliseconds{500} : milliseconds{200});
+    },
+    [self](atoms::drain_atom) {
+      auto& st = self->state;
+      for (int round = 0; round < 1000; ++round)
+        if (st.publish_round() <= 0)
+          break;
+      st.producer->flush(10'000);
+      return caf::ok_atom_v;
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_relay(caf::actor_system& system, std::string database_url,
+                       kafka::client_config kafka,
+                       std::shared_ptr<service_status> status) {
+  return system.spawn<caf::detached>(relay, std::move(database_url),
+                                     std::move(kafka), std::move(status));
+}
+
+} // namespace seatledger::actors

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace seatledger::actors {
+
+/// What the pipeline reports about itself, read by `/readyz` and `/metrics`
+/// from other threads. Counters only grow; gauges are overwritten.
+struct service_status {
+  // Readiness.
+  std::atomic<bool> kafka_ok{false};
+  std::atomic<bool> postgres_ok{false};
+  std::atomic<bool> consuming{false};
+  std::atomic<std::int64_t> last_cycle_unix_ms{0};
+  std::atomic<std::int64_t> assigned_partitions{0};
+
+  // Throughput.
+  std::atomic<std::int64_t> batches_committed{0};
+  std::atomic<std::int64_t> records_committed{0};
+  std::atomic<std::int64_t> commit_failures{0};
+  std::atomic<std::int64_t> fenced_commits{0};
+  std::atomic<std::int64_t> duplicates_skipped{0};
+  std::atomic<std::int64_t> licenses_issued{0};
+  std::atomic<std::int64_t> overages_detected{0};
+  std::atomic<std::int64_t> published_events{0};
+  std::atomic<std::int64_t> outbox_depth{0};
+  std::atomic<std::int64_t> active_orgs{0};
+  std::atomic<std::int64_t> active_subscriptions{0};
+  std::atomic<std::int64_t> position_gaps{0};
+
+  /// Observers the metrics adapter installs; called on the coordinator's
+  /// thread, so they must be cheap and thread-safe.
+  struct observer {
+    virtual ~observer() = default;
+    virtual void consumed(const std::string& topic, const std::string& type) {
+      (void) topic;
+      (void) type;
+    }
+    virtual void rejected(const std::string& topic, const std::string& type,
+                          const std::string& reason) {
+      (void) topic;
+      (void) type;
+      (void) reason;
+    }
+    virtual void dead_letter(const std::string& code) {
+      (void) code;
+    }
+    virtual void batch(std::size_t rows, double commit_seconds) {
+      (void) rows;
+      (void) commit_seconds;
+    }
+    virtual void latency(double event_to_commit_seconds) {
+      (void) event_to_commit_seconds;
+    }
+    virtual void lag(const std::string& topic, std::int32_t partition,
+                     std::int64_t lag) {
+      (void) topic;
+      (void) partition;
+      (void) lag;
+    }
+    virtual void gap(const std::string& topic, std::int32_t partition) {
+      (void) topic;
+      (void) partition;
+    }
+  };
+
+  std::atomic<observer*> metrics{nullptr};
+
+  /// Ready: PostgreSQL and Kafka reachable and the consumer loop running.
+  bool ready(std::string& reason) const {
+    if (!postgres_ok) {
+      reason = "PostgreSQL is not reachable";
+      return false;
+    }
+    if (!kafka_ok) {
+      reason = "Kafka is not reachable";
+      return false;
+    }
+    if (!consuming) {
+      reason = "not consuming";
+      return false;
+    }
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+    auto age = now - last_cycle_unix_ms.load();
+    if (age > 30'000) {
+      reason = "the consumer loop has not run for "
+               + std::to_string(age / 1000) + " s";
+      return false;
+    }
+    return true;
+  }
+};
+
+} // namespace seatledger::actors

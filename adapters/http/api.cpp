@@ -1,0 +1,523 @@
+#include "adapters/http/api.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <new>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+namespace seatledger::http {
+
+// -- errors -------------------------------------------------------------------
+
+api_error bad_request(std::string message) {
+  return {400, "bad_request", std::move(message)};
+}
+
+api_error unauthorized(std::string message) {
+  return {401, "unauthorized", std::move(message)};
+}
+
+api_error forbidden(std::string message) {
+  return {403, "forbidden", std::move(message)};
+}
+
+api_error not_found(std::string message) {
+  return {404, "not_found", std::move(message)};
+}
+
+api_error method_not_allowed(std::string message) {
+  return {405, "method_not_allowed", std::move(message)};
+}
+
+api_error conflict(std::string code, std::string message) {
+  return {409, std::move(code), std::move(message)};
+}
+
+api_error not_ready(std::string message) {
+  return {503, "not_ready", std::move(message)};
+}
+
+api_error internal_error(std::string message) {
+  return {500, "internal", std::move(message)};
+}
+
+std::string error_body(std::string_view code, std::string_view message) {
+  messages::json_writer out;
+  out.begin_object();
+  out.key("error");
+  out.begin_object();
+  out.string_member("code", code);
+  out.string_member("message", message);
+  out.end_object();
+  out.end_object();
+  return out.take();
+}
+
+api_error error_for_status(int status) {
+  switch (status) {
+    case 400: return bad_request("malformed request");
+    case 401: return unauthorized("missing or invalid bearer token");
+    case 403: return forbidden("the token lacks the scope");
+    case 404: return not_found("no such resource");
+    case 405: return method_not_allowed("method not allowed");
+    case 408: return {408, "timeout", "the request was not received in time"};
+    case 413:
+      return {413, "payload_too_large", "the request body is too large"};
+    case 414: return {414, "uri_too_long", "the request target is too long"};
+    case 416: return {416, "bad_range", "range not satisfiable"};
+    case 503: return not_ready("not ready");
+    default: break;
+  }
+  if (status >= 400 && status < 500)
+    return {status, "bad_request", "the request cannot be answered"};
+  return {status, "internal", "internal error"};
+}
+
+// -- authentication -----------------------------------------------------------
+
+namespace {
+
+using digest = std::array<unsigned char, 32>;
+
+digest sha256(std::string_view data) {
+  digest out{};
+  unsigned int size = 0;
+  // Only fails when OpenSSL cannot allocate. Carrying on with a zero digest
+  // would make every token equal to every other, so fail the request.
+  if (EVP_Digest(data.data(), data.size(), out.data(), &size, EVP_sha256(),
+                 nullptr)
+        != 1
+      || size != out.size())
+    throw std::bad_alloc{};
+  return out;
+}
+
+bool iequals(std::string_view x, std::string_view y) {
+  return x.size() == y.size()
+         && std::equal(x.begin(), x.end(), y.begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a))
+                     == std::tolower(static_cast<unsigned char>(b));
+            });
+}
+
+} // namespace
+
+const char* to_string(scope s) {
+  return s == scope::admin ? "admin" : "read";
+}
+
+std::optional<scope> parse_scope(std::string_view text) {
+  if (text == "read")
+    return scope::read;
+  if (text == "admin")
+    return scope::admin;
+  return std::nullopt;
+}
+
+bool constant_time_equal(std::string_view x, std::string_view y) {
+  auto dx = sha256(x);
+  auto dy = sha256(y);
+  return CRYPTO_memcmp(dx.data(), dy.data(), dx.size()) == 0;
+}
+
+std::optional<std::string_view> bearer_token(std::string_view authorization) {
+  constexpr std::string_view scheme = "bearer";
+  if (authorization.size() <= scheme.size()
+      || !iequals(authorization.substr(0, scheme.size()), scheme)
+      || authorization[scheme.size()] != ' ')
+    return std::nullopt;
+  auto token = authorization.substr(scheme.size() + 1);
+  while (!token.empty() && token.front() == ' ')
+    token.remove_prefix(1);
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+    token.remove_suffix(1);
+  if (token.empty())
+    return std::nullopt;
+  return token;
+}
+
+std::optional<token_table> token_table::make(
+  const std::vector<std::pair<std::string, std::string>>& tokens,
+  std::string& error) {
+  token_table result;
+  for (const auto& [token, scope_name] : tokens) {
+    auto s = parse_scope(scope_name);
+    if (!s) {
+      error = "unknown API token scope '" + scope_name
+              + "' (expected read or admin)";
+      return std::nullopt;
+    }
+    if (token.empty()) {
+      error = "empty API token";
+      return std::nullopt;
+    }
+    result.entries_.push_back({sha256(token), *s});
+  }
+  return result;
+}
+
+std::optional<scope> token_table::lookup(std::string_view token) const {
+  auto presented = sha256(token);
+  // Every entry is compared, and the winner chosen without a branch on the
+  // comparison, so the time does not depend on which entry matched.
+  int found = 0;
+  int is_admin = 0;
+  for (const auto& e : entries_) {
+    int equal
+      = CRYPTO_memcmp(presented.data(), e.digest.data(), presented.size()) == 0;
+    found |= equal;
+    is_admin |= equal & (e.scope == scope::admin ? 1 : 0);
+  }
+  if (!found)
+    return std::nullopt;
+  return is_admin ? scope::admin : scope::read;
+}
+
+std::optional<api_error> authorize(const token_table& tokens,
+                                   std::string_view authorization,
+                                   scope required) {
+  if (authorization.empty())
+    return unauthorized("missing bearer token");
+  auto token = bearer_token(authorization);
+  if (!token)
+    return unauthorized("expected 'Authorization: Bearer <token>'");
+  auto granted = tokens.lookup(*token);
+  if (!granted)
+    return unauthorized("invalid token");
+  if (!allows(*granted, required))
+    return forbidden(std::string{"this needs the "} + to_string(required)
+                     + " scope; the token has " + to_string(*granted));
+  return std::nullopt;
+}
+
+// -- routing ------------------------------------------------------------------
+
+namespace {
+
+struct route_spec {
+  std::string_view method;
+  std::string_view pattern;
+  route_id id;
+  bool open;
+  scope required;
+};
+
+// Patterns are split into segments; `{…}` is a parameter.
+constexpr route_spec route_table[] = {
+  {"GET", "/healthz", route_id::healthz, true, scope::read},
+  {"GET", "/readyz", route_id::readyz, true, scope::read},
+  {"GET", "/metrics", route_id::metrics, true, scope::read},
+  {"GET", "/v1/subscriptions/{id}", route_id::subscription, false, scope::read},
+  {"GET", "/v1/subscriptions/{id}/usage", route_id::usage, false, scope::read},
+  {"GET", "/v1/subscriptions/{id}/seats", route_id::seats, false, scope::read},
+  {"GET", "/v1/subscriptions/{id}/seats/holders", route_id::holders, false,
+   scope::read},
+  {"GET", "/v1/subscriptions/{id}/ledger", route_id::ledger, false,
+   scope::read},
+  {"GET", "/v1/subscriptions/{id}/licenses", route_id::licenses_of, false,
+   scope::read},
+  {"POST", "/v1/subscriptions/{id}/licenses", route_id::issue_license, false,
+   scope::admin},
+  {"GET", "/v1/licenses/revocations", route_id::revocations, false,
+   scope::read},
+  // Verifying answers a question, it changes nothing: the read scope does.
+  {"POST", "/v1/licenses/verify", route_id::verify_license, false, scope::read},
+  {"GET", "/v1/licenses/{license_id}", route_id::license, false, scope::read},
+  {"GET", "/v1/orgs/{org_id}", route_id::org, false, scope::read},
+};
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> segments;
+  if (path.empty() || path.front() != '/')
+    return segments;
+  path.remove_prefix(1);
+  for (;;) {
+    auto slash = path.find('/');
+    segments.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos)
+      break;
+    path.remove_prefix(slash + 1);
+  }
+  return segments;
+}
+
+bool is_param(std::string_view segment) {
+  return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+} // namespace
+
+std::optional<std::string> percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    if (i + 2 >= text.size())
+      return std::nullopt;
+    auto hi = hex_value(text[i + 1]);
+    auto lo = hex_value(text[i + 2]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+routing route(std::string_view method, std::string_view target) {
+  routing result;
+  auto path = target.substr(0, target.find_first_of("?#"));
+  auto raw = split_path(path);
+  std::vector<std::string> segments;
+  for (auto s : raw) {
+    auto decoded = percent_decode(s);
+    if (!decoded)
+      return result; // not a path any route has
+    segments.push_back(std::move(*decoded));
+  }
+  if (method == "HEAD")
+    method = "GET";
+  // Literal segments outrank parameters: keep only the most specific
+  // patterns that match the path, then pick by method among them.
+  int best = -1;
+  std::vector<const route_spec*> candidates;
+  for (const auto& spec : route_table) {
+    auto pattern = split_path(spec.pattern);
+    if (pattern.size() != segments.size())
+      continue;
+    int literals = 0;
+    bool matches = true;
+    for (std::size_t i = 0; i < pattern.size() && matches; ++i) {
+      if (is_param(pattern[i]))
+        matches = !segments[i].empty();
+      else if (pattern[i] == segments[i])
+        ++literals;
+      else
+        matches = false;
+    }
+    if (!matches || literals < best)
+      continue;
+    if (literals > best) {
+      best = literals;
+      candidates.clear();
+    }
+    candidates.push_back(&spec);
+  }
+  for (const auto* spec : candidates) {
+    if (spec->method != method)
+      continue;
+    route_match m;
+    m.id = spec->id;
+    m.pattern = spec->pattern;
+    m.open = spec->open;
+    m.required = spec->required;
+    auto pattern = split_path(spec->pattern);
+    for (std::size_t i = 0; i < pattern.size(); ++i)
+      if (is_param(pattern[i]))
+        m.params.push_back(segments[i]);
+    result.match = std::move(m);
+    return result;
+  }
+  for (const auto* spec : candidates) {
+    std::string m{spec->method};
+    if (std::find(result.allowed_methods.begin(), result.allowed_methods.end(),
+                  m)
+        == result.allowed_methods.end())
+      result.allowed_methods.push_back(std::move(m));
+  }
+  return result;
+}
+
+// -- query parameters ---------------------------------------------------------
+
+namespace {
+
+bool all_digits(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+}
+
+} // namespace
+
+api_result<std::size_t> parse_limit(const std::optional<std::string>& text) {
+  if (!text)
+    return default_page_limit;
+  const auto& t = *text;
+  auto message = "limit must be an integer from 1 to "
+                 + std::to_string(max_page_limit);
+  std::string_view digits = t;
+  if (!digits.empty() && digits.front() == '-')
+    digits.remove_prefix(1);
+  if (!all_digits(digits))
+    return bad_request(message);
+  if (t.front() == '-' || digits.size() > 4)
+    return bad_request(message);
+  auto value = std::stoul(std::string{digits});
+  if (value < 1 || value > max_page_limit)
+    return bad_request(message);
+  return static_cast<std::size_t>(value);
+}
+
+api_result<std::int64_t>
+parse_after_seq(const std::optional<std::string>& text) {
+  if (!text)
+    return std::int64_t{0};
+  // 18 digits always fit in an int64_t.
+  if (!all_digits(*text) || text->size() > 18)
+    return bad_request("after must be a non-negative integer (a ledger seq)");
+  return static_cast<std::int64_t>(std::stoll(*text));
+}
+
+api_result<domain::timestamp> parse_time_param(std::string_view name,
+                                               std::string_view text) {
+  std::string fixed{text};
+  std::replace(fixed.begin(), fixed.end(), ' ', '+');
+  if (auto t = domain::parse_rfc3339(fixed))
+    return *t;
+  return bad_request(std::string{name}
+                     + " must be an RFC 3339 time, e.g. 2026-01-15T00:00:00Z");
+}
+
+api_result<bool> parse_flag(std::string_view name,
+                            const std::optional<std::string>& text) {
+  if (!text)
+    return false;
+  if (*text == "1" || *text == "true")
+    return true;
+  if (*text == "0" || *text == "false")
+    return false;
+  return bad_request(std::string{name} + " must be 1, 0, true or false");
+}
+
+// -- shapes -------------------------------------------------------------------
+
+namespace {
+
+void time_member(messages::json_writer& out, std::string_view name,
+                 domain::timestamp t) {
+  out.string_member(name, domain::format_rfc3339(t));
+}
+
+} // namespace
+
+void write_event_ref(messages::json_writer& out, const domain::event_ref& ref) {
+  out.begin_object();
+  out.string_member("source", ref.source);
+  out.string_member("id", ref.id);
+  out.string_member("type", ref.type);
+  out.end_object();
+}
+
+void write_ledger_entry(messages::json_writer& out,
+                        const domain::ledger_entry& entry) {
+  out.begin_object();
+  out.integer_member("seq", entry.seq);
+  out.integer_member("seats_in_use", entry.seats_in_use);
+  time_member(out, "effective_at", entry.effective_at);
+  out.key("event");
+  write_event_ref(out, entry.cause);
+  out.string_member("org_id", entry.org_id);
+  out.string_member("user_id", entry.user_id);
+  out.string_member("hash", entry.hash);
+  out.string_member("prev_hash", entry.prev_hash);
+  out.end_object();
+}
+
+void write_usage_month(messages::json_writer& out,
+                       const domain::usage_month& month,
+                       const std::optional<domain::event_ref>& peak_event) {
+  out.begin_object();
+  out.integer_member("month", month.month);
+  time_member(out, "start", month.start);
+  time_member(out, "end", month.end);
+  out.integer_member("peak_seats", month.peak_seats);
+  time_member(out, "peak_at", month.peak_at);
+  if (month.peak_seq)
+    out.integer_member("peak_seq", *month.peak_seq);
+  else
+    out.null_member("peak_seq");
+  out.key("peak_event");
+  if (peak_event)
+    write_event_ref(out, *peak_event);
+  else
+    out.null();
+  out.bool_member("complete", month.complete);
+  out.end_object();
+}
+
+std::string usage_csv(const std::vector<domain::usage_month>& months) {
+  // Every field is a number, a boolean or an RFC 3339 time: nothing to quote.
+  std::string out = "month,start,end,peak_seats,peak_at,peak_seq,complete\r\n";
+  for (const auto& m : months) {
+    out += std::to_string(m.month);
+    out += ',';
+    out += domain::format_rfc3339(m.start);
+    out += ',';
+    out += domain::format_rfc3339(m.end);
+    out += ',';
+    out += std::to_string(m.peak_seats);
+    out += ',';
+    out += domain::format_rfc3339(m.peak_at);
+    out += ',';
+    if (m.peak_seq)
+      out += std::to_string(*m.peak_seq);
+    out += ',';
+    out += m.complete ? "true" : "false";
+    out += "\r\n";
+  }
+  return out;
+}
+
+const char* license_status(const storage::license_view& license,
+                           domain::timestamp now) {
+  if (license.revoked_at)
+    return "revoked";
+  if (now >= license.license.grant.expires_at)
+    return "expired";
+  return "valid";
+}
+
+void write_license(messages::json_writer& out,
+                   const storage::license_view& license,
+                   domain::timestamp now) {
+  const auto& grant = license.license.grant;
+  out.begin_object();
+  out.string_member("license_id", grant.license_id);
+  out.string_member("subscription_id", grant.subscription_id);
+  out.string_member("status", license_status(license, now));
+  out.string_member("license_key", license.license.license_key);
+  // The claims exactly as signed (stored as JSON text by the signer).
+  if (license.license.claims_json.empty())
+    out.null_member("claims");
+  else
+    out.raw_member("claims", license.license.claims_json);
+  time_member(out, "issued_at", grant.issued_at);
+  if (license.revoked_at)
+    time_member(out, "revoked_at", *license.revoked_at);
+  else
+    out.null_member("revoked_at");
+  out.end_object();
+}
+
+std::chrono::system_clock::time_point to_time_point(domain::timestamp t) {
+  return std::chrono::system_clock::time_point{
+    std::chrono::duration_cast<std::chrono::system_clock::duration>(
+      std::chrono::microseconds{t.micros()})};
+}
+
+} // namespace seatledger::http

@@ -1,0 +1,877 @@
+#include "adapters/http/server.hpp"
+
+#include "adapters/http/api.hpp"
+#include "adapters/metrics/registry.hpp"
+#include "domain/identifiers.hpp"
+#include "domain/usage.hpp"
+#include "log/log.hpp"
+#include "messages/decode.hpp"
+#include "messages/encode.hpp"
+#include "messages/json_writer.hpp"
+#include "messages/service_error.hpp"
+#include "paseto/license_verifier.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <httplib.h>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+namespace seatledger::http {
+
+using std::chrono::steady_clock;
+
+domain::timestamp wall_clock() {
+  using namespace std::chrono;
+  return domain::timestamp::from_micros(
+    duration_cast<microseconds>(system_clock::now().time_since_epoch())
+      .count());
+}
+
+namespace {
+
+constexpr const char* json_type = "application/json";
+
+/// The answer to one request, built by a handler and copied to httplib's
+/// response at the edge.
+struct answer {
+  int status = 200;
+  std::string content_type = json_type;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+answer json_answer(int status, std::string body) {
+  answer a;
+  a.status = status;
+  a.body = std::move(body);
+  return a;
+}
+
+answer error_answer(const api_error& e) {
+  auto a = json_answer(e.status, error_body(e.code, e.message));
+  if (e.status == 401)
+    a.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return a;
+}
+
+/// Storage failures: unreachable PostgreSQL is a 503 (the replica cannot
+/// answer now, another may), anything else a 500 whose details stay in the
+/// log (they may name tables or constraints).
+api_error storage_error(const caf::error& err, std::string_view what) {
+  if (is(err, service_errc::storage_unavailable)) {
+    log::warning("PostgreSQL unavailable for an HTTP request",
+                 {{"operation", what}, {"error", describe(err)}});
+    return not_ready("PostgreSQL is not reachable");
+  }
+  log::error("storage failure in an HTTP request",
+             {{"operation", what}, {"error", describe(err)}});
+  return internal_error("storage failure (see the service log)");
+}
+
+std::optional<std::string> query_param(const httplib::Request& req,
+                                       const char* name) {
+  if (!req.has_param(name))
+    return std::nullopt;
+  return req.get_param_value(name);
+}
+
+/// A random (version 4) UUID for the commands the API publishes: their ids
+/// must be fresh, unlike the service's derived ids.
+std::string random_uuid() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1)
+    throw std::runtime_error("RAND_bytes failed");
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  char out[37];
+  std::snprintf(out, sizeof(out),
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+                "%02x%02x%02x%02x%02x%02x",
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+                b[10], b[11], b[12], b[13], b[14], b[15]);
+  return out;
+}
+
+void write_term(messages::json_writer& out, const domain::term_usage& term) {
+  out.key("term");
+  out.begin_object();
+  out.string_member("start", domain::format_rfc3339(term.start));
+  out.string_member("end", domain::format_rfc3339(term.end));
+  out.end_object();
+}
+
+/// The pg_stores of the server, lent to one request at a time.
+class store_pool {
+public:
+  using factory = std::function<std::unique_ptr<storage::query_store>()>;
+
+  explicit store_pool(factory make) : make_(std::move(make)) {}
+
+  class lease {
+  public:
+    lease(store_pool& pool, std::unique_ptr<storage::query_store> store)
+        : pool_(&pool), store_(std::move(store)) {}
+
+    lease(lease&& other) noexcept = default;
+
+    ~lease() {
+      if (store_)
+        pool_->give_back(std::move(store_));
+    }
+
+    storage::query_store* operator->() const {
+      return store_.get();
+    }
+
+  private:
+    store_pool* pool_;
+    std::unique_ptr<storage::query_store> store_;
+  };
+
+  lease take() {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      if (!idle_.empty()) {
+        auto store = std::move(idle_.back());
+        idle_.pop_back();
+        return {*this, std::move(store)};
+      }
+    }
+    // Connecting happens lazily inside the store, outside the lock.
+    auto store = make_();
+    if (!store)
+      throw std::runtime_error("make_store returned no store");
+    return {*this, std::move(store)};
+  }
+
+  void clear() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    idle_.clear();
+  }
+
+private:
+  void give_back(std::unique_ptr<storage::query_store> store) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    idle_.push_back(std::move(store));
+  }
+
+  factory make_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<storage::query_store>> idle_;
+};
+
+bool is_blank(const std::string& text) {
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+  });
+}
+
+} // namespace
+
+struct server::impl {
+  explicit impl(server_dependencies d)
+      : deps(std::move(d)), stores(deps.make_store) {}
+
+  server_dependencies deps;
+  token_table tokens;
+  store_pool stores;
+  std::unique_ptr<httplib::Server> http;
+  std::thread listener;
+  std::atomic<int> bound_port{0};
+
+  // Waiting writes sleep on this so that `stop` wakes them at once.
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stopping = false;
+
+  domain::timestamp now() const {
+    return deps.clock ? deps.clock() : wall_clock();
+  }
+
+  bool sleep_or_stop(steady_clock::time_point until) {
+    std::unique_lock<std::mutex> guard{stop_mutex};
+    return !stop_cv.wait_until(guard, until, [this] { return stopping; });
+  }
+
+  // -- edge -------------------------------------------------------------------
+
+  void dispatch(const httplib::Request& req, httplib::Response& res) {
+    auto started = steady_clock::now();
+    std::string_view pattern = "unmatched";
+    answer a;
+    try {
+      auto r = route(req.method, req.target);
+      if (r.match) {
+        pattern = r.match->pattern;
+        a = handle(req, *r.match);
+      } else if (!r.allowed_methods.empty()) {
+        std::string allow;
+        for (const auto& m : r.allowed_methods)
+          allow += (allow.empty() ? "" : ", ") + m;
+        a = error_answer(method_not_allowed(req.method
+                                            + " is not allowed here"
+                                              " (allowed: "
+                                            + allow + ")"));
+        a.headers.emplace_back("Allow", allow);
+      } else {
+        a = error_answer(not_found("no such resource"));
+      }
+    } catch (const std::exception& e) {
+      log::error("HTTP handler failed", {{"method", req.method},
+                                         {"route", pattern},
+                                         {"error", e.what()}});
+      a = error_answer(internal_error("internal error"));
+    } catch (...) {
+      log::error("HTTP handler failed",
+                 {{"method", req.method}, {"route", pattern}});
+      a = error_answer(internal_error("internal error"));
+    }
+    res.status = a.status;
+    for (const auto& [name, value] : a.headers)
+      res.set_header(name.c_str(), value);
+    res.set_content(std::move(a.body), a.content_type.c_str());
+    auto seconds
+      = std::chrono::duration<double>(steady_clock::now() - started).count();
+    if (deps.metrics)
+      deps.metrics->http_request(pattern, a.status, seconds);
+    // The path only (httplib keeps the query string apart), never headers:
+    // tokens travel in Authorization.
+    log::debug("http request", {{"method", req.method},
+                                {"path", req.path},
+                                {"route", pattern},
+                                {"status", a.status},
+                                {"duration_ms", seconds * 1000.0}});
+  }
+
+  answer handle(const httplib::Request& req, const route_match& m) {
+    if (!m.open) {
+      auto header = req.get_header_value("Authorization");
+      if (auto denied = authorize(tokens, header, m.required))
+        return error_answer(*denied);
+    }
+    switch (m.id) {
+      case route_id::healthz: return json_answer(200, R"({"status":"ok"})");
+      case route_id::readyz: return readyz();
+      case route_id::metrics: return metrics_text();
+      case route_id::subscription: return subscription(m.params[0]);
+      case route_id::usage: return usage(req, m.params[0]);
+      case route_id::seats: return seats(req, m.params[0]);
+      case route_id::holders: return holders(req, m.params[0]);
+      case route_id::ledger: return ledger(req, m.params[0]);
+      case route_id::licenses_of: return licenses_of(m.params[0]);
+      case route_id::issue_license: return issue_license(req, m.params[0]);
+      case route_id::license: return license(m.params[0]);
+      case route_id::revocations: return revocations();
+      case route_id::verify_license: return verify_license(req);
+      case route_id::org: return org(m.params[0]);
+    }
+    return error_answer(not_found("no such resource"));
+  }
+
+  // -- operations -------------------------------------------------------------
+
+  answer readyz() {
+    std::string reason = "no pipeline status";
+    if (deps.status && deps.status->ready(reason))
+      return json_answer(200, R"({"status":"ready"})");
+    return error_answer(not_ready(reason));
+  }
+
+  answer metrics_text() {
+    if (!deps.metrics)
+      return error_answer(not_found("metrics are not enabled"));
+    static const actors::service_status no_status;
+    answer a;
+    a.content_type = metrics::exposition_content_type;
+    a.body = deps.metrics->render(deps.status ? *deps.status : no_status);
+    return a;
+  }
+
+  // -- subscriptions ----------------------------------------------------------
+
+  /// The created subscription, or the answer that replaces it (404 before
+  /// its `create`, even though the pool may exist).
+  api_result<storage::subscription_snapshot>
+  created_subscription(store_pool::lease& store, const std::string& id) {
+    if (!domain::is_valid_identifier(id))
+      return not_found("unknown subscription");
+    auto snap = store->subscription(id);
+    if (!snap)
+      return storage_error(snap.error(), "subscription");
+    if (!*snap || (*snap)->record.status == domain::subscription_status::none)
+      return not_found("unknown subscription " + id);
+    return std::move(**snap);
+  }
+
+  /// 404 unless the subscription's pool (or the subscription) exists.
+  std::optional<api_error> require_pool(store_pool::lease& store,
+                                        const std::string& id) {
+    if (!domain::is_valid_identifier(id))
+      return not_found("unknown subscription");
+    auto exists = store->pool_exists(id);
+    if (!exists)
+      return storage_error(exists.error(), "pool_exists");
+    if (!*exists)
+      return not_found("unknown subscription " + id);
+    return std::nullopt;
+  }
+
+  answer subscription(const std::string& id) {
+    auto store = stores.take();
+    auto snap = created_subscription(store, id);
+    if (!snap)
+      return error_answer(snap.error());
+    std::vector<std::string> orgs(snap->orgs.begin(), snap->orgs.end());
+    messages::json_writer out;
+    messages::write_subscription(out, snap->record, orgs);
+    return json_answer(200, out.take());
+  }
+
+  answer usage(const httplib::Request& req, const std::string& id) {
+    auto format = query_param(req, "format").value_or("json");
+    if (format != "json" && format != "csv")
+      return error_answer(bad_request("format must be json or csv"));
+    auto exporting = parse_flag("export", query_param(req, "export"));
+    if (!exporting)
+      return error_answer(exporting.error());
+    if (*exporting && format == "csv")
+      return error_answer(
+        bad_request("the signed export is JSON; drop format=csv"));
+    std::optional<domain::timestamp> term_start;
+    if (auto text = query_param(req, "term_start")) {
+      auto t = parse_time_param("term_start", *text);
+      if (!t)
+        return error_answer(t.error());
+      term_start = *t;
+    }
+    auto store = stores.take();
+    auto snap = created_subscription(store, id);
+    if (!snap)
+      return error_answer(snap.error());
+    const auto& record = snap->record;
+    auto wanted = term_start.value_or(record.term.start);
+    std::optional<domain::term_usage> term;
+    for (const auto& t : record.terms)
+      if (t.start == wanted)
+        term = t;
+    if (!term) {
+      if (term_start)
+        return error_answer(not_found("no term of " + id + " starts at "
+                                      + domain::format_rfc3339(wanted)));
+      // Every created subscription has its current term among its terms;
+      // fall back to the purchased term rather than fail if not.
+      term = domain::term_usage{record.term.start, record.term.end,
+                                record.term.end, 0};
+    }
+    auto window = store->ledger_window(id, term->start);
+    if (!window)
+      return error_answer(storage_error(window.error(), "ledger_window"));
+    auto now_ = now();
+    auto months = domain::monthly_usage(*window, term->start, term->usage_end,
+                                        now_);
+    if (*exporting)
+      months = domain::complete_months(std::move(months));
+    if (format == "csv") {
+      answer a;
+      a.content_type = "text/csv; charset=utf-8";
+      a.body = usage_csv(months);
+      return a;
+    }
+    // Name the event behind each month's peak (http.md: "the report names
+    // the ledger entry and event that caused it").
+    std::vector<std::optional<domain::event_ref>> peak_events;
+    for (const auto& m : months) {
+      std::optional<domain::event_ref> cause;
+      if (m.peak_seq) {
+        auto page = store->ledger_page(id, *m.peak_seq - 1, 1);
+        if (!page)
+          return error_answer(storage_error(page.error(), "ledger_page"));
+        if (!page->empty() && page->front().seq == *m.peak_seq)
+          cause = page->front().cause;
+      }
+      peak_events.push_back(std::move(cause));
+    }
+    messages::json_writer out;
+    out.begin_object();
+    out.string_member("subscription_id", id);
+    write_term(out, *term);
+    out.key("months");
+    out.begin_array();
+    for (std::size_t i = 0; i < months.size(); ++i)
+      write_usage_month(out, months[i], peak_events[i]);
+    out.end_array();
+    if (!*exporting) {
+      out.end_object();
+      return json_answer(200, out.take());
+    }
+    out.string_member("exported_at", domain::format_rfc3339(now_));
+    out.end_object();
+    auto signed_doc = deps.keys->sign_document(out.take());
+    if (!signed_doc) {
+      log::error("cannot sign the usage export",
+                 {{"subscription_id", id},
+                  {"error", describe(signed_doc.error())}});
+      return error_answer(internal_error("cannot sign the export"));
+    }
+    return json_answer(200, std::move(*signed_doc));
+  }
+
+  answer seats(const httplib::Request& req, const std::string& id) {
+    auto text = query_param(req, "at");
+    if (!text)
+      return error_answer(bad_request("at is required (an RFC 3339 time)"));
+    auto at = parse_time_param("at", *text);
+    if (!at)
+      return error_answer(at.error());
+    auto store = stores.take();
+    if (auto missing = require_pool(store, id))
+      return error_answer(*missing);
+    auto count = store->seats_at(id, *at);
+    if (!count)
+      return error_answer(storage_error(count.error(), "seats_at"));
+    messages::json_writer out;
+    out.begin_object();
+    out.string_member("subscription_id", id);
+    out.string_member("at", domain::format_rfc3339(*at));
+    out.integer_member("seats_in_use", *count);
+    out.end_object();
+    return json_answer(200, out.take());
+  }
+
+  answer holders(const httplib::Request& req, const std::string& id) {
+    auto limit = parse_limit(query_param(req, "limit"));
+    if (!limit)
+      return error_answer(limit.error());
+    auto after = query_param(req, "after").value_or("");
+    auto store = stores.take();
+    if (auto missing = require_pool(store, id))
+      return error_answer(*missing);
+    // One more than asked tells whether another page follows.
+    auto page = store->holders_page(id, after, *limit + 1);
+    if (!page)
+      return error_answer(storage_error(page.error(), "holders_page"));
+    bool more = page->size() > *limit;
+    if (more)
+      page->resize(*limit);
+    messages::json_writer out;
+    out.begin_object();
+    out.key("holders");
+    out.begin_array();
+    for (const auto& h : *page) {
+      out.begin_object();
+      out.string_member("user_id", h.user_id);
+      out.string_array_member("orgs", h.orgs);
+      out.end_object();
+    }
+    out.end_array();
+    if (more)
+      out.string_member("next_after", page->back().user_id);
+    else
+      out.null_member("next_after");
+    out.end_object();
+    return json_answer(200, out.take());
+  }
+
+  answer ledger(const httplib::Request& req, const std::string& id) {
+    auto limit = parse_limit(query_param(req, "limit"));
+    if (!limit)
+      return error_answer(limit.error());
+    auto after = parse_after_seq(query_param(req, "after"));
+    if (!after)
+      return error_answer(after.error());
+    auto store = stores.take();
+    if (auto missing = require_pool(store, id))
+      return error_answer(*missing);
+    auto page = store->ledger_page(id, *after, *limit + 1);
+    if (!page)
+      return error_answer(storage_error(page.error(), "ledger_page"));
+    bool more = page->size() > *limit;
+    if (more)
+      page->resize(*limit);
+    messages::json_writer out;
+    out.begin_object();
+    out.key("entries");
+    out.begin_array();
+    for (const auto& e : *page)
+      write_ledger_entry(out, e);
+    out.end_array();
+    if (more)
+      out.integer_member("next_after", page->back().seq);
+    else
+      out.null_member("next_after");
+    out.end_object();
+    return json_answer(200, out.take());
+  }
+
+  // -- licenses ---------------------------------------------------------------
+
+  answer license_answer(int status, const storage::license_view& view) {
+    messages::json_writer out;
+    write_license(out, view, now());
+    return json_answer(status, out.take());
+  }
+
+  answer licenses_of(const std::string& id) {
+    if (!domain::is_valid_identifier(id))
+      return error_answer(not_found("unknown subscription"));
+    auto store = stores.take();
+    auto list = store->licenses_of(id);
+    if (!list)
+      return error_answer(storage_error(list.error(), "licenses_of"));
+    if (list->empty())
+      if (auto missing = require_pool(store, id))
+        return error_answer(*missing);
+    auto now_ = now();
+    messages::json_writer out;
+    out.begin_object();
+    out.key("licenses");
+    out.begin_array();
+    for (const auto& l : *list) // newest first, as stored
+      write_license(out, l, now_);
+    out.end_array();
+    out.end_object();
+    return json_answer(200, out.take());
+  }
+
+  answer license(const std::string& license_id) {
+    if (license_id.size() > domain::max_identifier_length)
+      return error_answer(not_found("unknown license"));
+    auto store = stores.take();
+    auto found = store->license(license_id);
+    if (!found)
+      return error_answer(storage_error(found.error(), "license"));
+    if (!*found)
+      return error_answer(not_found("unknown license " + license_id));
+    return license_answer(200, **found);
+  }
+
+  answer revocations() {
+    auto store = stores.take();
+    auto list = store->revocations();
+    if (!list)
+      return error_answer(storage_error(list.error(), "revocations"));
+    messages::json_writer out;
+    out.begin_object();
+    out.string_member("issued_at", domain::format_rfc3339(now()));
+    out.key("revoked");
+    out.begin_array();
+    for (const auto& r : *list) {
+      out.begin_object();
+      out.string_member("license_id", r.license_id);
+      out.string_member("subscription_id", r.subscription_id);
+      out.string_member("revoked_at", domain::format_rfc3339(r.revoked_at));
+      out.end_object();
+    }
+    out.end_array();
+    out.end_object();
+    auto signed_doc = deps.keys->sign_document(out.take());
+    if (!signed_doc) {
+      log::error("cannot sign the revocation list",
+                 {{"error", describe(signed_doc.error())}});
+      return error_answer(internal_error("cannot sign the revocation list"));
+    }
+    return json_answer(200, std::move(*signed_doc));
+  }
+
+  answer verify_license(const httplib::Request& req) {
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+      return error_answer(bad_request("the body must be a JSON object"));
+    auto it = body.find("license_key");
+    if (it == body.end() || !it->is_string())
+      return error_answer(bad_request("license_key (a string) is required"));
+    const auto& key = it->get_ref<const std::string&>();
+    auto check = paseto::verify_license(deps.keys->trusted(), key,
+                                        to_time_point(now()),
+                                        std::chrono::seconds{60});
+    std::optional<std::string> reason;
+    if (check.reason)
+      reason = std::string{paseto::to_string(*check.reason)};
+    // Once the signature holds, PostgreSQL knows what an offline check
+    // cannot: whether the license was revoked since.
+    if (!check.claims_json.empty()) {
+      auto claims = nlohmann::json::parse(check.claims_json, nullptr, false);
+      if (claims.is_object() && claims.contains("jti")
+          && claims["jti"].is_string()) {
+        auto store = stores.take();
+        auto found = store->license(claims["jti"].get<std::string>());
+        if (!found)
+          return error_answer(storage_error(found.error(), "license"));
+        if (*found && (*found)->revoked_at) {
+          check.valid = false;
+          reason = "revoked";
+        }
+      }
+    }
+    messages::json_writer out;
+    out.begin_object();
+    out.bool_member("valid", check.valid);
+    if (reason)
+      out.string_member("reason", *reason);
+    else
+      out.null_member("reason");
+    if (check.claims_json.empty())
+      out.null_member("claims");
+    else
+      out.raw_member("claims", check.claims_json);
+    out.end_object();
+    return json_answer(200, out.take());
+  }
+
+  answer issue_license(const httplib::Request& req, const std::string& id) {
+    if (!domain::is_valid_identifier(id))
+      return error_answer(not_found("unknown subscription"));
+    // The body is the command's data without the subscription id; an empty
+    // body asks for a license with the defaults.
+    auto data = is_blank(req.body)
+                  ? nlohmann::json::object()
+                  : nlohmann::json::parse(req.body, nullptr, false);
+    if (data.is_discarded() || !data.is_object())
+      return error_answer(bad_request("the body must be a JSON object"));
+    if (auto it = data.find("subscription_id");
+        it != data.end() && *it != nlohmann::json(id))
+      return error_answer(
+        bad_request("subscription_id in the body differs from the path"));
+    data["subscription_id"] = id;
+    auto command_id = random_uuid();
+    auto now_ = now();
+    nlohmann::json envelope = {
+      {"specversion", "1.0"},
+      {"id", command_id},
+      {"source", deps.source},
+      {"type", "seatledger.license.issue"},
+      {"time", domain::format_rfc3339(now_)},
+      {"data", std::move(data)},
+    };
+    // The actor's decoder has the last word on what a valid command is: run
+    // it here, so a bad body is a 400 now rather than a dead letter and a
+    // timeout, and publish the decoded command re-encoded (unknown members
+    // dropped).
+    auto text = envelope.dump();
+    messages::decoder decoder;
+    auto decoded = decoder.decode_command({text, nullptr});
+    if (!decoded)
+      return error_answer(bad_request(decoded.error().message));
+    auto value = messages::encode_command_event(decoded.value());
+    if (!deps.publish)
+      return error_answer(not_ready("this replica cannot publish commands"));
+    auto store = stores.take();
+    // Saves a round trip through Kafka for the common mistake; the actor
+    // still decides everything else.
+    auto snap = created_subscription(store, id);
+    if (!snap)
+      return error_answer(snap.error());
+    auto published = deps.publish(deps.commands_topic, id, value);
+    if (!published) {
+      log::error("cannot publish a license.issue command",
+                 {{"subscription_id", id},
+                  {"command_id", command_id},
+                  {"error", describe(published.error())}});
+      return error_answer(not_ready("cannot publish the command to Kafka"));
+    }
+    log::info("license.issue command published",
+              {{"subscription_id", id}, {"command_id", command_id}});
+    return await_license(store, id, command_id);
+  }
+
+  /// Polls PostgreSQL until the command's result is committed: the license
+  /// it issued, or the rejection event the actor committed instead.
+  answer await_license(store_pool::lease& store, const std::string& id,
+                       const std::string& command_id) {
+    auto deadline = steady_clock::now() + deps.write_timeout;
+    domain::event_key command{deps.source, command_id};
+    auto rejection_id
+      = domain::derived_id({"rejected", deps.source, command_id, id});
+    bool rejections_supported = true;
+    for (;;) {
+      auto issued = store->license_issued_by(command);
+      if (issued && *issued) {
+        log::info("license issued through the API",
+                  {{"subscription_id", id},
+                   {"command_id", command_id},
+                   {"license_id", (*issued)->license.grant.license_id}});
+        auto a = license_answer(201, **issued);
+        a.headers.emplace_back(
+          "Location", "/v1/licenses/" + (*issued)->license.grant.license_id);
+        return a;
+      }
+      if (rejections_supported) {
+        auto event = store->outbox_event(rejection_id);
+        if (event && *event) {
+          if (auto a = rejection_answer(**event, id, command_id))
+            return std::move(*a);
+        } else if (!event && is(event.error(), service_errc::internal)) {
+          // A store without the lookup: only the license can end the wait.
+          rejections_supported = false;
+        }
+      }
+      // Transient storage errors are retried until the deadline: the
+      // command is in Kafka and will be applied regardless.
+      auto next = std::min(deadline,
+                           steady_clock::now() + deps.write_poll_interval);
+      if (!sleep_or_stop(next))
+        return error_answer(not_ready("shutting down; command " + command_id
+                                      + " was published and may still be "
+                                        "applied"));
+      if (steady_clock::now() >= deadline) {
+        log::warning("license.issue result not committed in time",
+                     {{"subscription_id", id}, {"command_id", command_id}});
+        return error_answer(not_ready(
+          "command " + command_id
+          + " was published but its result was not committed in time; it "
+            "may still be applied (look for a license issued by it)"));
+      }
+    }
+  }
+
+  std::optional<answer> rejection_answer(const std::string& event_json,
+                                         const std::string& id,
+                                         const std::string& command_id) {
+    auto event = nlohmann::json::parse(event_json, nullptr, false);
+    if (event.is_discarded() || !event.is_object() || !event.contains("data")
+        || !event["data"].is_object())
+      return std::nullopt;
+    const auto& data = event["data"];
+    auto reason = data.value("reason", std::string{"rejected"});
+    auto message = data.value("message", std::string{"command rejected"});
+    log::info("license.issue command rejected", {{"subscription_id", id},
+                                                 {"command_id", command_id},
+                                                 {"reason", reason}});
+    if (reason == "unknown_subscription")
+      return error_answer(not_found(message));
+    return error_answer(conflict(reason, message));
+  }
+
+  // -- orgs -------------------------------------------------------------------
+
+  answer org(const std::string& org_id) {
+    if (!domain::is_valid_identifier(org_id))
+      return error_answer(not_found("unknown org"));
+    auto store = stores.take();
+    auto found = store->org(org_id);
+    if (!found)
+      return error_answer(storage_error(found.error(), "org"));
+    if (!*found)
+      return error_answer(not_found("unknown org " + org_id));
+    const auto& o = **found;
+    messages::json_writer out;
+    out.begin_object();
+    out.string_member("org_id", o.org_id);
+    if (o.subscription_id)
+      out.string_member("subscription_id", *o.subscription_id);
+    else
+      out.null_member("subscription_id");
+    out.integer_member("members", o.members);
+    out.integer_member("billable_members", o.billable_members);
+    out.end_object();
+    return json_answer(200, out.take());
+  }
+};
+
+server::server(server_dependencies deps)
+    : impl_(std::make_unique<impl>(std::move(deps))) {}
+
+server::~server() {
+  stop();
+}
+
+caf::expected<int> server::start(const std::string& host, int port) {
+  auto& d = *impl_;
+  if (d.http)
+    return make_error(service_errc::internal, "the HTTP server runs already");
+  if (!d.deps.make_store || !d.deps.keys)
+    return make_error(service_errc::config_invalid,
+                      "the HTTP server needs a store factory and a keyring");
+  std::string problem;
+  auto tokens = token_table::make(d.deps.tokens, problem);
+  if (!tokens)
+    return make_error(service_errc::config_invalid, problem);
+  d.tokens = std::move(*tokens);
+  if (d.tokens.size() == 0)
+    log::warning("no API tokens configured: every /v1 request answers 401");
+  {
+    std::lock_guard<std::mutex> guard{d.stop_mutex};
+    d.stopping = false;
+  }
+  auto http = std::make_unique<httplib::Server>();
+  auto threads = std::max<std::size_t>(d.deps.threads, 1);
+  http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http->set_payload_max_length(d.deps.max_body_bytes);
+  http->set_read_timeout(std::chrono::seconds{10});
+  http->set_write_timeout(std::chrono::seconds{10});
+  // Every method and path goes to one dispatcher, which tells 404 from 405
+  // and answers every error as JSON.
+  auto handler = [&d](const httplib::Request& req, httplib::Response& res) {
+    d.dispatch(req, res);
+  };
+  http->Get(".*", handler);
+  http->Post(".*", handler);
+  http->Put(".*", handler);
+  http->Patch(".*", handler);
+  http->Delete(".*", handler);
+  http->Options(".*", handler);
+  // Statuses httplib sets on its own (malformed request, body too large)
+  // get the same JSON error shape; answers with a body are left alone.
+  http->set_error_handler(httplib::Server::HandlerWithResponse{
+    [](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty())
+        return httplib::Server::HandlerResponse::Unhandled;
+      auto e = error_for_status(res.status);
+      res.set_content(error_body(e.code, e.message), json_type);
+      return httplib::Server::HandlerResponse::Handled;
+    }});
+  http->set_exception_handler(
+    [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      res.status = 500;
+      res.set_content(error_body("internal", "internal error"), json_type);
+    });
+  int bound = -1;
+  if (port == 0)
+    bound = http->bind_to_any_port(host);
+  else if (http->bind_to_port(host, port))
+    bound = port;
+  if (bound <= 0)
+    return make_error(service_errc::internal,
+                      "cannot listen on " + host + ":" + std::to_string(port));
+  d.http = std::move(http);
+  d.listener = std::thread([&d] { d.http->listen_after_bind(); });
+  // httplib's stop() only takes effect once the accept loop runs; wait for
+  // it so that a stop() right after start() cannot be lost.
+  auto limit = steady_clock::now() + std::chrono::seconds{5};
+  while (!d.http->is_running() && steady_clock::now() < limit)
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  d.bound_port = bound;
+  log::info("HTTP API listening", {{"host", host}, {"port", bound}});
+  return bound;
+}
+
+void server::stop() {
+  auto& d = *impl_;
+  if (!d.http)
+    return;
+  {
+    std::lock_guard<std::mutex> guard{d.stop_mutex};
+    d.stopping = true;
+  }
+  d.stop_cv.notify_all();
+  d.http->stop();
+  if (d.listener.joinable())
+    d.listener.join();
+  d.http.reset();
+  d.stores.clear();
+  d.bound_port = 0;
+}
+
+int server::port() const {
+  return impl_->bound_port;
+}
+
+} // namespace seatledger::http

@@ -1,0 +1,657 @@
+#include "adapters/kafka/kafka.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "log/log.hpp"
+#include "messages/service_error.hpp"
+
+namespace seatledger::kafka {
+
+namespace {
+
+caf::error kafka_error(const std::string& what) {
+  return make_error(service_errc::kafka_failure, what);
+}
+
+struct conf_deleter {
+  void operator()(rd_kafka_conf_t* conf) const {
+    rd_kafka_conf_destroy(conf);
+  }
+};
+using conf_ptr = std::unique_ptr<rd_kafka_conf_t, conf_deleter>;
+
+struct list_deleter {
+  void operator()(rd_kafka_topic_partition_list_t* list) const {
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+};
+using list_ptr = std::unique_ptr<rd_kafka_topic_partition_list_t, list_deleter>;
+
+caf::expected<conf_ptr> make_conf(const client_config& config,
+                                  const std::map<std::string, std::string>&
+                                    defaults) {
+  conf_ptr conf{rd_kafka_conf_new()};
+  char errstr[512];
+  auto set = [&](const std::string& key,
+                 const std::string& value) -> caf::expected<void> {
+    if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr,
+                          sizeof(errstr))
+        != RD_KAFKA_CONF_OK)
+      return make_error(service_errc::config_invalid,
+                        "kafka property " + key + ": " + errstr);
+    return caf::unit;
+  };
+  for (const auto& [key, value] : defaults)
+    if (auto ok = set(key, value); !ok)
+      return ok.error();
+  // Operator-supplied properties win over the defaults (security protocol,
+  // SASL, TLS, timeouts …).
+  for (const auto& [key, value] : config.properties)
+    if (auto ok = set(key, value); !ok)
+      return ok.error();
+  if (!config.bootstrap_servers.empty())
+    if (auto ok = set("bootstrap.servers", config.bootstrap_servers); !ok)
+      return ok.error();
+  return conf;
+}
+
+list_ptr to_list(const std::vector<topic_partition>& tps) {
+  list_ptr list{
+    rd_kafka_topic_partition_list_new(static_cast<int>(tps.size()))};
+  for (const auto& tp : tps)
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(),
+                                      tp.partition);
+  return list;
+}
+
+list_ptr to_list(const std::vector<position>& positions) {
+  list_ptr list{
+    rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()))};
+  for (const auto& p : positions)
+    rd_kafka_topic_partition_list_add(list.get(), p.tp.topic.c_str(),
+                                      p.tp.partition)
+      ->offset = p.next_offset;
+  return list;
+}
+
+std::vector<topic_partition>
+from_list(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<topic_partition> result;
+  for (int i = 0; i < list->cnt; ++i)
+    result.push_back({list->elems[i].topic, list->elems[i].partition});
+  return result;
+}
+
+void log_callback(const rd_kafka_t*, int level, const char* fac,
+                  const char* buf) {
+  // syslog levels: 0..3 errors, 4 warning, the rest informational.
+  if (level <= 3)
+    log::error("kafka", {{"facility", fac}, {"detail", buf}});
+  else if (level == 4)
+    log::warning("kafka", {{"facility", fac}, {"detail", buf}});
+  else
+    log::debug("kafka", {{"facility", fac}, {"detail", buf}});
+}
+
+} // namespace
+
+rebalance_listener::~rebalance_listener() = default;
+
+// -- consumer -----------------------------------------------------------------
+
+struct consumer::impl {
+  rd_kafka_t* rk = nullptr;
+  rd_kafka_queue_t* queue = nullptr;
+  int pipe_fds[2] = {-1, -1};
+  rebalance_listener* listener = nullptr;
+  bool group = false;
+  bool closed = false;
+  std::vector<gap> gaps;
+
+  ~impl() {
+    if (rk) {
+      if (group && !closed)
+        rd_kafka_consumer_close(rk);
+      if (queue)
+        rd_kafka_queue_destroy(queue);
+      rd_kafka_destroy(rk);
+    }
+    for (auto fd : pipe_fds)
+      if (fd >= 0)
+        ::close(fd);
+  }
+
+  static void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t* partitions,
+                        void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk),
+                                   "COOPERATIVE")
+                       == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      auto tps = from_list(partitions);
+      std::vector<position> starts;
+      if (self->listener)
+        starts = self->listener->on_assigned(tps);
+      for (int i = 0; i < partitions->cnt; ++i) {
+        auto& elem = partitions->elems[i];
+        elem.offset = RD_KAFKA_OFFSET_BEGINNING;
+        for (const auto& p : starts)
+          if (p.tp.topic == elem.topic && p.tp.partition == elem.partition)
+            elem.offset = p.next_offset;
+      }
+      if (cooperative) {
+        if (auto* e = rd_kafka_incremental_assign(rk, partitions)) {
+          log::error("kafka incremental assign failed",
+                     {{"error", rd_kafka_error_string(e)}});
+          rd_kafka_error_destroy(e);
+        }
+      } else {
+        rd_kafka_assign(rk, partitions);
+      }
+      return;
+    }
+    // Revoked, or lost (the session timed out): either way nothing more may
+    // be written for these partitions.
+    if (self->listener)
+      self->listener->on_revoked(from_list(partitions));
+    if (cooperative) {
+      if (auto* e = rd_kafka_incremental_unassign(rk, partitions)) {
+        log::error("kafka incremental unassign failed",
+                   {{"error", rd_kafka_error_string(e)}});
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk, nullptr);
+    }
+    (void) err;
+  }
+
+  caf::expected<void> setup_wakeup() {
+    if (::pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0)
+      return kafka_error("pipe2 failed");
+    queue = rd_kafka_queue_get_consumer(rk);
+    if (!queue)
+      queue = rd_kafka_queue_get_main(rk);
+    static const char wake = 'w';
+    rd_kafka_queue_io_event_enable(queue, pipe_fds[1], &wake, 1);
+    return caf::unit;
+  }
+
+  void drain_wake_pipe() {
+    char buf[64];
+    while (::read(pipe_fds[0], buf, sizeof(buf)) > 0) {
+    }
+  }
+};
+
+consumer::consumer(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+
+consumer::~consumer() = default;
+
+caf::expected<std::unique_ptr<consumer>>
+consumer::group_member(const client_config& config,
+                       const std::string& group_id,
+                       rebalance_listener* listener) {
+  auto conf = make_conf(config,
+                        {{"group.id", group_id},
+                         {"partition.assignment.strategy",
+                          "cooperative-sticky"},
+                         {"enable.auto.commit", "false"},
+                         {"enable.auto.offset.store", "false"},
+                         // A stored position Kafka no longer has is an
+                         // incident we report, never a silent reset.
+                         {"auto.offset.reset", "error"},
+                         {"session.timeout.ms", "10000"},
+                         {"heartbeat.interval.ms", "1000"},
+                         {"fetch.wait.max.ms", "10"},
+                         {"fetch.error.backoff.ms", "20"}});
+  if (!conf)
+    return conf.error();
+  auto state = std::make_unique<impl>();
+  state->listener = listener;
+  state->group = true;
+  rd_kafka_conf_set_opaque(conf->get(), state.get());
+  rd_kafka_conf_set_rebalance_cb(conf->get(), &impl::rebalance);
+  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  char errstr[512];
+  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
+                           sizeof(errstr));
+  if (!state->rk)
+    return kafka_error(std::string{"cannot create consumer: "} + errstr);
+  rd_kafka_poll_set_consumer(state->rk);
+  if (auto ok = state->setup_wakeup(); !ok)
+    return ok.error();
+  return std::unique_ptr<consumer>(new consumer(std::move(state)));
+}
+
+caf::expected<std::unique_ptr<consumer>>
+consumer::assign_only(const client_config& config) {
+  auto conf = make_conf(config, {{"enable.auto.commit", "false"},
+                                 {"enable.auto.offset.store", "false"},
+                                 {"auto.offset.reset", "error"},
+                                 {"fetch.wait.max.ms", "10"},
+                                 {"fetch.error.backoff.ms", "20"},
+                                 {"group.id", "seatledger-assign-only"}});
+  if (!conf)
+    return conf.error();
+  auto state = std::make_unique<impl>();
+  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  char errstr[512];
+  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
+                           sizeof(errstr));
+  if (!state->rk)
+    return kafka_error(std::string{"cannot create consumer: "} + errstr);
+  rd_kafka_poll_set_consumer(state->rk);
+  if (auto ok = state->setup_wakeup(); !ok)
+    return ok.error();
+  return std::unique_ptr<consumer>(new consumer(std::move(state)));
+}
+
+caf::expected<void> consumer::subscribe(const std::vector<std::string>& topics) {
+  list_ptr list{
+    rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()))};
+  for (const auto& t : topics)
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(),
+                                      RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(impl_->rk, list.get()))
+    return kafka_error(std::string{"subscribe: "} + rd_kafka_err2str(err));
+  return caf::unit;
+}
+
+caf::expected<void> consumer::assign(const std::vector<position>& positions) {
+  if (positions.empty())
+    return caf::unit;
+  auto list = to_list(positions);
+  for (int i = 0; i < list->cnt; ++i)
+    if (list->elems[i].offset < 0)
+      list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+  if (auto* e = rd_kafka_incremental_assign(impl_->rk, list.get())) {
+    std::string what = rd_kafka_error_string(e);
+    rd_kafka_error_destroy(e);
+    return kafka_error("assign: " + what);
+  }
+  return caf::unit;
+}
+
+caf::expected<void>
+consumer::unassign(const std::vector<topic_partition>& partitions) {
+  if (partitions.empty())
+    return caf::unit;
+  auto list = to_list(partitions);
+  if (auto* e = rd_kafka_incremental_unassign(impl_->rk, list.get())) {
+    std::string what = rd_kafka_error_string(e);
+    rd_kafka_error_destroy(e);
+    return kafka_error("unassign: " + what);
+  }
+  return caf::unit;
+}
+
+caf::expected<void> consumer::seek(const std::vector<position>& positions) {
+  if (positions.empty())
+    return caf::unit;
+  auto list = to_list(positions);
+  for (int i = 0; i < list->cnt; ++i)
+    if (list->elems[i].offset < 0)
+      list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+  if (auto* e = rd_kafka_seek_partitions(impl_->rk, list.get(), 5000)) {
+    std::string what = rd_kafka_error_string(e);
+    rd_kafka_error_destroy(e);
+    return kafka_error("seek: " + what);
+  }
+  for (int i = 0; i < list->cnt; ++i)
+    if (list->elems[i].err)
+      return kafka_error(std::string{"seek "} + list->elems[i].topic + ": "
+                         + rd_kafka_err2str(list->elems[i].err));
+  return caf::unit;
+}
+
+std::vector<record> consumer::poll(std::size_t max, int timeout_ms) {
+  std::vector<record> result;
+  impl_->drain_wake_pipe();
+  auto wait = timeout_ms;
+  while (result.size() < max) {
+    auto* msg = rd_kafka_consumer_poll(impl_->rk, wait);
+    wait = 0;
+    if (!msg)
+      break;
+    if (msg->err) {
+      if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
+          || msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+        topic_partition tp{msg->rkt ? rd_kafka_topic_name(msg->rkt) : "",
+                           msg->partition};
+        impl_->gaps.push_back({tp, msg->offset});
+        // Resume from the earliest record still there.
+        seek({{tp, RD_KAFKA_OFFSET_BEGINNING}});
+      } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        log::warning("kafka consumer error",
+                     {{"error", rd_kafka_message_errstr(msg)}});
+      }
+      rd_kafka_message_destroy(msg);
+      continue;
+    }
+    record r;
+    r.topic = rd_kafka_topic_name(msg->rkt);
+    r.partition = msg->partition;
+    r.offset = msg->offset;
+    if (msg->key)
+      r.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+    if (msg->payload)
+      r.value.assign(static_cast<const char*>(msg->payload), msg->len);
+    rd_kafka_timestamp_type_t ts_type;
+    auto ts = rd_kafka_message_timestamp(msg, &ts_type);
+    r.timestamp_ms = ts > 0 ? ts : 0;
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(msg, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR
+        && headers) {
+      const char* name;
+      const void* value;
+      size_t size;
+      for (size_t i = 0;
+           rd_kafka_header_get_all(headers, i, &name, &value, &size)
+           == RD_KAFKA_RESP_ERR_NO_ERROR;
+           ++i)
+        r.headers.emplace_back(
+          name, value ? std::string(static_cast<const char*>(value), size)
+                      : std::string{});
+    }
+    result.push_back(std::move(r));
+    rd_kafka_message_destroy(msg);
+  }
+  return result;
+}
+
+int consumer::wake_fd() const {
+  return impl_->pipe_fds[0];
+}
+
+void consumer::commit_async(const std::vector<position>& positions) {
+  if (positions.empty() || !impl_->group)
+    return;
+  auto list = to_list(positions);
+  rd_kafka_commit(impl_->rk, list.get(), 1);
+}
+
+void consumer::close() {
+  if (impl_->group && !impl_->closed) {
+    rd_kafka_consumer_close(impl_->rk);
+    impl_->closed = true;
+  }
+}
+
+std::vector<consumer::gap> consumer::take_gaps() {
+  std::vector<gap> result;
+  result.swap(impl_->gaps);
+  return result;
+}
+
+std::int64_t consumer::high_watermark(const topic_partition& tp) const {
+  std::int64_t low = -1;
+  std::int64_t high = -1;
+  if (rd_kafka_get_watermark_offsets(impl_->rk, tp.topic.c_str(), tp.partition,
+                                     &low, &high)
+      != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return -1;
+  return high;
+}
+
+std::vector<topic_partition> consumer::assignment() const {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  std::vector<topic_partition> result;
+  if (rd_kafka_assignment(impl_->rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR
+      && list) {
+    result = from_list(list);
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+  return result;
+}
+
+// -- producer -----------------------------------------------------------------
+
+struct producer::impl {
+  rd_kafka_t* rk = nullptr;
+
+  using callback = std::function<void(bool, const std::string&)>;
+
+  ~impl() {
+    if (rk) {
+      rd_kafka_flush(rk, 5000);
+      rd_kafka_destroy(rk);
+    }
+  }
+
+  static void delivered(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+    auto* done = static_cast<callback*>(msg->_private);
+    if (!done)
+      return;
+    (*done)(msg->err == RD_KAFKA_RESP_ERR_NO_ERROR,
+            msg->err ? rd_kafka_err2str(msg->err) : "");
+    delete done;
+  }
+};
+
+producer::producer(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+
+producer::~producer() = default;
+
+caf::expected<std::unique_ptr<producer>>
+producer::make(const client_config& config) {
+  auto conf = make_conf(config, {{"enable.idempotence", "true"},
+                                 {"acks", "all"},
+                                 {"partitioner", "murmur2_random"},
+                                 {"linger.ms", "2"},
+                                 {"batch.num.messages", "10000"},
+                                 {"queue.buffering.max.messages", "1000000"},
+                                 {"message.timeout.ms", "300000"}});
+  if (!conf)
+    return conf.error();
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), &impl::delivered);
+  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  char errstr[512];
+  auto state = std::make_unique<impl>();
+  state->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->release(), errstr,
+                           sizeof(errstr));
+  if (!state->rk)
+    return kafka_error(std::string{"cannot create producer: "} + errstr);
+  return std::unique_ptr<producer>(new producer(std::move(state)));
+}
+
+caf::expected<void>
+producer::produce(const std::string& topic, std::string_view key,
+                  std::string_view value, const record_headers& headers,
+                  std::function<void(bool, const std::string&)> done) {
+  auto* hdrs = rd_kafka_headers_new(headers.size());
+  for (const auto& [name, v] : headers)
+    rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()),
+                        v.data(), static_cast<ssize_t>(v.size()));
+  auto* cb = new impl::callback(std::move(done));
+  for (;;) {
+    auto err = rd_kafka_producev(
+      impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+      RD_KAFKA_V_OPAQUE(cb), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      return caf::unit; // the headers now belong to librdkafka
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(impl_->rk, 50);
+      continue;
+    }
+    rd_kafka_headers_destroy(hdrs);
+    delete cb;
+    return kafka_error(std::string{"produce to "} + topic + ": "
+                       + rd_kafka_err2str(err));
+  }
+}
+
+int producer::poll(int timeout_ms) {
+  return rd_kafka_poll(impl_->rk, timeout_ms);
+}
+
+bool producer::flush(int timeout_ms) {
+  return rd_kafka_flush(impl_->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+int producer::in_flight() const {
+  return rd_kafka_outq_len(impl_->rk);
+}
+
+// -- mock cluster -------------------------------------------------------------
+
+struct mock_cluster::impl {
+  rd_kafka_t* host = nullptr;
+  rd_kafka_mock_cluster_t* cluster = nullptr;
+
+  ~impl() {
+    if (cluster)
+      rd_kafka_mock_cluster_destroy(cluster);
+    if (host)
+      rd_kafka_destroy(host);
+  }
+};
+
+mock_cluster::mock_cluster(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+
+mock_cluster::~mock_cluster() = default;
+
+caf::expected<std::unique_ptr<mock_cluster>>
+mock_cluster::start(int brokers, const std::vector<std::string>& topics,
+                    int partitions) {
+  auto state = std::make_unique<impl>();
+  char errstr[512];
+  auto* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set_log_cb(conf, log_callback);
+  // The mock cluster needs a client instance to run its broker threads.
+  state->host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+  if (!state->host)
+    return kafka_error(std::string{"cannot create mock host: "} + errstr);
+  state->cluster = rd_kafka_mock_cluster_new(state->host, brokers);
+  if (!state->cluster)
+    return kafka_error("cannot create the mock cluster");
+  auto replication = std::min(brokers, 3);
+  for (const auto& topic : topics)
+    if (auto err = rd_kafka_mock_topic_create(state->cluster, topic.c_str(),
+                                              partitions, replication))
+      return kafka_error("cannot create topic " + topic + ": "
+                         + rd_kafka_err2str(err));
+  return std::unique_ptr<mock_cluster>(new mock_cluster(std::move(state)));
+}
+
+std::string mock_cluster::bootstrap_servers() const {
+  return rd_kafka_mock_cluster_bootstraps(impl_->cluster);
+}
+
+// -- partitioning and metadata ------------------------------------------------
+
+std::int32_t partition_for_key(std::string_view key, std::int32_t partitions) {
+  // Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2).
+  const auto* data = reinterpret_cast<const unsigned char*>(key.data());
+  auto length = static_cast<std::int32_t>(key.size());
+  const std::uint32_t seed = 0x9747b28c;
+  const std::uint32_t m = 0x5bd1e995;
+  const int r = 24;
+  std::uint32_t h = seed ^ static_cast<std::uint32_t>(length);
+  auto length4 = length / 4;
+  for (std::int32_t i = 0; i < length4; ++i) {
+    auto i4 = i * 4;
+    std::uint32_t k = data[i4] | (data[i4 + 1] << 8) | (data[i4 + 2] << 16)
+                      | (static_cast<std::uint32_t>(data[i4 + 3]) << 24);
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h *= m;
+    h ^= k;
+  }
+  auto tail = length4 * 4;
+  switch (length % 4) {
+    case 3: h ^= static_cast<std::uint32_t>(data[tail + 2]) << 16; [[fallthrough]];
+    case 2: h ^= static_cast<std::uint32_t>(data[tail + 1]) << 8; [[fallthrough]];
+    case 1:
+      h ^= data[tail];
+      h *= m;
+  }
+  h ^= h >> 13;
+  h *= m;
+  h ^= h >> 15;
+  auto positive = static_cast<std::int32_t>(h & 0x7fffffff);
+  return positive % partitions;
+}
+
+caf::expected<std::map<std::string, std::int32_t>>
+partition_counts(const client_config& config,
+                 const std::vector<std::string>& topics, int timeout_ms) {
+  auto conf = make_conf(config, {});
+  if (!conf)
+    return conf.error();
+  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  char errstr[512];
+  auto* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->release(), errstr,
+                          sizeof(errstr));
+  if (!rk)
+    return kafka_error(std::string{"cannot create client: "} + errstr);
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms);
+  if (err) {
+    rd_kafka_destroy(rk);
+    return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
+  }
+  std::map<std::string, std::int32_t> result;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    for (const auto& t : topics)
+      if (t == md->topics[i].topic && !md->topics[i].err)
+        result[t] = md->topics[i].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  rd_kafka_destroy(rk);
+  return result;
+}
+
+} // namespace seatledger::kafka
+
+namespace seatledger::kafka {
+
+caf::expected<std::vector<std::int64_t>>
+high_watermarks(const client_config& config, const std::string& topic,
+                int timeout_ms) {
+  auto counts = partition_counts(config, {topic}, timeout_ms);
+  if (!counts)
+    return counts.error();
+  auto it = counts->find(topic);
+  if (it == counts->end())
+    return kafka_error("unknown topic " + topic);
+  auto conf = make_conf(config, {{"group.id", "seatledger-watermarks"}});
+  if (!conf)
+    return conf.error();
+  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  char errstr[512];
+  auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
+                          sizeof(errstr));
+  if (!rk)
+    return kafka_error(std::string{"cannot create client: "} + errstr);
+  std::vector<std::int64_t> result;
+  for (std::int32_t p = 0; p < it->second; ++p) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    if (auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low,
+                                                    &high, timeout_ms)) {
+      rd_kafka_destroy(rk);
+      return kafka_error(std::string{"watermarks: "} + rd_kafka_err2str(err));
+    }
+    result.push_back(high);
+  }
+  rd_kafka_destroy(rk);
+  return result;
+}
+
+} // namespace seatledger::kafka

@@ -1,0 +1,192 @@
+#pragma once
+
+// Kafka through librdkafka: an idempotent producer, a group consumer with
+// the cooperative-sticky assignor, an assign-only consumer for co-partitioned
+// topics, and librdkafka's mock cluster for running on one machine. No
+// librdkafka type leaks out of this header.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "storage/ports.hpp"
+
+namespace seatledger::kafka {
+
+using storage::position;
+using storage::record_headers;
+using storage::topic_partition;
+
+/// librdkafka client properties, passed through as given (security protocol,
+/// SASL, TLS, timeouts …) plus the bootstrap servers.
+struct client_config {
+  std::string bootstrap_servers;
+  std::map<std::string, std::string> properties;
+};
+
+struct record {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string key;
+  std::string value;
+  record_headers headers;
+  /// Broker or producer timestamp, milliseconds since the epoch (0 if none).
+  std::int64_t timestamp_ms = 0;
+};
+
+/// What the group consumer tells its owner when partitions move. Called on
+/// the polling thread, inside `poll`.
+class rebalance_listener {
+public:
+  virtual ~rebalance_listener();
+
+  /// Partitions assigned to this member; returns where to start each one
+  /// (partitions absent from the answer start at the earliest offset).
+  virtual std::vector<position>
+  on_assigned(const std::vector<topic_partition>& partitions) = 0;
+
+  /// Partitions taken away. When this returns, nothing more may be written
+  /// for them.
+  virtual void on_revoked(const std::vector<topic_partition>& partitions) = 0;
+};
+
+/// A consumer: either a member of a consumer group (subscribe) or
+/// assign-only (assign/unassign).
+class consumer {
+public:
+  ~consumer();
+
+  /// A group member using the cooperative-sticky assignor. Offsets are never
+  /// auto-committed: positions live in PostgreSQL.
+  static caf::expected<std::unique_ptr<consumer>>
+  group_member(const client_config& config, const std::string& group_id,
+               rebalance_listener* listener);
+
+  /// Not a group member: partitions are assigned explicitly.
+  static caf::expected<std::unique_ptr<consumer>>
+  assign_only(const client_config& config);
+
+  caf::expected<void> subscribe(const std::vector<std::string>& topics);
+
+  /// Adds partitions at the given offsets (assign-only consumers).
+  caf::expected<void> assign(const std::vector<position>& positions);
+
+  /// Removes partitions (assign-only consumers).
+  caf::expected<void> unassign(const std::vector<topic_partition>& partitions);
+
+  /// Moves already assigned partitions to the given offsets (after a failed
+  /// commit, back to the stored positions).
+  caf::expected<void> seek(const std::vector<position>& positions);
+
+  /// Up to `max` records; waits at most `timeout_ms` for the first.
+  std::vector<record> poll(std::size_t max, int timeout_ms);
+
+  /// A file descriptor that becomes readable when records or events are
+  /// waiting, so one thread can wait on several consumers.
+  int wake_fd() const;
+
+  /// Commits offsets to Kafka (asynchronously) for lag tools; the
+  /// authoritative positions are in PostgreSQL.
+  void commit_async(const std::vector<position>& positions);
+
+  /// Leaves the group (revocation callbacks run) and closes.
+  void close();
+
+  /// Records skipped because the stored position was no longer available.
+  struct gap {
+    topic_partition tp;
+    std::int64_t requested = 0;
+  };
+
+  /// Offset-out-of-range incidents seen since the last call.
+  std::vector<gap> take_gaps();
+
+  /// High watermark of a partition, from the last fetch (-1 if unknown).
+  std::int64_t high_watermark(const topic_partition& tp) const;
+
+  std::vector<topic_partition> assignment() const;
+
+  struct impl;
+
+private:
+  explicit consumer(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+/// An idempotent producer (`enable.idempotence=true`, `acks=all`) with the
+/// Java client's default partitioner, so keys land where other producers
+/// put them.
+class producer {
+public:
+  ~producer();
+
+  static caf::expected<std::unique_ptr<producer>>
+  make(const client_config& config);
+
+  /// Queues a record; `done(ok, error)` runs from `poll`/`flush` when the
+  /// broker acknowledged it (or finally failed).
+  caf::expected<void>
+  produce(const std::string& topic, std::string_view key,
+          std::string_view value, const record_headers& headers,
+          std::function<void(bool ok, const std::string& error)> done);
+
+  /// Serves delivery reports.
+  int poll(int timeout_ms);
+
+  /// Waits until everything queued was delivered or `timeout_ms` passed;
+  /// false on timeout.
+  bool flush(int timeout_ms);
+
+  /// Records still waiting for a delivery report.
+  int in_flight() const;
+
+  struct impl;
+
+private:
+  explicit producer(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+/// librdkafka's mock cluster: real Kafka protocol over loopback, in this
+/// process, with the topics created.
+class mock_cluster {
+public:
+  ~mock_cluster();
+
+  static caf::expected<std::unique_ptr<mock_cluster>>
+  start(int brokers, const std::vector<std::string>& topics, int partitions);
+
+  /// "127.0.0.1:port,…"
+  std::string bootstrap_servers() const;
+
+  struct impl;
+
+private:
+  explicit mock_cluster(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+/// Kafka's default partitioner: murmur2 of the key, positive, modulo the
+/// partition count (what `partitioner=murmur2_random` does for keyed
+/// records).
+std::int32_t partition_for_key(std::string_view key, std::int32_t partitions);
+
+/// The high watermark (next offset) of every partition of a topic, asked of
+/// the brokers.
+caf::expected<std::vector<std::int64_t>>
+high_watermarks(const client_config& config, const std::string& topic,
+                int timeout_ms);
+
+/// Partition counts of topics, from the cluster's metadata.
+caf::expected<std::map<std::string, std::int32_t>>
+partition_counts(const client_config& config,
+                 const std::vector<std::string>& topics, int timeout_ms);
+
+} // namespace seatledger::kafka

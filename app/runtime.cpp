@@ -1,0 +1,189 @@
+#include "app/runtime.hpp"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "adapters/crypto/keyring.hpp"
+#include "adapters/http/server.hpp"
+#include "adapters/metrics/registry.hpp"
+#include "log/log.hpp"
+#include "messages/service_error.hpp"
+#include "storage/pg_store.hpp"
+
+namespace seatledger::app {
+
+sigset_t block_termination_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+int wait_for_termination(const sigset_t& signals) {
+  int sig = 0;
+  sigwait(&signals, &sig);
+  return sig;
+}
+
+actors::topic_names topics_from(const config::settings& settings) {
+  actors::topic_names t;
+  t.membership = settings.text("topic-membership");
+  t.subscriptions = settings.text("topic-subscriptions");
+  t.catalog = settings.text("topic-catalog");
+  t.deltas = settings.text("topic-deltas");
+  t.events = settings.text("topic-events");
+  t.dlq = settings.text("topic-dlq");
+  return t;
+}
+
+std::vector<std::string> all_topics(const actors::topic_names& t) {
+  return {t.membership, t.subscriptions, t.catalog,
+          t.deltas,     t.events,        t.dlq};
+}
+
+kafka::client_config kafka_config_from(const config::settings& settings) {
+  kafka::client_config result;
+  result.bootstrap_servers = settings.text("kafka-bootstrap");
+  for (const auto& kv : settings.list("kafka-property")) {
+    auto eq = kv.find('=');
+    result.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return result;
+}
+
+actors::pipeline_config
+pipeline_config_from(const config::settings& settings) {
+  using namespace std::chrono;
+  actors::pipeline_config cfg;
+  cfg.consumer_group = settings.text("consumer-group");
+  cfg.owner = settings.text("replica-id");
+  if (cfg.owner.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    cfg.owner = std::string{host} + "-" + std::to_string(getpid()) + "-"
+                + std::to_string(duration_cast<seconds>(
+                                   system_clock::now().time_since_epoch())
+                                   .count());
+  }
+  cfg.max_batch_records
+    = static_cast<std::size_t>(settings.integer("batch-max-records"));
+  cfg.linger = settings.duration("batch-linger");
+  cfg.poll_wait = settings.duration("poll-wait");
+  cfg.idle_timeout = duration_cast<seconds>(
+    settings.duration("actor-idle-timeout"));
+  cfg.month_close_grace = duration_cast<seconds>(
+    settings.duration("month-close-grace"));
+  cfg.dedup_window = duration_cast<hours>(settings.duration("dedup-window"));
+  if (cfg.dedup_window.count() == 0)
+    cfg.dedup_window = hours{1};
+  return cfg;
+}
+
+namespace {
+
+/// Publishes one record and waits for the broker's acknowledgement (the HTTP
+/// API's writes travel through Kafka to the owning replica).
+class command_publisher {
+public:
+  explicit command_publisher(std::unique_ptr<kafka::producer> producer)
+    : producer_(std::move(producer)) {
+  }
+
+  caf::expected<void> publish(const std::string& topic, const std::string& key,
+                              const std::string& value) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    bool done = false;
+    bool ok = false;
+    std::string error;
+    auto queued = producer_->produce(
+      topic, key, value, {{"content-type", "application/cloudevents+json"}},
+      [&](bool success, const std::string& err) {
+        done = true;
+        ok = success;
+        error = err;
+      });
+    if (!queued)
+      return queued.error();
+    for (int i = 0; i < 300 && !done; ++i)
+      producer_->poll(100);
+    if (!done)
+      return make_error(service_errc::timeout, "Kafka did not acknowledge");
+    if (!ok)
+      return make_error(service_errc::kafka_failure, error);
+    return caf::unit;
+  }
+
+private:
+  std::mutex mutex_;
+  std::unique_ptr<kafka::producer> producer_;
+};
+
+struct http_parts {
+  std::unique_ptr<metrics::registry> registry;
+  std::unique_ptr<command_publisher> publisher;
+  std::unique_ptr<http::server> server;
+  std::shared_ptr<actors::service_status> status;
+};
+
+} // namespace
+
+caf::expected<http_handle>
+start_http(const config::settings& settings, const std::string& database_url,
+           const kafka::client_config& kafka,
+           std::shared_ptr<const crypto::keyring> keys,
+           std::shared_ptr<actors::service_status> status,
+           std::shared_ptr<const actors::entity_context> context) {
+  auto parts = std::make_shared<http_parts>();
+  parts->status = status;
+  parts->registry = std::make_unique<metrics::registry>();
+  status->metrics = parts->registry.get();
+  auto producer = kafka::producer::make(kafka);
+  if (!producer)
+    return producer.error();
+  parts->publisher = std::make_unique<command_publisher>(std::move(*producer));
+  http::server_dependencies deps;
+  deps.make_store = [database_url]() -> std::unique_ptr<storage::query_store> {
+    return std::make_unique<storage::pg_store>(database_url);
+  };
+  deps.keys = std::move(keys);
+  deps.status = status;
+  deps.metrics = parts->registry.get();
+  for (const auto& entry : settings.list("api-token")) {
+    auto colon = entry.rfind(':');
+    deps.tokens.emplace_back(entry.substr(0, colon), entry.substr(colon + 1));
+  }
+  auto* publisher = parts->publisher.get();
+  deps.publish = [publisher](const std::string& topic, const std::string& key,
+                             const std::string& value) {
+    return publisher->publish(topic, key, value);
+  };
+  deps.commands_topic = context->topics.subscriptions;
+  deps.source = context->source + "-http";
+  parts->server = std::make_unique<http::server>(std::move(deps));
+  auto listen = settings.text("http-listen");
+  auto colon = listen.rfind(':');
+  auto host = listen.substr(0, colon);
+  auto port = parts->server->start(host, std::stoi(listen.substr(colon + 1)));
+  if (!port)
+    return make_error(service_errc::config_invalid,
+                      "invalid configuration: --http-listen: cannot listen on "
+                        + listen + ": " + describe(port.error()));
+  http_handle handle;
+  handle.url = "http://" + (host == "0.0.0.0" ? std::string{"127.0.0.1"} : host)
+               + ":" + std::to_string(*port);
+  handle.keep_alive = parts;
+  handle.stop = [parts] {
+    parts->server->stop();
+    parts->status->metrics = nullptr;
+  };
+  return handle;
+}
+
+} // namespace seatledger::app

@@ -1,0 +1,55 @@
+#pragma once
+
+// Wiring shared by the subcommands: configuration into component configs,
+// signals, the HTTP server.
+
+#include <csignal>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "actors/coordinator.hpp"
+#include "actors/entity_context.hpp"
+#include "actors/service_status.hpp"
+#include "adapters/kafka/kafka.hpp"
+#include "config/options.hpp"
+
+namespace seatledger::crypto {
+class keyring;
+} // namespace seatledger::crypto
+
+namespace seatledger::app {
+
+/// Blocks SIGINT and SIGTERM in this thread and every thread it starts
+/// later, so `wait_for_termination` receives them.
+sigset_t block_termination_signals();
+
+/// Waits for SIGINT or SIGTERM; returns the signal number.
+int wait_for_termination(const sigset_t& signals);
+
+actors::topic_names topics_from(const config::settings& settings);
+
+std::vector<std::string> all_topics(const actors::topic_names& topics);
+
+kafka::client_config kafka_config_from(const config::settings& settings);
+
+actors::pipeline_config pipeline_config_from(const config::settings& settings);
+
+/// The running HTTP server (and what it keeps alive).
+struct http_handle {
+  std::string url;
+  std::function<void()> stop;
+  std::shared_ptr<void> keep_alive;
+};
+
+caf::expected<http_handle>
+start_http(const config::settings& settings, const std::string& database_url,
+           const kafka::client_config& kafka,
+           std::shared_ptr<const crypto::keyring> keys,
+           std::shared_ptr<actors::service_status> status,
+           std::shared_ptr<const actors::entity_context> context);
+
+} // namespace seatledger::app

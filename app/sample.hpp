@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "domain/time.hpp"
+
+namespace seatledger::app {
+
+/// One phase of the sample: records for one topic, published together.
+struct sample_phase {
+  std::string name;  // file name, e.g. "1-catalog.jsonl"
+  std::string topic; // default topic name
+  std::vector<std::string> lines;
+};
+
+/// A realistic sample around `now`: a catalog; an enterprise subscription
+/// spanning three orgs with shared users that runs into overage; a renewal;
+/// a trial that is archived; a few malformed records for the dead-letter
+/// topic. Times are relative to `now` so the usage report shows complete
+/// months and the one in progress.
+std::vector<sample_phase> make_sample(domain::timestamp now);
+
+/// `seatledger sample --out DIR`: writes the phases as JSON-lines files.
+int run_sample(const std::string& out_dir);
+
+} // namespace seatledger::app

@@ -1,0 +1,157 @@
+#include "app/serve.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/coordinator.hpp"
+#include "adapters/crypto/keyring.hpp"
+#include "adapters/kafka/kafka.hpp"
+#include "app/runtime.hpp"
+#include "log/log.hpp"
+#include "messages/service_error.hpp"
+#include "messages/type_ids.hpp"
+#include "storage/embedded_postgres.hpp"
+#include "storage/pg_store.hpp"
+
+namespace seatledger::app {
+
+namespace {
+
+/// Prints a machine-readable `NAME=value` line on stdout at once.
+void announce(const std::string& name, const std::string& value) {
+  std::cout << name << "=" << value << std::endl;
+}
+
+} // namespace
+
+int run_serve(const config::settings& settings) {
+  auto signals = block_termination_signals();
+  if (log::level lvl; log::parse_level(settings.text("log-level"), lvl))
+    log::set_level(lvl);
+  auto data_dir = settings.text("data-dir");
+  // PostgreSQL: the configured server, or a private one under the data dir.
+  storage::embedded_postgres embedded;
+  auto database_url = settings.text("database-url");
+  if (database_url.empty()) {
+    auto started = embedded.start(
+      (std::filesystem::path{data_dir} / "postgres").string());
+    if (!started) {
+      std::cerr << "cannot start the embedded PostgreSQL: "
+                << describe(started.error()) << "\n";
+      return 1;
+    }
+    database_url = *started;
+  }
+  announce("DATABASE_URL", database_url);
+  if (auto migrated = storage::migrate(database_url); !migrated) {
+    std::cerr << "cannot migrate the database: "
+              << describe(migrated.error()) << "\n";
+    return 1;
+  }
+  // Kafka: the configured cluster, or the mock cluster in this process.
+  auto topics = topics_from(settings);
+  std::unique_ptr<kafka::mock_cluster> mock;
+  kafka::client_config kafka_config = kafka_config_from(settings);
+  if (kafka_config.bootstrap_servers.empty()) {
+    auto cluster = kafka::mock_cluster::start(
+      static_cast<int>(settings.integer("embedded-brokers")),
+      all_topics(topics),
+      static_cast<int>(settings.integer("embedded-partitions")));
+    if (!cluster) {
+      std::cerr << "cannot start the embedded Kafka cluster: "
+                << describe(cluster.error()) << "\n";
+      return 1;
+    }
+    mock = std::move(*cluster);
+    kafka_config.bootstrap_servers = mock->bootstrap_servers();
+  }
+  announce("KAFKA_BOOTSTRAP", kafka_config.bootstrap_servers);
+  // Keys: the configured signing key, or a pair created under the data dir.
+  auto signing_key = settings.text("signing-key");
+  std::string public_key_file;
+  if (signing_key.empty()) {
+    auto files = crypto::ensure_key_pair(
+      (std::filesystem::path{data_dir} / "keys").string());
+    if (!files) {
+      std::cerr << "cannot create the signing key: "
+                << describe(files.error()) << "\n";
+      return 1;
+    }
+    signing_key = files->signing_key_file;
+    public_key_file = files->public_key_file;
+  }
+  auto keys = crypto::keyring::load(signing_key,
+                                    settings.list("trusted-key"));
+  if (!keys) {
+    std::cerr << "invalid configuration: --signing-key: "
+              << describe(keys.error()) << "\n";
+    return 1;
+  }
+  if (!public_key_file.empty())
+    announce("PUBLIC_KEY_FILE", public_key_file);
+  // The actor system and the pipeline.
+  caf::actor_system_config cfg;
+  caf::actor_system system{cfg};
+  auto context = std::make_shared<actors::entity_context>();
+  context->source = settings.text("source");
+  context->topics = topics;
+  context->key_id = (*keys)->key_id();
+  context->sign_license = [keys = *keys](const std::string& claims) {
+    return keys->sign_license(claims);
+  };
+  auto status = std::make_shared<actors::service_status>();
+  auto pipeline_cfg = pipeline_config_from(settings);
+  pipeline_cfg.database_url = database_url;
+  pipeline_cfg.kafka = kafka_config;
+  if (mock) {
+    // A fresh in-process cluster has none of the records earlier runs
+    // consumed: its partitions start at offset 0, so positions stored under
+    // the usual group name would point past their end. Each embedded run is
+    // its own consumer group; PostgreSQL keeps all state across runs.
+    pipeline_cfg.consumer_group
+      += "-embedded-"
+         + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now()
+                              .time_since_epoch())
+                            .count());
+  }
+  auto http = start_http(settings, database_url, kafka_config, *keys, status,
+                         context);
+  if (!http) {
+    std::cerr << describe(http.error()) << "\n";
+    return 1;
+  }
+  announce("HTTP", http->url);
+  auto pipeline = actors::spawn_pipeline(system, pipeline_cfg, context,
+                                         status);
+  log::info("seatledger serving",
+            {{"consumer_group", pipeline_cfg.consumer_group},
+             {"replica", pipeline_cfg.owner},
+             {"kafka", kafka_config.bootstrap_servers}});
+  auto sig = wait_for_termination(signals);
+  log::info("stopping", {{"signal", sig}});
+  {
+    caf::scoped_actor self{system};
+    self->request(pipeline, std::chrono::seconds{60}, atoms::drain_atom_v)
+      .receive([](caf::ok_atom) {},
+               [](caf::error& err) {
+                 log::error("drain did not finish",
+                            {{"error", describe(err)}});
+               });
+  }
+  http->stop();
+  if (embedded.running())
+    embedded.stop();
+  log::info("stopped");
+  return 0;
+}
+
+} // namespace seatledger::app

@@ -1,0 +1,239 @@
+#include "app/tools.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "adapters/crypto/keyring.hpp"
+#include "app/runtime.hpp"
+#include "messages/service_error.hpp"
+#include "paseto/license_verifier.hpp"
+#include "paseto/signed_json.hpp"
+#include "paseto/trusted_keys.hpp"
+#include "storage/embedded_postgres.hpp"
+#include "storage/pg_store.hpp"
+#include "storage/verify_command.hpp"
+
+namespace seatledger::app {
+
+namespace {
+
+/// The configured database, or the embedded one under the data dir (started
+/// for the duration of the command).
+struct database {
+  storage::embedded_postgres embedded;
+  std::string url;
+
+  caf::expected<void> open(const std::string& database_url,
+                           const std::string& data_dir) {
+    url = database_url;
+    if (!url.empty())
+      return caf::unit;
+    auto started = embedded.start(
+      (std::filesystem::path{data_dir} / "postgres").string());
+    if (!started)
+      return started.error();
+    url = *started;
+    return caf::unit;
+  }
+};
+
+std::string lookup_key(const nlohmann::json& event,
+                       const std::string& key_field) {
+  if (!event.is_object() || !event.contains("data")
+      || !event["data"].is_object())
+    return {};
+  const auto* node = &event["data"];
+  // A dotted path ("rate_plan.id").
+  std::string path = key_field;
+  while (!path.empty()) {
+    auto dot = path.find('.');
+    auto part = path.substr(0, dot);
+    if (!node->is_object() || !node->contains(part))
+      return {};
+    node = &(*node)[part];
+    path = dot == std::string::npos ? "" : path.substr(dot + 1);
+  }
+  return node->is_string() ? node->get<std::string>() : std::string{};
+}
+
+} // namespace
+
+std::string key_field_for(const std::string& topic) {
+  if (topic.find("membership") != std::string::npos)
+    return "org_id";
+  if (topic.find("catalog") != std::string::npos)
+    return "rate_plan.id";
+  return "subscription_id";
+}
+
+int run_dev_kafka(int brokers, int partitions,
+                  const std::vector<std::string>& topics) {
+  auto signals = block_termination_signals();
+  auto cluster = kafka::mock_cluster::start(brokers, topics, partitions);
+  if (!cluster) {
+    std::cerr << "cannot start the mock cluster: "
+              << describe(cluster.error()) << "\n";
+    return 1;
+  }
+  std::cout << "KAFKA_BOOTSTRAP=" << (*cluster)->bootstrap_servers()
+            << std::endl;
+  wait_for_termination(signals);
+  return 0;
+}
+
+int run_publish(const kafka::client_config& kafka, const std::string& topic,
+                const std::string& key_field, const std::string& file) {
+  std::ifstream file_in;
+  std::istream* in = &std::cin;
+  if (!file.empty() && file != "-") {
+    file_in.open(file);
+    if (!file_in) {
+      std::cerr << "cannot read " << file << "\n";
+      return 1;
+    }
+    in = &file_in;
+  }
+  auto producer = kafka::producer::make(kafka);
+  if (!producer) {
+    std::cerr << describe(producer.error()) << "\n";
+    return 1;
+  }
+  long published = 0;
+  long failed = 0;
+  std::string line;
+  while (std::getline(*in, line)) {
+    if (line.empty())
+      continue;
+    auto event = nlohmann::json::parse(line, nullptr, false);
+    auto key = event.is_discarded() ? std::string{}
+                                    : lookup_key(event, key_field);
+    auto ok = (*producer)->produce(
+      topic, key, line,
+      {{"content-type", "application/cloudevents+json"}},
+      [&](bool success, const std::string& error) {
+        if (success) {
+          ++published;
+        } else {
+          ++failed;
+          std::cerr << "not delivered: " << error << "\n";
+        }
+      });
+    if (!ok) {
+      std::cerr << describe(ok.error()) << "\n";
+      return 1;
+    }
+    (*producer)->poll(0);
+  }
+  if (!(*producer)->flush(60'000)) {
+    std::cerr << "timed out waiting for deliveries\n";
+    return 1;
+  }
+  std::cerr << "published " << published << " records to " << topic << "\n";
+  return failed == 0 ? 0 : 1;
+}
+
+int run_migrate(const std::string& database_url, const std::string& data_dir) {
+  database db;
+  if (auto ok = db.open(database_url, data_dir); !ok) {
+    std::cerr << describe(ok.error()) << "\n";
+    return 1;
+  }
+  auto applied = storage::migrate(db.url);
+  if (!applied) {
+    std::cerr << "migration failed: " << describe(applied.error()) << "\n";
+    return 1;
+  }
+  std::cout << "applied " << *applied << " migration(s)\n";
+  return 0;
+}
+
+int run_ledger_verify(const std::string& database_url,
+                      const std::string& data_dir,
+                      const std::optional<std::string>& subscription_id) {
+  database db;
+  if (auto ok = db.open(database_url, data_dir); !ok) {
+    std::cerr << describe(ok.error()) << "\n";
+    return 2;
+  }
+  storage::pg_store store{db.url};
+  return storage::verify_command(store, subscription_id, std::cout);
+}
+
+int run_license_keygen(const std::string& out_dir) {
+  auto files = crypto::generate_key_pair(out_dir);
+  if (!files) {
+    std::cerr << describe(files.error()) << "\n";
+    return 1;
+  }
+  std::cout << "SIGNING_KEY_FILE=" << files->signing_key_file << "\n"
+            << "PUBLIC_KEY_FILE=" << files->public_key_file << std::endl;
+  return 0;
+}
+
+namespace {
+
+bool load_trusted(const std::vector<std::string>& files,
+                  paseto::trusted_keys& keys) {
+  if (files.empty()) {
+    std::cerr << "no --public-key given: nothing to verify against\n";
+    return false;
+  }
+  for (const auto& f : files)
+    if (!keys.add_pem_file(f)) {
+      std::cerr << "cannot read public key " << f << "\n";
+      return false;
+    }
+  return true;
+}
+
+} // namespace
+
+int run_license_verify(const std::vector<std::string>& public_keys,
+                       const std::string& key) {
+  paseto::trusted_keys keys;
+  if (!load_trusted(public_keys, keys))
+    return 2;
+  auto check = paseto::verify_license(keys, key,
+                                      std::chrono::system_clock::now(),
+                                      std::chrono::seconds{60});
+  if (!check.valid) {
+    std::cerr << "invalid license: "
+              << (check.reason ? paseto::to_string(*check.reason)
+                               : std::string_view{"bad_format"})
+              << "\n";
+    return 1;
+  }
+  std::cout << check.claims_json << std::endl;
+  return 0;
+}
+
+int run_document_verify(const std::vector<std::string>& public_keys,
+                        const std::string& file) {
+  paseto::trusted_keys keys;
+  if (!load_trusted(public_keys, keys))
+    return 2;
+  std::ifstream in{file};
+  if (!in) {
+    std::cerr << "cannot read " << file << "\n";
+    return 2;
+  }
+  std::string text{std::istreambuf_iterator<char>{in},
+                   std::istreambuf_iterator<char>{}};
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+    text.pop_back();
+  auto verified = paseto::verify_json_document(keys, text);
+  if (!verified) {
+    std::cerr << "invalid document: "
+              << paseto::to_string(verified.error()) << "\n";
+    return 1;
+  }
+  std::cout << verified->rest_json << std::endl;
+  return 0;
+}
+
+} // namespace seatledger::app

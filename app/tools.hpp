@@ -1,0 +1,47 @@
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapters/kafka/kafka.hpp"
+
+namespace seatledger::app {
+
+/// `seatledger dev-kafka`: the mock cluster as its own process, until
+/// SIGTERM/SIGINT.
+int run_dev_kafka(int brokers, int partitions,
+                  const std::vector<std::string>& topics);
+
+/// `seatledger publish --topic T [FILE]`: JSON-lines CloudEvents, each keyed
+/// by the entity id its topic is keyed by. Lines that are not valid
+/// CloudEvents are published as they are, without a key (so dead-letter
+/// handling can be exercised).
+int run_publish(const kafka::client_config& kafka, const std::string& topic,
+                const std::string& key_field, const std::string& file);
+
+/// `seatledger migrate`.
+int run_migrate(const std::string& database_url, const std::string& data_dir);
+
+/// `seatledger ledger verify [--subscription ID]`.
+int run_ledger_verify(const std::string& database_url,
+                      const std::string& data_dir,
+                      const std::optional<std::string>& subscription_id);
+
+/// `seatledger license keygen [--out DIR]`.
+int run_license_keygen(const std::string& out_dir);
+
+/// `seatledger license verify [--public-key F]… KEY`.
+int run_license_verify(const std::vector<std::string>& public_keys,
+                       const std::string& key);
+
+/// `seatledger license verify-document [--public-key F]… FILE`: a signed
+/// usage export or revocation list.
+int run_document_verify(const std::vector<std::string>& public_keys,
+                        const std::string& file);
+
+/// The data field a topic's records are keyed by ("org_id" …).
+std::string key_field_for(const std::string& topic);
+
+} // namespace seatledger::app

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <caf/expected.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace seatledger::storage {
+
+struct embedded_postgres_options {
+  /// Database created on first start (the service's).
+  std::string database = "seatledger";
+  /// The superuser initdb creates.
+  std::string user = "seatledger";
+  /// Where initdb, pg_ctl and postgres live; empty: the highest version
+  /// under /usr/lib/postgresql/*/bin.
+  std::string bin_dir;
+  /// The OS user the server runs as when this process runs as root
+  /// (PostgreSQL refuses to run as root); empty: `postgres` if it exists,
+  /// else `nobody`.
+  std::string os_user;
+  std::chrono::seconds start_timeout{60};
+};
+
+/// A private PostgreSQL server for the embedded mode: initdb on first start,
+/// listening only on a Unix socket in a private directory, stopped cleanly
+/// by `stop()` or the destructor. A server left running by a process that
+/// was killed is stopped and started again; a second live process on the
+/// same data directory is refused (lock file next to it).
+class embedded_postgres {
+public:
+  explicit embedded_postgres(embedded_postgres_options options = {});
+  ~embedded_postgres();
+
+  embedded_postgres(const embedded_postgres&) = delete;
+  embedded_postgres& operator=(const embedded_postgres&) = delete;
+
+  /// Starts the server on `data_dir` (created and initialised when needed),
+  /// waits until it accepts connections and creates the database. Returns
+  /// the connection string, e.g.
+  /// `host=/tmp/seatledger-pg-Ab12Cd port=5432 dbname=seatledger
+  /// user=seatledger`.
+  caf::expected<std::string> start(const std::string& data_dir);
+
+  /// `pg_ctl stop -m fast`, waiting until the server is down.
+  caf::expected<void> stop();
+
+  bool running() const;
+
+  /// Empty unless running.
+  const std::string& connection_string() const;
+
+  /// The server log (inside the data directory).
+  std::string log_file() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace seatledger::storage

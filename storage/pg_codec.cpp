@@ -1,0 +1,437 @@
+#include "storage/pg_codec.hpp"
+
+#include "messages/service_error.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <libpq-fe.h>
+#include <nlohmann/json.hpp>
+
+namespace seatledger::storage::detail {
+
+// -- connection ---------------------------------------------------------------
+
+pg_connection::pg_connection(const std::string& conninfo)
+    : connection_base(policy_), policy_(conninfo) {
+  init();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+}
+
+pg_connection::~pg_connection() noexcept {
+  close();
+}
+
+// -- errors -------------------------------------------------------------------
+
+namespace {
+
+bool sqlstate_means_unavailable(const std::string& state) {
+  // 08: connection exception; 57P01..03: the server is shutting down or
+  // starting; 53300: too many connections.
+  return state.compare(0, 2, "08") == 0 || state == "57P01" || state == "57P02"
+         || state == "57P03" || state == "53300";
+}
+
+std::string first_line(const char* text) {
+  std::string result = text;
+  while (!result.empty() && (result.back() == '\n' || result.back() == ' '))
+    result.pop_back();
+  return result;
+}
+
+} // namespace
+
+bool connection_lost(const std::exception_ptr& ex) {
+  try {
+    std::rethrow_exception(ex);
+  } catch (const fenced_error&) {
+    return false;
+  } catch (const pqxx::broken_connection&) {
+    return true;
+  } catch (const pqxx::in_doubt_error&) {
+    return true;
+  } catch (const pqxx::sql_error& e) {
+    return sqlstate_means_unavailable(e.sqlstate());
+  } catch (...) {
+    // Unknown state (a libpqxx usage error, an allocation failure mid-COPY):
+    // a fresh connection is the only safe assumption.
+    return true;
+  }
+}
+
+bool connection_ok(const pg_connection& conn) {
+  auto* pg = conn.raw();
+  return pg != nullptr && PQstatus(pg) == CONNECTION_OK;
+}
+
+caf::error to_error(const std::exception_ptr& ex, std::string_view what,
+                    bool connection_gone) {
+  std::string prefix{what};
+  prefix += ": ";
+  if (connection_gone) {
+    std::string detail = "connection lost";
+    try {
+      std::rethrow_exception(ex);
+    } catch (const std::exception& e) {
+      detail += ": " + first_line(e.what());
+    } catch (...) {
+    }
+    return make_error(service_errc::storage_unavailable, prefix + detail);
+  }
+  try {
+    std::rethrow_exception(ex);
+  } catch (const fenced_error& e) {
+    return make_error(service_errc::fenced, prefix + e.what());
+  } catch (const pqxx::broken_connection& e) {
+    return make_error(service_errc::storage_unavailable,
+                      prefix + first_line(e.what()));
+  } catch (const pqxx::in_doubt_error& e) {
+    return make_error(service_errc::storage_unavailable,
+                      prefix
+                        + "connection lost during COMMIT, outcome unknown: "
+                        + first_line(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    auto code = sqlstate_means_unavailable(e.sqlstate())
+                  ? service_errc::storage_unavailable
+                  : service_errc::storage_failure;
+    auto msg = prefix;
+    // libpqxx 6.4 leaves sqlstate() empty on the exceptions it types
+    // itself; COPY errors (thrown here) carry it.
+    if (e.sqlstate() == "23505"
+        || dynamic_cast<const pqxx::unique_violation*>(&e) != nullptr)
+      msg += "duplicate key (an applied event, ledger entry or license "
+             "written twice): ";
+    msg += first_line(e.what());
+    if (!e.sqlstate().empty())
+      msg += " [SQLSTATE " + e.sqlstate() + "]";
+    return make_error(code, std::move(msg));
+  } catch (const std::exception& e) {
+    return make_error(service_errc::storage_failure,
+                      prefix + first_line(e.what()));
+  } catch (...) {
+    return make_error(service_errc::storage_failure,
+                      prefix + "unknown exception");
+  }
+}
+
+// -- COPY ---------------------------------------------------------------------
+
+void copy_buffer::sep() {
+  if (first_)
+    first_ = false;
+  else
+    buf_.push_back('\t');
+}
+
+void copy_buffer::escaped(std::string_view value) {
+  // COPY text format: backslash, tab, newline and carriage return are the
+  // only bytes that must be escaped.
+  static constexpr const char* specials = "\\\t\n\r";
+  auto pos = value.find_first_of(specials);
+  if (pos == std::string_view::npos) {
+    buf_.append(value.data(), value.size());
+    return;
+  }
+  for (char c : value) {
+    switch (c) {
+      case '\\': buf_ += "\\\\"; break;
+      case '\t': buf_ += "\\t"; break;
+      case '\n': buf_ += "\\n"; break;
+      case '\r': buf_ += "\\r"; break;
+      default: buf_.push_back(c);
+    }
+  }
+}
+
+copy_buffer& copy_buffer::text(std::string_view value) {
+  sep();
+  escaped(value);
+  return *this;
+}
+
+copy_buffer& copy_buffer::opt_text(const std::optional<std::string>& value) {
+  if (!value)
+    return null();
+  return text(std::string_view{*value});
+}
+
+copy_buffer& copy_buffer::null() {
+  sep();
+  buf_ += "\\N";
+  return *this;
+}
+
+copy_buffer& copy_buffer::integer(std::int64_t value) {
+  sep();
+  char tmp[24];
+  auto n = std::snprintf(tmp, sizeof(tmp), "%lld",
+                         static_cast<long long>(value));
+  buf_.append(tmp, static_cast<std::size_t>(n));
+  return *this;
+}
+
+copy_buffer& copy_buffer::boolean(bool value) {
+  sep();
+  buf_.push_back(value ? 't' : 'f');
+  return *this;
+}
+
+copy_buffer& copy_buffer::boolean(std::optional<bool> value) {
+  if (!value)
+    return null();
+  return boolean(*value);
+}
+
+copy_buffer& copy_buffer::time(domain::timestamp value) {
+  if (value == domain::timestamp::min())
+    return null();
+  sep();
+  buf_ += domain::format_rfc3339(value);
+  return *this;
+}
+
+copy_buffer& copy_buffer::time(std::optional<domain::timestamp> value) {
+  if (!value)
+    return null();
+  return time(*value);
+}
+
+copy_buffer& copy_buffer::bytea(std::string_view value) {
+  static constexpr char hex[] = "0123456789abcdef";
+  sep();
+  // `\x…` hex input; the backslash itself is escaped for COPY.
+  buf_ += "\\\\x";
+  auto at = buf_.size();
+  buf_.resize(at + value.size() * 2);
+  for (unsigned char c : value) {
+    buf_[at++] = hex[c >> 4];
+    buf_[at++] = hex[c & 0x0f];
+  }
+  return *this;
+}
+
+copy_buffer& copy_buffer::text_array(const std::vector<std::string>& values) {
+  sep();
+  escaped(detail::text_array(values));
+  return *this;
+}
+
+void copy_buffer::end_row() {
+  buf_.push_back('\n');
+  first_ = true;
+  ++rows_;
+}
+
+namespace {
+
+[[noreturn]] void throw_result_error(PGresult* res, const char* sql) {
+  std::string msg = res ? PQresultErrorMessage(res) : "no result";
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string sqlstate = state ? state : "";
+  if (res)
+    PQclear(res);
+  throw pqxx::sql_error{msg, sql,
+                        sqlstate.empty() ? nullptr : sqlstate.c_str()};
+}
+
+[[noreturn]] void throw_broken(PGconn* pg) {
+  throw pqxx::broken_connection{first_line(PQerrorMessage(pg))};
+}
+
+} // namespace
+
+copy_stream::copy_stream(pg_connection& conn, const char* copy_sql,
+                         copy_buffer& buf)
+    : conn_(conn), sql_(copy_sql), buf_(buf) {
+  buf_.clear();
+  auto* pg = conn_.raw();
+  if (pg == nullptr || PQstatus(pg) != CONNECTION_OK)
+    throw pqxx::broken_connection{"connection is not open"};
+  auto* res = PQexec(pg, copy_sql);
+  if (res == nullptr)
+    throw_broken(pg);
+  if (PQresultStatus(res) != PGRES_COPY_IN)
+    throw_result_error(res, copy_sql);
+  PQclear(res);
+  open_ = true;
+}
+
+copy_stream::~copy_stream() {
+  if (!open_)
+    return;
+  // Unfinished (an exception on our side): end the COPY with an error so
+  // the server fails the transaction and the connection is in sync again.
+  auto* pg = conn_.raw();
+  if (pg != nullptr && PQputCopyEnd(pg, "COPY abandoned by the client") == 1)
+    while (auto* res = PQgetResult(pg))
+      PQclear(res);
+}
+
+void copy_stream::send() {
+  const auto& data = buf_.data();
+  if (!data.empty()
+      && PQputCopyData(conn_.raw(), data.data(), static_cast<int>(data.size()))
+           != 1) {
+    open_ = false;
+    throw_broken(conn_.raw());
+  }
+  buf_.clear();
+}
+
+void copy_stream::finish() {
+  send();
+  auto* pg = conn_.raw();
+  open_ = false;
+  if (PQputCopyEnd(pg, nullptr) != 1)
+    throw_broken(pg);
+  PGresult* failed = nullptr;
+  while (auto* res = PQgetResult(pg)) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && failed == nullptr)
+      failed = res;
+    else
+      PQclear(res);
+  }
+  if (failed != nullptr)
+    throw_result_error(failed, sql_);
+  if (PQstatus(pg) != CONNECTION_OK)
+    throw_broken(pg);
+}
+
+// -- parameters and results ---------------------------------------------------
+
+std::string time_text(domain::timestamp t) {
+  return domain::format_rfc3339(t);
+}
+
+namespace {
+
+void append_array_element(std::string& out, std::string_view value) {
+  out.push_back('"');
+  for (char c : value) {
+    if (c == '"' || c == '\\')
+      out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+} // namespace
+
+std::string text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0)
+      out.push_back(',');
+    append_array_element(out, values[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string text_array(const std::vector<std::optional<std::string>>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0)
+      out.push_back(',');
+    if (values[i])
+      append_array_element(out, *values[i]);
+    else
+      out += "NULL";
+  }
+  out.push_back('}');
+  return out;
+}
+
+namespace {
+
+template<class Int>
+std::string int_array_impl(const std::vector<Int>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0)
+      out.push_back(',');
+    out += std::to_string(values[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
+} // namespace
+
+std::string int_array(const std::vector<std::int64_t>& values) {
+  return int_array_impl(values);
+}
+
+std::string int_array(const std::vector<std::int32_t>& values) {
+  return int_array_impl(values);
+}
+
+std::string time_array(const std::vector<domain::timestamp>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0)
+      out.push_back(',');
+    if (values[i] == domain::timestamp::min())
+      out += "NULL";
+    else
+      append_array_element(out, domain::format_rfc3339(values[i]));
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string bool_array(const std::vector<std::optional<bool>>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0)
+      out.push_back(',');
+    out += !values[i] ? "NULL" : *values[i] ? "t" : "f";
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::vector<std::string> parse_text_array(const pqxx::field& field) {
+  std::vector<std::string> result;
+  if (field.is_null())
+    return result;
+  pqxx::array_parser parser{field.c_str()};
+  for (;;) {
+    auto [junction, value] = parser.get_next();
+    using pqxx::array_parser;
+    if (junction == array_parser::juncture::done)
+      break;
+    if (junction == array_parser::juncture::string_value)
+      result.push_back(std::move(value));
+    else if (junction == array_parser::juncture::null_value)
+      result.emplace_back();
+  }
+  return result;
+}
+
+domain::timestamp micros_of(const pqxx::field& field) {
+  if (field.is_null())
+    return domain::timestamp::min();
+  return domain::timestamp::from_micros(field.as<std::int64_t>());
+}
+
+std::optional<domain::timestamp> opt_micros_of(const pqxx::field& field) {
+  if (field.is_null())
+    return std::nullopt;
+  return domain::timestamp::from_micros(field.as<std::int64_t>());
+}
+
+std::optional<std::string> opt_text_of(const pqxx::field& field) {
+  if (field.is_null())
+    return std::nullopt;
+  return std::string{field.c_str(), field.size()};
+}
+
+std::string compact_json(std::string_view json_text) {
+  return nlohmann::json::parse(json_text).dump();
+}
+
+} // namespace seatledger::storage::detail

@@ -1,0 +1,203 @@
+#pragma once
+
+// Private to storage/: the libpqxx connection with access to its libpq
+// handle (for COPY), text encoders for COPY rows and array parameters, and
+// the mapping of libpqxx exceptions to `caf::error`. Never include this from
+// a public header.
+
+#include "domain/time.hpp"
+
+#include <caf/error.hpp>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <pqxx/pqxx>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace seatledger::storage::detail {
+
+// -- connection ---------------------------------------------------------------
+
+/// Remembers the libpq handle libpqxx opens, so COPY data can go straight to
+/// `PQputCopyData` in large chunks instead of one call per row.
+class handle_policy : public pqxx::connect_direct {
+public:
+  explicit handle_policy(const std::string& opts) : connect_direct(opts) {}
+
+  handle do_startconnect(handle orig) override {
+    handle_ = connect_direct::do_startconnect(orig);
+    return handle_;
+  }
+
+  handle do_completeconnect(handle orig) override {
+    handle_ = connect_direct::do_completeconnect(orig);
+    return handle_;
+  }
+
+  handle do_dropconnect(handle orig) noexcept override {
+    handle_ = connect_direct::do_dropconnect(orig);
+    return handle_;
+  }
+
+  handle do_disconnect(handle orig) noexcept override {
+    handle_ = connect_direct::do_disconnect(orig);
+    return handle_;
+  }
+
+  handle raw() const noexcept {
+    return handle_;
+  }
+
+private:
+  handle handle_ = nullptr;
+};
+
+/// A `pqxx::connection` that exposes its libpq handle and never reconnects
+/// behind our back (a silent reconnect would lose `SET ROLE` and the temp
+/// staging tables).
+class pg_connection : public pqxx::connection_base {
+public:
+  explicit pg_connection(const std::string& conninfo);
+  ~pg_connection() noexcept;
+
+  pqxx::internal::pq::PGconn* raw() const noexcept {
+    return policy_.raw();
+  }
+
+private:
+  // Initialised before connection_base uses it: connection_base only keeps
+  // the reference until init().
+  handle_policy policy_;
+};
+
+// -- errors -------------------------------------------------------------------
+
+/// Thrown inside a commit when a lease's epoch moved on.
+struct fenced_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Whether the connection must be dropped after this exception.
+bool connection_lost(const std::exception_ptr& ex);
+
+/// Whether libpq still considers the connection usable.
+bool connection_ok(const pg_connection& conn);
+
+/// Maps the exception to `fenced`, `storage_unavailable` or
+/// `storage_failure`; `what` names the operation. `connection_gone`: the
+/// connection broke whatever the exception says (storage_unavailable).
+caf::error to_error(const std::exception_ptr& ex, std::string_view what,
+                    bool connection_gone = false);
+
+// -- COPY ---------------------------------------------------------------------
+
+/// Rows in COPY text format (tab-separated, `\N` for NULL), appended to a
+/// buffer that `copy_stream` hands to libpq in 64 KiB chunks.
+class copy_buffer {
+public:
+  copy_buffer& text(std::string_view value);
+  copy_buffer& opt_text(const std::optional<std::string>& value);
+  copy_buffer& null();
+  copy_buffer& integer(std::int64_t value);
+  copy_buffer& boolean(bool value);
+  copy_buffer& boolean(std::optional<bool> value);
+  /// NULL for `timestamp::min()`.
+  copy_buffer& time(domain::timestamp value);
+  copy_buffer& time(std::optional<domain::timestamp> value);
+  copy_buffer& bytea(std::string_view value);
+  copy_buffer& text_array(const std::vector<std::string>& values);
+  void end_row();
+
+  const std::string& data() const {
+    return buf_;
+  }
+  std::size_t rows() const {
+    return rows_;
+  }
+  bool empty() const {
+    return rows_ == 0;
+  }
+  void clear() {
+    buf_.clear();
+    rows_ = 0;
+    first_ = true;
+  }
+
+private:
+  void sep();
+  void escaped(std::string_view value);
+
+  std::string buf_;
+  std::size_t rows_ = 0;
+  bool first_ = true;
+};
+
+/// One `COPY … FROM STDIN` in progress on `conn` (inside an open
+/// transaction). Rows are encoded into `buf` and handed to libpq whenever a
+/// chunk has accumulated, so the server parses and inserts them while the
+/// next ones are encoded. `finish()` ends the COPY and throws
+/// `pqxx::sql_error` (with the SQLSTATE) when the server refused it,
+/// `pqxx::broken_connection` when the connection failed; a stream destroyed
+/// unfinished aborts the COPY (the transaction fails, the connection stays
+/// usable).
+class copy_stream {
+public:
+  copy_stream(pg_connection& conn, const char* copy_sql, copy_buffer& buf);
+  ~copy_stream();
+
+  copy_stream(const copy_stream&) = delete;
+  copy_stream& operator=(const copy_stream&) = delete;
+
+  /// Call after each row: sends the buffer once it holds a chunk.
+  void row_done() {
+    if (buf_.data().size() >= chunk_size)
+      send();
+  }
+
+  void finish();
+
+private:
+  static constexpr std::size_t chunk_size = 64 * 1024;
+
+  void send();
+
+  pg_connection& conn_;
+  const char* sql_;
+  copy_buffer& buf_;
+  bool open_ = false;
+};
+
+// -- parameters and results ---------------------------------------------------
+
+/// RFC 3339 (exact to the microsecond; PostgreSQL parses it as timestamptz).
+std::string time_text(domain::timestamp t);
+
+/// Array literals for `$n::text[]`, `$n::bigint[]`, ... parameters.
+std::string text_array(const std::vector<std::string>& values);
+std::string text_array(const std::vector<std::optional<std::string>>& values);
+std::string int_array(const std::vector<std::int64_t>& values);
+std::string int_array(const std::vector<std::int32_t>& values);
+/// NULL elements for `timestamp::min()`.
+std::string time_array(const std::vector<domain::timestamp>& values);
+std::string bool_array(const std::vector<std::optional<bool>>& values);
+
+/// Parses a one-dimensional text[] value.
+std::vector<std::string> parse_text_array(const pqxx::field& field);
+
+domain::timestamp micros_of(const pqxx::field& field);
+std::optional<domain::timestamp> opt_micros_of(const pqxx::field& field);
+std::optional<std::string> opt_text_of(const pqxx::field& field);
+
+/// A JSON document as compact text (JSONB output has spaces after `:` and
+/// `,`).
+std::string compact_json(std::string_view json_text);
+
+/// `nullptr` for an empty optional (libpqxx sends it as NULL).
+inline const char* c_str_or_null(const std::optional<std::string>& value) {
+  return value ? value->c_str() : nullptr;
+}
+
+} // namespace seatledger::storage::detail

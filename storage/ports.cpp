@@ -1,0 +1,20 @@
+#include "storage/ports.hpp"
+
+namespace seatledger::storage {
+
+batch_store::~batch_store() = default;
+partition_store::~partition_store() = default;
+state_store::~state_store() = default;
+outbox_store::~outbox_store() = default;
+query_store::~query_store() = default;
+
+std::size_t storage_batch::row_count() const {
+  // Leases are preconditions of the commit, not rows it writes.
+  return positions.size() + applied_events.size() + orgs.size()
+         + memberships.size() + subscriptions.size() + terms.size()
+         + subscription_orgs.size() + holders.size() + ledger.size()
+         + licenses.size() + revocations.size() + catalog_upserts.size()
+         + catalog_removals.size() + outbox.size();
+}
+
+} // namespace seatledger::storage

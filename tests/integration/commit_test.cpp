@@ -1,0 +1,440 @@
+// Batch commits: atomicity, fencing, de-duplication, positions, outbox.
+
+#include "pg_fixture.hpp"
+
+#include <thread>
+
+using namespace seatledger;
+using namespace seatledger::test;
+
+namespace {
+
+using storage::storage_batch;
+
+class commit : public pg_test {
+protected:
+  /// A realistic batch: one subscription's state, its ledger entries and
+  /// holders, one outbox row per entry, the applied events and a position.
+  storage_batch batch_for(const std::string& sub, int entries,
+                          const storage::lease& held, std::int64_t offset) {
+    storage_batch b;
+    b.consumer_group = "seatledger";
+    b.leases = {held};
+    auto l = chain(sub, entries, at("2026-02-01T10:00:00Z"), 1'000'000);
+    b.ledger = l;
+    b.subscriptions.push_back({record_for(sub, l), 3, std::nullopt});
+    for (const auto& e : l) {
+      b.holders.push_back({sub, e.user_id, e.org_id, true});
+      b.outbox.push_back(outbox_for(held.lease_key, "out-" + e.cause.id));
+      b.applied_events.push_back({e.cause.source, e.cause.id});
+    }
+    b.positions.push_back({{"seatledger.subscriptions.v1", 3}, offset});
+    return b;
+  }
+
+  storage::lease take(storage::pg_store& s, const std::string& key,
+                      const std::string& owner) {
+    auto leases = s.acquire_leases("seatledger", {key}, owner);
+    EXPECT_TRUE(leases) << describe(leases.error());
+    if (!leases || leases->size() != 1)
+      return {};
+    return leases->front();
+  }
+
+  void expect_empty_database() {
+    for (const auto* table :
+         {"subscriptions", "seat_ledger", "seat_holders", "outbox",
+          "applied_events", "consumer_positions", "orgs", "memberships",
+          "subscription_terms", "subscription_orgs", "licenses",
+          "license_revocations"})
+      EXPECT_EQ(count(table), 0) << table;
+  }
+};
+
+TEST_F(commit, writes_every_part_of_a_batch) {
+  auto held = take(store(), "subscriptions/3", "replica-a");
+  EXPECT_EQ(held.epoch, 1);
+  ASSERT_OK(store().commit(batch_for("sub-1", 5, held, 42)));
+  EXPECT_EQ(count("subscriptions"), 1);
+  EXPECT_EQ(count("seat_ledger"), 5);
+  EXPECT_EQ(count("seat_holders"), 5);
+  EXPECT_EQ(count("outbox"), 5);
+  EXPECT_EQ(count("applied_events"), 5);
+  auto positions = value_or_fail(
+    store().load_positions("seatledger", {{"seatledger.subscriptions.v1", 3},
+                                          {"seatledger.subscriptions.v1", 4}}));
+  ASSERT_EQ(positions.size(), 1u);
+  EXPECT_EQ((positions[{"seatledger.subscriptions.v1", 3}]), 42);
+  // A later batch moves the position on.
+  storage_batch next;
+  next.consumer_group = "seatledger";
+  next.leases = {held};
+  next.positions = {{{"seatledger.subscriptions.v1", 3}, 50},
+                    {{"seatledger.subscriptions.v1", 3}, 57}};
+  ASSERT_OK(store().commit(next));
+  positions = value_or_fail(
+    store().load_positions("seatledger", {{"seatledger.subscriptions.v1", 3}}));
+  EXPECT_EQ((positions[{"seatledger.subscriptions.v1", 3}]), 57);
+}
+
+TEST_F(commit, batch_failing_half_way_leaves_no_trace) {
+  auto held = take(store(), "subscriptions/3", "replica-a");
+  auto b = batch_for("sub-1", 20, held, 100);
+  b.orgs.push_back({"org-1", std::string{"sub-1"}, 3, 7});
+  b.memberships.push_back({"org-1", "user-1", true});
+  b.terms.push_back({"sub-1",
+                     {at("2026-01-15T00:00:00Z"), at("2027-01-15T00:00:00Z"),
+                      at("2027-01-15T00:00:00Z"), 0}});
+  b.subscription_orgs.push_back({"sub-1", "org-1", true, 7});
+  // Valid rows first, then one that violates the ledger's primary key.
+  b.ledger.push_back(b.ledger[10]);
+  auto r = store().commit(b);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is(r.error(), service_errc::storage_failure))
+    << describe(r.error());
+  expect_empty_database();
+  auto positions = value_or_fail(
+    store().load_positions("seatledger", {{"seatledger.subscriptions.v1", 3}}));
+  EXPECT_TRUE(positions.empty());
+  // The same store goes on: the corrected batch commits.
+  b.ledger.pop_back();
+  ASSERT_OK(store().commit(b));
+  EXPECT_EQ(count("seat_ledger"), 20);
+  EXPECT_EQ(count("memberships"), 1);
+}
+
+TEST_F(commit, duplicate_applied_event_fails_the_whole_batch) {
+  auto held = take(store(), "subscriptions/3", "replica-a");
+  ASSERT_OK(store().commit(batch_for("sub-1", 2, held, 10)));
+  // The next batch repeats an applied event: the unique index refuses it,
+  // after the ledger, holders and outbox rows went in.
+  storage_batch b;
+  b.consumer_group = "seatledger";
+  b.leases = {held};
+  auto more = chain("sub-2", 3, at("2026-02-02T00:00:00Z"), 1);
+  b.ledger = more;
+  b.subscriptions.push_back({record_for("sub-2", more), 3, std::nullopt});
+  b.outbox.push_back(outbox_for("subscriptions/3", "x"));
+  b.applied_events = {{"test", "fresh"}, {"test", "evt-sub-1-1"}};
+  b.positions.push_back({{"seatledger.subscriptions.v1", 3}, 99});
+  auto r = store().commit(b);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is(r.error(), service_errc::storage_failure));
+  EXPECT_NE(describe(r.error()).find("duplicate"), std::string::npos)
+    << describe(r.error());
+  EXPECT_EQ(count("subscriptions"), 1);
+  EXPECT_EQ(count("seat_ledger"), 2);
+  EXPECT_EQ(count("outbox"), 2);
+  EXPECT_EQ(count("applied_events"), 2);
+  auto positions = value_or_fail(
+    store().load_positions("seatledger", {{"seatledger.subscriptions.v1", 3}}));
+  EXPECT_EQ((positions[{"seatledger.subscriptions.v1", 3}]), 10);
+}
+
+TEST_F(commit, stale_writer_is_fenced_and_leaves_nothing) {
+  storage::pg_store a{conninfo()};
+  storage::pg_store b{conninfo()};
+  auto lease_a = take(a, "subscriptions/3", "replica-a");
+  EXPECT_EQ(lease_a.epoch, 1);
+  ASSERT_OK(a.commit(batch_for("sub-a0", 1, lease_a, 1)));
+  auto lease_b = take(b, "subscriptions/3", "replica-b");
+  EXPECT_EQ(lease_b.epoch, 2);
+  auto stale = a.commit(batch_for("sub-a", 3, lease_a, 5));
+  ASSERT_FALSE(stale);
+  EXPECT_TRUE(is(stale.error(), service_errc::fenced))
+    << describe(stale.error());
+  EXPECT_EQ(count("seat_ledger"), 1);
+  EXPECT_EQ(count("subscriptions"), 1);
+  ASSERT_OK(b.commit(batch_for("sub-b", 2, lease_b, 7)));
+  // A never writes for the partition again, whatever it retries.
+  EXPECT_FALSE(a.commit(batch_for("sub-a", 3, lease_a, 5)));
+  auto positions = value_or_fail(
+    b.load_positions("seatledger", {{"seatledger.subscriptions.v1", 3}}));
+  EXPECT_EQ((positions[{"seatledger.subscriptions.v1", 3}]), 7);
+  auto subs = value_or_fail(b.load_subscriptions({"sub-a", "sub-b"}));
+  EXPECT_EQ(subs.count("sub-a"), 0u);
+  EXPECT_EQ(subs.count("sub-b"), 1u);
+  auto outbox = value_or_fail(b.fetch_unpublished({"subscriptions/3"}, 100));
+  EXPECT_EQ(outbox.size(), 3u); // sub-a0's one and sub-b's two
+}
+
+TEST_F(commit, takeover_waits_for_a_commit_in_flight) {
+  // The commit row-locks its lease: a takeover that starts meanwhile waits,
+  // then increments the epoch the committed batch held.
+  storage::pg_store a{conninfo()};
+  auto lease_a = take(a, "subscriptions/3", "replica-a");
+  auto locker = superuser();
+  pqxx::work hold{*locker};
+  hold.exec("SELECT * FROM seatledger.partition_leases FOR UPDATE");
+  std::thread taker{[&] {
+    storage::pg_store b{conninfo()};
+    auto l = b.acquire_leases("seatledger", {"subscriptions/3"}, "replica-b");
+    ASSERT_TRUE(l) << describe(l.error());
+    EXPECT_EQ(l->front().epoch, 2);
+  }};
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  hold.abort();
+  taker.join();
+  auto r = a.commit(batch_for("sub-a", 1, lease_a, 1));
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is(r.error(), service_errc::fenced));
+}
+
+TEST_F(commit, several_leases_and_unknown_lease) {
+  auto leases = value_or_fail(store().acquire_leases(
+    "seatledger", {"membership/1", "membership/0", "membership/1"}, "me"));
+  ASSERT_EQ(leases.size(), 2u);
+  EXPECT_EQ(leases[0].lease_key, "membership/1");
+  EXPECT_EQ(leases[1].lease_key, "membership/0");
+  storage_batch b;
+  b.consumer_group = "seatledger";
+  b.leases = leases;
+  b.orgs.push_back({"org-1", std::nullopt, 0, 0});
+  ASSERT_OK(store().commit(b));
+  // A lease never taken is no lease at all.
+  b.leases.push_back({"membership/9", 1});
+  auto r = store().commit(b);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is(r.error(), service_errc::fenced));
+  // Another consumer group has leases of its own.
+  auto other = value_or_fail(
+    store().acquire_leases("other-group", {"membership/0"}, "me"));
+  EXPECT_EQ(other.front().epoch, 1);
+}
+
+TEST_F(commit, last_row_wins_and_removals) {
+  storage_batch b;
+  b.consumer_group = "seatledger";
+  b.orgs = {{"org-1", std::string{"sub-1"}, 1, 1},
+            {"org-1", std::string{"sub-2"}, 1, 2}};
+  b.memberships = {{"org-1", "u1", true},
+                   {"org-1", "u2", true},
+                   {"org-1", "u1", false},
+                   {"org-1", "u3", true},
+                   {"org-1", "u3", std::nullopt}};
+  b.holders = {{"sub-2", "u1", "org-1", true},
+               {"sub-2", "u2", "org-1", true},
+               {"sub-2", "u2", "org-1", false},
+               {"sub-2", "u2", "org-9", true}};
+  ASSERT_OK(store().commit(b));
+  auto orgs = value_or_fail(store().load_orgs({"org-1", "org-2"}));
+  ASSERT_EQ(orgs.size(), 1u);
+  EXPECT_EQ(orgs["org-1"].subscription_id, std::optional<std::string>{"sub-2"});
+  EXPECT_EQ(orgs["org-1"].delta_seq, 2);
+  std::map<std::string, bool> members{{"u1", false}, {"u2", true}};
+  EXPECT_EQ(orgs["org-1"].members, members);
+  // The member leaves and the link goes, in a later batch.
+  storage_batch later;
+  later.consumer_group = "seatledger";
+  later.orgs = {{"org-1", std::nullopt, 1, 3}};
+  later.memberships = {{"org-1", "u2", std::nullopt}};
+  later.holders = {{"sub-2", "u1", "org-1", false}};
+  ASSERT_OK(store().commit(later));
+  orgs = value_or_fail(store().load_orgs({"org-1"}));
+  EXPECT_EQ(orgs["org-1"].subscription_id, std::nullopt);
+  EXPECT_EQ(orgs["org-1"].members,
+            (std::map<std::string, bool>{{"u1", false}}));
+  auto holders = value_or_fail(store().holders_page("sub-2", "", 100));
+  ASSERT_EQ(holders.size(), 1u);
+  EXPECT_EQ(holders[0].user_id, "u2");
+  EXPECT_EQ(holders[0].orgs, std::vector<std::string>{"org-9"});
+}
+
+TEST_F(commit, ledger_insert_must_extend_the_chain) {
+  auto l = chain("sub-1", 3, at("2026-02-01T00:00:00Z"), 10);
+  storage_batch ok;
+  ok.ledger = {l[0], l[1]};
+  ASSERT_OK(store().commit(ok));
+  // A gap (seq 3 missing) and a wrong prev_hash are refused.
+  auto next = chain("sub-1", 2, at("2026-02-02T00:00:00Z"), 10, 4, l[2].hash);
+  storage_batch gap;
+  gap.ledger = {next[0]};
+  auto r = store().commit(gap);
+  ASSERT_FALSE(r);
+  EXPECT_NE(describe(r.error()).find("extend its chain"), std::string::npos)
+    << describe(r.error());
+  auto forged = l[2];
+  forged.prev_hash = std::string(64, 'f');
+  forged.hash = domain::compute_entry_hash(forged);
+  storage_batch wrong;
+  wrong.ledger = {forged};
+  EXPECT_FALSE(store().commit(wrong));
+  auto bad_first = chain("sub-2", 1, at("2026-02-01T00:00:00Z"), 1, 1,
+                         std::string(64, '1'));
+  storage_batch bad;
+  bad.ledger = bad_first;
+  EXPECT_FALSE(store().commit(bad));
+  storage_batch rest;
+  rest.ledger = {l[2]};
+  ASSERT_OK(store().commit(rest));
+  EXPECT_EQ(count("seat_ledger"), 3);
+}
+
+TEST_F(commit, microsecond_timestamps_round_trip_exactly) {
+  std::vector<domain::timestamp> times{
+    domain::timestamp::from_micros(1'767'225'600'123'457), // 2026, odd µs
+    domain::timestamp::from_micros(1),
+    domain::timestamp::from_micros(-1), // 1969-12-31T23:59:59.999999Z
+    domain::timestamp::from_micros(-2'208'988'800'000'001),  // 1899
+    domain::timestamp::from_micros(253'402'300'799'999'999), // 9999-12-31
+  };
+  std::vector<domain::ledger_entry> entries;
+  std::string prev = domain::genesis_hash;
+  std::int64_t seq = 1;
+  std::sort(times.begin(), times.end());
+  for (auto t : times) {
+    auto e = chain("sub-t", 1, t, 0, seq++, prev).front();
+    prev = e.hash;
+    entries.push_back(e);
+  }
+  storage_batch b;
+  b.ledger = entries;
+  auto rec = record_for("sub-t", entries);
+  rec.max_seats_used_changed_at = times[0];
+  b.subscriptions.push_back({rec, 0, times[4]});
+  ASSERT_OK(store().commit(b));
+  auto page = value_or_fail(store().ledger_page("sub-t", 0, 100));
+  EXPECT_EQ(page, entries);
+  auto snap = value_or_fail(store().subscription("sub-t"));
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->record.clock, times[4]);
+  EXPECT_EQ(snap->record.max_seats_used_changed_at, times[0]);
+  // And PostgreSQL holds exactly that instant.
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  tx.exec("SET TIME ZONE 'UTC'");
+  EXPECT_EQ(tx.exec1("SELECT effective_at::text FROM seatledger.seat_ledger "
+                     "WHERE seq = 4")[0]
+              .as<std::string>(),
+            "2026-01-01 00:00:00.123457+00");
+}
+
+TEST_F(commit, filter_applied_and_purge) {
+  storage_batch b;
+  b.applied_events = {{"portal", "1"}, {"portal", "2"}, {"billing", "1"}};
+  ASSERT_OK(store().commit(b));
+  auto seen = value_or_fail(store().filter_applied(
+    {{"portal", "2"}, {"portal", "3"}, {"billing", "1"}, {"billing", "2"}}));
+  EXPECT_EQ(seen, (std::vector<bool>{true, false, true, false}));
+  EXPECT_TRUE(value_or_fail(store().filter_applied({})).empty());
+  // Nothing is older than an hour ago; everything is older than tomorrow.
+  auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  auto hour = std::int64_t{3'600'000'000};
+  EXPECT_EQ(value_or_fail(store().purge_applied_before(
+              domain::timestamp::from_micros(now - hour))),
+            0);
+  EXPECT_EQ(value_or_fail(store().purge_applied_before(
+              domain::timestamp::from_micros(now + 24 * hour))),
+            3);
+  seen = value_or_fail(store().filter_applied({{"portal", "1"}}));
+  EXPECT_EQ(seen, std::vector<bool>{false});
+}
+
+TEST_F(commit, outbox_is_fetched_in_commit_order_and_marked) {
+  for (int batch = 0; batch < 3; ++batch) {
+    storage_batch b;
+    for (int i = 0; i < 4; ++i) {
+      auto key = (i % 2 == 0) ? "subscriptions/1" : "subscriptions/2";
+      b.outbox.push_back(outbox_for(key, "e" + std::to_string(batch * 4 + i)));
+    }
+    ASSERT_OK(store().commit(b));
+  }
+  EXPECT_EQ(value_or_fail(store().unpublished_count()), 12);
+  auto mine = value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 4));
+  ASSERT_EQ(mine.size(), 4u);
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    ids.push_back(mine[i].row.event_id);
+    EXPECT_EQ(mine[i].row.lease_key, "subscriptions/1");
+    if (i > 0) {
+      EXPECT_LT(mine[i - 1].outbox_seq, mine[i].outbox_seq);
+    }
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"e0", "e2", "e4", "e6"}));
+  std::vector<std::int64_t> seqs;
+  for (const auto& e : mine)
+    seqs.push_back(e.outbox_seq);
+  ASSERT_OK(store().mark_published(seqs));
+  auto rest = value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 10));
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[0].row.event_id, "e8");
+  EXPECT_EQ(value_or_fail(store().unpublished_count()), 8);
+  auto both = value_or_fail(
+    store().fetch_unpublished({"subscriptions/2", "subscriptions/1"}, 100));
+  EXPECT_EQ(both.size(), 8u);
+  // Purge removes published rows only.
+  auto tomorrow = domain::timestamp::from_micros(
+    std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::system_clock::now().time_since_epoch())
+      .count()
+    + 86'400'000'000);
+  EXPECT_EQ(value_or_fail(store().purge_published_before(tomorrow)), 4);
+  EXPECT_EQ(count("outbox"), 8);
+}
+
+TEST_F(commit, outbox_value_and_headers_round_trip) {
+  storage_batch b;
+  auto row = outbox_for("k", "bin");
+  row.value = std::string("\0\x01\t\n\\\xff{\"a\":1}", 13);
+  row.headers = {{"ce_id", "x\ty\"z\\"},
+                 {"dup", "1"},
+                 {"dup", "2"},
+                 {"utf8", "gr\xc3\xbc\xc3\x9f"}};
+  b.outbox.push_back(row);
+  ASSERT_OK(store().commit(b));
+  auto got = value_or_fail(store().fetch_unpublished({"k"}, 1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].row.value, row.value);
+  EXPECT_EQ(got[0].row.headers, row.headers);
+  EXPECT_EQ(got[0].row.event_id, "bin");
+  // Found by id, published or not.
+  EXPECT_EQ(value_or_fail(store().outbox_event("bin")),
+            std::optional<std::string>{row.value});
+  ASSERT_OK(store().mark_published({got[0].outbox_seq}));
+  EXPECT_EQ(value_or_fail(store().outbox_event("bin")),
+            std::optional<std::string>{row.value});
+  EXPECT_EQ(value_or_fail(store().outbox_event("nope")), std::nullopt);
+  EXPECT_EQ(got[0].row.topic, row.topic);
+  EXPECT_EQ(got[0].row.key, row.key);
+}
+
+TEST_F(commit, empty_batch_commits_nothing) {
+  storage_batch b;
+  b.leases = {{"never-taken", 1}};
+  EXPECT_TRUE(b.empty());
+  ASSERT_OK(store().commit(b));
+}
+
+TEST_F(commit, unreachable_server_is_storage_unavailable_then_recovers) {
+  storage::pg_store lost{"host=/nonexistent-seatledger port=1"};
+  auto r = lost.commit(batch_for("s", 1, {"k", 1}, 1));
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is(r.error(), service_errc::storage_unavailable))
+    << describe(r.error());
+  // A connection killed under the store: the call fails as unavailable, the
+  // next one reconnects (with its role and staging tables).
+  ASSERT_OK(store().ping());
+  {
+    auto admin = superuser();
+    pqxx::nontransaction tx{*admin};
+    tx.exec_params("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                   db_->name());
+  }
+  auto first = store().acquire_leases("seatledger", {"subscriptions/3"}, "a");
+  if (!first) {
+    // The call that met the broken connection reports it.
+    EXPECT_TRUE(is(first.error(), service_errc::storage_unavailable))
+      << describe(first.error());
+    first = store().acquire_leases("seatledger", {"subscriptions/3"}, "a");
+  }
+  ASSERT_TRUE(first) << describe(first.error());
+  auto held = first->front();
+  ASSERT_EQ(held.epoch, 1);
+  ASSERT_OK(store().commit(batch_for("sub-1", 2, held, 1)));
+  EXPECT_EQ(count("seat_ledger"), 2);
+}
+
+} // namespace

@@ -1,0 +1,172 @@
+// Embedded mode: a private server from the installed binaries (as an
+// unprivileged OS user when the tests run as root).
+
+#include "pg_fixture.hpp"
+#include "storage/embedded_postgres.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+
+using namespace seatledger;
+using namespace seatledger::test;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class embedded : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::string pattern
+      = (fs::temp_directory_path() / "seatledger-emb-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+    // The server's OS user must be able to reach the data directory.
+    chmod(root_.c_str(), 0755);
+    data_dir_ = (fs::path{root_} / "var" / "postgres").string();
+  }
+
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  static storage::storage_batch batch(const std::string& sub, int n,
+                                      std::int64_t first_seq,
+                                      const std::string& prev) {
+    storage::storage_batch b;
+    b.consumer_group = "seatledger";
+    auto l = chain(sub, n, at("2026-02-01T00:00:00Z"), 1'000, first_seq, prev,
+                   first_seq - 1);
+    b.ledger = l;
+    b.subscriptions.push_back({record_for(sub, l), 0, std::nullopt});
+    b.applied_events.push_back({"test", sub + std::to_string(first_seq)});
+    b.positions.push_back({{"seatledger.subscriptions.v1", 0}, first_seq + n});
+    return b;
+  }
+
+  std::string root_;
+  std::string data_dir_;
+};
+
+TEST_F(embedded, start_write_stop_start_and_the_data_is_still_there) {
+  std::string head_hash;
+  {
+    storage::embedded_postgres pg;
+    auto conninfo = pg.start(data_dir_);
+    ASSERT_TRUE(conninfo) << describe(conninfo.error());
+    EXPECT_TRUE(pg.running());
+    EXPECT_NE(conninfo->find("dbname=seatledger"), std::string::npos);
+    EXPECT_TRUE(fs::exists(fs::path{data_dir_} / "PG_VERSION"));
+    if (geteuid() == 0) {
+      struct stat st {};
+      ASSERT_EQ(stat(data_dir_.c_str(), &st), 0);
+      EXPECT_NE(st.st_uid, 0u) << "the server must not run as root";
+    }
+    auto applied = storage::migrate(*conninfo);
+    ASSERT_TRUE(applied) << describe(applied.error());
+    storage::pg_store store{*conninfo};
+    auto b = batch("sub-e", 3, 1, domain::genesis_hash);
+    head_hash = b.ledger.back().hash;
+    ASSERT_OK(store.commit(b));
+    store.disconnect();
+    ASSERT_OK(pg.stop());
+    EXPECT_FALSE(pg.running());
+    // Stopped means stopped.
+    storage::pg_store after_stop{*conninfo};
+    EXPECT_FALSE(after_stop.ping());
+  }
+  storage::embedded_postgres pg;
+  auto conninfo = pg.start(data_dir_);
+  ASSERT_TRUE(conninfo) << describe(conninfo.error());
+  auto applied = storage::migrate(*conninfo);
+  ASSERT_TRUE(applied) << describe(applied.error());
+  EXPECT_EQ(*applied, 0); // the schema survived too
+  storage::pg_store store{*conninfo};
+  auto subs = value_or_fail(store.load_subscriptions({"sub-e"}));
+  ASSERT_EQ(subs.size(), 1u);
+  EXPECT_EQ(subs["sub-e"].record.ledger_seq, 3);
+  EXPECT_EQ(subs["sub-e"].window.points.size(), 3u);
+  ASSERT_OK(store.commit(batch("sub-e", 2, 4, head_hash)));
+  auto reports = value_or_fail(store.verify_ledger(std::string{"sub-e"}));
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].entries_verified, 5);
+  EXPECT_FALSE(reports[0].first_break);
+  store.disconnect();
+  ASSERT_OK(pg.stop());
+}
+
+TEST_F(embedded, recovers_after_the_process_was_killed) {
+  {
+    storage::embedded_postgres pg;
+    auto conninfo = pg.start(data_dir_);
+    ASSERT_TRUE(conninfo) << describe(conninfo.error());
+    ASSERT_TRUE(storage::migrate(*conninfo));
+    storage::pg_store store{*conninfo};
+    ASSERT_OK(store.commit(batch("sub-k", 2, 1, domain::genesis_hash)));
+  }
+  // A service killed with its server: a process that starts the server and
+  // dies without stopping it leaves a running postmaster behind...
+  auto child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto* pg = new storage::embedded_postgres; // never destroyed
+    _exit(pg->start(data_dir_) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto pid_file = fs::path{data_dir_} / "postmaster.pid";
+  ASSERT_TRUE(fs::exists(pid_file));
+  {
+    // ...and the next start takes over anyway.
+    storage::embedded_postgres pg;
+    auto conninfo = pg.start(data_dir_);
+    ASSERT_TRUE(conninfo) << describe(conninfo.error());
+    storage::pg_store store{*conninfo};
+    EXPECT_EQ(value_or_fail(store.load_subscriptions({"sub-k"})).size(), 1u);
+    store.disconnect();
+    // Now kill the postmaster outright: a stale postmaster.pid remains.
+    std::ifstream in{pid_file};
+    pid_t postmaster = 0;
+    in >> postmaster;
+    ASSERT_GT(postmaster, 0);
+    ASSERT_EQ(kill(postmaster, SIGKILL), 0);
+    for (int i = 0; i < 100 && kill(postmaster, 0) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    static_cast<void>(pg.stop()); // fails: nothing left to stop
+  }
+  ASSERT_TRUE(fs::exists(pid_file));
+  storage::embedded_postgres pg;
+  auto conninfo = pg.start(data_dir_);
+  ASSERT_TRUE(conninfo) << describe(conninfo.error());
+  storage::pg_store store{*conninfo};
+  auto subs = value_or_fail(store.load_subscriptions({"sub-k"}));
+  ASSERT_EQ(subs.size(), 1u);
+  EXPECT_EQ(subs["sub-k"].record.ledger_seq, 2);
+  store.disconnect();
+  ASSERT_OK(pg.stop());
+}
+
+TEST_F(embedded, a_second_process_on_the_same_data_directory_is_refused) {
+  storage::embedded_postgres first;
+  auto conninfo = first.start(data_dir_);
+  ASSERT_TRUE(conninfo) << describe(conninfo.error());
+  storage::embedded_postgres second;
+  auto again = second.start(data_dir_);
+  ASSERT_FALSE(again);
+  EXPECT_NE(describe(again.error()).find("another process"), std::string::npos)
+    << describe(again.error());
+  // The first one is unharmed.
+  ASSERT_TRUE(storage::migrate(*conninfo));
+  storage::pg_store store{*conninfo};
+  ASSERT_OK(store.ping());
+  store.disconnect();
+  ASSERT_OK(first.stop());
+}
+
+} // namespace

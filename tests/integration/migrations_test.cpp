@@ -1,0 +1,97 @@
+#include "pg_fixture.hpp"
+
+#include <thread>
+
+using namespace seatledger;
+using namespace seatledger::test;
+
+namespace {
+
+class migrations : public pg_test {
+protected:
+  migrations() {
+    migrate_in_setup_ = false;
+  }
+
+  std::vector<int> recorded_versions() {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    std::vector<int> result;
+    for (const auto& r : tx.exec("SELECT version FROM "
+                                 "seatledger.schema_migrations ORDER BY 1"))
+      result.push_back(r[0].as<int>());
+    return result;
+  }
+};
+
+TEST_F(migrations, apply_to_an_empty_database_then_rerun_is_a_no_op) {
+  auto known = storage::known_migrations();
+  ASSERT_FALSE(known.empty());
+  auto first = storage::migrate(conninfo());
+  ASSERT_TRUE(first) << describe(first.error());
+  EXPECT_EQ(*first, static_cast<int>(known.size()));
+  EXPECT_EQ(recorded_versions(), known);
+  auto again = storage::migrate(conninfo());
+  ASSERT_TRUE(again) << describe(again.error());
+  EXPECT_EQ(*again, 0);
+  EXPECT_EQ(recorded_versions(), known);
+  // Every table of the schema is there, owned by the migrating user.
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  auto tables
+    = tx.exec1("SELECT count(*) FROM pg_tables WHERE schemaname = 'seatledger' "
+               "AND tableowner = current_user")[0]
+        .as<int>();
+  EXPECT_EQ(tables, 19); // 18 + schema_migrations
+  EXPECT_TRUE(tx.exec1("SELECT EXISTS (SELECT FROM pg_roles "
+                       "WHERE rolname = 'seatledger_app')")[0]
+                .as<bool>());
+  // The GIN indexes on custom_fields exist.
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM pg_indexes WHERE schemaname = "
+                     "'seatledger' AND indexdef LIKE '%USING gin "
+                     "(custom_fields)%'")[0]
+              .as<int>(),
+            2);
+}
+
+TEST_F(migrations, concurrent_migrators_apply_each_migration_once) {
+  constexpr int migrators = 4;
+  std::vector<caf::expected<int>> results(migrators, caf::expected<int>{0});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < migrators; ++i)
+    threads.emplace_back([&, i] { results[i] = storage::migrate(conninfo()); });
+  for (auto& t : threads)
+    t.join();
+  int total = 0;
+  for (auto& r : results) {
+    ASSERT_TRUE(r) << describe(r.error());
+    total += *r;
+  }
+  EXPECT_EQ(total, static_cast<int>(storage::known_migrations().size()));
+  EXPECT_EQ(recorded_versions(), storage::known_migrations());
+}
+
+TEST_F(migrations, two_databases_of_one_cluster_migrate_at_once) {
+  // The runtime role is cluster-wide: migrators of two databases must not
+  // trip over each other creating or granting it.
+  scratch_database other;
+  caf::expected<int> a{0};
+  caf::expected<int> b{0};
+  std::thread ta{[&] { a = storage::migrate(conninfo()); }};
+  std::thread tb{[&] { b = storage::migrate(other.conninfo()); }};
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(a) << describe(a.error());
+  ASSERT_TRUE(b) << describe(b.error());
+  EXPECT_EQ(*a, static_cast<int>(storage::known_migrations().size()));
+  EXPECT_EQ(*b, static_cast<int>(storage::known_migrations().size()));
+}
+
+TEST_F(migrations, unreachable_server_is_storage_unavailable) {
+  auto r = storage::migrate("host=/nonexistent-seatledger port=1");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is(r.error(), service_errc::storage_unavailable))
+    << describe(r.error());
+}
+
+} // namespace

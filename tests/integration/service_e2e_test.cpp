@@ -1,0 +1,301 @@
+// The running service end to end: the real binary, real Kafka protocol
+// (librdkafka's mock cluster in this process), real PostgreSQL. A scenario
+// is published phase by phase; PostgreSQL's ledger and state and the events
+// on seatledger.events.v1 (read with a real consumer) must equal what the
+// domain rules give when the same records are replayed in this process.
+
+#include <filesystem>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "domain/org.hpp"
+#include "domain/subscription.hpp"
+#include "messages/decode.hpp"
+#include "pg_fixture.hpp"
+#include "scenario.hpp"
+#include "service_harness.hpp"
+
+namespace seatledger::test {
+namespace {
+
+using namespace std::chrono;
+
+const std::vector<std::string> service_topics{
+  "seatledger.membership.v1",           "seatledger.subscriptions.v1",
+  "seatledger.catalog.v1",              "seatledger.internal.seat-deltas.v1",
+  "seatledger.events.v1",               "seatledger.dlq.v1"};
+
+/// Replays records through the domain rules, as the service applies them.
+class replay {
+public:
+  void apply(const std::string& topic, const std::string& value) {
+    messages::record_view view{value, nullptr};
+    if (topic == "seatledger.catalog.v1") {
+      auto e = decoder_.decode_catalog(view);
+      if (!e || !seen_.insert(key_of(e.value().ref)).second)
+        return;
+      if (auto* up = std::get_if<domain::rate_plan_upserted>(
+            &e.value().change)) {
+        // The test catalog: tier from the base_product charge, features
+        // from Features__c (always ["sso"] here).
+        auto tier = up->charges.at(0).custom_fields;
+        auto pos = tier.find("ChargeTier__c\":\"");
+        tier = tier.substr(pos + 16);
+        tier = tier.substr(0, tier.find('"'));
+        catalog_.plans[up->rate_plan.id] = {tier, {"sso"}};
+      }
+    } else if (topic == "seatledger.membership.v1") {
+      auto e = decoder_.decode_membership(view);
+      if (!e || !seen_.insert(key_of(e.value().ref)).second)
+        return;
+      const auto& org_id = domain::org_id_of(e.value().change);
+      auto& org = orgs_.try_emplace(org_id, org_id).first->second;
+      for (const auto& delta : org.apply(e.value()).deltas)
+        record(delta.subscription_id, sub(delta.subscription_id).apply(delta));
+    } else {
+      auto e = decoder_.decode_command(view);
+      if (!e || !seen_.insert(key_of(e.value().ref)).second)
+        return;
+      auto id = domain::subscription_id_of(e.value().command);
+      record(id, sub(id).apply(e.value(), catalog_));
+    }
+  }
+
+  domain::subscription& sub(const std::string& id) {
+    return subs_.try_emplace(id, id).first->second;
+  }
+
+  std::vector<domain::ledger_entry> ledger(const std::string& id) {
+    return ledger_[id];
+  }
+
+  /// (event id, type) of every output event, per subscription, in order.
+  std::vector<std::pair<std::string, std::string>>
+  events(const std::string& id) {
+    return events_[id];
+  }
+
+private:
+  struct catalog : domain::plan_catalog {
+    std::map<std::string, domain::plan_entitlements> plans;
+    std::optional<domain::plan_entitlements>
+    find_plan(const std::string& id) const override {
+      auto it = plans.find(id);
+      if (it == plans.end())
+        return std::nullopt;
+      return it->second;
+    }
+  };
+
+  void record(const std::string& id, const domain::subscription_effects& fx) {
+    auto& l = ledger_[id];
+    l.insert(l.end(), fx.entries.begin(), fx.entries.end());
+    for (const auto& e : fx.events)
+      events_[id].emplace_back(e.id, domain::output_type(e.payload));
+  }
+
+  messages::decoder decoder_;
+  catalog catalog_;
+  std::set<domain::event_key> seen_;
+  std::map<std::string, domain::org_state> orgs_;
+  std::map<std::string, domain::subscription> subs_;
+  std::map<std::string, std::vector<domain::ledger_entry>> ledger_;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>>
+    events_;
+};
+
+std::string ledger_row(const domain::ledger_entry& e) {
+  return e.subscription_id + "|" + std::to_string(e.seq) + "|"
+         + std::to_string(e.seats_in_use) + "|"
+         + domain::format_rfc3339(e.effective_at) + "|" + e.cause.id + "|"
+         + e.org_id + "|" + e.user_id + "|" + e.hash;
+}
+
+class service_e2e : public ::testing::Test {
+protected:
+  void SetUp() override {
+    db_ = std::make_unique<scratch_database>();
+    auto cluster = kafka::mock_cluster::start(1, service_topics, 4);
+    ASSERT_TRUE(cluster) << describe(cluster.error());
+    cluster_ = std::move(*cluster);
+    kafka_ = std::make_unique<kafka_io>(cluster_->bootstrap_servers());
+    key_dir_ = "/tmp/" + unique_name("seatledger_keys");
+    signing_key_ = test_signing_key(key_dir_);
+    service_options options;
+    options.database_url = db_->conninfo();
+    options.bootstrap = cluster_->bootstrap_servers();
+    options.signing_key_file = signing_key_;
+    service_ = start_service(options);
+  }
+
+  void TearDown() override {
+    if (service_) {
+      service_->signal(SIGTERM);
+      auto status = service_->wait(seconds{60});
+      EXPECT_EQ(status, 0) << service_->stderr_tail();
+    }
+    service_.reset();
+    kafka_.reset();
+    cluster_.reset();
+    db_.reset();
+    std::filesystem::remove_all(key_dir_);
+  }
+
+  /// Publishes each phase and waits until the service applied it.
+  void run(const scenario& s, std::int64_t applied_before = 0) {
+    database_probe probe{db_->conninfo()};
+    auto applied = applied_before;
+    for (const auto& phase : s.phases) {
+      kafka_->publish(phase.topic, phase.records);
+      applied += phase.upstream;
+      ASSERT_TRUE(wait_until([&] { return probe.settled(applied); },
+                             seconds{120}))
+        << "phase on " << phase.topic << " not applied; applied events: "
+        << probe.scalar("SELECT count(*) FROM seatledger.applied_events")
+        << " of " << applied << "\n"
+        << service_->stderr_tail();
+    }
+  }
+
+  std::unique_ptr<scratch_database> db_;
+  std::unique_ptr<kafka::mock_cluster> cluster_;
+  std::unique_ptr<kafka_io> kafka_;
+  std::string key_dir_;
+  std::string signing_key_;
+  std::unique_ptr<child_process> service_;
+};
+
+TEST_F(service_e2e, a_scenario_is_committed_and_published_as_the_rules_say) {
+  auto s = make_scenario({});
+  run(s);
+  replay expected;
+  for (const auto& phase : s.phases)
+    for (const auto& r : phase.records)
+      expected.apply(phase.topic, r.value);
+  database_probe db{db_->conninfo()};
+  // The ledger, entry by entry (hashes included).
+  std::size_t entries = 0;
+  for (const auto& id : s.subscription_ids) {
+    std::vector<std::string> want;
+    for (const auto& e : expected.ledger(id))
+      want.push_back(ledger_row(e));
+    entries += want.size();
+    auto got = db.rows(
+      "SELECT subscription_id, seq, seats_in_use, "
+      "to_char(effective_at AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), cause_id, org_id, user_id, hash "
+      "FROM seatledger.seat_ledger WHERE subscription_id = '"
+      + id + "' ORDER BY seq");
+    EXPECT_EQ(got, want) << id;
+    // The state.
+    const auto& r = expected.sub(id).record();
+    auto state = db.rows(
+      "SELECT status, seats, seats_in_use, max_seats_used, seats_owed, "
+      "ledger_seq, ledger_hash FROM seatledger.subscriptions "
+      "WHERE subscription_id = '"
+      + id + "'");
+    ASSERT_EQ(state.size(), 1u) << id;
+    EXPECT_EQ(state[0], std::string{to_string(r.status)} + "|"
+                          + std::to_string(r.seats) + "|"
+                          + std::to_string(r.seats_in_use) + "|"
+                          + std::to_string(r.max_seats_used) + "|"
+                          + std::to_string(r.seats_owed) + "|"
+                          + std::to_string(r.ledger_seq) + "|" + r.ledger_hash)
+      << id;
+  }
+  EXPECT_GT(entries, 100u) << "the scenario should move many seats";
+  // The events on seatledger.events.v1, per subscription, in order.
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> got;
+  std::set<std::string> ids;
+  for (const auto& r : kafka_->read_all("seatledger.events.v1")) {
+    auto event = nlohmann::json::parse(r.value);
+    auto id = event.at("id").get<std::string>();
+    if (!ids.insert(id).second)
+      continue; // at-least-once: a copy
+    got[r.key].emplace_back(id, event.at("type").get<std::string>());
+    EXPECT_EQ(event.at("specversion"), "1.0");
+    EXPECT_EQ(event.at("source"), "seatledger");
+    EXPECT_EQ(event.at("data").at("subscription_id"), r.key);
+  }
+  std::size_t total = 0;
+  for (const auto& id : s.subscription_ids) {
+    EXPECT_EQ(got[id], expected.events(id)) << id;
+    total += got[id].size();
+  }
+  // The rejected command for an unknown subscription is published too.
+  EXPECT_EQ(got["sub-missing"], expected.events("sub-missing"));
+  EXPECT_GT(total, entries);
+  // Licenses were signed and stored for every license.issued event.
+  std::int64_t issued = 0;
+  for (const auto& id : s.subscription_ids)
+    for (const auto& [eid, type] : expected.events(id))
+      issued += type == "seatledger.license.issued";
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM seatledger.licenses "
+                      "WHERE license_key LIKE 'v4.public.%'"),
+            issued);
+  // Poison went to the dead-letter topic, byte for byte, with its reasons.
+  auto dlq = kafka_->read_all("seatledger.dlq.v1");
+  EXPECT_EQ(static_cast<std::int64_t>(dlq.size()), s.poison);
+  for (const auto& r : dlq) {
+    EXPECT_EQ(r.value, "{\"specversion\":\"1.0\",\"broken");
+    std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+    EXPECT_EQ(h["seatledger.error.code"], "malformed_json");
+    EXPECT_EQ(h["seatledger.source.topic"], "seatledger.membership.v1");
+    EXPECT_FALSE(h["seatledger.source.offset"].empty());
+  }
+  // The hash chains verify with the service's own command.
+  child_process verify{{seatledger_binary(), "ledger", "verify",
+                        "--database-url", db_->conninfo()}};
+  EXPECT_EQ(verify.wait(seconds{60}), 0) << verify.stderr_tail();
+}
+
+TEST_F(service_e2e, the_same_events_published_twice_change_nothing) {
+  scenario_options options;
+  options.membership_events_per_phase = 300;
+  auto s = make_scenario(options);
+  run(s);
+  database_probe db{db_->conninfo()};
+  auto snapshot = [&] {
+    auto rows = db.rows("SELECT subscription_id, seq, hash FROM "
+                        "seatledger.seat_ledger ORDER BY 1, 2");
+    auto state = db.rows("SELECT subscription_id, status, seats_in_use, "
+                         "max_seats_used, seats_owed, ledger_hash FROM "
+                         "seatledger.subscriptions ORDER BY 1");
+    rows.insert(rows.end(), state.begin(), state.end());
+    auto licenses = db.rows("SELECT license_id FROM seatledger.licenses "
+                            "ORDER BY 1");
+    rows.insert(rows.end(), licenses.begin(), licenses.end());
+    return rows;
+  };
+  auto before = snapshot();
+  auto events_before = kafka_->read_all("seatledger.events.v1").size();
+  auto applied = db.scalar("SELECT count(*) FROM seatledger.applied_events");
+  // Everything again: a producer re-sending its whole history.
+  for (const auto& phase : s.phases)
+    kafka_->publish(phase.topic, phase.records);
+  auto offsets_done = [&] {
+    // Every record consumed: positions reached the ends of the input topics.
+    return db.scalar("SELECT coalesce(sum(next_offset), 0) FROM "
+                     "seatledger.consumer_positions WHERE topic IN "
+                     "('seatledger.membership.v1', "
+                     "'seatledger.subscriptions.v1', 'seatledger.catalog.v1')")
+           == 2 * static_cast<std::int64_t>([&] {
+               std::size_t n = 0;
+               for (const auto& p : s.phases)
+                 n += p.records.size();
+               return n;
+             }());
+  };
+  ASSERT_TRUE(wait_until(offsets_done, seconds{120}))
+    << service_->stderr_tail();
+  ASSERT_TRUE(wait_until([&] { return db.settled(applied); }, seconds{60}));
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM seatledger.applied_events"),
+            applied);
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(kafka_->read_all("seatledger.events.v1").size(), events_before);
+}
+
+} // namespace
+} // namespace seatledger::test

@@ -1,0 +1,505 @@
+// State loaded on activation and the reads of the HTTP API.
+
+#include "pg_fixture.hpp"
+
+#include <chrono>
+
+using namespace seatledger;
+using namespace seatledger::test;
+
+namespace {
+
+using storage::storage_batch;
+
+constexpr std::int64_t day = 86'400'000'000;
+
+domain::timestamp plus(domain::timestamp t, std::int64_t micros) {
+  return domain::timestamp::from_micros(t.micros() + micros);
+}
+
+domain::timestamp wall_now() {
+  return domain::timestamp::from_micros(
+    std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::system_clock::now().time_since_epoch())
+      .count());
+}
+
+/// Entries at the given instants (non-decreasing), one chain.
+std::vector<domain::ledger_entry>
+chain_at(const std::string& sub, const std::vector<domain::timestamp>& times) {
+  std::vector<domain::ledger_entry> out;
+  std::string prev = domain::genesis_hash;
+  std::int64_t seats = 0;
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    // Up and down, so counts are not just the sequence number.
+    seats += (i % 3 == 2) ? -1 : 1;
+    auto e = chain(sub, 1, times[i], 0, static_cast<std::int64_t>(i) + 1, prev,
+                   seats - 1, i % 2 == 0 ? "org-1" : "org-2")
+               .front();
+    prev = e.hash;
+    out.push_back(e);
+  }
+  return out;
+}
+
+domain::ledger_window
+expected_window(const std::vector<domain::ledger_entry>& entries,
+                domain::timestamp from) {
+  domain::ledger_window w;
+  for (const auto& e : entries) {
+    if (from != domain::timestamp::min() && e.effective_at < from)
+      w.carried_seats = e.seats_in_use;
+    else
+      w.points.push_back({e.seq, e.seats_in_use, e.effective_at});
+  }
+  return w;
+}
+
+void expect_same_window(const domain::ledger_window& got,
+                        const domain::ledger_window& want) {
+  EXPECT_EQ(got.carried_seats, want.carried_seats);
+  ASSERT_EQ(got.points.size(), want.points.size());
+  for (std::size_t i = 0; i < got.points.size(); ++i) {
+    EXPECT_EQ(got.points[i].seq, want.points[i].seq);
+    EXPECT_EQ(got.points[i].seats_in_use, want.points[i].seats_in_use);
+    EXPECT_EQ(got.points[i].effective_at, want.points[i].effective_at);
+  }
+}
+
+void expect_same_record(const domain::subscription_record& got,
+                        const domain::subscription_record& want) {
+  EXPECT_EQ(got.subscription_id, want.subscription_id);
+  EXPECT_EQ(got.status, want.status);
+  EXPECT_EQ(got.display_name, want.display_name);
+  EXPECT_EQ(got.customer, want.customer);
+  EXPECT_EQ(got.instance, want.instance);
+  EXPECT_EQ(got.plan_id, want.plan_id);
+  EXPECT_EQ(got.seats, want.seats);
+  EXPECT_EQ(got.term, want.term);
+  EXPECT_EQ(got.trial, want.trial);
+  EXPECT_EQ(got.features, want.features);
+  EXPECT_EQ(got.rate_limit_overrides, want.rate_limit_overrides);
+  EXPECT_EQ(got.analytics_access, want.analytics_access);
+  EXPECT_EQ(got.archive_reason, want.archive_reason);
+  EXPECT_EQ(got.clock, want.clock);
+  EXPECT_EQ(got.seats_in_use, want.seats_in_use);
+  EXPECT_EQ(got.ledger_seq, want.ledger_seq);
+  EXPECT_EQ(got.ledger_hash, want.ledger_hash);
+  EXPECT_EQ(got.max_seats_used, want.max_seats_used);
+  EXPECT_EQ(got.max_seats_used_changed_at, want.max_seats_used_changed_at);
+  EXPECT_EQ(got.seats_owed, want.seats_owed);
+  EXPECT_EQ(got.created_by.has_value(), want.created_by.has_value());
+  if (got.created_by && want.created_by) {
+    EXPECT_EQ(*got.created_by, *want.created_by);
+  }
+  EXPECT_EQ(got.terms, want.terms);
+}
+
+storage::license_row license_of(const std::string& sub, const std::string& id,
+                                domain::timestamp issued,
+                                const std::string& command) {
+  storage::license_row l;
+  auto& g = l.grant;
+  g.license_id = id;
+  g.subscription_id = sub;
+  g.issued_at = issued;
+  g.not_before = at("2026-01-15T00:00:00Z");
+  g.expires_at = at("2027-01-15T00:00:00.5Z");
+  g.seats = 25;
+  g.plan_id = "ultimate-annual";
+  g.tier = "Ultimate";
+  g.features = {"sso", "geo"};
+  g.instance_domain = sub + ".example.com";
+  g.instance_type = domain::instance_type::secondary;
+  g.trial = false;
+  g.issued_by = {"billing", command};
+  l.claims_json = R"({"exp":"2027-01-15T00:00:00.5Z","jti":")" + id
+                  + R"(","seats":25})";
+  l.license_key = "v4.public." + id;
+  l.key_id = "k4.pid.test";
+  return l;
+}
+
+class state : public pg_test {
+protected:
+  // A subscription with everything a snapshot holds.
+  void commit_full_subscription() {
+    rec_ = domain::subscription_record{};
+    rec_.subscription_id = "sub-q";
+    rec_.status = domain::subscription_status::active;
+    rec_.display_name = "Acme\tCorp \\ \"Q\"";
+    rec_.customer.salesforce_account_id = "0015000000abcde";
+    rec_.instance = {"acme.example.com", domain::instance_type::primary};
+    rec_.plan_id = "ultimate-annual";
+    rec_.seats = 10;
+    rec_.term = {at("2026-01-15T00:00:00Z"), at("2027-01-15T00:00:00Z")};
+    rec_.features = {"sso", "x,y", "{z}"};
+    rec_.rate_limit_overrides = R"({"api":{"rps":100},"web":5})";
+    rec_.analytics_access = true;
+    rec_.clock = at("2026-06-01T12:00:00.000001Z");
+    rec_.terms = {{at("2025-01-15T00:00:00Z"), at("2026-01-15T00:00:00Z"),
+                   at("2026-01-15T00:00:00Z"), 12},
+                  {at("2026-01-15T00:00:00Z"), at("2027-01-15T00:00:00Z"),
+                   at("2027-01-15T00:00:00Z"), 3}};
+    rec_.created_by = domain::event_key{"billing", "create-1"};
+    window_start_ = domain::ledger_window_start(rec_);
+    // Entries well before the window, two just before it, two exactly at
+    // its start and more after it.
+    std::vector<domain::timestamp> times;
+    for (int i = 0; i < 6; ++i)
+      times.push_back(plus(window_start_, -(60 - i) * day));
+    times.push_back(plus(window_start_, -1));
+    times.push_back(plus(window_start_, -1));
+    times.push_back(window_start_);
+    times.push_back(window_start_);
+    for (int i = 1; i <= 8; ++i)
+      times.push_back(plus(window_start_, i * 7 * day + i));
+    entries_ = chain_at("sub-q", times);
+    rec_.seats_in_use = entries_.back().seats_in_use;
+    rec_.ledger_seq = entries_.back().seq;
+    rec_.ledger_hash = entries_.back().hash;
+    rec_.max_seats_used = 7;
+    rec_.max_seats_used_changed_at = entries_[12].effective_at;
+    rec_.seats_owed = 0;
+    storage_batch b;
+    b.consumer_group = "seatledger";
+    b.subscriptions.push_back({rec_, 5, at("2026-07-15T00:00:00Z")});
+    for (const auto& t : rec_.terms)
+      b.terms.push_back({"sub-q", t});
+    b.ledger = entries_;
+    b.holders = {{"sub-q", "alice", "org-1", true},
+                 {"sub-q", "alice", "org-2", true},
+                 {"sub-q", "bob", "org-2", true},
+                 {"sub-q", "carol", "org-1", true}};
+    b.subscription_orgs = {{"sub-q", "org-1", true, 5},
+                           {"sub-q", "org-2", true, 3},
+                           {"sub-q", "org-3", false, 9}};
+    b.licenses
+      = {license_of("sub-q", "lic-1", at("2026-01-15T00:00:01Z"), "create-1"),
+         license_of("sub-q", "lic-2", at("2026-03-01T00:00:00Z"), "issue-2")};
+    b.revocations
+      = {{"lic-1", "sub-q", at("2026-03-01T00:00:00.25Z"), "superseded"}};
+    ASSERT_OK(store().commit(b));
+  }
+
+  domain::subscription_record rec_;
+  domain::timestamp window_start_;
+  std::vector<domain::ledger_entry> entries_;
+};
+
+TEST_F(state, load_subscriptions_returns_exactly_what_was_committed) {
+  commit_full_subscription();
+  // A second one that never applied anything (no clock: whole ledger) and
+  // one that does not exist.
+  auto early = chain("sub-new", 3, at("2020-01-01T00:00:00Z"), day);
+  auto rec2 = record_for("sub-new", early);
+  rec2.status = domain::subscription_status::none;
+  rec2.clock = domain::timestamp::min();
+  rec2.customer = {};
+  rec2.rate_limit_overrides = std::nullopt;
+  rec2.analytics_access = false;
+  rec2.archive_reason = "gone";
+  rec2.features = {};
+  rec2.max_seats_used_changed_at = std::nullopt;
+  storage_batch b;
+  b.subscriptions.push_back({rec2, 1, std::nullopt});
+  b.ledger = early;
+  ASSERT_OK(store().commit(b));
+
+  auto loaded = value_or_fail(
+    store().load_subscriptions({"sub-q", "sub-new", "sub-none", "sub-q"}));
+  ASSERT_EQ(loaded.size(), 2u);
+  const auto& q = loaded.at("sub-q");
+  expect_same_record(q.record, rec_);
+  std::map<std::string, std::set<std::string>> holders{
+    {"alice", {"org-1", "org-2"}}, {"bob", {"org-2"}}, {"carol", {"org-1"}}};
+  EXPECT_EQ(q.holders, holders);
+  EXPECT_EQ(q.orgs, (std::set<std::string>{"org-1", "org-2"}));
+  EXPECT_EQ(q.org_delta_seqs, (std::map<std::string, std::int64_t>{
+                                {"org-1", 5}, {"org-2", 3}, {"org-3", 9}}));
+  auto want = expected_window(entries_, window_start_);
+  EXPECT_EQ(want.points.size(), 10u);
+  EXPECT_EQ(want.carried_seats, entries_[7].seats_in_use);
+  expect_same_window(q.window, want);
+  ASSERT_EQ(q.licenses.size(), 2u);
+  EXPECT_EQ(q.licenses[0].license_id, "lic-1");
+  EXPECT_EQ(q.licenses[0].expires_at, at("2027-01-15T00:00:00.5Z"));
+  EXPECT_EQ(q.licenses[0].instance_domain, "sub-q.example.com");
+  EXPECT_EQ(q.licenses[0].revoked_at,
+            std::optional<domain::timestamp>{at("2026-03-01T00:00:00.25Z")});
+  EXPECT_EQ(q.licenses[1].license_id, "lic-2");
+  EXPECT_FALSE(q.licenses[1].revoked_at);
+
+  const auto& n = loaded.at("sub-new");
+  expect_same_record(n.record, rec2);
+  expect_same_window(n.window,
+                     expected_window(early, domain::timestamp::min()));
+  EXPECT_TRUE(n.holders.empty());
+  EXPECT_TRUE(n.licenses.empty());
+
+  // The same snapshot through the query port.
+  auto one = value_or_fail(store().subscription("sub-q"));
+  ASSERT_TRUE(one);
+  expect_same_record(one->record, rec_);
+  EXPECT_FALSE(value_or_fail(store().subscription("sub-none")));
+  EXPECT_TRUE(value_or_fail(store().load_subscriptions({})).empty());
+}
+
+TEST_F(state, ledger_queries) {
+  commit_full_subscription();
+  auto page = value_or_fail(store().ledger_page("sub-q", 0, 5));
+  ASSERT_EQ(page.size(), 5u);
+  EXPECT_EQ(page.front(), entries_[0]);
+  EXPECT_EQ(page.back(), entries_[4]);
+  page = value_or_fail(store().ledger_page("sub-q", 15, 100));
+  ASSERT_EQ(page.size(), 3u);
+  EXPECT_EQ(page.front().seq, 16);
+  EXPECT_TRUE(value_or_fail(store().ledger_page("sub-q", 18, 10)).empty());
+  EXPECT_TRUE(value_or_fail(store().ledger_page("nope", 0, 10)).empty());
+
+  // Seats at an instant: the last entry at or before it, 0 before the first.
+  auto& s = store();
+  EXPECT_EQ(
+    value_or_fail(s.seats_at("sub-q", plus(entries_[0].effective_at, -1))), 0);
+  EXPECT_EQ(value_or_fail(s.seats_at("sub-q", entries_[0].effective_at)),
+            entries_[0].seats_in_use);
+  // Two entries share the window start: the later one counts.
+  EXPECT_EQ(value_or_fail(s.seats_at("sub-q", window_start_)),
+            entries_[9].seats_in_use);
+  EXPECT_EQ(value_or_fail(s.seats_at("sub-q", plus(window_start_, -1))),
+            entries_[7].seats_in_use);
+  EXPECT_EQ(value_or_fail(s.seats_at("sub-q", at("2099-01-01T00:00:00Z"))),
+            entries_.back().seats_in_use);
+  for (const auto& e : entries_)
+    EXPECT_EQ(value_or_fail(s.seats_at("sub-q", plus(e.effective_at, 1))),
+              domain::seats_at(
+                expected_window(entries_, domain::timestamp::min()).points,
+                plus(e.effective_at, 1)));
+
+  // Windows from any instant, with the carried count.
+  for (auto from :
+       {domain::timestamp::min(), entries_[3].effective_at, window_start_,
+        plus(window_start_, 1), at("2099-01-01T00:00:00Z")})
+    expect_same_window(value_or_fail(s.ledger_window("sub-q", from)),
+                       expected_window(entries_, from));
+
+  EXPECT_TRUE(value_or_fail(s.pool_exists("sub-q")));
+  EXPECT_FALSE(value_or_fail(s.pool_exists("sub-none")));
+  // A pool with ledger entries but no state row yet exists too.
+  storage_batch b;
+  b.ledger = chain("pool-only", 1, at("2026-01-01T00:00:00Z"), 0);
+  ASSERT_OK(s.commit(b));
+  EXPECT_TRUE(value_or_fail(s.pool_exists("pool-only")));
+}
+
+TEST_F(state, holders_are_paged_by_user) {
+  commit_full_subscription();
+  auto page = value_or_fail(store().holders_page("sub-q", "", 2));
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].user_id, "alice");
+  EXPECT_EQ(page[0].orgs, (std::vector<std::string>{"org-1", "org-2"}));
+  EXPECT_EQ(page[1].user_id, "bob");
+  page = value_or_fail(store().holders_page("sub-q", "bob", 2));
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].user_id, "carol");
+  EXPECT_TRUE(value_or_fail(store().holders_page("sub-q", "carol", 2)).empty());
+}
+
+TEST_F(state, licenses_and_revocations) {
+  commit_full_subscription();
+  auto all = value_or_fail(store().licenses_of("sub-q"));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].license.grant.license_id, "lic-2"); // newest first
+  EXPECT_FALSE(all[0].revoked_at);
+  EXPECT_EQ(all[1].license.grant.license_id, "lic-1");
+  EXPECT_EQ(all[1].revocation_reason, std::optional<std::string>{"superseded"});
+
+  auto one = value_or_fail(store().license("lic-1"));
+  ASSERT_TRUE(one);
+  auto want = license_of("sub-q", "lic-1", at("2026-01-15T00:00:01Z"),
+                         "create-1");
+  const auto& g = one->license.grant;
+  EXPECT_EQ(g.license_id, want.grant.license_id);
+  EXPECT_EQ(g.subscription_id, want.grant.subscription_id);
+  EXPECT_EQ(g.issued_at, want.grant.issued_at);
+  EXPECT_EQ(g.not_before, want.grant.not_before);
+  EXPECT_EQ(g.expires_at, want.grant.expires_at);
+  EXPECT_EQ(g.seats, want.grant.seats);
+  EXPECT_EQ(g.plan_id, want.grant.plan_id);
+  EXPECT_EQ(g.tier, want.grant.tier);
+  EXPECT_EQ(g.features, want.grant.features);
+  EXPECT_EQ(g.instance_domain, want.grant.instance_domain);
+  EXPECT_EQ(g.instance_type, want.grant.instance_type);
+  EXPECT_EQ(g.trial, want.grant.trial);
+  EXPECT_EQ(g.issued_by, want.grant.issued_by);
+  EXPECT_EQ(one->license.claims_json, want.claims_json);
+  EXPECT_EQ(one->license.license_key, want.license_key);
+  EXPECT_EQ(one->license.key_id, want.key_id);
+  EXPECT_EQ(one->revoked_at,
+            std::optional<domain::timestamp>{at("2026-03-01T00:00:00.25Z")});
+  EXPECT_FALSE(value_or_fail(store().license("lic-none")));
+
+  auto by = value_or_fail(store().license_issued_by({"billing", "issue-2"}));
+  ASSERT_TRUE(by);
+  EXPECT_EQ(by->license.grant.license_id, "lic-2");
+  EXPECT_FALSE(value_or_fail(store().license_issued_by({"billing", "x"})));
+
+  auto revoked = value_or_fail(store().revocations());
+  ASSERT_EQ(revoked.size(), 1u);
+  EXPECT_EQ(revoked[0].license_id, "lic-1");
+  EXPECT_EQ(revoked[0].subscription_id, "sub-q");
+  EXPECT_EQ(revoked[0].revoked_at, at("2026-03-01T00:00:00.25Z"));
+  EXPECT_EQ(revoked[0].reason, "superseded");
+
+  // One license per issuing command: the same command again is refused.
+  storage_batch again;
+  again.licenses
+    = {license_of("sub-q", "lic-3", at("2026-04-01T00:00:00Z"), "issue-2")};
+  EXPECT_FALSE(store().commit(again));
+}
+
+TEST_F(state, orgs) {
+  storage_batch b;
+  b.orgs = {{"org-1", std::string{"sub-1"}, 2, 4}};
+  b.memberships = {{"org-1", "u1", true},
+                   {"org-1", "u2", false},
+                   {"org-1", "u3", true},
+                   {"org-members-only", "u1", true}};
+  ASSERT_OK(store().commit(b));
+  auto o = value_or_fail(store().org("org-1"));
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->org_id, "org-1");
+  EXPECT_EQ(o->subscription_id, std::optional<std::string>{"sub-1"});
+  EXPECT_EQ(o->members, 3);
+  EXPECT_EQ(o->billable_members, 2);
+  auto m = value_or_fail(store().org("org-members-only"));
+  ASSERT_TRUE(m);
+  EXPECT_FALSE(m->subscription_id);
+  EXPECT_EQ(m->members, 1);
+  EXPECT_FALSE(value_or_fail(store().org("org-never-seen")));
+  auto snaps = value_or_fail(
+    store().load_orgs({"org-1", "org-members-only", "org-never-seen"}));
+  ASSERT_EQ(snaps.size(), 2u);
+  EXPECT_EQ(snaps["org-1"].delta_seq, 4);
+  EXPECT_EQ(snaps["org-1"].members.size(), 3u);
+  EXPECT_EQ(snaps["org-members-only"].org_id, "org-members-only");
+}
+
+TEST_F(state, subscriptions_due_for_month_close) {
+  storage_batch b;
+  auto mk = [](const std::string& id, std::int32_t partition,
+               std::optional<domain::timestamp> month_end) {
+    return storage::subscription_row{record_for(id, {}), partition, month_end};
+  };
+  b.subscriptions = {mk("due-1", 1, at("2026-02-15T00:00:00Z")),
+                     mk("due-2", 2, at("2026-02-14T00:00:00Z")),
+                     mk("later", 1, at("2026-03-15T00:00:00Z")),
+                     mk("other-partition", 7, at("2026-02-01T00:00:00Z")),
+                     mk("closed", 1, std::nullopt)};
+  ASSERT_OK(store().commit(b));
+  auto hour = std::int64_t{3'600'000'000};
+  auto due = value_or_fail(store().subscriptions_due(
+    {1, 2}, at("2026-02-15T00:00:00Z"), plus(wall_now(), hour)));
+  EXPECT_EQ(due, (std::vector<std::string>{"due-2", "due-1"}));
+  // Touched within the idle period: not due yet.
+  due = value_or_fail(store().subscriptions_due(
+    {1, 2}, at("2026-02-15T00:00:00Z"), plus(wall_now(), -hour)));
+  EXPECT_TRUE(due.empty());
+  EXPECT_TRUE(value_or_fail(store().subscriptions_due(
+                              {}, at("2030-01-01T00:00:00Z"), wall_now()))
+                .empty());
+}
+
+domain::rate_plan_upserted plan(const std::string& id, const std::string& tier,
+                                const std::string& features) {
+  domain::rate_plan_upserted p;
+  p.product = {"prod-1", "GitLab"};
+  p.rate_plan
+    = {id, "Plan " + id,
+       R"({"CDotAccessible__c":true,"Features__c":)" + features + "}"};
+  p.charges = {{"ch-storage", "Storage", "monthly",
+                R"({"CDotPlanType__c":"storage","ChargeTier__c":"Bronze"})"},
+               {"ch-base", "Base", "annual",
+                R"({"CDotPlanType__c":"base_product","ChargeTier__c":")" + tier
+                  + R"("})"}};
+  return p;
+}
+
+TEST_F(state, catalog_versions_entitlements_and_notification) {
+  auto listener = superuser();
+  struct receiver : pqxx::notification_receiver {
+    using notification_receiver::notification_receiver;
+    std::vector<std::string> payloads;
+    void operator()(const std::string& payload, int) override {
+      payloads.push_back(payload);
+    }
+  } rx{*listener, "seatledger_catalog"};
+
+  storage_batch b;
+  b.catalog_upserts
+    = {{plan("ultimate", "Ultimate", R"(["sso","geo"])"), {"cat", "1"}},
+       {plan("premium", "Premium", "null"), {"cat", "2"}}};
+  ASSERT_OK(store().commit(b));
+  EXPECT_EQ(value_or_fail(store().catalog_version()), 1);
+  auto ent = value_or_fail(store().load_plan_entitlements());
+  ASSERT_EQ(ent.size(), 2u);
+  EXPECT_EQ(ent["ultimate"].tier, "Ultimate");
+  EXPECT_EQ(ent["ultimate"].features, (std::vector<std::string>{"sso", "geo"}));
+  EXPECT_EQ(ent["premium"].tier, "Premium");
+  EXPECT_TRUE(ent["premium"].features.empty());
+
+  // The same content again changes nothing; a real change keeps the old
+  // version (with its charges) in the history.
+  storage_batch same;
+  same.catalog_upserts
+    = {{plan("ultimate", "Ultimate", R"(["sso","geo"])"), {"cat", "3"}}};
+  ASSERT_OK(store().commit(same));
+  EXPECT_EQ(value_or_fail(store().catalog_version()), 1);
+  storage_batch changed;
+  changed.catalog_upserts
+    = {{plan("ultimate", "Ultimate", R"(["sso","geo","dast"])"),
+        {"cat", "4", "seatledger.catalog.rate_plan.upserted",
+         at("2026-01-01T00:00:00Z")}}};
+  // Removed after the upsert of the same batch (later event time).
+  changed.catalog_removals
+    = {{"premium",
+        {"cat", "5", "seatledger.catalog.rate_plan.removed",
+         at("2026-01-01T00:00:01Z")}}};
+  ASSERT_OK(store().commit(changed));
+  EXPECT_EQ(value_or_fail(store().catalog_version()), 2);
+  ent = value_or_fail(store().load_plan_entitlements());
+  ASSERT_EQ(ent.size(), 1u);
+  EXPECT_EQ(ent["ultimate"].features.size(), 3u);
+
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  auto history = tx.exec(
+    "SELECT rate_plan_id, version, custom_fields->'Features__c', "
+    "jsonb_array_length(charges), removed "
+    "FROM seatledger.catalog_rate_plan_versions ORDER BY 1, 2");
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0][0].as<std::string>(), "premium");
+  EXPECT_EQ(history[0][1].as<int>(), 1);
+  EXPECT_EQ(history[1][0].as<std::string>(), "ultimate");
+  EXPECT_EQ(history[1][2].as<std::string>(), R"(["sso", "geo"])");
+  EXPECT_EQ(history[1][3].as<int>(), 2);
+  auto current = tx.exec1(
+    "SELECT version, removed FROM seatledger.catalog_rate_plans "
+    "WHERE rate_plan_id = 'premium'");
+  EXPECT_EQ(current[0].as<int>(), 2);
+  EXPECT_TRUE(current[1].as<bool>());
+  // Classification is a query over custom fields (GIN-indexed).
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM seatledger.catalog_charges "
+                     "WHERE custom_fields @> '{\"CDotPlanType__c\": "
+                     "\"base_product\"}'")[0]
+              .as<int>(),
+            2);
+
+  // Other replicas hear of each change at commit.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (rx.payloads.size() < 2 && std::chrono::steady_clock::now() < deadline)
+    listener->await_notification(0, 100'000);
+  EXPECT_EQ(rx.payloads, (std::vector<std::string>{"1", "2"}));
+}
+
+} // namespace

@@ -1,0 +1,135 @@
+#pragma once
+
+// Running the real `seatledger` binary in tests: as a child process against
+// real Kafka protocol (librdkafka's mock cluster, in this process or as a
+// `seatledger dev-kafka` child) and a scratch PostgreSQL database.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapters/kafka/kafka.hpp"
+
+namespace seatledger::test {
+
+/// The `seatledger` binary under test.
+std::string seatledger_binary();
+
+/// A child process; its stdout lines are collected, stderr goes to a file.
+class child_process {
+public:
+  explicit child_process(std::vector<std::string> args,
+                         std::map<std::string, std::string> env = {});
+  ~child_process();
+
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  /// The value of the first stdout line `NAME=value`, waiting for it.
+  std::optional<std::string> wait_for_value(const std::string& name,
+                                            std::chrono::milliseconds timeout);
+
+  void signal(int sig);
+
+  /// The exit status (or 128 + signal), nothing on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+
+  bool running();
+
+  /// The last `bytes` of its stderr.
+  std::string stderr_tail(std::size_t bytes = 4000) const;
+
+  pid_t pid() const {
+    return pid_;
+  }
+
+private:
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string stderr_file_;
+  std::thread reader_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> lines_;
+  std::optional<int> status_;
+};
+
+/// Polls `done` until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()>& done,
+                std::chrono::milliseconds timeout,
+                std::chrono::milliseconds every = std::chrono::milliseconds{
+                  50});
+
+/// A record to publish.
+struct outgoing {
+  std::string key;
+  std::string value;
+};
+
+/// Publishes and reads records over real Kafka protocol.
+class kafka_io {
+public:
+  explicit kafka_io(std::string bootstrap);
+
+  void publish(const std::string& topic, const std::vector<outgoing>& records);
+
+  /// Every record of the topic (all partitions), from the beginning up to
+  /// the high watermarks as they are now.
+  std::vector<kafka::record> read_all(const std::string& topic);
+
+  const std::string& bootstrap() const {
+    return bootstrap_;
+  }
+
+private:
+  std::string bootstrap_;
+  std::unique_ptr<kafka::producer> producer_;
+};
+
+/// Options of a service under test.
+struct service_options {
+  std::string database_url;
+  std::string bootstrap;
+  std::string signing_key_file;
+  std::string replica_id = "test-replica";
+  std::string consumer_group = "seatledger-test";
+  std::vector<std::string> extra_args;
+};
+
+/// Starts `seatledger serve` and waits until it has taken its partitions.
+std::unique_ptr<child_process> start_service(const service_options& options);
+
+/// A PostgreSQL connection string's database, read for assertions.
+class database_probe {
+public:
+  explicit database_probe(std::string conninfo);
+
+  std::int64_t scalar(const std::string& sql);
+
+  /// Every row of a query as text, columns joined by '|'.
+  std::vector<std::string> rows(const std::string& sql);
+
+  /// Whether everything published so far has been applied: `applied` upstream
+  /// events are recorded, every org's last delta reached its subscription,
+  /// and the outbox is empty of unpublished rows.
+  bool settled(std::int64_t applied);
+
+  /// Leases the replica holds.
+  std::int64_t leases_of(const std::string& group, const std::string& owner);
+
+private:
+  std::string conninfo_;
+};
+
+/// A generated signing key pair for a test (same key in every run, so
+/// license keys compare equal).
+std::string test_signing_key(const std::string& dir);
+
+} // namespace seatledger::test
