@@ -1,7 +1,6 @@
 #include "actors/coordinator.hpp"
 
 #include <poll.h>
-
 #include <set>
 #include <thread>
 #include <unordered_set>
@@ -109,6 +108,46 @@ struct coordinator_state {
   steady_clock::time_point next_purge = steady_clock::now();
   steady_clock::time_point next_catalog_check = steady_clock::now();
 
+  /// Where the time of the last period went, logged every 10 s.
+  struct phase_times {
+    double gather = 0;
+    double decode = 0;
+    double dedup = 0;
+    double activate = 0;
+    double apply = 0;
+    double commit = 0;
+    long cycles = 0;
+    long records = 0;
+    long rows = 0;
+    steady_clock::time_point since = steady_clock::now();
+  } times;
+  steady_clock::time_point phase_started;
+
+  static double seconds_since(steady_clock::time_point t) {
+    return duration_cast<duration<double>>(steady_clock::now() - t).count();
+  }
+
+  void report_times() {
+    auto elapsed = seconds_since(times.since);
+    if (elapsed < 10)
+      return;
+    if (times.records > 0)
+      log::info("pipeline", {{"seconds", elapsed},
+                             {"cycles", times.cycles},
+                             {"records", times.records},
+                             {"rows", times.rows},
+                             {"gather_s", times.gather},
+                             {"decode_s", times.decode},
+                             {"dedup_s", times.dedup},
+                             {"activate_s", times.activate},
+                             {"apply_s", times.apply},
+                             {"commit_s", times.commit},
+                             {"active_orgs", static_cast<long>(orgs.size())},
+                             {"active_subscriptions",
+                              static_cast<long>(subscriptions.size())}});
+    times = phase_times{};
+  }
+
   bool draining = false;
   bool drained = false;
   caf::response_promise drain_promise;
@@ -178,7 +217,7 @@ struct coordinator_state {
   }
 
   /// Blocks (this actor is detached) until PostgreSQL answers, or draining.
-  template <class F>
+  template<class F>
   auto with_retry(const char* what, F fn) -> decltype(fn()) {
     auto delay = milliseconds{200};
     for (;;) {
@@ -189,8 +228,7 @@ struct coordinator_state {
       }
       status->postgres_ok = false;
       log::error("postgres call failed, retrying",
-                 {{"operation", what},
-                  {"error", describe(result.error())}});
+                 {{"operation", what}, {"error", describe(result.error())}});
       if (draining)
         return result;
       std::this_thread::sleep_for(delay);
@@ -271,14 +309,14 @@ struct coordinator_state {
     publish_leases();
   }
 
-  // -- one cycle ---------------------------------------------------------------
+  // -- one cycle
+  // ---------------------------------------------------------------
 
   void dead_letter(const kafka::record& r, const std::string& code,
                    const std::string& message) {
     storage::outbox_row row;
-    row.event_id = domain::derived_id({"dlq", r.topic,
-                                       std::to_string(r.partition),
-                                       std::to_string(r.offset)});
+    row.event_id = domain::derived_id(
+      {"dlq", r.topic, std::to_string(r.partition), std::to_string(r.offset)});
     row.topic = context->topics.dlq;
     row.key = r.key;
     row.value = r.value;
@@ -316,11 +354,11 @@ struct coordinator_state {
     auto it = partition_counts.find(r.topic);
     if (it != partition_counts.end()
         && kafka::partition_for_key(r.key, it->second) != r.partition) {
-      dead_letter(r, "wrong_partition",
-                  "key '" + r.key + "' belongs to partition "
-                    + std::to_string(kafka::partition_for_key(r.key,
-                                                              it->second))
-                    + " (Kafka's default murmur2 partitioner)");
+      dead_letter(
+        r, "wrong_partition",
+        "key '" + r.key + "' belongs to partition "
+          + std::to_string(kafka::partition_for_key(r.key, it->second))
+          + " (Kafka's default murmur2 partitioner)");
       return false;
     }
     return true;
@@ -372,7 +410,10 @@ struct coordinator_state {
       return;
     }
     housekeeping();
+    report_times();
+    auto gather_started = steady_clock::now();
     auto records = gather();
+    times.gather += seconds_since(gather_started);
     status->consuming = true;
     status->kafka_ok = true;
     status->last_cycle_unix_ms = unix_ms();
@@ -399,6 +440,9 @@ struct coordinator_state {
   }
 
   void start_batch(std::vector<kafka::record> records) {
+    ++times.cycles;
+    times.records += static_cast<long>(records.size());
+    auto decode_started = steady_clock::now();
     batch = storage::storage_batch{};
     batch.consumer_group = config.consumer_group;
     outbox_order.clear();
@@ -443,8 +487,11 @@ struct coordinator_state {
           auto& event = decoded.value();
           if (!check_key(r, domain::org_id_of(event.change)))
             break;
+          // Read before `event` is moved into the list (a braced list is
+          // evaluated left to right).
+          auto type = event.ref.type;
           upstream.push_back({stage::membership, domain::key_of(event.ref),
-                              std::move(event), r.topic, event.ref.type,
+                              std::move(event), r.topic, std::move(type),
                               record_index});
           break;
         }
@@ -458,8 +505,11 @@ struct coordinator_state {
           auto& event = decoded.value();
           if (!check_key(r, domain::subscription_id_of(event.command)))
             break;
+          // Read before `event` is moved into the list (a braced list is
+          // evaluated left to right).
+          auto type = event.ref.type;
           upstream.push_back({stage::subscriptions, domain::key_of(event.ref),
-                              std::move(event), r.topic, event.ref.type,
+                              std::move(event), r.topic, std::move(type),
                               record_index});
           break;
         }
@@ -487,8 +537,11 @@ struct coordinator_state {
             break;
           }
           auto& event = decoded.value();
+          // Read before `event` is moved into the list (a braced list is
+          // evaluated left to right).
+          auto type = event.ref.type;
           upstream.push_back({stage::catalog, domain::key_of(event.ref),
-                              std::move(event), r.topic, event.ref.type,
+                              std::move(event), r.topic, std::move(type),
                               record_index});
           break;
         }
@@ -497,6 +550,8 @@ struct coordinator_state {
     }
     for (const auto& [tp, next] : next_offsets)
       batch.positions.push_back({tp, next});
+    times.decode += seconds_since(decode_started);
+    auto dedup_started = steady_clock::now();
     // De-duplicate upstream events: against what was applied before (one
     // round trip) and within the batch.
     std::vector<domain::event_key> keys;
@@ -512,6 +567,7 @@ struct coordinator_state {
       }
       seen = std::move(*applied);
     }
+    times.dedup += seconds_since(dedup_started);
     std::set<domain::event_key> in_batch;
     std::map<std::string, messages::org_job> org_jobs;
     std::map<std::string, std::vector<timed_item>> command_items;
@@ -543,13 +599,18 @@ struct coordinator_state {
               batch.catalog_upserts.push_back({std::move(*up), event.ref});
             else
               batch.catalog_removals.push_back(
-                {std::get<domain::rate_plan_removed>(event.change)
-                   .rate_plan_id,
+                {std::get<domain::rate_plan_removed>(event.change).rate_plan_id,
                  event.ref});
           }
         },
         p.event);
     }
+    // A license takes tier and features from the catalog as it is now: a
+    // change another replica committed must be in effect for this record,
+    // whether or not its NOTIFY arrived yet (one cheap query per batch that
+    // carries commands).
+    if (!command_items.empty())
+      refresh_catalog();
     // Interleave each subscription's commands and deltas by event time,
     // keeping each topic's own order.
     std::map<std::string, messages::subscription_job> sub_jobs;
@@ -569,8 +630,8 @@ struct coordinator_state {
                           || (j < ds.size() && ds[j].time < cmds[i].time);
         auto& next = take_delta ? ds[j++] : cmds[i++];
         if (take_delta)
-          batch_event_times.push_back(
-            static_cast<double>(next.time.micros()) / 1e6);
+          batch_event_times.push_back(static_cast<double>(next.time.micros())
+                                      / 1e6);
         job.items.push_back(std::move(next.item));
         job.order.push_back(next.order);
       }
@@ -594,15 +655,18 @@ struct coordinator_state {
       if (it != leases.end())
         batch.leases.push_back({key, it->second});
     }
+    auto activate_started = steady_clock::now();
     if (!activate(org_jobs, sub_jobs))
       return;
+    times.activate += seconds_since(activate_started);
+    phase_started = steady_clock::now();
     dispatch(std::move(org_jobs), std::move(sub_jobs));
   }
 
   /// Loads and spawns the entities this batch needs (one query per kind).
-  bool activate(const std::map<std::string, messages::org_job>& org_jobs,
-                const std::map<std::string, messages::subscription_job>&
-                  sub_jobs) {
+  bool
+  activate(const std::map<std::string, messages::org_job>& org_jobs,
+           const std::map<std::string, messages::subscription_job>& sub_jobs) {
     std::vector<std::string> missing_orgs;
     for (const auto& [id, job] : org_jobs)
       if (orgs.count(id) == 0)
@@ -627,9 +691,9 @@ struct coordinator_state {
         else
           snap.org_id = id;
         auto p = kafka::partition_for_key(id, p_count);
-        orgs[id] = {spawn_org_actor(self->system(), std::move(snap), p,
-                                    context),
-                    membership_lease(p), now};
+        orgs[id]
+          = {spawn_org_actor(self->system(), std::move(snap), p, context),
+             membership_lease(p), now};
       }
     }
     if (!missing_subs.empty()) {
@@ -645,9 +709,8 @@ struct coordinator_state {
         if (it != loaded->end())
           snap = std::move(it->second);
         auto p = kafka::partition_for_key(id, p_count);
-        subscriptions[id] = {spawn_subscription_actor(self->system(),
-                                                      std::move(snap), id, p,
-                                                      context),
+        subscriptions[id] = {spawn_subscription_actor(
+                               self->system(), std::move(snap), id, p, context),
                              subscription_lease(p), now};
       }
     }
@@ -678,20 +741,22 @@ struct coordinator_state {
     for (auto& [id, job] : org_jobs) {
       auto& entry = orgs[id];
       entry.last_used = now;
-      self->request(entry.actor, config.entity_timeout, atoms::apply_atom_v,
-                    std::move(job))
+      self
+        ->request(entry.actor, config.entity_timeout, atoms::apply_atom_v,
+                  std::move(job))
         .then(on_result, on_error);
     }
     for (auto& [id, job] : sub_jobs) {
       auto& entry = subscriptions[id];
       entry.last_used = now;
-      self->request(entry.actor, config.entity_timeout, atoms::apply_atom_v,
-                    std::move(job))
+      self
+        ->request(entry.actor, config.entity_timeout, atoms::apply_atom_v,
+                  std::move(job))
         .then(on_result, on_error);
     }
   }
 
-  template <class T>
+  template<class T>
   static void append(std::vector<T>& to, std::vector<T>& from) {
     if (to.empty()) {
       to = std::move(from);
@@ -713,6 +778,7 @@ struct coordinator_state {
     append(batch.licenses, r.licenses);
     append(batch.revocations, r.revocations);
     append(batch.outbox, r.outbox);
+    append(batch.indexed_events, r.indexed_events);
     append(outbox_order, result.outbox_order);
     status->licenses_issued += result.licenses_issued;
     status->overages_detected += result.overages;
@@ -723,8 +789,8 @@ struct coordinator_state {
 
   void commit_batch() {
     if (batch_failed) {
-      fail_batch(make_error(service_errc::internal,
-                            "an entity actor did not answer"));
+      fail_batch(
+        make_error(service_errc::internal, "an entity actor did not answer"));
       return;
     }
     // Outbox rows in the order of the records that caused them (not the
@@ -746,6 +812,8 @@ struct coordinator_state {
     auto ok = store->commit(batch);
     auto seconds
       = duration_cast<duration<double>>(steady_clock::now() - started).count();
+    times.commit += seconds;
+    times.rows += static_cast<long>(batch.row_count());
     if (!ok) {
       fail_batch(ok.error());
       return;
@@ -753,8 +821,8 @@ struct coordinator_state {
     consecutive_failures = 0;
     status->postgres_ok = true;
     ++status->batches_committed;
-    status->records_committed += static_cast<std::int64_t>(
-      batch.applied_events.size());
+    status->records_committed
+      += static_cast<std::int64_t>(batch.applied_events.size());
     if (auto* m = metrics()) {
       m->batch(batch.row_count(), seconds);
       auto now_s = static_cast<double>(unix_ms()) / 1000.0;
@@ -762,6 +830,16 @@ struct coordinator_state {
         m->latency(std::max(0.0, now_s - t));
       for (const auto& [topic, type] : batch_types)
         m->consumed(topic, type);
+      // Consumer lag of the partitions this batch advanced: the high
+      // watermark of the last fetch minus the committed position.
+      for (const auto& p : batch.positions) {
+        const auto& consumer = p.tp.topic == context->topics.deltas ? deltas
+                                                                    : main;
+        auto high = consumer->high_watermark(p.tp);
+        if (high >= 0)
+          m->lag(p.tp.topic, p.tp.partition,
+                 std::max<std::int64_t>(0, high - p.next_offset));
+      }
     }
     main->commit_async(batch.positions);
     if (!batch.outbox.empty())
@@ -797,8 +875,8 @@ struct coordinator_state {
                   {"records", static_cast<long>(batch.positions.size())}});
       rewind();
     }
-    auto delay = milliseconds{std::min(5000, 100 << std::min(
-                                                consecutive_failures, 6))};
+    auto delay
+      = milliseconds{std::min(5000, 100 << std::min(consecutive_failures, 6))};
     self->delayed_send(self, delay, atoms::poll_atom_v);
   }
 
@@ -846,7 +924,8 @@ struct coordinator_state {
               {{"version", static_cast<long long>(*version)}});
   }
 
-  // -- housekeeping ------------------------------------------------------------
+  // -- housekeeping
+  // ------------------------------------------------------------
 
   void housekeeping() {
     auto now = steady_clock::now();
@@ -878,8 +957,8 @@ struct coordinator_state {
     if (now >= next_purge) {
       auto cutoff = wall_now().micros()
                     - duration_cast<microseconds>(config.dedup_window).count();
-      if (auto purged = store->purge_applied_before(
-            domain::timestamp::from_micros(cutoff));
+      if (auto purged
+          = store->purge_applied_before(domain::timestamp::from_micros(cutoff));
           purged && *purged > 0)
         log::info("forgot applied events past the de-duplication window",
                   {{"events", static_cast<long long>(*purged)}});
@@ -904,7 +983,8 @@ struct coordinator_state {
       due_closes.insert(std::move(id));
   }
 
-  // -- shutdown ----------------------------------------------------------------
+  // -- shutdown
+  // ----------------------------------------------------------------
 
   void finish_drain() {
     if (drained)
@@ -915,12 +995,11 @@ struct coordinator_state {
     passivate_all();
     status->consuming = false;
     self->request(relay, seconds{30}, atoms::drain_atom_v)
-      .then(
-        [this](caf::ok_atom) { stop(); },
-        [this](caf::error& err) {
-          log::error("relay did not drain", {{"error", describe(err)}});
-          stop();
-        });
+      .then([this](caf::ok_atom) { stop(); },
+            [this](caf::error& err) {
+              log::error("relay did not drain", {{"error", describe(err)}});
+              stop();
+            });
   }
 
   void stop() {
@@ -969,9 +1048,8 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
                  {{"subscriptions", st.partition_counts[topics.subscriptions]},
                   {"deltas", st.partition_counts[topics.deltas]}});
   }
-  auto main = kafka::consumer::group_member(st.config.kafka,
-                                            st.config.consumer_group,
-                                            &st.rebalance);
+  auto main = kafka::consumer::group_member(
+    st.config.kafka, st.config.consumer_group, &st.rebalance);
   auto deltas = kafka::consumer::assign_only(st.config.kafka);
   if (!main || !deltas) {
     log::error("cannot create the Kafka consumers");

@@ -55,8 +55,7 @@ entity_result apply_org_job(org_actor_state& st, messages::org_job& job) {
 }
 
 caf::behavior org_actor(caf::stateful_actor<org_actor_state>* self,
-                        storage::org_snapshot snapshot,
-                        std::int32_t partition,
+                        storage::org_snapshot snapshot, std::int32_t partition,
                         std::shared_ptr<const entity_context> context) {
   auto& st = self->state;
   st.org = std::make_unique<domain::org_state>(
@@ -96,8 +95,8 @@ void collect(subscription_actor_state& st, domain::subscription_effects& fx,
   for (auto& entry : fx.entries)
     rows.ledger.push_back(std::move(entry));
   for (auto& h : fx.holder_changes)
-    rows.holders.push_back({id, std::move(h.user_id), std::move(h.org_id),
-                            h.added});
+    rows.holders.push_back(
+      {id, std::move(h.user_id), std::move(h.org_id), h.added});
   // One row per org this record touched: linked now or not, and the last
   // delta applied from it.
   std::set<std::string> touched;
@@ -118,8 +117,7 @@ void collect(subscription_actor_state& st, domain::subscription_effects& fx,
   for (const auto& grant : fx.grants) {
     auto claims = messages::encode_license_claims(grant);
     auto token = ctx.sign_license ? ctx.sign_license(claims)
-                                  : caf::expected<std::string>{
-                                    std::string{}};
+                                  : caf::expected<std::string>{std::string{}};
     if (!token) {
       log::error("cannot sign a license",
                  {{"subscription_id", id}, {"license_id", grant.license_id}});
@@ -140,8 +138,11 @@ void collect(subscription_actor_state& st, domain::subscription_effects& fx,
     }
     if (std::holds_alternative<domain::overage_detected>(event.payload))
       ++result.overages;
-    rows.outbox.push_back({event.id, ctx.topics.events, id,
-                           messages::encode_output_event(event, ctx.source),
+    auto value = messages::encode_output_event(event, ctx.source);
+    // The HTTP API looks up why a command it published was rejected.
+    if (std::holds_alternative<domain::command_rejected>(event.payload))
+      rows.indexed_events.emplace_back(event.id, value);
+    rows.outbox.push_back({event.id, ctx.topics.events, id, std::move(value),
                            cloudevents_headers, st.lease_key});
     result.outbox_order.push_back(order);
   }
@@ -161,7 +162,8 @@ entity_result apply_subscription_job(subscription_actor_state& st,
     } else if (auto* command = std::get_if<domain::command_event>(&item)) {
       fx = sub.apply(*command, *st.context->catalog);
     } else {
-      fx = sub.close_months(std::get<messages::close_months_request>(item).upto);
+      fx
+        = sub.close_months(std::get<messages::close_months_request>(item).upto);
     }
     ++result.applied;
     collect(st, fx, order, result, state_changed);

@@ -41,17 +41,16 @@ struct relay_state {
     }
     if (rows->empty())
       return 0;
-    std::vector<std::int64_t> delivered;
-    delivered.reserve(rows->size());
+    std::vector<char> delivered(rows->size(), 0);
     bool failed = false;
-    for (auto& pending : *rows) {
-      auto seq = pending.outbox_seq;
+    for (size_t i = 0; i < rows->size(); ++i) {
+      auto& pending = (*rows)[i];
       auto ok = producer->produce(
         pending.row.topic, pending.row.key, pending.row.value,
         pending.row.headers,
-        [&delivered, &failed, seq](bool success, const std::string& error) {
+        [&delivered, &failed, i](bool success, const std::string& error) {
           if (success) {
-            delivered.push_back(seq);
+            delivered[i] = 1;
           } else {
             failed = true;
             log::error("event not delivered", {{"error", error}});
@@ -65,25 +64,34 @@ struct relay_state {
     }
     if (!producer->flush(60'000))
       failed = true;
-    // Mark only a delivered prefix, so per-key order holds on the retry.
-    std::sort(delivered.begin(), delivered.end());
+    // Mark only chunks whose events were all delivered, in order, so per-key
+    // order holds when the rest is published again.
     std::vector<std::int64_t> prefix;
-    for (size_t i = 0; i < rows->size() && i < delivered.size(); ++i) {
-      if ((*rows)[i].outbox_seq != delivered[i])
+    for (size_t i = 0; i < rows->size();) {
+      auto seq = (*rows)[i].outbox_seq;
+      size_t end = i;
+      bool complete = true;
+      for (; end < rows->size() && (*rows)[end].outbox_seq == seq; ++end)
+        complete = complete && delivered[end];
+      if (!complete)
         break;
-      prefix.push_back(delivered[i]);
+      prefix.push_back(seq);
+      i = end;
     }
+    std::size_t published = 0;
+    for (size_t i = 0; i < rows->size() && delivered[i]; ++i)
+      ++published;
     if (!prefix.empty()) {
       if (auto ok = store->mark_published(prefix); !ok) {
         log::error("cannot mark events published",
                    {{"error", describe(ok.error())}});
         return -1;
       }
-      status->published_events += static_cast<std::int64_t>(prefix.size());
+      status->published_events += static_cast<std::int64_t>(published);
     }
     if (failed)
       return -1;
-    return static_cast<long>(prefix.size());
+    return static_cast<long>(rows->size());
   }
 
   void housekeeping() {
@@ -137,7 +145,7 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
       if (st.scheduled)
         return; // a round is coming anyway
       auto n = st.publish_round();
-      if (n == static_cast<long>(fetch_limit))
+      if (n >= static_cast<long>(fetch_limit))
         self->send(self, atoms::wake_atom_v);
       else if (n < 0)
         schedule(milliseconds{500});
@@ -147,7 +155,7 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
       st.scheduled = false;
       st.housekeeping();
       auto n = st.publish_round();
-      if (n == static_cast<long>(fetch_limit))
+      if (n >= static_cast<long>(fetch_limit))
         self->send(self, atoms::wake_atom_v);
       else
         schedule(n < 0 ? milliseconds{500} : milliseconds{200});

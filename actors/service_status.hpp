@@ -39,34 +39,34 @@ struct service_status {
   struct observer {
     virtual ~observer() = default;
     virtual void consumed(const std::string& topic, const std::string& type) {
-      (void) topic;
-      (void) type;
+      (void)topic;
+      (void)type;
     }
     virtual void rejected(const std::string& topic, const std::string& type,
                           const std::string& reason) {
-      (void) topic;
-      (void) type;
-      (void) reason;
+      (void)topic;
+      (void)type;
+      (void)reason;
     }
     virtual void dead_letter(const std::string& code) {
-      (void) code;
+      (void)code;
     }
     virtual void batch(std::size_t rows, double commit_seconds) {
-      (void) rows;
-      (void) commit_seconds;
+      (void)rows;
+      (void)commit_seconds;
     }
     virtual void latency(double event_to_commit_seconds) {
-      (void) event_to_commit_seconds;
+      (void)event_to_commit_seconds;
     }
     virtual void lag(const std::string& topic, std::int32_t partition,
                      std::int64_t lag) {
-      (void) topic;
-      (void) partition;
-      (void) lag;
+      (void)topic;
+      (void)partition;
+      (void)lag;
     }
     virtual void gap(const std::string& topic, std::int32_t partition) {
-      (void) topic;
-      (void) partition;
+      (void)topic;
+      (void)partition;
     }
   };
 
@@ -91,8 +91,8 @@ struct service_status {
                  .count();
     auto age = now - last_cycle_unix_ms.load();
     if (age > 30'000) {
-      reason = "the consumer loop has not run for "
-               + std::to_string(age / 1000) + " s";
+      reason = "the consumer loop has not run for " + std::to_string(age / 1000)
+               + " s";
       return false;
     }
     return true;

@@ -30,19 +30,18 @@ public:
 
 class scenario {
 public:
-  explicit scenario(std::ostream& out) : out_(out) {
-  }
+  explicit scenario(std::ostream& out) : out_(out) {}
 
-  void member(const char* time, const std::string& org,
-              const std::string& user, bool billable = true) {
+  void member(const char* time, const std::string& org, const std::string& user,
+              bool billable = true) {
     membership({next_ref("seatledger.member.added", time),
                 member_added{org, user, billable, {}}});
   }
 
   void leave(const char* time, const std::string& org,
              const std::string& user) {
-    membership({next_ref("seatledger.member.removed", time),
-                member_removed{org, user}});
+    membership(
+      {next_ref("seatledger.member.removed", time), member_removed{org, user}});
   }
 
   void link(const char* time, const std::string& org) {
@@ -57,8 +56,8 @@ public:
 
   void print_summary() {
     out_ << "\n== subscription state\n"
-         << messages::encode_subscription(
-              sub_.record(), {sub_.orgs().begin(), sub_.orgs().end()})
+         << messages::encode_subscription(sub_.record(), {sub_.orgs().begin(),
+                                                          sub_.orgs().end()})
          << "\n\n== monthly usage of the current term (asked on "
          << format_rfc3339(asked_at) << ")\n";
     ledger_window full;
@@ -70,18 +69,16 @@ public:
             "               complete\n";
     for (const auto& m : months)
       out_ << std::setw(5) << m.month << "  " << std::left << std::setw(22)
-           << format_rfc3339(m.start) << std::setw(22)
-           << format_rfc3339(m.end) << std::right << std::setw(4)
-           << m.peak_seats << "  " << std::left << std::setw(22)
-           << format_rfc3339(m.peak_at) << std::right
+           << format_rfc3339(m.start) << std::setw(22) << format_rfc3339(m.end)
+           << std::right << std::setw(4) << m.peak_seats << "  " << std::left
+           << std::setw(22) << format_rfc3339(m.peak_at) << std::right
            << (m.complete ? "yes" : "no (in progress)") << "\n";
     chain_verifier verifier;
     for (const auto& e : ledger_)
       if (verifier.next(e))
         out_ << "ledger chain broken!\n";
-    out_ << "\nledger: " << ledger_.size()
-         << " entries, hash chain verified (" << verifier.verified()
-         << " entries)\n";
+    out_ << "\nledger: " << ledger_.size() << " entries, hash chain verified ("
+         << verifier.verified() << " entries)\n";
   }
 
   const std::string subscription_id = "acme-enterprise";
@@ -93,8 +90,8 @@ private:
   }
 
   void membership(const membership_event& event) {
-    auto& org = orgs_.try_emplace(org_id_of(event.change),
-                                  org_id_of(event.change))
+    auto& org = orgs_
+                  .try_emplace(org_id_of(event.change), org_id_of(event.change))
                   .first->second;
     for (const auto& delta : org.apply(event).deltas)
       if (delta.subscription_id == subscription_id)
@@ -150,7 +147,7 @@ int run_demo(std::ostream& out) {
   s.member("2026-01-10T09:00:00Z", "acme-mobile", "alice"); // shared user
   s.member("2026-01-10T09:00:00Z", "acme-mobile", "carol");
   s.member("2026-01-10T09:00:00Z", "acme-data", "dave", false); // a guest
-  s.member("2026-01-10T09:00:00Z", "acme-data", "bob");        // shared
+  s.member("2026-01-10T09:00:00Z", "acme-data", "bob");         // shared
   s.link("2026-01-12T10:00:00Z", "acme-platform");
   s.link("2026-01-12T10:00:00Z", "acme-mobile");
   s.link("2026-01-12T10:00:00Z", "acme-data");
@@ -165,7 +162,7 @@ int run_demo(std::ostream& out) {
   s.command("seatledger.subscription.create", "2026-01-15T00:00:00Z", create);
   s.member("2026-01-20T08:00:00Z", "acme-data", "erin");
   s.member("2026-01-21T08:00:00Z", "acme-mobile", "frank"); // overage
-  s.leave("2026-01-25T08:00:00Z", "acme-platform", "bob"); // still in data
+  s.leave("2026-01-25T08:00:00Z", "acme-platform", "bob");  // still in data
   s.leave("2026-01-26T08:00:00Z", "acme-mobile", "frank");
   s.member("2026-02-20T08:00:00Z", "acme-platform", "grace");
   s.command("seatledger.subscription.update_entitlements",

@@ -31,9 +31,18 @@ add_serve_flags(CLI::App& cmd) {
     auto help = spec.description + " [env " + spec.env + "]";
     if (!spec.default_value.empty())
       help += " [default " + spec.default_value + "]";
-    auto* opt = cmd.add_option("--" + spec.name, help);
-    if (spec.kind == config::option_kind::list)
-      opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    // No variable is bound (a string second argument would be taken for
+    // one): the values are read from the option after parsing.
+    auto* opt = cmd.add_option("--" + spec.name)->description(help);
+    switch (spec.kind) {
+      case config::option_kind::integer: opt->type_name("INT"); break;
+      case config::option_kind::duration: opt->type_name("DURATION"); break;
+      case config::option_kind::boolean: opt->type_name("BOOL"); break;
+      default: opt->type_name("TEXT"); break;
+    }
+    // Every value is collected, also of a single-valued option given twice:
+    // the configuration layer reports that in its one-line form.
+    opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     flags.emplace_back(&spec, opt);
   }
   return flags;
@@ -49,15 +58,16 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "run the service");
   auto serve_flags = add_serve_flags(*serve);
 
-  auto* migrate = app.add_subcommand(
-    "migrate", "bring the PostgreSQL schema up to date");
+  auto* migrate = app.add_subcommand("migrate",
+                                     "bring the PostgreSQL schema up to date");
   std::string database_url = env_or("SEATLEDGER_DATABASE_URL", "");
   std::string data_dir = env_or("SEATLEDGER_DATA_DIR", "./var");
   migrate->add_option("--database-url", database_url,
                       "PostgreSQL connection string; unset: the embedded "
                       "server under --data-dir [env SEATLEDGER_DATABASE_URL]");
-  migrate->add_option("--data-dir", data_dir, "data directory of the "
-                                              "embedded server");
+  migrate->add_option("--data-dir", data_dir,
+                      "data directory of the "
+                      "embedded server");
 
   auto* dev_kafka = app.add_subcommand(
     "dev-kafka", "run a local Kafka-protocol cluster (librdkafka's mock "
@@ -66,8 +76,7 @@ int main(int argc, char** argv) {
   int partitions = 4;
   dev_kafka->add_option("--brokers", brokers, "number of brokers")
     ->check(CLI::Range(1, 16));
-  dev_kafka->add_option("--partitions", partitions,
-                        "partitions per topic")
+  dev_kafka->add_option("--partitions", partitions, "partitions per topic")
     ->check(CLI::Range(1, 1024));
 
   auto* publish = app.add_subcommand(
@@ -137,6 +146,17 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // `serve`'s command line is configuration: a mistake in it (an unknown
+    // flag, a flag without its value) stops start-up like any invalid
+    // setting, with one line and status 2. --help is no mistake.
+    if (serve->parsed() && e.get_exit_code() != 0) {
+      std::string what = e.what();
+      for (auto& c : what)
+        if (c == '\n' || c == '\r')
+          c = ' ';
+      std::cerr << "invalid configuration: " << what << "\n";
+      return 2;
+    }
     return app.exit(e);
   }
 
@@ -176,10 +196,9 @@ int main(int argc, char** argv) {
                    "SEATLEDGER_KAFKA_BOOTSTRAP)\n";
       return 2;
     }
-    return app::run_publish(kafka, topic,
-                            key_field.empty() ? app::key_field_for(topic)
-                                              : key_field,
-                            file);
+    return app::run_publish(
+      kafka, topic, key_field.empty() ? app::key_field_for(topic) : key_field,
+      file);
   }
   if (*keygen)
     return app::run_license_keygen(out_dir);

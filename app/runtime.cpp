@@ -1,12 +1,10 @@
 #include "app/runtime.hpp"
 
-#include <pthread.h>
-#include <unistd.h>
-
 #include <chrono>
-
 #include <condition_variable>
 #include <mutex>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "adapters/crypto/keyring.hpp"
 #include "adapters/http/server.hpp"
@@ -44,8 +42,7 @@ actors::topic_names topics_from(const config::settings& settings) {
 }
 
 std::vector<std::string> all_topics(const actors::topic_names& t) {
-  return {t.membership, t.subscriptions, t.catalog,
-          t.deltas,     t.events,        t.dlq};
+  return {t.membership, t.subscriptions, t.catalog, t.deltas, t.events, t.dlq};
 }
 
 kafka::client_config kafka_config_from(const config::settings& settings) {
@@ -58,8 +55,7 @@ kafka::client_config kafka_config_from(const config::settings& settings) {
   return result;
 }
 
-actors::pipeline_config
-pipeline_config_from(const config::settings& settings) {
+actors::pipeline_config pipeline_config_from(const config::settings& settings) {
   using namespace std::chrono;
   actors::pipeline_config cfg;
   cfg.consumer_group = settings.text("consumer-group");
@@ -68,18 +64,18 @@ pipeline_config_from(const config::settings& settings) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
     cfg.owner = std::string{host} + "-" + std::to_string(getpid()) + "-"
-                + std::to_string(duration_cast<seconds>(
-                                   system_clock::now().time_since_epoch())
-                                   .count());
+                + std::to_string(
+                  duration_cast<seconds>(system_clock::now().time_since_epoch())
+                    .count());
   }
   cfg.max_batch_records
     = static_cast<std::size_t>(settings.integer("batch-max-records"));
   cfg.linger = settings.duration("batch-linger");
   cfg.poll_wait = settings.duration("poll-wait");
-  cfg.idle_timeout = duration_cast<seconds>(
-    settings.duration("actor-idle-timeout"));
-  cfg.month_close_grace = duration_cast<seconds>(
-    settings.duration("month-close-grace"));
+  cfg.idle_timeout
+    = duration_cast<seconds>(settings.duration("actor-idle-timeout"));
+  cfg.month_close_grace
+    = duration_cast<seconds>(settings.duration("month-close-grace"));
   cfg.dedup_window = duration_cast<hours>(settings.duration("dedup-window"));
   if (cfg.dedup_window.count() == 0)
     cfg.dedup_window = hours{1};
@@ -93,8 +89,7 @@ namespace {
 class command_publisher {
 public:
   explicit command_publisher(std::unique_ptr<kafka::producer> producer)
-    : producer_(std::move(producer)) {
-  }
+      : producer_(std::move(producer)) {}
 
   caf::expected<void> publish(const std::string& topic, const std::string& key,
                               const std::string& value) {
@@ -151,6 +146,9 @@ start_http(const config::settings& settings, const std::string& database_url,
   http::server_dependencies deps;
   deps.make_store = [database_url]() -> std::unique_ptr<storage::query_store> {
     return std::make_unique<storage::pg_store>(database_url);
+  };
+  deps.make_catalog = [database_url] {
+    return std::make_unique<storage::pg_catalog>(database_url);
   };
   deps.keys = std::move(keys);
   deps.status = status;

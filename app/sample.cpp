@@ -53,8 +53,7 @@ public:
       {ref("seatledger.org.linked", t), org_linked{org, sub}});
   }
 
-  std::string command(const char* type, timestamp t,
-                      subscription_command cmd) {
+  std::string command(const char* type, timestamp t, subscription_command cmd) {
     return messages::encode_command_event({ref(type, t), std::move(cmd)});
   }
 
@@ -83,8 +82,8 @@ catalog_charge charge(const std::string& id, const std::string& type,
 }
 
 create_subscription create(const std::string& id, const std::string& name,
-                           const std::string& plan, std::int64_t seats,
-                           term t, bool trial, const std::string& domain) {
+                           const std::string& plan, std::int64_t seats, term t,
+                           bool trial, const std::string& domain) {
   create_subscription c;
   c.subscription_id = id;
   c.display_name = name;
@@ -111,26 +110,30 @@ std::vector<sample_phase> make_sample(timestamp now) {
   phases.push_back(
     {"1-catalog.jsonl",
      catalog,
-     {b.plan(t0, "ultimate", "ultimate-sm-annual", "Ultimate Self-Managed",
-             R"({"CDotAccessible__c":true,"CDotActions__c":["initial_purchase","renew"],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":false,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable","Features__c":["sso","audit_events","epics"]})",
-             {charge("ultimate-sm-seat", "base_product", "Ultimate",
-                     "Self-Managed")}),
-      b.plan(t0, "premium", "premium-saas-annual", "Premium GitLab.com",
-             R"({"CDotAccessible__c":true,"CDotActions__c":["initial_purchase","additional_purchase","renew"],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":false,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable","Features__c":["sso"]})",
-             {charge("premium-saas-seat", "base_product", "Premium",
-                     "GitLab.com")}),
-      b.plan(t0, "ultimate", "ultimate-trial", "Ultimate Trial",
-             R"({"CDotAccessible__c":true,"CDotActions__c":[],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":false,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable","Features__c":["sso","epics"]})",
-             {charge("ultimate-trial-seat", "base_product", "Ultimate",
-                     "GitLab.com")}),
-      b.plan(t0, "addons", "ci-minutes-1000", "1,000 CI minutes",
-             R"({"CDotAccessible__c":true,"CDotActions__c":["additional_purchase"],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":false,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable"})",
-             {charge("ci-minutes-pack", "ci_minutes", "Not Applicable",
-                     "GitLab.com")}),
-      b.plan(t0, "ultimate", "ultimate-true-up", "Ultimate True-Up",
-             R"({"CDotAccessible__c":false,"CDotActions__c":[],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":true,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable"})",
-             {charge("ultimate-true-up-seat", "base_product", "Ultimate",
-                     "Self-Managed")})}});
+     {b.plan(
+        t0, "ultimate", "ultimate-sm-annual", "Ultimate Self-Managed",
+        R"({"CDotAccessible__c":true,"CDotActions__c":["initial_purchase","renew"],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":false,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable","Features__c":["sso","audit_events","epics"]})",
+        {charge("ultimate-sm-seat", "base_product", "Ultimate",
+                "Self-Managed")}),
+      b.plan(
+        t0, "premium", "premium-saas-annual", "Premium GitLab.com",
+        R"({"CDotAccessible__c":true,"CDotActions__c":["initial_purchase","additional_purchase","renew"],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":false,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable","Features__c":["sso"]})",
+        {charge("premium-saas-seat", "base_product", "Premium", "GitLab.com")}),
+      b.plan(
+        t0, "ultimate", "ultimate-trial", "Ultimate Trial",
+        R"({"CDotAccessible__c":true,"CDotActions__c":[],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":false,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable","Features__c":["sso","epics"]})",
+        {charge("ultimate-trial-seat", "base_product", "Ultimate",
+                "GitLab.com")}),
+      b.plan(
+        t0, "addons", "ci-minutes-1000", "1,000 CI minutes",
+        R"({"CDotAccessible__c":true,"CDotActions__c":["additional_purchase"],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":false,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable"})",
+        {charge("ci-minutes-pack", "ci_minutes", "Not Applicable",
+                "GitLab.com")}),
+      b.plan(
+        t0, "ultimate", "ultimate-true-up", "Ultimate True-Up",
+        R"({"CDotAccessible__c":false,"CDotActions__c":[],"CDotPlanStatus__c":"active","CDotIsTrueUp__c":true,"CDotIsUsPubSec__c":false,"CDotCommunityType__c":"not_applicable"})",
+        {charge("ultimate-true-up-seat", "base_product", "Ultimate",
+                "Self-Managed")})}});
 
   // 2. Subscriptions: an enterprise (three orgs, 6 seats bought), a
   // GitLab.com customer whose term ends and renews, a trial.
@@ -141,15 +144,15 @@ std::vector<sample_phase> make_sample(timestamp now) {
     {"2-subscriptions.jsonl",
      subscriptions,
      {b.command("seatledger.subscription.create", b.days_ago(400),
-                create("globex", "Globex Corporation", "premium-saas-annual",
-                       4, globex_term, false, "globex.example")),
+                create("globex", "Globex Corporation", "premium-saas-annual", 4,
+                       globex_term, false, "globex.example")),
       b.command("seatledger.subscription.create", b.days_ago(120),
                 create("acme-enterprise", "ACME Corporation",
                        "ultimate-sm-annual", 6, acme_term, false,
                        "gitlab.acme.example")),
       b.command("seatledger.subscription.create", b.days_ago(60),
-                create("initech-trial", "Initech (trial)", "ultimate-trial",
-                       0, trial_term, true, "initech.example"))}});
+                create("initech-trial", "Initech (trial)", "ultimate-trial", 0,
+                       trial_term, true, "initech.example"))}});
 
   // 3. Memberships: who joins and leaves which org, over four months.
   std::vector<std::string> m;
@@ -189,21 +192,21 @@ std::vector<sample_phase> make_sample(timestamp now) {
   // 4. Later commands: Globex renews (its old term ended 35 days ago), ACME
   // buys more seats, the trial is archived; and one command that breaks a
   // rule (a new domain while a license is valid) is rejected.
-  renew_subscription renew{"globex",
-                           {b.days_ago(35), b.days_ago(35 - 365)},
-                           5,
-                           {}};
-  update_metadata move{"acme-enterprise", {}, {},
+  renew_subscription renew{
+    "globex", {b.days_ago(35), b.days_ago(35 - 365)}, 5, {}};
+  update_metadata move{"acme-enterprise",
+                       {},
+                       {},
                        instance_patch{std::string{"new.acme.example"}, {}},
-                       {}, {}};
+                       {},
+                       {}};
   phases.push_back(
     {"4-subscriptions.jsonl",
      subscriptions,
      {b.command("seatledger.subscription.renew", b.days_ago(34), renew),
       b.command("seatledger.subscription.update_entitlements", b.days_ago(9),
                 update_entitlements{"acme-enterprise", 8, {}, {}}),
-      b.command("seatledger.subscription.update_metadata", b.days_ago(8),
-                move),
+      b.command("seatledger.subscription.update_metadata", b.days_ago(8), move),
       b.command("seatledger.subscription.archive", b.days_ago(29),
                 archive_subscription{"initech-trial", "trial ended"})}});
   return phases;

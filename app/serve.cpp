@@ -1,11 +1,10 @@
 #include "app/serve.hpp"
 
-#include <signal.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <signal.h>
+#include <unistd.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -30,6 +29,14 @@ void announce(const std::string& name, const std::string& value) {
   std::cout << name << "=" << value << std::endl;
 }
 
+/// An error's own text, without the error code's name in front.
+std::string error_text(const caf::error& err) {
+  const auto& ctx = err.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return describe(err);
+}
+
 } // namespace
 
 int run_serve(const config::settings& settings) {
@@ -37,12 +44,44 @@ int run_serve(const config::settings& settings) {
   if (log::level lvl; log::parse_level(settings.text("log-level"), lvl))
     log::set_level(lvl);
   auto data_dir = settings.text("data-dir");
+  // Keys first, before anything starts: a configured key file that cannot
+  // be read is a configuration error (one line naming it, exit 2). The
+  // signing key is the configured one or a pair created under the data dir.
+  auto signing_key = settings.text("signing-key");
+  std::string public_key_file;
+  if (signing_key.empty()) {
+    auto files = crypto::ensure_key_pair(
+      (std::filesystem::path{data_dir} / "keys").string());
+    if (!files) {
+      std::cerr << "cannot create the signing key: " << describe(files.error())
+                << "\n";
+      return 1;
+    }
+    signing_key = files->signing_key_file;
+    public_key_file = files->public_key_file;
+  }
+  if (auto own = crypto::keyring::load(signing_key, {}); !own) {
+    if (public_key_file.empty()) {
+      std::cerr << "invalid configuration: --signing-key: "
+                << error_text(own.error()) << "\n";
+      return 2;
+    }
+    std::cerr << "cannot read the signing key: " << error_text(own.error())
+              << "\n";
+    return 1;
+  }
+  auto keys = crypto::keyring::load(signing_key, settings.list("trusted-key"));
+  if (!keys) {
+    std::cerr << "invalid configuration: --trusted-key: "
+              << error_text(keys.error()) << "\n";
+    return 2;
+  }
   // PostgreSQL: the configured server, or a private one under the data dir.
   storage::embedded_postgres embedded;
   auto database_url = settings.text("database-url");
   if (database_url.empty()) {
-    auto started = embedded.start(
-      (std::filesystem::path{data_dir} / "postgres").string());
+    auto started
+      = embedded.start((std::filesystem::path{data_dir} / "postgres").string());
     if (!started) {
       std::cerr << "cannot start the embedded PostgreSQL: "
                 << describe(started.error()) << "\n";
@@ -52,8 +91,8 @@ int run_serve(const config::settings& settings) {
   }
   announce("DATABASE_URL", database_url);
   if (auto migrated = storage::migrate(database_url); !migrated) {
-    std::cerr << "cannot migrate the database: "
-              << describe(migrated.error()) << "\n";
+    std::cerr << "cannot migrate the database: " << describe(migrated.error())
+              << "\n";
     return 1;
   }
   // Kafka: the configured cluster, or the mock cluster in this process.
@@ -74,27 +113,6 @@ int run_serve(const config::settings& settings) {
     kafka_config.bootstrap_servers = mock->bootstrap_servers();
   }
   announce("KAFKA_BOOTSTRAP", kafka_config.bootstrap_servers);
-  // Keys: the configured signing key, or a pair created under the data dir.
-  auto signing_key = settings.text("signing-key");
-  std::string public_key_file;
-  if (signing_key.empty()) {
-    auto files = crypto::ensure_key_pair(
-      (std::filesystem::path{data_dir} / "keys").string());
-    if (!files) {
-      std::cerr << "cannot create the signing key: "
-                << describe(files.error()) << "\n";
-      return 1;
-    }
-    signing_key = files->signing_key_file;
-    public_key_file = files->public_key_file;
-  }
-  auto keys = crypto::keyring::load(signing_key,
-                                    settings.list("trusted-key"));
-  if (!keys) {
-    std::cerr << "invalid configuration: --signing-key: "
-              << describe(keys.error()) << "\n";
-    return 1;
-  }
   if (!public_key_file.empty())
     announce("PUBLIC_KEY_FILE", public_key_file);
   // The actor system and the pipeline.
@@ -119,8 +137,7 @@ int run_serve(const config::settings& settings) {
     pipeline_cfg.consumer_group
       += "-embedded-"
          + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now()
-                              .time_since_epoch())
+                            std::chrono::system_clock::now().time_since_epoch())
                             .count());
   }
   auto http = start_http(settings, database_url, kafka_config, *keys, status,
@@ -130,8 +147,7 @@ int run_serve(const config::settings& settings) {
     return 1;
   }
   announce("HTTP", http->url);
-  auto pipeline = actors::spawn_pipeline(system, pipeline_cfg, context,
-                                         status);
+  auto pipeline = actors::spawn_pipeline(system, pipeline_cfg, context, status);
   log::info("seatledger serving",
             {{"consumer_group", pipeline_cfg.consumer_group},
              {"replica", pipeline_cfg.owner},
@@ -143,8 +159,7 @@ int run_serve(const config::settings& settings) {
     self->request(pipeline, std::chrono::seconds{60}, atoms::drain_atom_v)
       .receive([](caf::ok_atom) {},
                [](caf::error& err) {
-                 log::error("drain did not finish",
-                            {{"error", describe(err)}});
+                 log::error("drain did not finish", {{"error", describe(err)}});
                });
   }
   http->stop();

@@ -33,8 +33,8 @@ struct database {
     url = database_url;
     if (!url.empty())
       return caf::unit;
-    auto started = embedded.start(
-      (std::filesystem::path{data_dir} / "postgres").string());
+    auto started
+      = embedded.start((std::filesystem::path{data_dir} / "postgres").string());
     if (!started)
       return started.error();
     url = *started;
@@ -76,8 +76,8 @@ int run_dev_kafka(int brokers, int partitions,
   auto signals = block_termination_signals();
   auto cluster = kafka::mock_cluster::start(brokers, topics, partitions);
   if (!cluster) {
-    std::cerr << "cannot start the mock cluster: "
-              << describe(cluster.error()) << "\n";
+    std::cerr << "cannot start the mock cluster: " << describe(cluster.error())
+              << "\n";
     return 1;
   }
   std::cout << "KAFKA_BOOTSTRAP=" << (*cluster)->bootstrap_servers()
@@ -113,8 +113,7 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     auto key = event.is_discarded() ? std::string{}
                                     : lookup_key(event, key_field);
     auto ok = (*producer)->produce(
-      topic, key, line,
-      {{"content-type", "application/cloudevents+json"}},
+      topic, key, line, {{"content-type", "application/cloudevents+json"}},
       [&](bool success, const std::string& error) {
         if (success) {
           ++published;
@@ -198,9 +197,8 @@ int run_license_verify(const std::vector<std::string>& public_keys,
   paseto::trusted_keys keys;
   if (!load_trusted(public_keys, keys))
     return 2;
-  auto check = paseto::verify_license(keys, key,
-                                      std::chrono::system_clock::now(),
-                                      std::chrono::seconds{60});
+  auto check = paseto::verify_license(
+    keys, key, std::chrono::system_clock::now(), std::chrono::seconds{60});
   if (!check.valid) {
     std::cerr << "invalid license: "
               << (check.reason ? paseto::to_string(*check.reason)
@@ -228,8 +226,8 @@ int run_document_verify(const std::vector<std::string>& public_keys,
     text.pop_back();
   auto verified = paseto::verify_json_document(keys, text);
   if (!verified) {
-    std::cerr << "invalid document: "
-              << paseto::to_string(verified.error()) << "\n";
+    std::cerr << "invalid document: " << paseto::to_string(verified.error())
+              << "\n";
     return 1;
   }
   std::cout << verified->rest_json << std::endl;

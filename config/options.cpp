@@ -51,22 +51,36 @@ optional<string> host_port(const string& value) {
   return std::nullopt;
 }
 
+// Never echoes any part of the value: whatever stands left or right of a
+// colon may be (part of) a secret.
 optional<string> api_token(const string& value) {
   auto colon = value.rfind(':');
   if (colon == string::npos || colon == 0)
     return string{"not TOKEN:SCOPE"};
   auto scope = value.substr(colon + 1);
   if (scope != "read" && scope != "admin")
-    return "scope must be read or admin, not '" + scope + "'";
+    return string{"not TOKEN:SCOPE with scope read or admin"};
   if (colon < 16)
     return string{"token shorter than 16 characters"};
+  // A bearer token (RFC 6750 token68). This also catches a comma-separated
+  // list written where one token belongs (a configuration file line), which
+  // would otherwise be taken as one odd token.
+  for (std::size_t i = 0; i < colon; ++i) {
+    auto c = static_cast<unsigned char>(value[i]);
+    if (!std::isalnum(c) && c != '-' && c != '.' && c != '_' && c != '~'
+        && c != '+' && c != '/' && c != '=')
+      return string{"token may contain only letters, digits and - . _ ~ + / ="};
+  }
   return std::nullopt;
 }
 
 optional<string> kafka_property(const string& value) {
   auto eq = value.find('=');
-  if (eq == string::npos || eq == 0)
+  if (eq == string::npos)
     return "not KEY=VALUE: '" + value + "'";
+  // Values may be secrets (sasl.password): not echoed.
+  if (eq == 0)
+    return string{"not KEY=VALUE: the key is empty"};
   return std::nullopt;
 }
 
@@ -113,11 +127,15 @@ std::vector<string> split_commas(const string& value) {
   return result;
 }
 
-string describe_origin(const option_spec& spec, const string& origin) {
+/// `where` is the `file:line` of a value from the configuration file.
+string describe_origin(const option_spec& spec, const string& origin,
+                       const string& where = {}) {
   if (origin == "env")
     return "--" + spec.name + " (" + spec.env + " from the environment)";
   if (origin == "file")
-    return "--" + spec.name + " (in the configuration file)";
+    return "--" + spec.name + " ("
+           + (where.empty() ? string{"in the configuration file"} : where)
+           + ")";
   return "--" + spec.name;
 }
 
@@ -151,8 +169,8 @@ optional<std::chrono::milliseconds> parse_duration(const string& text) {
 const std::vector<option_spec>& serve_options() {
   using k = option_kind;
   static const std::vector<option_spec> specs{
-    {"config", "SEATLEDGER_CONFIG",
-     "configuration file (name = value lines)", k::text, "", nullptr},
+    {"config", "SEATLEDGER_CONFIG", "configuration file (name = value lines)",
+     k::text, "", nullptr},
     {"kafka-bootstrap", "SEATLEDGER_KAFKA_BOOTSTRAP",
      "Kafka bootstrap servers; unset: an embedded mock cluster", k::text, "",
      nullptr},
@@ -164,8 +182,8 @@ const std::vector<option_spec>& serve_options() {
      "PostgreSQL connection string (libpq URI or key=value); unset: an "
      "embedded server under --data-dir",
      k::text, "", nullptr},
-    {"http-listen", "SEATLEDGER_HTTP_LISTEN", "HTTP address HOST:PORT",
-     k::text, "0.0.0.0:8080", host_port},
+    {"http-listen", "SEATLEDGER_HTTP_LISTEN", "HTTP address HOST:PORT", k::text,
+     "0.0.0.0:8080", host_port},
     {"api-token", "SEATLEDGER_API_TOKENS",
      "API token TOKEN:SCOPE (scope read or admin); repeatable, "
      "comma-separated in the variable",
@@ -207,8 +225,8 @@ const std::vector<option_spec>& serve_options() {
      "how long to wait for the first record of a batch", k::duration, "50ms",
      positive_duration},
     {"actor-idle-timeout", "SEATLEDGER_ACTOR_IDLE_TIMEOUT",
-     "org and subscription actors idle this long are passivated",
-     k::duration, "5m", positive_duration},
+     "org and subscription actors idle this long are passivated", k::duration,
+     "5m", positive_duration},
     {"month-close-grace", "SEATLEDGER_MONTH_CLOSE_GRACE",
      "usage.month_closed is published within this time after a month ends",
      k::duration, "1h", positive_duration},
@@ -226,8 +244,8 @@ const std::vector<option_spec>& serve_options() {
     {"log-level", "SEATLEDGER_LOG_LEVEL", "debug, info, warning or error",
      k::text, "info", log_level},
     {"replica-id", "SEATLEDGER_REPLICA_ID",
-     "this replica's name in lease records; unset: host name and pid",
-     k::text, "", nullptr},
+     "this replica's name in lease records; unset: host name and pid", k::text,
+     "", nullptr},
   };
   return specs;
 }
@@ -277,6 +295,19 @@ std::map<string, string> process_environment() {
   return result;
 }
 
+namespace {
+
+/// Kubernetes gives every pod variables for each Service of its namespace
+/// (`<NAME>_SERVICE_HOST`, `<NAME>_SERVICE_PORT…`, `<NAME>_PORT…`); a Service
+/// called `seatledger` must not make start-up fail on them.
+bool is_kubernetes_service_link(const string& key) {
+  auto starts = [&](const char* prefix) { return key.rfind(prefix, 0) == 0; };
+  return key == "SEATLEDGER_SERVICE_HOST" || starts("SEATLEDGER_SERVICE_PORT")
+         || key == "SEATLEDGER_PORT" || starts("SEATLEDGER_PORT_");
+}
+
+} // namespace
+
 std::variant<settings, config_error>
 resolve(const std::vector<option_spec>& specs, const flag_values& flags,
         const std::map<string, string>& environment) {
@@ -293,13 +324,16 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
   // Every SEATLEDGER_* variable must be an option: a typo must not be
   // silently ignored.
   for (const auto& [key, value] : environment)
-    if (key.rfind("SEATLEDGER_", 0) == 0 && by_env.count(key) == 0)
+    if (key.rfind("SEATLEDGER_", 0) == 0 && by_env.count(key) == 0
+        && !is_kubernetes_service_link(key))
       return fail(key + " (environment): unknown setting");
   for (const auto& [name, values] : flags)
     if (by_name.count(name) == 0)
       return fail("--" + name + ": unknown setting");
   // The configuration file: from the flag, else the environment.
   std::map<string, std::vector<string>> file_values;
+  // `file:line` of each value in file_values.
+  std::map<string, std::vector<string>> file_lines;
   string file;
   if (auto it = flags.find("config"); it != flags.end() && !it->second.empty())
     file = it->second.back();
@@ -329,6 +363,7 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
         return fail(file + ":" + std::to_string(number) + ": unknown setting '"
                     + key + "'");
       file_values[key].push_back(value);
+      file_lines[key].push_back(file + ":" + std::to_string(number));
     }
   }
   for (const auto& spec : specs) {
@@ -339,9 +374,9 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
       origin = "flag";
     } else if (auto env = environment.find(spec.env);
                env != environment.end()) {
-      values = spec.kind == option_kind::list ? split_commas(env->second)
-                                              : std::vector<string>{
-                                                env->second};
+      values = spec.kind == option_kind::list
+                 ? split_commas(env->second)
+                 : std::vector<string>{env->second};
       origin = "env";
     } else if (auto f = file_values.find(spec.name); f != file_values.end()) {
       values = f->second;
@@ -351,13 +386,20 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
         values.push_back(spec.default_value);
       origin = "default";
     }
+    auto where = [&](std::size_t i) {
+      if (origin != "file")
+        return string{};
+      const auto& lines = file_lines[spec.name];
+      return i < lines.size() ? lines[i] : string{};
+    };
     if (spec.kind != option_kind::list && values.size() > 1)
-      return fail(describe_origin(spec, origin) + ": given more than once");
+      return fail(describe_origin(spec, origin, where(1))
+                  + ": given more than once");
+    // Validators never echo a secret option's value (see api_token).
     if (spec.validate)
-      for (const auto& v : values)
-        if (auto err = spec.validate(v))
-          return fail(describe_origin(spec, origin) + ": "
-                      + (spec.secret ? *err : *err));
+      for (std::size_t i = 0; i < values.size(); ++i)
+        if (auto err = spec.validate(values[i]))
+          return fail(describe_origin(spec, origin, where(i)) + ": " + *err);
     result.values[spec.name] = std::move(values);
     result.origins[spec.name] = origin;
   }

@@ -59,7 +59,9 @@ using flag_values = std::map<std::string, std::vector<std::string>>;
 struct config_error {
   /// One line naming the setting, e.g.
   /// "invalid configuration: --batch-max-records (SEATLEDGER_BATCH_MAX_RECORDS
-  /// from the environment): not a positive integer: 'abc'".
+  /// from the environment): not a positive integer: 'abc'", or for a value
+  /// from the configuration file "… --batch-max-records
+  /// (/etc/seatledger.conf:3): …". A secret's value is never part of it.
   std::string message;
 };
 
@@ -74,6 +76,7 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
 std::map<std::string, std::string> process_environment();
 
 /// "250ms", "5s", "10m", "1h", "7d" (a bare number is milliseconds).
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
+std::optional<std::chrono::milliseconds>
+parse_duration(const std::string& text);
 
 } // namespace seatledger::config

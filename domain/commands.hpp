@@ -55,9 +55,9 @@ struct org_unlinked {
   std::string subscription_id;
 };
 
-using membership_change = std::variant<member_added, member_updated,
-                                       member_removed, org_snapshot,
-                                       org_linked, org_unlinked>;
+using membership_change
+  = std::variant<member_added, member_updated, member_removed, org_snapshot,
+                 org_linked, org_unlinked>;
 
 struct membership_event {
   event_ref ref;

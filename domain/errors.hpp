@@ -31,14 +31,12 @@ struct rejection {
 
 /// The domain's small result type: a value or a rejection. (The domain has no
 /// CAF; actors turn rejections into `command.rejected` events.)
-template <class T>
+template<class T>
 class result {
 public:
-  result(T value) : data_(std::move(value)) {
-  }
+  result(T value) : data_(std::move(value)) {}
 
-  result(rejection error) : data_(std::move(error)) {
-  }
+  result(rejection error) : data_(std::move(error)) {}
 
   explicit operator bool() const {
     return std::holds_alternative<T>(data_);

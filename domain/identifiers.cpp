@@ -1,9 +1,8 @@
 #include "domain/identifiers.hpp"
 
-#include <openssl/evp.h>
-
 #include <array>
 #include <cstdint>
+#include <openssl/evp.h>
 
 namespace seatledger::domain {
 

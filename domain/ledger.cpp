@@ -31,8 +31,7 @@ std::string compute_entry_hash(const ledger_entry& entry) {
 
 chain_verifier::chain_verifier(std::int64_t first_seq,
                                std::string expected_prev_hash)
-  : expected_seq_(first_seq), expected_prev_(std::move(expected_prev_hash)) {
-}
+    : expected_seq_(first_seq), expected_prev_(std::move(expected_prev_hash)) {}
 
 std::optional<chain_break> chain_verifier::next(const ledger_entry& entry) {
   if (broken_)

@@ -7,11 +7,11 @@ namespace seatledger::domain {
 
 namespace {
 
-template <class... Ts>
+template<class... Ts>
 struct overloaded : Ts... {
   using Ts::operator()...;
 };
-template <class... Ts>
+template<class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
 } // namespace
@@ -116,8 +116,7 @@ org_effects org_state::apply(const membership_event& event,
           if (wanted.count(user) == 0)
             leaving.push_back(user);
         for (const auto& user : leaving)
-          set_member(user, std::nullopt, effects.member_changes,
-                     contributions);
+          set_member(user, std::nullopt, effects.member_changes, contributions);
         for (const auto& [user, billable] : wanted)
           set_member(user, billable, effects.member_changes, contributions);
         std::sort(effects.member_changes.begin(), effects.member_changes.end(),
@@ -142,8 +141,8 @@ org_effects org_state::apply(const membership_event& event,
       [&](const org_unlinked& x) {
         if (subscription_id_ != x.subscription_id)
           return; // stale: names a subscription the org is not linked to
-        emit(effects, x.subscription_id, false, all_billable(false),
-             event.ref, max_delta_changes, true);
+        emit(effects, x.subscription_id, false, all_billable(false), event.ref,
+             max_delta_changes, true);
         subscription_id_.reset();
         effects.new_link = std::optional<std::string>{};
       },

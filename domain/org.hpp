@@ -38,16 +38,13 @@ public:
   /// split into parts (a Kafka record stays well below its size limit).
   static constexpr std::size_t default_max_delta_changes = 2000;
 
-  explicit org_state(std::string org_id) : org_id_(std::move(org_id)) {
-  }
+  explicit org_state(std::string org_id) : org_id_(std::move(org_id)) {}
 
   org_state(std::string org_id, std::optional<std::string> subscription_id,
             std::map<std::string, bool> members, std::int64_t delta_seq)
-    : org_id_(std::move(org_id)),
-      subscription_id_(std::move(subscription_id)),
-      members_(std::move(members)),
-      delta_seq_(delta_seq) {
-  }
+      : org_id_(std::move(org_id)),
+        subscription_id_(std::move(subscription_id)),
+        members_(std::move(members)), delta_seq_(delta_seq) {}
 
   /// Applies one membership event (its org must be this org).
   org_effects apply(const membership_event& event,

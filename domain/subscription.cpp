@@ -6,11 +6,11 @@ namespace seatledger::domain {
 
 namespace {
 
-template <class... Ts>
+template<class... Ts>
 struct overloaded : Ts... {
   using Ts::operator()...;
 };
-template <class... Ts>
+template<class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
 constexpr std::int64_t micros_per_day = 86'400'000'000;
@@ -60,10 +60,9 @@ const char* to_string(subscription_status status) {
 
 std::optional<subscription_status>
 parse_subscription_status(std::string_view text) {
-  for (auto s :
-       {subscription_status::none, subscription_status::trial,
-        subscription_status::active, subscription_status::expired,
-        subscription_status::archived})
+  for (auto s : {subscription_status::none, subscription_status::trial,
+                 subscription_status::active, subscription_status::expired,
+                 subscription_status::archived})
     if (text == to_string(s))
       return s;
   return std::nullopt;
@@ -82,37 +81,37 @@ const char* to_string(lifecycle_kind kind) {
 }
 
 std::string output_type(const output_payload& payload) {
-  return std::visit(
-    overloaded{
-      [](const seats_changed&) -> std::string {
-        return "seatledger.seats.changed";
-      },
-      [](const overage_detected&) -> std::string {
-        return "seatledger.overage.detected";
-      },
-      [](const license_issued&) -> std::string {
-        return "seatledger.license.issued";
-      },
-      [](const license_revoked&) -> std::string {
-        return "seatledger.license.revoked";
-      },
-      [](const license_not_issued&) -> std::string {
-        return "seatledger.license.not_issued";
-      },
-      [](const subscription_changed& x) -> std::string {
-        return std::string{"seatledger.subscription."} + to_string(x.kind);
-      },
-      [](const subscription_archived&) -> std::string {
-        return "seatledger.subscription.archived";
-      },
-      [](const month_closed&) -> std::string {
-        return "seatledger.usage.month_closed";
-      },
-      [](const command_rejected&) -> std::string {
-        return "seatledger.command.rejected";
-      },
-    },
-    payload);
+  return std::visit(overloaded{
+                      [](const seats_changed&) -> std::string {
+                        return "seatledger.seats.changed";
+                      },
+                      [](const overage_detected&) -> std::string {
+                        return "seatledger.overage.detected";
+                      },
+                      [](const license_issued&) -> std::string {
+                        return "seatledger.license.issued";
+                      },
+                      [](const license_revoked&) -> std::string {
+                        return "seatledger.license.revoked";
+                      },
+                      [](const license_not_issued&) -> std::string {
+                        return "seatledger.license.not_issued";
+                      },
+                      [](const subscription_changed& x) -> std::string {
+                        return std::string{"seatledger.subscription."}
+                               + to_string(x.kind);
+                      },
+                      [](const subscription_archived&) -> std::string {
+                        return "seatledger.subscription.archived";
+                      },
+                      [](const month_closed&) -> std::string {
+                        return "seatledger.usage.month_closed";
+                      },
+                      [](const command_rejected&) -> std::string {
+                        return "seatledger.command.rejected";
+                      },
+                    },
+                    payload);
 }
 
 plan_catalog::~plan_catalog() = default;
@@ -145,13 +144,9 @@ subscription::subscription(subscription_record record,
                            std::map<std::string, std::int64_t> org_delta_seqs,
                            ledger_window window,
                            std::vector<license_record> licenses)
-  : record_(std::move(record)),
-    holders_(std::move(holders)),
-    orgs_(std::move(orgs)),
-    org_delta_seqs_(std::move(org_delta_seqs)),
-    window_(std::move(window)),
-    licenses_(std::move(licenses)) {
-}
+    : record_(std::move(record)), holders_(std::move(holders)),
+      orgs_(std::move(orgs)), org_delta_seqs_(std::move(org_delta_seqs)),
+      window_(std::move(window)), licenses_(std::move(licenses)) {}
 
 bool subscription::statistics_live() const {
   return record_.status == subscription_status::trial
@@ -235,9 +230,9 @@ void subscription::advance_months(application& app, timestamp upto) {
       closed.peak_at = usage.peak_at;
       closed.peak_seq = usage.peak_seq;
       output_event event;
-      event.id = derived_id({"month-closed", record_.subscription_id,
-                             std::to_string(t.start.micros()),
-                             std::to_string(n)});
+      event.id
+        = derived_id({"month-closed", record_.subscription_id,
+                      std::to_string(t.start.micros()), std::to_string(n)});
       event.subscription_id = record_.subscription_id;
       event.time = bounds->second;
       event.payload = closed;
@@ -372,8 +367,8 @@ void subscription::grant_license(
     return;
   }
   license_grant grant;
-  grant.license_id = derived_id(
-    {"license", cause.source, cause.id, record_.subscription_id});
+  grant.license_id
+    = derived_id({"license", cause.source, cause.id, record_.subscription_id});
   grant.subscription_id = record_.subscription_id;
   grant.issued_at = app.t;
   grant.not_before = record_.term.start;
@@ -403,8 +398,8 @@ subscription_effects subscription::reject(const command_event& command,
   rejected.reason = error.code;
   rejected.message = error.message;
   output_event event;
-  event.id = derived_id({"rejected", command.ref.source, command.ref.id,
-                         record_.subscription_id});
+  event.id = derived_id(
+    {"rejected", command.ref.source, command.ref.id, record_.subscription_id});
   event.subscription_id = record_.subscription_id;
   event.time = later_of(command.ref.time, record_.clock);
   event.payload = std::move(rejected);
@@ -442,8 +437,9 @@ subscription::check_lifecycle(const subscription_command& cmd,
   bool expired = status == subscription_status::expired;
   auto expired_rejection = [&] {
     return rejection{rejection_code::subscription_expired,
-                     "subscription " + id + " has expired; only renew, "
-                                            "update_metadata and archive apply"};
+                     "subscription " + id
+                       + " has expired; only renew, "
+                         "update_metadata and archive apply"};
   };
   return std::visit(
     overloaded{
@@ -500,7 +496,8 @@ subscription::check_lifecycle(const subscription_command& cmd,
         auto type = record_.instance.type;
         if (x.instance && x.instance->type)
           type = *x.instance->type;
-        if (!has_salesforce_account(customer) && type != instance_type::internal)
+        if (!has_salesforce_account(customer)
+            && type != instance_type::internal)
           return rejection{rejection_code::missing_salesforce_account,
                            "customer.salesforce_account_id is required unless "
                            "instance.type is INTERNAL"};
@@ -551,9 +548,9 @@ subscription_effects subscription::apply(const command_event& command,
     return reject(command, std::move(*error));
   if (auto* x = std::get_if<issue_license>(&cmd);
       x && !catalog.find_plan(record_.plan_id))
-    return reject(command, {rejection_code::unknown_plan,
-                            "plan " + record_.plan_id
-                              + " is not in the catalog"});
+    return reject(command,
+                  {rejection_code::unknown_plan,
+                   "plan " + record_.plan_id + " is not in the catalog"});
   application app;
   begin(app, command.ref, "command");
   auto lifecycle_event = [&](lifecycle_kind kind) {

@@ -16,7 +16,7 @@
 namespace seatledger::domain {
 
 enum class subscription_status {
-  none,     // the seat pool exists, `create` has not arrived
+  none, // the seat pool exists, `create` has not arrived
   trial,
   active,
   expired,
@@ -25,8 +25,8 @@ enum class subscription_status {
 
 const char* to_string(subscription_status status);
 
-std::optional<subscription_status> parse_subscription_status(
-  std::string_view text);
+std::optional<subscription_status>
+parse_subscription_status(std::string_view text);
 
 // -- catalog view -------------------------------------------------------------
 
@@ -103,7 +103,7 @@ struct subscription_record {
   std::int64_t seats = 0;
   domain::term term;
   bool trial = false;
-  std::vector<std::string> features; // add-ons beyond the plan's
+  std::vector<std::string> features;               // add-ons beyond the plan's
   std::optional<std::string> rate_limit_overrides; // JSON object text
   std::optional<bool> analytics_access;
   std::optional<std::string> archive_reason;

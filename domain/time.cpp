@@ -149,7 +149,8 @@ std::optional<timestamp> parse_rfc3339(std::string_view text) {
         || text[pos + 3] != ':' || !parse_digits(text, pos + 4, 2, minutes)
         || hours > 23 || minutes > 59)
       return std::nullopt;
-    offset_seconds = (hours * 3600 + minutes * 60) * (text[pos] == '+' ? 1 : -1);
+    offset_seconds = (hours * 3600 + minutes * 60)
+                     * (text[pos] == '+' ? 1 : -1);
     pos += 6;
   } else {
     return std::nullopt;

@@ -23,33 +23,23 @@ level current_level();
 
 /// A field of a log line. Numbers are written as JSON numbers.
 struct field {
-  field(std::string_view k, std::string_view v) : key(k), text(v) {
-  }
-  field(std::string_view k, const std::string& v) : key(k), text(v) {
-  }
-  field(std::string_view k, const char* v) : key(k), text(v) {
-  }
+  field(std::string_view k, std::string_view v) : key(k), text(v) {}
+  field(std::string_view k, const std::string& v) : key(k), text(v) {}
+  field(std::string_view k, const char* v) : key(k), text(v) {}
   field(std::string_view k, long long v)
-    : key(k), text(std::to_string(v)), number(true) {
-  }
+      : key(k), text(std::to_string(v)), number(true) {}
   field(std::string_view k, long v)
-    : key(k), text(std::to_string(v)), number(true) {
-  }
+      : key(k), text(std::to_string(v)), number(true) {}
   field(std::string_view k, int v)
-    : key(k), text(std::to_string(v)), number(true) {
-  }
+      : key(k), text(std::to_string(v)), number(true) {}
   field(std::string_view k, unsigned long v)
-    : key(k), text(std::to_string(v)), number(true) {
-  }
+      : key(k), text(std::to_string(v)), number(true) {}
   field(std::string_view k, unsigned v)
-    : key(k), text(std::to_string(v)), number(true) {
-  }
+      : key(k), text(std::to_string(v)), number(true) {}
   field(std::string_view k, double v)
-    : key(k), text(std::to_string(v)), number(true) {
-  }
-  field(std::string_view k, bool v) : key(k), text(v ? "true" : "false"),
-                                      number(true) {
-  }
+      : key(k), text(std::to_string(v)), number(true) {}
+  field(std::string_view k, bool v)
+      : key(k), text(v ? "true" : "false"), number(true) {}
 
   std::string_view key;
   std::string text;

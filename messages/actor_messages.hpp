@@ -26,9 +26,9 @@ struct close_months_request {
   domain::timestamp upto;
 };
 
-using subscription_item = std::variant<domain::seat_delta,
-                                       domain::command_event,
-                                       close_months_request>;
+using subscription_item
+  = std::variant<domain::seat_delta, domain::command_event,
+                 close_months_request>;
 
 /// Deltas, commands and month closes for one subscription, in order, with
 /// each item's position in the batch.

@@ -1,9 +1,10 @@
 #pragma once
 
-#include <caf/error.hpp>
-#include <caf/make_message.hpp>
 #include <cstdint>
 #include <string>
+
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
 
 namespace seatledger {
 

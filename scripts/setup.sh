@@ -14,7 +14,7 @@ packages=(
   # tests
   libgtest-dev libgmock-dev librapidcheck-dev
   # servers and tools the service and its tests run
-  postgresql postgresql-common prometheus kcat curl procps
+  postgresql postgresql-common prometheus kcat curl procps python3-yaml
 )
 
 missing=()

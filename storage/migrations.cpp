@@ -7,13 +7,13 @@
 // the database but unknown to this binary (a newer replica migrated first
 // during a rollout) are left alone.
 
-#include "messages/service_error.hpp"
-#include "storage/pg_codec.hpp"
-#include "storage/pg_store.hpp"
-
 #include <algorithm>
 #include <string>
 #include <vector>
+
+#include "messages/service_error.hpp"
+#include "storage/pg_codec.hpp"
+#include "storage/pg_store.hpp"
 
 namespace seatledger::storage {
 
@@ -527,9 +527,112 @@ GRANT SELECT, UPDATE ON seatledger.catalog_state TO seatledger_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA seatledger TO seatledger_app;
 )sql";
 
+// -- 2: catalog classification ------------------------------------------------
+//
+// Containment indexes. Classification asks `custom_fields @>
+// '{"CDotIsTrueUp__c": true}'` and the like. The GIN indexes of migration 1
+// (default jsonb_ops) index keys and values apart, so such a document looks
+// up the key (in every row) and the value `true` (in most rows:
+// CDotAccessible__c) and rechecks nearly the whole table; PostgreSQL rightly
+// prefers a sequential scan. jsonb_path_ops indexes each value with its
+// path, so the same lookup finds exactly the rows that hold it. Migration
+// 1's indexes stay (they serve key existence, `?`); catalog writes are rare.
+// No fast update for any of them: with it, new entries wait in a pending
+// list that every search must read in full (and that the planner rightly
+// counts against the index) until a vacuum merges it; a catalog sync of
+// thousands of plans would leave queries scanning tables until then.
+//
+// Completeness, computed by PostgreSQL whoever writes a row (stored
+// generated columns): `missing_fields` lists the plan-level fields
+// classification needs that are absent, null, of the wrong type or not a
+// value domain.md lists (in a fixed order); `plan_type_ok` says whether a
+// charge's CDotPlanType__c is usable. Stored, so classification reads a
+// column the planner has statistics for instead of re-deriving it per row,
+// and the incomplete plans are found through small partial indexes. The
+// value lists are the ones of storage/catalog.hpp (a test checks that they
+// agree); a new listed value is a new migration.
+constexpr const char* migration_0002_catalog_classification = R"sql(
+CREATE INDEX catalog_rate_plans_fields_path ON seatledger.catalog_rate_plans
+  USING gin (custom_fields jsonb_path_ops) WITH (fastupdate = off);
+CREATE INDEX catalog_charges_fields_path ON seatledger.catalog_charges
+  USING gin (custom_fields jsonb_path_ops) WITH (fastupdate = off);
+ALTER INDEX seatledger.catalog_rate_plans_fields SET (fastupdate = off);
+ALTER INDEX seatledger.catalog_charges_fields SET (fastupdate = off);
+
+ALTER TABLE seatledger.catalog_rate_plans ADD COLUMN missing_fields text[]
+  GENERATED ALWAYS AS (array_remove(ARRAY[
+    CASE WHEN coalesce(
+           jsonb_typeof(custom_fields->'CDotAccessible__c') = 'boolean',
+           false)
+         THEN NULL ELSE 'CDotAccessible__c' END,
+    CASE WHEN coalesce(
+           jsonb_typeof(custom_fields->'CDotActions__c') = 'array'
+           AND custom_fields->'CDotActions__c'
+               <@ '["initial_purchase", "additional_purchase", "renew"]',
+           false)
+         THEN NULL ELSE 'CDotActions__c' END,
+    CASE WHEN coalesce(
+           jsonb_typeof(custom_fields->'CDotPlanStatus__c') = 'string'
+           AND custom_fields->'CDotPlanStatus__c'
+               <@ '["active", "deprecated", "legacy", "not_applicable"]',
+           false)
+         THEN NULL ELSE 'CDotPlanStatus__c' END]::text[], NULL)) STORED;
+CREATE INDEX catalog_rate_plans_unclassifiable
+  ON seatledger.catalog_rate_plans (rate_plan_id)
+  WHERE missing_fields <> '{}';
+
+-- `x <@ list` holds for a string that is an element of the list (and for an
+-- array of them: hence the type test first).
+ALTER TABLE seatledger.catalog_charges ADD COLUMN plan_type_ok boolean
+  GENERATED ALWAYS AS (coalesce(
+    jsonb_typeof(custom_fields->'CDotPlanType__c') = 'string'
+    AND custom_fields->'CDotPlanType__c' <@ '["ci_minutes", "storage",
+      "duo_pro", "duo_enterprise", "duo_amazon_q", "agile_planning",
+      "product_analytics", "professional_services", "ecosystem",
+      "base_product", "not_applicable"]',
+    false)) STORED;
+CREATE INDEX catalog_charges_unclassifiable
+  ON seatledger.catalog_charges (rate_plan_id)
+  WHERE NOT plan_type_ok;
+)sql";
+
+// Migration 3: the outbox in chunks. One row per commit and lease holds all
+// of its events (storage/outbox_chunk.hpp), so a batch of 10,000 events
+// writes one row and three index entries instead of 10,000 rows and 30,000
+// entries, and the relay marks it published with one UPDATE. The events the
+// API looks up by id (why a command was rejected) are indexed separately.
+// Rows left in the old table are still published.
+constexpr const char* migration_0003_outbox_chunks = R"sql(
+CREATE TABLE seatledger.outbox_chunks (
+  chunk_seq    bigserial PRIMARY KEY,
+  lease_key    text COLLATE "C" NOT NULL,
+  record_count integer NOT NULL CHECK (record_count > 0),
+  -- lz4: a tenth of pglz's cost for the megabytes of JSON a commit writes.
+  records      bytea COMPRESSION lz4 NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  published_at timestamptz
+);
+CREATE INDEX outbox_chunks_unpublished
+  ON seatledger.outbox_chunks (lease_key, chunk_seq)
+  WHERE published_at IS NULL;
+
+CREATE TABLE seatledger.event_index (
+  event_id   text COLLATE "C" PRIMARY KEY,
+  value      text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+
+GRANT SELECT, INSERT, UPDATE, DELETE
+  ON seatledger.outbox_chunks, seatledger.event_index TO seatledger_app;
+GRANT USAGE ON SEQUENCE seatledger.outbox_chunks_chunk_seq_seq
+  TO seatledger_app;
+)sql";
+
 const std::vector<migration>& migrations() {
   static const std::vector<migration> all{
     {1, "initial schema", migration_0001_initial},
+    {2, "catalog classification", migration_0002_catalog_classification},
+    {3, "outbox chunks", migration_0003_outbox_chunks},
   };
   return all;
 }

@@ -1,14 +1,16 @@
 #include "storage/pg_store.hpp"
 
-#include "messages/service_error.hpp"
-#include "storage/pg_codec.hpp"
-
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/service_error.hpp"
+#include "storage/outbox_chunk.hpp"
+#include "storage/pg_codec.hpp"
 
 namespace seatledger::storage {
 
@@ -198,9 +200,9 @@ constexpr const char* copy_revocations
   = "COPY seatledger.license_revocations (license_id, subscription_id, "
     "revoked_at, reason) FROM STDIN";
 
-constexpr const char* copy_outbox
-  = "COPY seatledger.outbox (event_id, topic, key, value, headers, "
-    "lease_key) FROM STDIN";
+constexpr const char* copy_outbox_chunks
+  = "COPY seatledger.outbox_chunks (lease_key, record_count, records) "
+    "FROM STDIN";
 
 constexpr const char* copy_applied_events
   = "COPY seatledger.applied_events (source, id) FROM STDIN";
@@ -342,6 +344,8 @@ constexpr const char* sql_catalog_version
 
 // -- outbox -------------------------------------------------------------------
 
+// Rows of the pre-chunk outbox table (migration 1) are still published
+// first; their seq goes out negated so the two kinds never collide.
 constexpr const char* sql_fetch_unpublished = R"sql(
 SELECT outbox_seq, event_id, topic, key, value, headers::text, lease_key
 FROM seatledger.outbox
@@ -349,20 +353,49 @@ WHERE published_at IS NULL AND lease_key = ANY($1::text[])
 ORDER BY outbox_seq LIMIT $2
 )sql";
 
+constexpr const char* sql_fetch_chunks = R"sql(
+SELECT chunk_seq, lease_key, record_count, records
+FROM seatledger.outbox_chunks
+WHERE published_at IS NULL AND lease_key = ANY($1::text[])
+ORDER BY chunk_seq LIMIT $2
+)sql";
+
 constexpr const char* sql_mark_published = R"sql(
 UPDATE seatledger.outbox SET published_at = now()
 WHERE outbox_seq = ANY($1::bigint[]) AND published_at IS NULL
 )sql";
 
-constexpr const char* sql_unpublished_count
-  = "SELECT count(*) FROM seatledger.outbox WHERE published_at IS NULL";
+constexpr const char* sql_mark_chunks_published = R"sql(
+UPDATE seatledger.outbox_chunks SET published_at = now()
+WHERE chunk_seq = ANY($1::bigint[]) AND published_at IS NULL
+)sql";
+
+constexpr const char* sql_unpublished_count = R"sql(
+SELECT (SELECT count(*) FROM seatledger.outbox WHERE published_at IS NULL)
+     + (SELECT coalesce(sum(record_count), 0)
+        FROM seatledger.outbox_chunks WHERE published_at IS NULL)
+)sql";
 
 constexpr const char* sql_purge_published
   = "DELETE FROM seatledger.outbox WHERE published_at < $1";
 
-constexpr const char* sql_outbox_event
-  = "SELECT value FROM seatledger.outbox WHERE event_id = $1 "
-    "ORDER BY outbox_seq LIMIT 1";
+constexpr const char* sql_purge_published_chunks
+  = "DELETE FROM seatledger.outbox_chunks WHERE published_at < $1";
+
+constexpr const char* sql_outbox_event = R"sql(
+SELECT convert_to(value, 'UTF8') FROM seatledger.event_index
+WHERE event_id = $1
+UNION ALL
+(SELECT value FROM seatledger.outbox WHERE event_id = $1
+ ORDER BY outbox_seq LIMIT 1)
+LIMIT 1
+)sql";
+
+constexpr const char* sql_index_events = R"sql(
+INSERT INTO seatledger.event_index (event_id, value)
+SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT (event_id) DO NOTHING
+)sql";
 
 // -- queries ------------------------------------------------------------------
 
@@ -504,10 +537,14 @@ constexpr named_statement prepared_statements[] = {
   {"plan_entitlements", sql_plan_entitlements},
   {"catalog_version", sql_catalog_version},
   {"fetch_unpublished", sql_fetch_unpublished},
+  {"fetch_chunks", sql_fetch_chunks},
   {"mark_published", sql_mark_published},
+  {"mark_chunks_published", sql_mark_chunks_published},
   {"unpublished_count", sql_unpublished_count},
   {"purge_published", sql_purge_published},
+  {"purge_published_chunks", sql_purge_published_chunks},
   {"outbox_event", sql_outbox_event},
+  {"index_events", sql_index_events},
   {"ledger_page", sql_ledger_page},
   {"seats_at", sql_seats_at},
   {"pool_exists", sql_pool_exists},
@@ -527,46 +564,6 @@ constexpr named_statement prepared_statements[] = {
 constexpr std::int64_t verify_page_size = 10'000;
 
 // -- encoding helpers ---------------------------------------------------------
-
-void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 0x0f]);
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
-/// Headers as a JSON array of [name, value] pairs (order and repeats kept).
-std::string headers_json(const record_headers& headers) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < headers.size(); ++i) {
-    if (i > 0)
-      out.push_back(',');
-    out.push_back('[');
-    append_json_string(out, headers[i].first);
-    out.push_back(',');
-    append_json_string(out, headers[i].second);
-    out.push_back(']');
-  }
-  out.push_back(']');
-  return out;
-}
 
 record_headers parse_headers(std::string_view json_text) {
   record_headers result;
@@ -1067,13 +1064,32 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
   if (!b.catalog_upserts.empty() || !b.catalog_removals.empty())
     tx.exec_prepared("apply_catalog", catalog_changes_json(b));
   if (!b.outbox.empty()) {
-    copy_stream out{c, copy_outbox, buf};
+    // One chunk per lease, events in batch order within it.
+    std::vector<std::string> leases;
+    std::map<std::string, std::vector<const outbox_row*>> by_lease;
     for (const auto& o : b.outbox) {
-      buf.text(o.event_id).text(o.topic).text(o.key).bytea(o.value);
-      buf.text(headers_json(o.headers)).text(o.lease_key).end_row();
+      auto& rows = by_lease[o.lease_key];
+      if (rows.empty())
+        leases.push_back(o.lease_key);
+      rows.push_back(&o);
+    }
+    copy_stream out{c, copy_outbox_chunks, buf};
+    for (const auto& lease : leases) {
+      const auto& rows = by_lease[lease];
+      buf.text(lease).integer(static_cast<std::int64_t>(rows.size()));
+      buf.bytea(encode_outbox_chunk(rows)).end_row();
       out.row_done();
     }
     out.finish();
+  }
+  if (!b.indexed_events.empty()) {
+    std::vector<std::string> ids;
+    std::vector<std::string> values;
+    for (const auto& [id, value] : b.indexed_events) {
+      ids.push_back(id);
+      values.push_back(value);
+    }
+    tx.exec_prepared("index_events", text_array(ids), text_array(values));
   }
   if (!b.applied_events.empty()) {
     copy_stream out{c, copy_applied_events, buf};
@@ -1291,14 +1307,12 @@ pg_store::fetch_unpublished(const std::vector<std::string>& lease_keys,
     std::vector<pending_event> result;
     if (lease_keys.empty() || limit == 0)
       return result;
+    auto keys = text_array(unique_sorted(lease_keys));
     pqxx::nontransaction tx{c};
-    auto res = tx.exec_prepared("fetch_unpublished",
-                                text_array(unique_sorted(lease_keys)),
-                                static_cast<std::int64_t>(limit));
-    result.reserve(res.size());
-    for (const auto& r : res) {
+    for (const auto& r : tx.exec_prepared("fetch_unpublished", keys,
+                                          static_cast<std::int64_t>(limit))) {
       pending_event ev;
-      ev.outbox_seq = r[0].as<std::int64_t>();
+      ev.outbox_seq = -r[0].as<std::int64_t>();
       ev.row.event_id = text_of(r[1]);
       ev.row.topic = text_of(r[2]);
       ev.row.key = text_of(r[3]);
@@ -1306,6 +1320,22 @@ pg_store::fetch_unpublished(const std::vector<std::string>& lease_keys,
       ev.row.headers = parse_headers(r[5].c_str());
       ev.row.lease_key = text_of(r[6]);
       result.push_back(std::move(ev));
+    }
+    if (result.size() >= limit)
+      return result;
+    // Whole chunks: at least one, then more while under the limit.
+    constexpr std::int64_t max_chunks = 64;
+    for (const auto& r : tx.exec_prepared("fetch_chunks", keys, max_chunks)) {
+      if (!result.empty() && result.size() >= limit)
+        break;
+      auto seq = r[0].as<std::int64_t>();
+      auto lease = text_of(r[1]);
+      auto rows = decode_outbox_chunk(pqxx::binarystring{r[3]}.str(), lease);
+      if (!rows)
+        throw std::runtime_error("outbox chunk " + std::to_string(seq)
+                                 + " is malformed");
+      for (auto& row : *rows)
+        result.push_back({seq, std::move(row)});
     }
     return result;
   });
@@ -1315,9 +1345,16 @@ caf::expected<void>
 pg_store::mark_published(const std::vector<std::int64_t>& outbox_seqs) {
   if (outbox_seqs.empty())
     return {};
+  std::vector<std::int64_t> rows;
+  std::vector<std::int64_t> chunks;
+  for (auto seq : outbox_seqs)
+    (seq < 0 ? rows : chunks).push_back(seq < 0 ? -seq : seq);
   return impl_->run("mark_published", [&](pg_connection& c) {
     pqxx::nontransaction tx{c};
-    tx.exec_prepared("mark_published", int_array(outbox_seqs));
+    if (!rows.empty())
+      tx.exec_prepared("mark_published", int_array(rows));
+    if (!chunks.empty())
+      tx.exec_prepared("mark_chunks_published", int_array(chunks));
   });
 }
 
@@ -1333,7 +1370,9 @@ pg_store::purge_published_before(domain::timestamp cutoff) {
   return impl_->run("purge_published_before", [&](pg_connection& c) {
     pqxx::nontransaction tx{c};
     auto res = tx.exec_prepared("purge_published", time_text(cutoff));
-    return static_cast<std::int64_t>(res.affected_rows());
+    auto chunks = tx.exec_prepared("purge_published_chunks", time_text(cutoff));
+    return static_cast<std::int64_t>(res.affected_rows()
+                                     + chunks.affected_rows());
   });
 }
 

@@ -14,7 +14,7 @@ std::size_t storage_batch::row_count() const {
          + memberships.size() + subscriptions.size() + terms.size()
          + subscription_orgs.size() + holders.size() + ledger.size()
          + licenses.size() + revocations.size() + catalog_upserts.size()
-         + catalog_removals.size() + outbox.size();
+         + catalog_removals.size() + outbox.size() + indexed_events.size();
 }
 
 } // namespace seatledger::storage

@@ -163,6 +163,9 @@ struct storage_batch {
   std::vector<catalog_upsert_row> catalog_upserts;
   std::vector<catalog_removal_row> catalog_removals;
   std::vector<outbox_row> outbox;
+  /// Events the API may look up by id later (`query_store::outbox_event`):
+  /// (event id, value). Only what needs it (rejections), not every event.
+  std::vector<std::pair<std::string, std::string>> indexed_events;
 
   std::size_t row_count() const;
   bool empty() const {
@@ -287,12 +290,15 @@ public:
   load_plan_entitlements() = 0;
 };
 
-/// The outbox relay's side.
+/// The outbox relay's side. Events are stored in chunks (one per commit and
+/// lease); every event of a chunk has the chunk's `outbox_seq`, and a chunk
+/// is marked published as a whole.
 class outbox_store {
 public:
   virtual ~outbox_store();
 
-  /// Unpublished rows of these leases, in commit order, at most `limit`.
+  /// Unpublished events of these leases, in commit order: whole chunks, at
+  /// least one, about `limit` events.
   virtual caf::expected<std::vector<pending_event>>
   fetch_unpublished(const std::vector<std::string>& lease_keys,
                     std::size_t limit)
@@ -324,8 +330,8 @@ public:
   seats_at(const std::string& subscription_id, domain::timestamp at) = 0;
 
   /// Whether the subscription's pool exists (any ledger entry or state row).
-  virtual caf::expected<bool>
-  pool_exists(const std::string& subscription_id) = 0;
+  virtual caf::expected<bool> pool_exists(const std::string& subscription_id)
+    = 0;
 
   /// Holders with user_id > `after`, ordered by user_id, at most `limit`.
   virtual caf::expected<std::vector<holder_view>>
@@ -349,8 +355,8 @@ public:
 
   virtual caf::expected<std::vector<revocation_row>> revocations() = 0;
 
-  virtual caf::expected<std::optional<org_view>>
-  org(const std::string& org_id) = 0;
+  virtual caf::expected<std::optional<org_view>> org(const std::string& org_id)
+    = 0;
 
   /// Walks hash chains (one subscription, or all) and reports where each
   /// first breaks.

@@ -1,8 +1,7 @@
 #include "adapters/crypto/keyring.hpp"
 
-#include <sys/stat.h>
-
 #include <filesystem>
+#include <sys/stat.h>
 
 #include "messages/service_error.hpp"
 #include "paseto/keys.hpp"
@@ -16,16 +15,14 @@ namespace seatledger::crypto {
 namespace fs = std::filesystem;
 
 struct keyring::impl {
-  explicit impl(paseto::secret_key key) : signing(std::move(key)) {
-  }
+  explicit impl(paseto::secret_key key) : signing(std::move(key)) {}
 
   paseto::secret_key signing;
   std::string key_id;
   paseto::trusted_keys trusted;
 };
 
-keyring::keyring(std::unique_ptr<impl> p) : impl_(std::move(p)) {
-}
+keyring::keyring(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 keyring::~keyring() = default;
 
@@ -39,8 +36,8 @@ caf::expected<key_files> generate_key_pair(const std::string& dir) {
                   (fs::path{dir} / "public-key.pem").string()};
   if (fs::exists(files.signing_key_file) || fs::exists(files.public_key_file))
     return make_error(service_errc::conflict,
-                      "refusing to overwrite " + files.signing_key_file
-                        + " or " + files.public_key_file);
+                      "refusing to overwrite " + files.signing_key_file + " or "
+                        + files.public_key_file);
   auto key = paseto::secret_key::generate();
   if (!key)
     return make_error(service_errc::internal, "key generation failed");

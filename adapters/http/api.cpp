@@ -6,6 +6,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "domain/identifiers.hpp"
+
 namespace seatledger::http {
 
 // -- errors -------------------------------------------------------------------
@@ -225,6 +227,10 @@ constexpr route_spec route_table[] = {
   {"POST", "/v1/licenses/verify", route_id::verify_license, false, scope::read},
   {"GET", "/v1/licenses/{license_id}", route_id::license, false, scope::read},
   {"GET", "/v1/orgs/{org_id}", route_id::org, false, scope::read},
+  {"GET", "/v1/catalog/rate-plans", route_id::catalog_rate_plans, false,
+   scope::read},
+  {"GET", "/v1/catalog/incomplete", route_id::catalog_incomplete, false,
+   scope::read},
 };
 
 std::vector<std::string_view> split_path(std::string_view path) {
@@ -404,6 +410,109 @@ api_result<bool> parse_flag(std::string_view name,
   return bad_request(std::string{name} + " must be 1, 0, true or false");
 }
 
+namespace {
+
+bool iequals_ascii(std::string_view x, std::string_view y) {
+  return x.size() == y.size()
+         && std::equal(x.begin(), x.end(), y.begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a))
+                     == std::tolower(static_cast<unsigned char>(b));
+            });
+}
+
+template<std::size_t N>
+std::string listing(const std::array<std::string_view, N>& values) {
+  std::string out;
+  for (auto v : values) {
+    if (!out.empty())
+      out += ", ";
+    out += v;
+  }
+  return out;
+}
+
+/// The listed value `text` names (case aside), spelled as listed.
+template<std::size_t N>
+api_result<std::string>
+listed_value(std::string_view name, std::string_view text,
+             const std::array<std::string_view, N>& values) {
+  for (auto v : values)
+    if (iequals_ascii(v, text))
+      return std::string{v};
+  return bad_request(std::string{name} + " must be one of: " + listing(values));
+}
+
+constexpr std::array<std::string_view, 10> rate_plan_params{
+  "tier",    "deployment", "action",         "status", "plan_type",
+  "true_up", "us_pubsec",  "community_type", "after",  "limit"};
+
+} // namespace
+
+api_result<storage::rate_plan_filter>
+parse_rate_plan_filter(const query_params& params) {
+  storage::rate_plan_filter f;
+  std::vector<std::string_view> seen;
+  for (const auto& [name, value] : params) {
+    if (std::find(rate_plan_params.begin(), rate_plan_params.end(), name)
+        == rate_plan_params.end())
+      return bad_request("unknown parameter " + name
+                         + " (filters: " + listing(rate_plan_params) + ")");
+    if (name != "action") {
+      if (std::find(seen.begin(), seen.end(), name) != seen.end())
+        return bad_request(name + " is given more than once");
+      seen.push_back(name);
+    }
+    // Each value into its member; a bad one answers for the whole request.
+    auto set = [&](std::optional<std::string>& member, const auto& values) {
+      auto v = listed_value(name, value, values);
+      if (v)
+        member = std::move(*v);
+      return v ? std::optional<api_error>{} : v.error();
+    };
+    auto flag = [&](std::optional<bool>& member) {
+      auto v = parse_flag(name, value);
+      if (v)
+        member = *v;
+      return v ? std::optional<api_error>{} : v.error();
+    };
+    std::optional<api_error> bad;
+    if (name == "tier") {
+      bad = set(f.tier, storage::catalog_tiers);
+    } else if (name == "deployment") {
+      bad = set(f.deployment, storage::catalog_deployments);
+    } else if (name == "status") {
+      bad = set(f.status, storage::catalog_plan_statuses);
+    } else if (name == "plan_type") {
+      bad = set(f.plan_type, storage::catalog_plan_types);
+    } else if (name == "community_type") {
+      bad = set(f.community_type, storage::catalog_community_types);
+    } else if (name == "action") {
+      std::optional<std::string> action;
+      bad = set(action, storage::catalog_actions);
+      if (action
+          && std::find(f.actions.begin(), f.actions.end(), *action)
+               == f.actions.end())
+        f.actions.push_back(std::move(*action));
+    } else if (name == "true_up") {
+      bad = flag(f.true_up);
+    } else if (name == "us_pubsec") {
+      bad = flag(f.us_pubsec);
+    } else if (name == "after") {
+      if (!domain::is_valid_identifier(value))
+        return bad_request("after must be a rate plan id");
+      f.after = value;
+    } else if (name == "limit") {
+      auto limit = parse_limit(value);
+      if (!limit)
+        return limit.error();
+      f.limit = *limit;
+    }
+    if (bad)
+      return *bad;
+  }
+  return f;
+}
+
 // -- shapes -------------------------------------------------------------------
 
 namespace {
@@ -511,6 +620,52 @@ void write_license(messages::json_writer& out,
     time_member(out, "revoked_at", *license.revoked_at);
   else
     out.null_member("revoked_at");
+  out.end_object();
+}
+
+void write_rate_plan(messages::json_writer& out,
+                     const storage::rate_plan_view& plan) {
+  out.begin_object();
+  out.string_member("rate_plan_id", plan.rate_plan_id);
+  out.string_member("name", plan.name);
+  out.key("product");
+  out.begin_object();
+  out.string_member("id", plan.product_id);
+  out.string_member("name", plan.product_name);
+  out.end_object();
+  // The JSON as stored (JSONB: keys sorted, duplicate keys gone).
+  out.raw_member("custom_fields", plan.custom_fields);
+  out.key("charges");
+  out.begin_array();
+  for (const auto& c : plan.charges) {
+    out.begin_object();
+    out.string_member("charge_id", c.charge_id);
+    out.string_member("name", c.name);
+    out.string_member("billing_period", c.billing_period);
+    out.raw_member("custom_fields", c.custom_fields);
+    out.end_object();
+  }
+  out.end_array();
+  out.end_object();
+}
+
+void write_incomplete_plan(messages::json_writer& out,
+                           const storage::incomplete_plan& plan) {
+  out.begin_object();
+  out.string_member("rate_plan_id", plan.rate_plan_id);
+  out.string_member("name", plan.name);
+  out.string_array_member("missing", plan.missing);
+  // The charges behind a missing CDotPlanType__c, in the plan's own shape.
+  out.key("charges");
+  out.begin_array();
+  for (const auto& id : plan.charges_missing_plan_type) {
+    out.begin_object();
+    out.string_member("charge_id", id);
+    out.string_array_member("missing",
+                            {std::string{storage::catalog_field::plan_type}});
+    out.end_object();
+  }
+  out.end_array();
   out.end_object();
 }
 

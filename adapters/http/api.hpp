@@ -4,12 +4,6 @@
 // the JSON and CSV shapes of http.md. No I/O and no httplib here, so the unit
 // tests exercise them without a server.
 
-#include "domain/ledger.hpp"
-#include "domain/time.hpp"
-#include "domain/usage.hpp"
-#include "messages/json_writer.hpp"
-#include "storage/ports.hpp"
-
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -20,6 +14,13 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "domain/ledger.hpp"
+#include "domain/time.hpp"
+#include "domain/usage.hpp"
+#include "messages/json_writer.hpp"
+#include "storage/catalog.hpp"
+#include "storage/ports.hpp"
 
 namespace seatledger::http {
 
@@ -168,6 +169,8 @@ enum class route_id {
   revocations,
   verify_license,
   org,
+  catalog_rate_plans,
+  catalog_incomplete,
 };
 
 struct route_match {
@@ -220,6 +223,20 @@ api_result<domain::timestamp> parse_time_param(std::string_view name,
 api_result<bool> parse_flag(std::string_view name,
                             const std::optional<std::string>& text);
 
+/// Query parameters in request order (a name may repeat).
+using query_params = std::vector<std::pair<std::string, std::string>>;
+
+/// The filters of `GET /v1/catalog/rate-plans`: `tier`, `deployment`,
+/// `plan_type` (charge level), `action`, `status`, `community_type`,
+/// `true_up`, `us_pubsec` (plan level), and paging by `after` (a rate plan
+/// id, exclusive) and `limit` (1..1000; absent: every plan). Values must be
+/// ones domain.md lists, matched without regard to case and passed on as
+/// spelled there; booleans are `true`/`false`/`1`/`0`. `action` may repeat
+/// (every one must be included); any other name given twice, an unknown
+/// name or an unlisted value is a 400 naming the parameter.
+api_result<storage::rate_plan_filter>
+parse_rate_plan_filter(const query_params& params);
+
 // -- shapes -------------------------------------------------------------------
 
 /// `{source, id, type}` of an event.
@@ -249,6 +266,17 @@ const char* license_status(const storage::license_view& license,
 /// issued_at, revoked_at`.
 void write_license(messages::json_writer& out,
                    const storage::license_view& license, domain::timestamp now);
+
+/// A rate plan: `rate_plan_id, name, product {id, name}, custom_fields,
+/// charges [{charge_id, name, billing_period, custom_fields}]`.
+void write_rate_plan(messages::json_writer& out,
+                     const storage::rate_plan_view& plan);
+
+/// An incomplete plan: `rate_plan_id, missing` (field names), plus `name`
+/// and `charges`: `[{charge_id, missing}]` for each charge without a usable
+/// `CDotPlanType__c`.
+void write_incomplete_plan(messages::json_writer& out,
+                           const storage::incomplete_plan& plan);
 
 /// An instant as a system clock time point (the PASETO verifier works in
 /// `std::chrono`).

@@ -1,5 +1,19 @@
 #include "adapters/http/server.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <httplib.h>
+#include <mutex>
+#include <openssl/rand.h>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
 #include "adapters/http/api.hpp"
 #include "adapters/metrics/registry.hpp"
 #include "domain/identifiers.hpp"
@@ -10,19 +24,6 @@
 #include "messages/json_writer.hpp"
 #include "messages/service_error.hpp"
 #include "paseto/license_verifier.hpp"
-
-#include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <cstdio>
-#include <exception>
-#include <httplib.h>
-#include <mutex>
-#include <nlohmann/json.hpp>
-#include <openssl/rand.h>
-#include <optional>
-#include <string_view>
-#include <thread>
 
 namespace seatledger::http {
 
@@ -108,16 +109,18 @@ void write_term(messages::json_writer& out, const domain::term_usage& term) {
   out.end_object();
 }
 
-/// The pg_stores of the server, lent to one request at a time.
-class store_pool {
+/// The stores of the server (pg_store for queries, pg_catalog for the
+/// catalog), lent to one request at a time.
+template<class Store>
+class basic_store_pool {
 public:
-  using factory = std::function<std::unique_ptr<storage::query_store>()>;
+  using factory = std::function<std::unique_ptr<Store>()>;
 
-  explicit store_pool(factory make) : make_(std::move(make)) {}
+  explicit basic_store_pool(factory make) : make_(std::move(make)) {}
 
   class lease {
   public:
-    lease(store_pool& pool, std::unique_ptr<storage::query_store> store)
+    lease(basic_store_pool& pool, std::unique_ptr<Store> store)
         : pool_(&pool), store_(std::move(store)) {}
 
     lease(lease&& other) noexcept = default;
@@ -127,13 +130,13 @@ public:
         pool_->give_back(std::move(store_));
     }
 
-    storage::query_store* operator->() const {
+    Store* operator->() const {
       return store_.get();
     }
 
   private:
-    store_pool* pool_;
-    std::unique_ptr<storage::query_store> store_;
+    basic_store_pool* pool_;
+    std::unique_ptr<Store> store_;
   };
 
   lease take() {
@@ -148,7 +151,7 @@ public:
     // Connecting happens lazily inside the store, outside the lock.
     auto store = make_();
     if (!store)
-      throw std::runtime_error("make_store returned no store");
+      throw std::runtime_error("the store factory returned no store");
     return {*this, std::move(store)};
   }
 
@@ -158,15 +161,18 @@ public:
   }
 
 private:
-  void give_back(std::unique_ptr<storage::query_store> store) {
+  void give_back(std::unique_ptr<Store> store) {
     std::lock_guard<std::mutex> guard{mutex_};
     idle_.push_back(std::move(store));
   }
 
   factory make_;
   std::mutex mutex_;
-  std::vector<std::unique_ptr<storage::query_store>> idle_;
+  std::vector<std::unique_ptr<Store>> idle_;
 };
+
+using store_pool = basic_store_pool<storage::query_store>;
+using catalog_pool = basic_store_pool<storage::catalog_store>;
 
 bool is_blank(const std::string& text) {
   return std::all_of(text.begin(), text.end(), [](char c) {
@@ -178,11 +184,13 @@ bool is_blank(const std::string& text) {
 
 struct server::impl {
   explicit impl(server_dependencies d)
-      : deps(std::move(d)), stores(deps.make_store) {}
+      : deps(std::move(d)), stores(deps.make_store),
+        catalogs(deps.make_catalog) {}
 
   server_dependencies deps;
   token_table tokens;
   store_pool stores;
+  catalog_pool catalogs;
   std::unique_ptr<httplib::Server> http;
   std::thread listener;
   std::atomic<int> bound_port{0};
@@ -272,6 +280,8 @@ struct server::impl {
       case route_id::revocations: return revocations();
       case route_id::verify_license: return verify_license(req);
       case route_id::org: return org(m.params[0]);
+      case route_id::catalog_rate_plans: return catalog_rate_plans(req);
+      case route_id::catalog_incomplete: return catalog_incomplete();
     }
     return error_answer(not_found("no such resource"));
   }
@@ -774,6 +784,56 @@ struct server::impl {
     out.end_object();
     return json_answer(200, out.take());
   }
+
+  // -- catalog ----------------------------------------------------------------
+
+  answer catalog_rate_plans(const httplib::Request& req) {
+    if (!deps.make_catalog)
+      return error_answer(not_found("catalog queries are not enabled"));
+    // httplib keeps parameters in a multimap (sorted by name): the order of
+    // repeated values is kept, which is all the filter needs.
+    query_params params(req.params.begin(), req.params.end());
+    auto filter = parse_rate_plan_filter(params);
+    if (!filter)
+      return error_answer(filter.error());
+    auto catalog = catalogs.take();
+    auto plans = catalog->rate_plans(*filter);
+    if (!plans)
+      return error_answer(storage_error(plans.error(), "catalog rate_plans"));
+    messages::json_writer out;
+    out.begin_object();
+    out.key("rate_plans");
+    out.begin_array();
+    for (const auto& p : *plans)
+      write_rate_plan(out, p);
+    out.end_array();
+    // A full page may have more after it; without `limit` it is everything.
+    if (filter->limit && !plans->empty() && plans->size() == *filter->limit)
+      out.string_member("next_after", plans->back().rate_plan_id);
+    else
+      out.null_member("next_after");
+    out.end_object();
+    return json_answer(200, out.take());
+  }
+
+  answer catalog_incomplete() {
+    if (!deps.make_catalog)
+      return error_answer(not_found("catalog queries are not enabled"));
+    auto catalog = catalogs.take();
+    auto plans = catalog->incomplete_plans();
+    if (!plans)
+      return error_answer(
+        storage_error(plans.error(), "catalog incomplete_plans"));
+    messages::json_writer out;
+    out.begin_object();
+    out.key("rate_plans");
+    out.begin_array();
+    for (const auto& p : *plans)
+      write_incomplete_plan(out, p);
+    out.end_array();
+    out.end_object();
+    return json_answer(200, out.take());
+  }
 };
 
 server::server(server_dependencies deps)
@@ -867,6 +927,7 @@ void server::stop() {
     d.listener.join();
   d.http.reset();
   d.stores.clear();
+  d.catalogs.clear();
   d.bound_port = 0;
 }
 

@@ -6,12 +6,6 @@
 // subscriptions topic, so the subscription's owning actor applies it exactly
 // like a Kafka command, and the answer waits until its result is committed.
 
-#include "actors/service_status.hpp"
-#include "adapters/crypto/keyring.hpp"
-#include "domain/time.hpp"
-#include "storage/ports.hpp"
-
-#include <caf/expected.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -19,6 +13,14 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <caf/expected.hpp>
+
+#include "actors/service_status.hpp"
+#include "adapters/crypto/keyring.hpp"
+#include "domain/time.hpp"
+#include "storage/catalog.hpp"
+#include "storage/ports.hpp"
 
 namespace seatledger::metrics {
 class registry;
@@ -31,6 +33,10 @@ struct server_dependencies {
   /// `pg_store` is not thread-safe): the server keeps a pool of them and
   /// lends one to each request; at most `threads` exist.
   std::function<std::unique_ptr<storage::query_store>()> make_store;
+
+  /// Like `make_store`, for the catalog queries (`/v1/catalog/…`); empty:
+  /// those routes answer 404.
+  std::function<std::unique_ptr<storage::catalog_store>()> make_catalog;
 
   /// Signs the usage export and the revocation list; verifies licenses.
   std::shared_ptr<const crypto::keyring> keys;

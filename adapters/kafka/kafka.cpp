@@ -1,14 +1,12 @@
 #include "adapters/kafka/kafka.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
-
 #include <cstring>
-#include <mutex>
-
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <mutex>
+#include <poll.h>
+#include <unistd.h>
 
 #include "log/log.hpp"
 #include "messages/service_error.hpp"
@@ -35,9 +33,9 @@ struct list_deleter {
 };
 using list_ptr = std::unique_ptr<rd_kafka_topic_partition_list_t, list_deleter>;
 
-caf::expected<conf_ptr> make_conf(const client_config& config,
-                                  const std::map<std::string, std::string>&
-                                    defaults) {
+caf::expected<conf_ptr>
+make_conf(const client_config& config,
+          const std::map<std::string, std::string>& defaults) {
   conf_ptr conf{rd_kafka_conf_new()};
   char errstr[512];
   auto set = [&](const std::string& key,
@@ -78,7 +76,8 @@ list_ptr to_list(const std::vector<position>& positions) {
   for (const auto& p : positions)
     rd_kafka_topic_partition_list_add(list.get(), p.tp.topic.c_str(),
                                       p.tp.partition)
-      ->offset = p.next_offset;
+      ->offset
+      = p.next_offset;
   return list;
 }
 
@@ -133,9 +132,8 @@ struct consumer::impl {
                         rd_kafka_topic_partition_list_t* partitions,
                         void* opaque) {
     auto* self = static_cast<impl*>(opaque);
-    bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk),
-                                   "COOPERATIVE")
-                       == 0;
+    bool cooperative
+      = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       auto tps = from_list(partitions);
       std::vector<position> starts;
@@ -172,7 +170,7 @@ struct consumer::impl {
     } else {
       rd_kafka_assign(rk, nullptr);
     }
-    (void) err;
+    (void)err;
   }
 
   caf::expected<void> setup_wakeup() {
@@ -193,28 +191,25 @@ struct consumer::impl {
   }
 };
 
-consumer::consumer(std::unique_ptr<impl> p) : impl_(std::move(p)) {
-}
+consumer::consumer(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 consumer::~consumer() = default;
 
 caf::expected<std::unique_ptr<consumer>>
-consumer::group_member(const client_config& config,
-                       const std::string& group_id,
+consumer::group_member(const client_config& config, const std::string& group_id,
                        rebalance_listener* listener) {
-  auto conf = make_conf(config,
-                        {{"group.id", group_id},
-                         {"partition.assignment.strategy",
-                          "cooperative-sticky"},
-                         {"enable.auto.commit", "false"},
-                         {"enable.auto.offset.store", "false"},
-                         // A stored position Kafka no longer has is an
-                         // incident we report, never a silent reset.
-                         {"auto.offset.reset", "error"},
-                         {"session.timeout.ms", "10000"},
-                         {"heartbeat.interval.ms", "1000"},
-                         {"fetch.wait.max.ms", "10"},
-                         {"fetch.error.backoff.ms", "20"}});
+  auto conf = make_conf(
+    config, {{"group.id", group_id},
+             {"partition.assignment.strategy", "cooperative-sticky"},
+             {"enable.auto.commit", "false"},
+             {"enable.auto.offset.store", "false"},
+             // A stored position Kafka no longer has is an
+             // incident we report, never a silent reset.
+             {"auto.offset.reset", "error"},
+             {"session.timeout.ms", "10000"},
+             {"heartbeat.interval.ms", "1000"},
+             {"fetch.wait.max.ms", "10"},
+             {"fetch.error.backoff.ms", "20"}});
   if (!conf)
     return conf.error();
   auto state = std::make_unique<impl>();
@@ -257,7 +252,8 @@ consumer::assign_only(const client_config& config) {
   return std::unique_ptr<consumer>(new consumer(std::move(state)));
 }
 
-caf::expected<void> consumer::subscribe(const std::vector<std::string>& topics) {
+caf::expected<void>
+consumer::subscribe(const std::vector<std::string>& topics) {
   list_ptr list{
     rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()))};
   for (const auto& t : topics)
@@ -439,8 +435,7 @@ struct producer::impl {
   }
 };
 
-producer::producer(std::unique_ptr<impl> p) : impl_(std::move(p)) {
-}
+producer::producer(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 producer::~producer() = default;
 
@@ -521,8 +516,7 @@ struct mock_cluster::impl {
   }
 };
 
-mock_cluster::mock_cluster(std::unique_ptr<impl> p) : impl_(std::move(p)) {
-}
+mock_cluster::mock_cluster(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 mock_cluster::~mock_cluster() = default;
 
@@ -576,11 +570,13 @@ std::int32_t partition_for_key(std::string_view key, std::int32_t partitions) {
   }
   auto tail = length4 * 4;
   switch (length % 4) {
-    case 3: h ^= static_cast<std::uint32_t>(data[tail + 2]) << 16; [[fallthrough]];
-    case 2: h ^= static_cast<std::uint32_t>(data[tail + 1]) << 8; [[fallthrough]];
-    case 1:
-      h ^= data[tail];
-      h *= m;
+    case 3:
+      h ^= static_cast<std::uint32_t>(data[tail + 2]) << 16;
+      [[fallthrough]];
+    case 2:
+      h ^= static_cast<std::uint32_t>(data[tail + 1]) << 8;
+      [[fallthrough]];
+    case 1: h ^= data[tail]; h *= m;
   }
   h ^= h >> 13;
   h *= m;

@@ -1,8 +1,8 @@
 // Batch commits: atomicity, fencing, de-duplication, positions, outbox.
 
-#include "pg_fixture.hpp"
-
 #include <thread>
+
+#include "pg_fixture.hpp"
 
 using namespace seatledger;
 using namespace seatledger::test;
@@ -44,8 +44,8 @@ protected:
   void expect_empty_database() {
     for (const auto* table :
          {"subscriptions", "seat_ledger", "seat_holders", "outbox",
-          "applied_events", "consumer_positions", "orgs", "memberships",
-          "subscription_terms", "subscription_orgs", "licenses",
+          "outbox_chunks", "applied_events", "consumer_positions", "orgs",
+          "memberships", "subscription_terms", "subscription_orgs", "licenses",
           "license_revocations"})
       EXPECT_EQ(count(table), 0) << table;
   }
@@ -58,7 +58,9 @@ TEST_F(commit, writes_every_part_of_a_batch) {
   EXPECT_EQ(count("subscriptions"), 1);
   EXPECT_EQ(count("seat_ledger"), 5);
   EXPECT_EQ(count("seat_holders"), 5);
-  EXPECT_EQ(count("outbox"), 5);
+  EXPECT_EQ(outbox_events(), 5);
+  // One chunk per commit and lease, not one row per event.
+  EXPECT_EQ(count("outbox_chunks"), 1);
   EXPECT_EQ(count("applied_events"), 5);
   auto positions = value_or_fail(
     store().load_positions("seatledger", {{"seatledger.subscriptions.v1", 3},
@@ -124,7 +126,7 @@ TEST_F(commit, duplicate_applied_event_fails_the_whole_batch) {
     << describe(r.error());
   EXPECT_EQ(count("subscriptions"), 1);
   EXPECT_EQ(count("seat_ledger"), 2);
-  EXPECT_EQ(count("outbox"), 2);
+  EXPECT_EQ(outbox_events(), 2);
   EXPECT_EQ(count("applied_events"), 2);
   auto positions = value_or_fail(
     store().load_positions("seatledger", {{"seatledger.subscriptions.v1", 3}}));
@@ -341,6 +343,8 @@ TEST_F(commit, outbox_is_fetched_in_commit_order_and_marked) {
     }
     ASSERT_OK(store().commit(b));
   }
+  // Three commits of two leases: six chunks of two events.
+  EXPECT_EQ(count("outbox_chunks"), 6);
   EXPECT_EQ(value_or_fail(store().unpublished_count()), 12);
   auto mine = value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 4));
   ASSERT_EQ(mine.size(), 4u);
@@ -348,11 +352,15 @@ TEST_F(commit, outbox_is_fetched_in_commit_order_and_marked) {
   for (std::size_t i = 0; i < mine.size(); ++i) {
     ids.push_back(mine[i].row.event_id);
     EXPECT_EQ(mine[i].row.lease_key, "subscriptions/1");
-    if (i > 0) {
-      EXPECT_LT(mine[i - 1].outbox_seq, mine[i].outbox_seq);
-    }
   }
+  // The events of one commit share their chunk's sequence number.
+  EXPECT_EQ(mine[0].outbox_seq, mine[1].outbox_seq);
+  EXPECT_LT(mine[1].outbox_seq, mine[2].outbox_seq);
+  EXPECT_EQ(mine[2].outbox_seq, mine[3].outbox_seq);
   EXPECT_EQ(ids, (std::vector<std::string>{"e0", "e2", "e4", "e6"}));
+  // A limit inside a chunk still returns the whole chunk.
+  auto one = value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 1));
+  EXPECT_EQ(one.size(), 2u);
   std::vector<std::int64_t> seqs;
   for (const auto& e : mine)
     seqs.push_back(e.outbox_seq);
@@ -360,18 +368,50 @@ TEST_F(commit, outbox_is_fetched_in_commit_order_and_marked) {
   auto rest = value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 10));
   ASSERT_EQ(rest.size(), 2u);
   EXPECT_EQ(rest[0].row.event_id, "e8");
+  EXPECT_EQ(rest[1].row.event_id, "e10");
   EXPECT_EQ(value_or_fail(store().unpublished_count()), 8);
   auto both = value_or_fail(
     store().fetch_unpublished({"subscriptions/2", "subscriptions/1"}, 100));
   EXPECT_EQ(both.size(), 8u);
-  // Purge removes published rows only.
+  // Purge removes published chunks only.
   auto tomorrow = domain::timestamp::from_micros(
     std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::system_clock::now().time_since_epoch())
       .count()
     + 86'400'000'000);
-  EXPECT_EQ(value_or_fail(store().purge_published_before(tomorrow)), 4);
-  EXPECT_EQ(count("outbox"), 8);
+  EXPECT_EQ(value_or_fail(store().purge_published_before(tomorrow)), 2);
+  EXPECT_EQ(outbox_events(), 8);
+}
+
+TEST_F(commit, outbox_rows_written_before_chunks_are_relayed_first) {
+  // A database upgraded from the row-per-event outbox may hold unpublished
+  // rows there; they precede every chunk of their lease.
+  {
+    auto admin = superuser();
+    pqxx::work tx{*admin};
+    tx.exec("INSERT INTO seatledger.outbox (event_id, topic, key, value, "
+            "headers, lease_key) VALUES ('old-1', 't', 'k', 'v1', '[]', "
+            "'subscriptions/1'), ('old-2', 't', 'k', 'v2', '[]', "
+            "'subscriptions/1')");
+    tx.commit();
+  }
+  storage_batch b;
+  b.outbox.push_back(outbox_for("subscriptions/1", "new-1"));
+  ASSERT_OK(store().commit(b));
+  EXPECT_EQ(value_or_fail(store().unpublished_count()), 3);
+  auto all = value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 10));
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].row.event_id, "old-1");
+  EXPECT_EQ(all[0].row.value, "v1");
+  EXPECT_EQ(all[1].row.event_id, "old-2");
+  EXPECT_EQ(all[2].row.event_id, "new-1");
+  std::vector<std::int64_t> seqs;
+  for (const auto& e : all)
+    seqs.push_back(e.outbox_seq);
+  ASSERT_OK(store().mark_published(seqs));
+  EXPECT_EQ(value_or_fail(store().unpublished_count()), 0);
+  EXPECT_TRUE(
+    value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 10)).empty());
 }
 
 TEST_F(commit, outbox_value_and_headers_round_trip) {
@@ -389,12 +429,27 @@ TEST_F(commit, outbox_value_and_headers_round_trip) {
   EXPECT_EQ(got[0].row.value, row.value);
   EXPECT_EQ(got[0].row.headers, row.headers);
   EXPECT_EQ(got[0].row.event_id, "bin");
-  // Found by id, published or not.
-  EXPECT_EQ(value_or_fail(store().outbox_event("bin")),
+  EXPECT_EQ(got[0].row.topic, row.topic);
+  EXPECT_EQ(got[0].row.key, row.key);
+}
+
+TEST_F(commit, indexed_events_are_found_by_id_published_or_not) {
+  storage_batch b;
+  auto row = outbox_for("k", "rejected-1");
+  row.value = R"({"type":"seatledger.command.rejected","data":{}})";
+  b.outbox.push_back(row);
+  b.outbox.push_back(outbox_for("k", "plain-1"));
+  b.indexed_events.emplace_back(row.event_id, row.value);
+  ASSERT_OK(store().commit(b));
+  EXPECT_EQ(value_or_fail(store().outbox_event("rejected-1")),
             std::optional<std::string>{row.value});
+  auto got = value_or_fail(store().fetch_unpublished({"k"}, 10));
+  ASSERT_EQ(got.size(), 2u);
   ASSERT_OK(store().mark_published({got[0].outbox_seq}));
-  EXPECT_EQ(value_or_fail(store().outbox_event("bin")),
+  EXPECT_EQ(value_or_fail(store().outbox_event("rejected-1")),
             std::optional<std::string>{row.value});
+  // Only indexed events can be looked up.
+  EXPECT_EQ(value_or_fail(store().outbox_event("plain-1")), std::nullopt);
   EXPECT_EQ(value_or_fail(store().outbox_event("nope")), std::nullopt);
   EXPECT_EQ(got[0].row.topic, row.topic);
   EXPECT_EQ(got[0].row.key, row.key);

@@ -4,20 +4,21 @@
 // variables, set by pg_virtualenv). Each test runs in a fresh database of
 // its own, dropped at the end. No server reachable: the test fails.
 
-#include "domain/ledger.hpp"
-#include "domain/subscription.hpp"
-#include "messages/service_error.hpp"
-#include "storage/pg_store.hpp"
-
 #include <atomic>
 #include <chrono>
 #include <gtest/gtest.h>
 #include <memory>
-#include <pqxx/pqxx>
 #include <random>
 #include <string>
 #include <unistd.h>
 #include <vector>
+
+#include <pqxx/pqxx>
+
+#include "domain/ledger.hpp"
+#include "domain/subscription.hpp"
+#include "messages/service_error.hpp"
+#include "storage/pg_store.hpp"
 
 namespace seatledger::test {
 
@@ -109,6 +110,16 @@ protected:
     auto conn = superuser();
     pqxx::nontransaction tx{*conn};
     return tx.exec1("SELECT count(*) FROM seatledger." + table)[0]
+      .as<std::int64_t>();
+  }
+
+  /// Events in the outbox, whether stored as rows or inside chunks.
+  std::int64_t outbox_events() {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    return tx
+      .exec1("SELECT (SELECT count(*) FROM seatledger.outbox) + (SELECT "
+             "coalesce(sum(record_count), 0) FROM seatledger.outbox_chunks)")[0]
       .as<std::int64_t>();
   }
 

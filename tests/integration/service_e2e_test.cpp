@@ -5,9 +5,9 @@
 // domain rules give when the same records are replayed in this process.
 
 #include <filesystem>
+#include <gtest/gtest.h>
 #include <set>
 
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "domain/org.hpp"
@@ -23,9 +23,9 @@ namespace {
 using namespace std::chrono;
 
 const std::vector<std::string> service_topics{
-  "seatledger.membership.v1",           "seatledger.subscriptions.v1",
-  "seatledger.catalog.v1",              "seatledger.internal.seat-deltas.v1",
-  "seatledger.events.v1",               "seatledger.dlq.v1"};
+  "seatledger.membership.v1", "seatledger.subscriptions.v1",
+  "seatledger.catalog.v1",    "seatledger.internal.seat-deltas.v1",
+  "seatledger.events.v1",     "seatledger.dlq.v1"};
 
 /// Replays records through the domain rules, as the service applies them.
 class replay {
@@ -36,8 +36,8 @@ public:
       auto e = decoder_.decode_catalog(view);
       if (!e || !seen_.insert(key_of(e.value().ref)).second)
         return;
-      if (auto* up = std::get_if<domain::rate_plan_upserted>(
-            &e.value().change)) {
+      if (auto* up
+          = std::get_if<domain::rate_plan_upserted>(&e.value().change)) {
         // The test catalog: tier from the base_product charge, features
         // from Features__c (always ["sso"] here).
         auto tier = up->charges.at(0).custom_fields;
@@ -150,8 +150,8 @@ protected:
     for (const auto& phase : s.phases) {
       kafka_->publish(phase.topic, phase.records);
       applied += phase.upstream;
-      ASSERT_TRUE(wait_until([&] { return probe.settled(applied); },
-                             seconds{120}))
+      ASSERT_TRUE(
+        wait_until([&] { return probe.settled(applied); }, seconds{120}))
         << "phase on " << phase.topic << " not applied; applied events: "
         << probe.scalar("SELECT count(*) FROM seatledger.applied_events")
         << " of " << applied << "\n"
@@ -282,11 +282,11 @@ TEST_F(service_e2e, the_same_events_published_twice_change_nothing) {
                      "('seatledger.membership.v1', "
                      "'seatledger.subscriptions.v1', 'seatledger.catalog.v1')")
            == 2 * static_cast<std::int64_t>([&] {
-               std::size_t n = 0;
-               for (const auto& p : s.phases)
-                 n += p.records.size();
-               return n;
-             }());
+                std::size_t n = 0;
+                for (const auto& p : s.phases)
+                  n += p.records.size();
+                return n;
+              }());
   };
   ASSERT_TRUE(wait_until(offsets_done, seconds{120}))
     << service_->stderr_tail();

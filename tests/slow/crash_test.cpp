@@ -2,13 +2,12 @@
 // with the same ledger, state and published events as an uninterrupted run
 // of the same input — nothing lost, nothing doubled.
 
-#include <signal.h>
-
 #include <filesystem>
+#include <gtest/gtest.h>
 #include <random>
 #include <set>
+#include <signal.h>
 
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "pg_fixture.hpp"
@@ -21,9 +20,9 @@ namespace {
 using namespace std::chrono;
 
 const std::vector<std::string> service_topics{
-  "seatledger.membership.v1",           "seatledger.subscriptions.v1",
-  "seatledger.catalog.v1",              "seatledger.internal.seat-deltas.v1",
-  "seatledger.events.v1",               "seatledger.dlq.v1"};
+  "seatledger.membership.v1", "seatledger.subscriptions.v1",
+  "seatledger.catalog.v1",    "seatledger.internal.seat-deltas.v1",
+  "seatledger.events.v1",     "seatledger.dlq.v1"};
 
 /// Everything a run leaves behind that must not depend on crashes.
 struct outcome {
@@ -35,8 +34,10 @@ struct outcome {
   /// Published events per key, de-duplicated by id (first copy), as
   /// "id type data".
   std::map<std::string, std::vector<std::string>> events;
+  /// Dead letters by source record (first copy), with code and value.
   std::vector<std::string> dead_letters;
   std::size_t duplicate_events = 0;
+  std::size_t duplicate_dead_letters = 0;
 };
 
 outcome collect(const std::string& conninfo, kafka_io& kafka) {
@@ -67,20 +68,61 @@ outcome collect(const std::string& conninfo, kafka_io& kafka) {
     o.events[r.key].push_back(id + " " + event.at("type").get<std::string>()
                               + " " + event.at("data").dump());
   }
-  for (const auto& r : kafka.read_all("seatledger.dlq.v1"))
-    o.dead_letters.push_back(r.value);
+  // A dead letter's identity is where it came from (at-least-once: a copy
+  // re-published after a crash names the same source record).
+  std::set<std::string> seen;
+  for (const auto& r : kafka.read_all("seatledger.dlq.v1")) {
+    std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+    auto identity = h["seatledger.source.topic"] + "/"
+                    + h["seatledger.source.partition"] + "/"
+                    + h["seatledger.source.offset"];
+    if (!seen.insert(identity).second) {
+      ++o.duplicate_dead_letters;
+      continue;
+    }
+    o.dead_letters.push_back(identity + " " + h["seatledger.error.code"] + " "
+                             + r.value);
+  }
   std::sort(o.dead_letters.begin(), o.dead_letters.end());
   return o;
 }
 
+/// Where two lists first differ (a full dump of thousands of rows hides it).
+std::string first_difference(const std::vector<std::string>& a,
+                             const std::vector<std::string>& b) {
+  for (std::size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    auto x = i < a.size() ? a[i] : "(none)";
+    auto y = i < b.size() ? b[i] : "(none)";
+    if (x != y)
+      return "sizes " + std::to_string(a.size()) + " vs "
+             + std::to_string(b.size()) + "; first difference at "
+             + std::to_string(i) + ":\n  " + x + "\n  " + y;
+  }
+  return "same";
+}
+
+#define EXPECT_SAME_ROWS(a, b) EXPECT_TRUE((a) == (b)) << first_difference(a, b)
+
 void expect_same(const outcome& a, const outcome& b) {
-  EXPECT_EQ(a.ledger, b.ledger);
-  EXPECT_EQ(a.state, b.state);
-  EXPECT_EQ(a.memberships, b.memberships);
-  EXPECT_EQ(a.holders, b.holders);
-  EXPECT_EQ(a.licenses, b.licenses);
-  EXPECT_EQ(a.events, b.events);
-  EXPECT_EQ(a.dead_letters, b.dead_letters);
+  EXPECT_SAME_ROWS(a.ledger, b.ledger);
+  EXPECT_SAME_ROWS(a.state, b.state);
+  EXPECT_SAME_ROWS(a.memberships, b.memberships);
+  EXPECT_SAME_ROWS(a.holders, b.holders);
+  EXPECT_SAME_ROWS(a.licenses, b.licenses);
+  std::set<std::string> keys;
+  for (const auto& [key, events] : a.events)
+    keys.insert(key);
+  for (const auto& [key, events] : b.events)
+    keys.insert(key);
+  for (const auto& key : keys) {
+    static const std::vector<std::string> none;
+    auto ia = a.events.find(key);
+    auto ib = b.events.find(key);
+    const auto& ea = ia == a.events.end() ? none : ia->second;
+    const auto& eb = ib == b.events.end() ? none : ib->second;
+    EXPECT_SAME_ROWS(ea, eb) << " (events of key " << key << ")";
+  }
+  EXPECT_SAME_ROWS(a.dead_letters, b.dead_letters);
 }
 
 /// How to interrupt a run: during which phases, how.
@@ -95,8 +137,7 @@ struct interruptions {
 class run {
 public:
   run(const std::string& bootstrap, const std::string& signing_key)
-    : kafka_(bootstrap), signing_key_(signing_key) {
-  }
+      : kafka_(bootstrap), signing_key_(signing_key) {}
 
   outcome execute(const scenario& s, const interruptions& plan) {
     service_options options;

@@ -63,9 +63,8 @@ scenario make_scenario(const scenario_options& o) {
     auto sub = "sub-" + std::to_string(i);
     s.subscription_ids.push_back(sub);
     auto target = i % o.partitions;
-    for (int n = 0; static_cast<int>(orgs_of[sub].size())
-                    < o.orgs_per_subscription;
-         ++n) {
+    for (int n = 0;
+         static_cast<int>(orgs_of[sub].size()) < o.orgs_per_subscription; ++n) {
       auto org = "org-" + std::to_string(i) + "-" + std::to_string(n);
       if (kafka::partition_for_key(org, o.partitions) == target) {
         orgs_of[sub].push_back(org);
@@ -82,8 +81,9 @@ scenario make_scenario(const scenario_options& o) {
                           std::pair{"plan-trial", "Ultimate"}}) {
     rate_plan_upserted up;
     up.product = {"product", "Product"};
-    up.rate_plan = {id, id,
-                    R"({"CDotAccessible__c":true,"CDotActions__c":["initial_purchase"],"CDotPlanStatus__c":"active","Features__c":["sso"]})"};
+    up.rate_plan = {
+      id, id,
+      R"({"CDotAccessible__c":true,"CDotActions__c":["initial_purchase"],"CDotPlanStatus__c":"active","Features__c":["sso"]})"};
     up.charges.push_back(
       {std::string{id} + "-seat", "seat", "annual",
        std::string{R"({"CDotPlanType__c":"base_product","ChargeTier__c":")"}
@@ -105,8 +105,8 @@ scenario make_scenario(const scenario_options& o) {
     c.customer = {"0015000000X" + std::to_string(i), std::nullopt};
     c.instance = {"sub" + std::to_string(i) + ".example.com",
                   instance_type::primary};
-    c.plan_id = i == 0 ? "plan-trial" : (i % 2 ? "plan-ultimate"
-                                               : "plan-premium");
+    c.plan_id = i == 0 ? "plan-trial"
+                       : (i % 2 ? "plan-ultimate" : "plan-premium");
     c.trial = i == 0;
     c.seats = 3 + i;
     c.term = {g.now(), timestamp::from_micros(g.now().micros()
@@ -126,8 +126,8 @@ scenario make_scenario(const scenario_options& o) {
     if (with_links)
       for (const auto& [sub, orgs] : orgs_of)
         for (const auto& org : orgs) {
-          phase.records.push_back(membership(g, "seatledger.org.linked",
-                                             org_linked{org, sub}));
+          phase.records.push_back(
+            membership(g, "seatledger.org.linked", org_linked{org, sub}));
           ++phase.upstream;
         }
     for (int k = 0; k < o.membership_events_per_phase; ++k) {
@@ -135,9 +135,9 @@ scenario make_scenario(const scenario_options& o) {
         g.pick(static_cast<int>(all_orgs.size())))];
       auto choice = g.pick(100);
       if (choice < 55)
-        phase.records.push_back(membership(
-          g, "seatledger.member.added",
-          member_added{org, user(), g.pick(6) != 0, std::nullopt}));
+        phase.records.push_back(
+          membership(g, "seatledger.member.added",
+                     member_added{org, user(), g.pick(6) != 0, std::nullopt}));
       else if (choice < 65)
         phase.records.push_back(membership(
           g, "seatledger.member.updated",
@@ -172,20 +172,19 @@ scenario make_scenario(const scenario_options& o) {
   // domain change that the license locks (rejected), the trial converted.
   scenario_phase commands{"seatledger.subscriptions.v1", {}, 0, 0};
   auto later = [&](int days) {
-    return timestamp::from_micros(g.now().micros()
-                                  + days * 86'400'000'000LL);
+    return timestamp::from_micros(g.now().micros() + days * 86'400'000'000LL);
   };
-  commands.records.push_back(command(
-    g, "seatledger.subscription.convert_trial",
-    convert_trial{"sub-0", "plan-ultimate", 2, {g.now(), later(365)}}));
+  commands.records.push_back(
+    command(g, "seatledger.subscription.convert_trial",
+            convert_trial{"sub-0", "plan-ultimate", 2, {g.now(), later(365)}}));
   if (o.subscriptions > 1)
     commands.records.push_back(
       command(g, "seatledger.subscription.update_entitlements",
               update_entitlements{"sub-1", 1, std::nullopt, std::nullopt}));
   if (o.subscriptions > 2)
-    commands.records.push_back(command(g, "seatledger.license.issue",
-                                       issue_license{"sub-2", std::nullopt,
-                                                     std::nullopt}));
+    commands.records.push_back(
+      command(g, "seatledger.license.issue",
+              issue_license{"sub-2", std::nullopt, std::nullopt}));
   if (o.subscriptions > 3)
     commands.records.push_back(command(
       g, "seatledger.subscription.update_metadata",

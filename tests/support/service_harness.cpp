@@ -1,13 +1,12 @@
 #include "service_harness.hpp"
 
+#include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <signal.h>
+#include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <pqxx/pqxx>
 
@@ -176,8 +175,7 @@ kafka_io::kafka_io(std::string bootstrap) : bootstrap_(std::move(bootstrap)) {
   cfg.bootstrap_servers = bootstrap_;
   auto p = kafka::producer::make(cfg);
   if (!p)
-    throw std::runtime_error("cannot create producer: "
-                             + describe(p.error()));
+    throw std::runtime_error("cannot create producer: " + describe(p.error()));
   producer_ = std::move(*p);
 }
 
@@ -235,30 +233,19 @@ std::vector<kafka::record> kafka_io::read_all(const std::string& topic) {
   return result;
 }
 
-std::unique_ptr<child_process>
-start_service(const service_options& options) {
-  std::vector<std::string> args{seatledger_binary(),
-                                "serve",
-                                "--database-url",
-                                options.database_url,
-                                "--kafka-bootstrap",
-                                options.bootstrap,
-                                "--signing-key",
-                                options.signing_key_file,
-                                "--replica-id",
-                                options.replica_id,
-                                "--consumer-group",
-                                options.consumer_group,
-                                "--http-listen",
-                                "127.0.0.1:0",
-                                "--poll-wait",
-                                "20ms"};
-  args.insert(args.end(), options.extra_args.begin(),
-              options.extra_args.end());
+std::unique_ptr<child_process> start_service(const service_options& options) {
+  std::vector<std::string> args{seatledger_binary(), "serve",
+                                "--database-url",    options.database_url,
+                                "--kafka-bootstrap", options.bootstrap,
+                                "--signing-key",     options.signing_key_file,
+                                "--replica-id",      options.replica_id,
+                                "--consumer-group",  options.consumer_group,
+                                "--http-listen",     "127.0.0.1:0",
+                                "--poll-wait",       "20ms"};
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   auto child = std::make_unique<child_process>(args);
   if (!child->wait_for_value("HTTP", seconds{60}))
-    throw std::runtime_error("service did not start: "
-                             + child->stderr_tail());
+    throw std::runtime_error("service did not start: " + child->stderr_tail());
   database_probe db{options.database_url};
   if (!wait_until(
         [&] {
@@ -271,8 +258,7 @@ start_service(const service_options& options) {
 }
 
 database_probe::database_probe(std::string conninfo)
-  : conninfo_(std::move(conninfo)) {
-}
+    : conninfo_(std::move(conninfo)) {}
 
 std::int64_t database_probe::scalar(const std::string& sql) {
   pqxx::connection conn{conninfo_};
@@ -306,8 +292,9 @@ bool database_probe::settled(std::int64_t applied) {
                "WHERE s.org_id = o.org_id AND s.last_delta_seq = o.delta_seq)")
         > 0)
       return false;
-    return scalar("SELECT count(*) FROM seatledger.outbox "
-                  "WHERE published_at IS NULL")
+    return scalar("SELECT (SELECT count(*) FROM seatledger.outbox "
+                  "WHERE published_at IS NULL) + (SELECT count(*) FROM "
+                  "seatledger.outbox_chunks WHERE published_at IS NULL)")
            == 0;
   } catch (const std::exception&) {
     return false; // not migrated yet
@@ -319,9 +306,10 @@ std::int64_t database_probe::leases_of(const std::string& group,
   try {
     pqxx::connection conn{conninfo_};
     pqxx::nontransaction tx{conn};
-    auto row = tx.exec_params1("SELECT count(*) FROM seatledger.partition_leases "
-                               "WHERE consumer_group = $1 AND owner = $2",
-                               group, owner);
+    auto row
+      = tx.exec_params1("SELECT count(*) FROM seatledger.partition_leases "
+                        "WHERE consumer_group = $1 AND owner = $2",
+                        group, owner);
     return row[0].as<std::int64_t>();
   } catch (const std::exception&) {
     return 0;

@@ -4,8 +4,6 @@
 // real Kafka protocol (librdkafka's mock cluster, in this process or as a
 // `seatledger dev-kafka` child) and a scratch PostgreSQL database.
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <functional>
 #include <map>
@@ -13,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <thread>
 #include <vector>
 
@@ -64,8 +63,8 @@ private:
 /// Polls `done` until it holds or `timeout` passes.
 bool wait_until(const std::function<bool()>& done,
                 std::chrono::milliseconds timeout,
-                std::chrono::milliseconds every = std::chrono::milliseconds{
-                  50});
+                std::chrono::milliseconds every
+                = std::chrono::milliseconds{50});
 
 /// A record to publish.
 struct outgoing {

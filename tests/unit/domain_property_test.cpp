@@ -3,9 +3,8 @@
 // overage events, closed months) must equal a brute-force recount from
 // scratch. Each sequence is seeded, so a failure names its seed.
 
-#include <random>
-
 #include <gtest/gtest.h>
+#include <random>
 
 #include "test_support.hpp"
 
@@ -48,6 +47,8 @@ struct model {
 
 // Where the term statistics were last reset and frozen, per subscription.
 struct stats_marks {
+  /// Bumped on every reset and freeze.
+  int generation = 0;
   std::int64_t reset_seq = 0;
   std::int64_t reset_count = 0;
   timestamp reset_time;
@@ -56,8 +57,7 @@ struct stats_marks {
 
 class property_run {
 public:
-  explicit property_run(std::uint64_t seed) : rng_(seed) {
-  }
+  explicit property_run(std::uint64_t seed) : rng_(seed) {}
 
   /// What a run exercised, so a degenerate generator fails the test.
   struct coverage {
@@ -99,7 +99,7 @@ private:
     return std::uniform_int_distribution<int>(0, n - 1)(rng_);
   }
 
-  template <class T>
+  template<class T>
   const T& pick(const std::vector<T>& xs) {
     return xs[static_cast<size_t>(pick(static_cast<int>(xs.size())))];
   }
@@ -119,8 +119,8 @@ private:
       membership_step();
     } else if (kind < 60) {
       // The wall clock passes month ends of an idle subscription.
-      auto upto = timestamp::from_micros(now_.micros()
-                                         + pick(40) * 86'400'000'000LL);
+      auto upto
+        = timestamp::from_micros(now_.micros() + pick(40) * 86'400'000'000LL);
       h_.close_months(pick(sub_ids), upto);
     } else {
       command_step();
@@ -177,7 +177,9 @@ private:
     const auto& sub = pick(sub_ids);
     auto& s = h_.sub(sub);
     auto term_start = s.record().term.start;
-    auto days = [](int n) { return static_cast<std::int64_t>(n) * 86'400'000'000LL; };
+    auto days = [](int n) {
+      return static_cast<std::int64_t>(n) * 86'400'000'000LL;
+    };
     auto choice = pick(100);
     subscription_command cmd;
     if (choice < 25) {
@@ -188,21 +190,22 @@ private:
       c.term.end = timestamp::from_micros(c.term.start.micros() + days(365));
       cmd = c;
     } else if (choice < 40) {
-      auto start = timestamp::from_micros(term_start.micros()
-                                          + days(pick(400)) - days(5));
-      cmd = renew_subscription{sub,
-                               {start, timestamp::from_micros(start.micros()
-                                                              + days(365))},
-                               pick(2) == 0 ? std::optional<std::int64_t>{pick(6)}
-                                            : std::nullopt,
-                               {}};
+      auto start = timestamp::from_micros(term_start.micros() + days(pick(400))
+                                          - days(5));
+      cmd = renew_subscription{
+        sub,
+        {start, timestamp::from_micros(start.micros() + days(365))},
+        pick(2) == 0 ? std::optional<std::int64_t>{pick(6)} : std::nullopt,
+        {}};
     } else if (choice < 60) {
       cmd = update_entitlements{sub, pick(6), {}, {}};
     } else if (choice < 70) {
       auto start = timestamp::from_micros(now_.micros() - days(pick(10)));
-      cmd = convert_trial{sub, "premium-annual", pick(6),
-                          {start, timestamp::from_micros(start.micros()
-                                                         + days(365))}};
+      cmd = convert_trial{sub,
+                          "premium-annual",
+                          pick(6),
+                          {start,
+                           timestamp::from_micros(start.micros() + days(365))}};
     } else if (choice < 80) {
       cmd = expire_subscription{sub};
     } else if (choice < 83) {
@@ -227,10 +230,13 @@ private:
       marks.reset_count = rec.seats_in_use;
       marks.reset_time = rec.clock;
       marks.frozen_seq.reset();
+      ++marks.generation;
     } else if (std::holds_alternative<expire_subscription>(cmd)
                || std::holds_alternative<archive_subscription>(cmd)) {
-      if (!marks.frozen_seq) // archiving an expired one freezes nothing new
+      if (!marks.frozen_seq) { // archiving an expired one freezes nothing new
         marks.frozen_seq = rec.ledger_seq;
+        ++marks.generation;
+      }
     }
   }
 
@@ -250,8 +256,9 @@ private:
 
   // Exactly one overage event for each applied record after which
   // seats_owed is higher than before it.
-  void check_overage_per_record(const std::map<std::string, std::int64_t>& before,
-                                const std::map<std::string, size_t>& counts) {
+  void
+  check_overage_per_record(const std::map<std::string, std::int64_t>& before,
+                           const std::map<std::string, size_t>& counts) {
     for (const auto& id : sub_ids) {
       auto& all = h_.effects[id];
       auto owed = before.at(id);
@@ -282,11 +289,30 @@ private:
     }
   }
 
+  /// How far the checks of one subscription got: each step checks only
+  /// what is new, so a sequence costs linear time, not quadratic.
+  struct progress {
+    chain_verifier verifier;
+    std::size_t entries = 0;
+    std::size_t effects = 0;
+    std::int64_t count = 0;
+    timestamp last = timestamp::min();
+    ledger_window full;
+    std::set<std::pair<std::int64_t, int>> months;
+    // Running term statistics since `reset_seq`, up to `upto_seq`.
+    int generation = -1;
+    std::optional<std::int64_t> frozen_seq;
+    std::int64_t max = 0;
+    timestamp changed_at;
+    std::int64_t upto_seq = 0;
+  };
+
   void check_all() {
     for (const auto& id : sub_ids) {
       SCOPED_TRACE("subscription " + id);
       auto& s = h_.sub(id);
       const auto& rec = s.record();
+      auto& p = progress_[id];
       // Seat pool against the recount.
       auto expected = model_.expected_holders(id);
       EXPECT_EQ(s.holders(), expected);
@@ -298,57 +324,65 @@ private:
       EXPECT_EQ(s.orgs(), expected_orgs);
       // Ledger: gap-free, chained, ±1 steps, monotone effective time, and its
       // last count is the pool's size.
-      auto entries = h_.ledger(id);
-      chain_verifier verifier;
-      std::int64_t count = 0;
-      timestamp last = timestamp::min();
-      for (const auto& e : entries) {
-        EXPECT_FALSE(verifier.next(e));
-        EXPECT_EQ(std::abs(e.seats_in_use - count), 1);
-        EXPECT_GE(e.effective_at, last);
-        count = e.seats_in_use;
-        last = e.effective_at;
+      const auto& entries = h_.ledger(id);
+      for (; p.entries < entries.size(); ++p.entries) {
+        const auto& e = entries[p.entries];
+        EXPECT_FALSE(p.verifier.next(e));
+        EXPECT_EQ(std::abs(e.seats_in_use - p.count), 1);
+        EXPECT_GE(e.effective_at, p.last);
+        p.count = e.seats_in_use;
+        p.last = e.effective_at;
+        p.full.points.push_back({e.seq, e.seats_in_use, e.effective_at});
       }
-      EXPECT_EQ(count, rec.seats_in_use);
+      EXPECT_EQ(p.count, rec.seats_in_use);
       EXPECT_EQ(static_cast<std::int64_t>(entries.size()), rec.ledger_seq);
       // Term statistics from the ledger since the last reset.
       if (rec.status != subscription_status::none) {
-        auto marks = marks_[id];
-        auto max = marks.reset_count;
-        auto changed_at = marks.reset_time;
-        for (const auto& e : entries) {
-          if (e.seq <= marks.reset_seq)
-            continue;
-          if (marks.frozen_seq && e.seq > *marks.frozen_seq)
-            break;
-          if (e.seats_in_use > max) {
-            max = e.seats_in_use;
-            changed_at = e.effective_at;
-          }
+        const auto& marks = marks_[id];
+        if (marks.generation != p.generation) {
+          p.generation = marks.generation;
+          p.frozen_seq = marks.frozen_seq;
+          p.max = marks.reset_count;
+          p.changed_at = marks.reset_time;
+          p.upto_seq = marks.reset_seq;
         }
-        EXPECT_EQ(rec.max_seats_used, max);
-        EXPECT_EQ(rec.max_seats_used_changed_at, changed_at);
-        EXPECT_EQ(rec.seats_owed, seats_owed_for(max, rec.seats, rec.trial));
+        for (auto seq = p.upto_seq + 1;
+             seq <= static_cast<std::int64_t>(entries.size())
+             && (!p.frozen_seq || seq <= *p.frozen_seq);
+             ++seq) {
+          const auto& e = entries[static_cast<std::size_t>(seq - 1)];
+          if (e.seats_in_use > p.max) {
+            p.max = e.seats_in_use;
+            p.changed_at = e.effective_at;
+          }
+          p.upto_seq = seq;
+        }
+        EXPECT_EQ(rec.max_seats_used, p.max);
+        EXPECT_EQ(rec.max_seats_used_changed_at, p.changed_at);
+        EXPECT_EQ(rec.seats_owed, seats_owed_for(p.max, rec.seats, rec.trial));
       }
-      // Every closed month equals the batch computation over the full ledger.
-      ledger_window full;
-      for (const auto& e : entries)
-        full.points.push_back({e.seq, e.seats_in_use, e.effective_at});
-      std::set<std::pair<std::int64_t, int>> seen;
-      for (const auto& m : h_.events_of<month_closed>(id)) {
-        EXPECT_TRUE(seen.insert({m.term_start.micros(), m.month_index}).second)
-          << "month closed twice";
-        auto batch = month_peak(full, m.month_index, m.start, m.end);
-        EXPECT_EQ(m.peak_seats, batch.peak_seats);
-        EXPECT_EQ(m.peak_at, batch.peak_at);
-        EXPECT_EQ(m.peak_seq, batch.peak_seq);
-        EXPECT_EQ(m.start, month_start(m.term_start, m.month_index));
-      }
+      // Every month closed since the last step equals the batch computation
+      // over the full ledger.
+      const auto& all = h_.effects[id];
+      for (; p.effects < all.size(); ++p.effects)
+        for (const auto& event : all[p.effects].events) {
+          const auto* m = std::get_if<month_closed>(&event.payload);
+          if (!m)
+            continue;
+          EXPECT_TRUE(
+            p.months.insert({m->term_start.micros(), m->month_index}).second)
+            << "month closed twice";
+          auto batch = month_peak(p.full, m->month_index, m->start, m->end);
+          EXPECT_EQ(m->peak_seats, batch.peak_seats);
+          EXPECT_EQ(m->peak_at, batch.peak_at);
+          EXPECT_EQ(m->peak_seq, batch.peak_seq);
+          EXPECT_EQ(m->start, month_start(m->term_start, m->month_index));
+        }
       // The in-memory window answers like the full ledger from its start on.
       const auto& w = s.window();
       if (!w.points.empty()) {
         auto from = w.points.front().effective_at;
-        EXPECT_EQ(w.seats_before(from), full.seats_before(from));
+        EXPECT_EQ(w.seats_before(from), p.full.seats_before(from));
       }
       EXPECT_EQ(w.seats_before(timestamp::from_micros(INT64_MAX)),
                 rec.seats_in_use);
@@ -359,6 +393,7 @@ private:
   domain_harness h_;
   model model_;
   std::map<std::string, stats_marks> marks_;
+  std::map<std::string, progress> progress_;
   timestamp now_;
   int counter_ = 0;
 };

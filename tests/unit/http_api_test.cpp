@@ -1,11 +1,12 @@
 // The HTTP API's pure parts: authentication, routing, query parameters and
 // the JSON / CSV shapes (no server).
 
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
 #include "adapters/http/api.hpp"
 #include "test_support.hpp"
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 using namespace seatledger;
 using namespace seatledger::http;
@@ -192,6 +193,18 @@ TEST(http_routing, routes_every_endpoint_of_the_contract) {
      false,
      scope::read},
     {"GET", "/v1/orgs/org%2Fa", route_id::org, {"org/a"}, false, scope::read},
+    {"GET",
+     "/v1/catalog/rate-plans?deployment=GitLab.com",
+     route_id::catalog_rate_plans,
+     {},
+     false,
+     scope::read},
+    {"GET",
+     "/v1/catalog/incomplete",
+     route_id::catalog_incomplete,
+     {},
+     false,
+     scope::read},
     // Identifiers may hold '/': percent-encoded, it stays in one segment.
     {"GET",
      "/v1/subscriptions/a%2Fb/usage",
@@ -216,8 +229,7 @@ TEST(http_routing, unknown_paths_and_wrong_methods) {
   for (auto target : {"/", "/v1", "/v1/subscriptions", "/v1/subscriptions/",
                       "/v1/subscriptions/a/b", "/healthz/", "/v2/orgs/x",
                       "/v1/subscriptions/a%2/usage", "/v1/orgs/%zz",
-                      // Left to the catalog issue: not routed yet.
-                      "/v1/catalog/rate-plans", "/v1/catalog/incomplete"}) {
+                      "/v1/catalog", "/v1/catalog/rate-plans/x"}) {
     auto got = route("GET", target);
     EXPECT_FALSE(got.match) << target;
     EXPECT_TRUE(got.allowed_methods.empty()) << target;

@@ -1,7 +1,6 @@
-#include "domain/ledger.hpp"
-
 #include <gtest/gtest.h>
 
+#include "domain/ledger.hpp"
 #include "test_support.hpp"
 
 using namespace seatledger::domain;

@@ -1,7 +1,6 @@
-#include "domain/org.hpp"
-
 #include <gtest/gtest.h>
 
+#include "domain/org.hpp"
 #include "test_support.hpp"
 
 using namespace seatledger::domain;
@@ -128,11 +127,11 @@ TEST(org, snapshot_applies_the_difference) {
   apply(org, "e2", member_added{"o1", "keep", true, {}});
   apply(org, "e3", member_added{"o1", "leave", true, {}});
   apply(org, "e4", member_added{"o1", "demote", true, {}});
-  auto fx = apply(org, "e5",
-                  org_snapshot{"o1", {{"keep", true},
-                                      {"demote", false},
-                                      {"join", true},
-                                      {"guest", false}}});
+  auto fx = apply(
+    org, "e5",
+    org_snapshot{
+      "o1",
+      {{"keep", true}, {"demote", false}, {"join", true}, {"guest", false}}});
   EXPECT_EQ(all_changes(fx, "s1"),
             (std::vector<seat_contribution>{
               {"demote", false}, {"join", true}, {"leave", false}}));
@@ -140,12 +139,13 @@ TEST(org, snapshot_applies_the_difference) {
   EXPECT_EQ(org.members().size(), 4u);
   EXPECT_EQ(org.billable_count(), 2u);
   // The same snapshot again changes nothing.
-  EXPECT_TRUE(apply(org, "e6",
-                    org_snapshot{"o1", {{"keep", true},
-                                        {"demote", false},
-                                        {"join", true},
-                                        {"guest", false}}})
-                .empty());
+  EXPECT_TRUE(
+    apply(
+      org, "e6",
+      org_snapshot{
+        "o1",
+        {{"keep", true}, {"demote", false}, {"join", true}, {"guest", false}}})
+      .empty());
 }
 
 TEST(org, large_changes_are_split_into_parts) {

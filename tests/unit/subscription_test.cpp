@@ -1,7 +1,6 @@
-#include "domain/subscription.hpp"
-
 #include <gtest/gtest.h>
 
+#include "domain/subscription.hpp"
 #include "test_support.hpp"
 
 using namespace seatledger::domain;
@@ -24,7 +23,8 @@ void linked_org(domain_harness& h, const std::string& org,
 }
 
 void add(domain_harness& h, const std::string& id, const std::string& org,
-         const std::string& user, const std::string& time, bool billable = true) {
+         const std::string& user, const std::string& time,
+         bool billable = true) {
   h.membership(ref(id, time), member_added{org, user, billable, {}});
 }
 
@@ -140,11 +140,12 @@ TEST(seat_pool, effective_time_never_goes_backwards) {
 TEST(seat_pool, a_republished_delta_never_counts_twice) {
   domain_harness h;
   org_state org{"o1"};
-  auto link = org.apply({ref("l", "2026-01-10T00:00:00Z"), org_linked{"o1", "s1"}});
-  auto add = org.apply({ref("a", "2026-01-10T00:00:00Z"),
-                        member_added{"o1", "u", true, {}}});
-  auto remove = org.apply({ref("r", "2026-01-11T00:00:00Z"),
-                           member_removed{"o1", "u"}});
+  auto link
+    = org.apply({ref("l", "2026-01-10T00:00:00Z"), org_linked{"o1", "s1"}});
+  auto add = org.apply(
+    {ref("a", "2026-01-10T00:00:00Z"), member_added{"o1", "u", true, {}}});
+  auto remove
+    = org.apply({ref("r", "2026-01-11T00:00:00Z"), member_removed{"o1", "u"}});
   auto& s = h.sub("s1");
   for (auto* fx : {&link, &add, &remove})
     s.apply(fx->deltas.at(0));
@@ -164,7 +165,8 @@ TEST(seat_pool, the_pool_exists_before_create_and_create_starts_with_it) {
   EXPECT_EQ(h.ledger("s1").size(), 3u);
   EXPECT_EQ(h.sub("s1").record().max_seats_used, 0); // no statistics yet
   h.command(ref("c", "2026-01-15T00:00:00Z"),
-            create_cmd("s1", 2, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z"));
+            create_cmd("s1", 2, "2026-01-15T00:00:00Z",
+                       "2027-01-15T00:00:00Z"));
   const auto& r = h.sub("s1").record();
   EXPECT_EQ(r.status, subscription_status::active);
   EXPECT_EQ(r.max_seats_used, 3);
@@ -201,7 +203,8 @@ TEST(lifecycle, create_sets_state_and_issues_a_license) {
 
 TEST(lifecycle, the_same_create_twice_changes_nothing) {
   domain_harness h;
-  auto cmd = create_cmd("s1", 10, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z");
+  auto cmd = create_cmd("s1", 10, "2026-01-15T00:00:00Z",
+                        "2027-01-15T00:00:00Z");
   h.command(ref("c1", "2026-01-15T00:00:00Z"), cmd);
   auto again = h.command(ref("c1", "2026-01-15T00:00:00Z"), cmd);
   EXPECT_FALSE(again.rejected);
@@ -214,12 +217,10 @@ TEST(lifecycle, the_same_create_twice_changes_nothing) {
 
 TEST(lifecycle, rejections_name_the_rule_and_change_nothing) {
   domain_harness h;
-  auto fx = h.command(ref("r1", "2026-01-15T00:00:00Z"),
-                      renew_subscription{"s1",
-                                         {at("2027-01-15T00:00:00Z"),
-                                          at("2028-01-15T00:00:00Z")},
-                                         {},
-                                         {}});
+  auto fx = h.command(
+    ref("r1", "2026-01-15T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2027-01-15T00:00:00Z"), at("2028-01-15T00:00:00Z")}, {}, {}});
   ASSERT_TRUE(fx.rejected);
   EXPECT_EQ(fx.rejected->code, rejection_code::unknown_subscription);
   ASSERT_EQ(fx.events.size(), 1u);
@@ -230,11 +231,13 @@ TEST(lifecycle, rejections_name_the_rule_and_change_nothing) {
   EXPECT_FALSE(fx.state_changed);
   EXPECT_EQ(h.sub("s1").record().clock, timestamp::min());
 
-  auto bad = create_cmd("s1", 10, "2026-01-15T00:00:00Z", "2026-01-15T00:00:00Z");
+  auto bad = create_cmd("s1", 10, "2026-01-15T00:00:00Z",
+                        "2026-01-15T00:00:00Z");
   fx = h.command(ref("c1", "2026-01-15T00:00:00Z"), bad);
   EXPECT_EQ(fx.rejected->code, rejection_code::invalid_term);
 
-  auto no_sf = create_cmd("s1", 10, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z");
+  auto no_sf = create_cmd("s1", 10, "2026-01-15T00:00:00Z",
+                          "2027-01-15T00:00:00Z");
   no_sf.customer.salesforce_account_id.reset();
   fx = h.command(ref("c2", "2026-01-15T00:00:00Z"), no_sf);
   EXPECT_EQ(fx.rejected->code, rejection_code::missing_salesforce_account);
@@ -246,24 +249,21 @@ TEST(lifecycle, rejections_name_the_rule_and_change_nothing) {
 TEST(terms, renew_resets_statistics_and_needs_a_later_term) {
   domain_harness h;
   h.command(ref("c", "2026-01-15T00:00:00Z"),
-            create_cmd("s1", 2, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z"));
+            create_cmd("s1", 2, "2026-01-15T00:00:00Z",
+                       "2027-01-15T00:00:00Z"));
   linked_org(h, "o1", "s1", {"a", "b", "c", "d"}, "2026-02-01T00:00:00Z");
   remove(h, "r", "o1", "d", "2026-03-01T00:00:00Z");
   EXPECT_EQ(h.sub("s1").record().max_seats_used, 4);
   EXPECT_EQ(h.sub("s1").record().seats_owed, 2);
-  auto bad = h.command(ref("bad", "2026-12-01T00:00:00Z"),
-                       renew_subscription{"s1",
-                                          {at("2026-01-01T00:00:00Z"),
-                                           at("2027-01-01T00:00:00Z")},
-                                          {},
-                                          {}});
+  auto bad = h.command(
+    ref("bad", "2026-12-01T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z")}, {}, {}});
   EXPECT_EQ(bad.rejected->code, rejection_code::invalid_term);
-  auto fx = h.command(ref("renew", "2027-01-10T00:00:00Z"),
-                      renew_subscription{"s1",
-                                         {at("2027-01-15T00:00:00Z"),
-                                          at("2028-01-15T00:00:00Z")},
-                                         5,
-                                         {}});
+  auto fx = h.command(
+    ref("renew", "2027-01-10T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2027-01-15T00:00:00Z"), at("2028-01-15T00:00:00Z")}, 5, {}});
   ASSERT_FALSE(fx.rejected);
   const auto& r = h.sub("s1").record();
   EXPECT_EQ(r.max_seats_used, 3);
@@ -286,10 +286,12 @@ TEST(terms, convert_trial_resets_and_a_trial_owes_nothing) {
   EXPECT_EQ(h.sub("s1").record().seats_owed, 0);
   EXPECT_TRUE(h.events_of<overage_detected>("s1").empty());
   remove(h, "r", "o1", "c", "2026-01-06T00:00:00Z");
-  auto fx = h.command(ref("conv", "2026-01-20T00:00:00Z"),
-                      convert_trial{"s1", "premium-annual", 1,
-                                    {at("2026-01-20T00:00:00Z"),
-                                     at("2027-01-20T00:00:00Z")}});
+  auto fx = h.command(
+    ref("conv", "2026-01-20T00:00:00Z"),
+    convert_trial{"s1",
+                  "premium-annual",
+                  1,
+                  {at("2026-01-20T00:00:00Z"), at("2027-01-20T00:00:00Z")}});
   ASSERT_FALSE(fx.rejected);
   const auto& r = h.sub("s1").record();
   EXPECT_EQ(r.status, subscription_status::active);
@@ -298,10 +300,12 @@ TEST(terms, convert_trial_resets_and_a_trial_owes_nothing) {
   EXPECT_EQ(r.seats_owed, 1);
   EXPECT_EQ(fx.grants.at(0).tier, "Premium");
   EXPECT_EQ(h.events_of<overage_detected>("s1").size(), 1u);
-  auto again = h.command(ref("conv2", "2026-01-21T00:00:00Z"),
-                         convert_trial{"s1", "premium-annual", 1,
-                                       {at("2026-01-21T00:00:00Z"),
-                                        at("2027-01-21T00:00:00Z")}});
+  auto again = h.command(
+    ref("conv2", "2026-01-21T00:00:00Z"),
+    convert_trial{"s1",
+                  "premium-annual",
+                  1,
+                  {at("2026-01-21T00:00:00Z"), at("2027-01-21T00:00:00Z")}});
   EXPECT_EQ(again.rejected->code, rejection_code::not_a_trial);
 }
 
@@ -319,7 +323,8 @@ TEST(terms, a_free_plan_owes_nothing) {
 TEST(terms, update_entitlements_never_resets_but_recomputes_seats_owed) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 5, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+            create_cmd("s1", 5, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
   linked_org(h, "o1", "s1", {"a", "b", "c", "d"}, "2026-01-05T00:00:00Z");
   remove(h, "r1", "o1", "d", "2026-01-06T00:00:00Z");
   remove(h, "r2", "o1", "c", "2026-01-06T00:00:00Z");
@@ -339,8 +344,9 @@ TEST(terms, update_entitlements_never_resets_but_recomputes_seats_owed) {
                  update_entitlements{"s1", 3, "ultimate-annual", {}});
   EXPECT_FALSE(fx.rejected);
   EXPECT_TRUE(fx.grants.empty());
-  fx = h.command(ref("u3", "2026-02-03T00:00:00Z"),
-                 update_entitlements{"s1", {}, {}, std::vector<std::string>{"duo"}});
+  fx = h.command(
+    ref("u3", "2026-02-03T00:00:00Z"),
+    update_entitlements{"s1", {}, {}, std::vector<std::string>{"duo"}});
   ASSERT_EQ(fx.grants.size(), 1u);
   EXPECT_EQ(fx.grants[0].features,
             (std::vector<std::string>{"audit_events", "duo", "sso"}));
@@ -349,14 +355,15 @@ TEST(terms, update_entitlements_never_resets_but_recomputes_seats_owed) {
 TEST(terms, each_rise_of_seats_owed_yields_one_overage_event) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
   linked_org(h, "o1", "s1", {"a"}, "2026-01-02T00:00:00Z");
   EXPECT_TRUE(h.events_of<overage_detected>("s1").empty());
-  add(h, "b", "o1", "b", "2026-01-03T00:00:00Z"); // owed 0 -> 1
-  add(h, "c", "o1", "c", "2026-01-04T00:00:00Z"); // 1 -> 2
+  add(h, "b", "o1", "b", "2026-01-03T00:00:00Z");     // owed 0 -> 1
+  add(h, "c", "o1", "c", "2026-01-04T00:00:00Z");     // 1 -> 2
   remove(h, "rc", "o1", "c", "2026-01-05T00:00:00Z"); // stays 2
-  add(h, "c2", "o1", "c", "2026-01-06T00:00:00Z"); // max stays 3: no rise
-  add(h, "d", "o1", "d", "2026-01-07T00:00:00Z");  // 2 -> 3
+  add(h, "c2", "o1", "c", "2026-01-06T00:00:00Z");    // max stays 3: no rise
+  add(h, "d", "o1", "d", "2026-01-07T00:00:00Z");     // 2 -> 3
   auto overages = h.events_of<overage_detected>("s1");
   ASSERT_EQ(overages.size(), 3u);
   EXPECT_EQ(overages[0].seats_owed, 1);
@@ -373,7 +380,8 @@ TEST(terms, each_rise_of_seats_owed_yields_one_overage_event) {
 TEST(terms, expire_freezes_statistics_and_the_ledger_keeps_recording) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
   linked_org(h, "o1", "s1", {"a"}, "2026-01-02T00:00:00Z");
   h.command(ref("x", "2026-06-01T00:00:00Z"), expire_subscription{"s1"});
   EXPECT_EQ(h.sub("s1").record().status, subscription_status::expired);
@@ -388,21 +396,23 @@ TEST(terms, expire_freezes_statistics_and_the_ledger_keeps_recording) {
   for (auto cmd : std::vector<subscription_command>{
          update_entitlements{"s1", 2, {}, {}}, expire_subscription{"s1"},
          issue_license{"s1", {}, {}},
-         convert_trial{"s1", "p", 1, {at("2026-07-01T00:00:00Z"),
-                                      at("2027-07-01T00:00:00Z")}}}) {
+         convert_trial{"s1",
+                       "p",
+                       1,
+                       {at("2026-07-01T00:00:00Z"),
+                        at("2027-07-01T00:00:00Z")}}}) {
     auto fx = h.command(ref("after", "2026-06-03T00:00:00Z"), cmd);
     ASSERT_TRUE(fx.rejected);
     EXPECT_EQ(fx.rejected->code, rejection_code::subscription_expired);
   }
-  auto md = h.command(ref("md", "2026-06-03T00:00:00Z"),
-                      update_metadata{"s1", std::string{"New name"}, {}, {}, {}, {}});
+  auto md
+    = h.command(ref("md", "2026-06-03T00:00:00Z"),
+                update_metadata{"s1", std::string{"New name"}, {}, {}, {}, {}});
   EXPECT_FALSE(md.rejected);
-  auto renew = h.command(ref("rn", "2026-06-04T00:00:00Z"),
-                         renew_subscription{"s1",
-                                            {at("2026-06-04T00:00:00Z"),
-                                             at("2027-06-04T00:00:00Z")},
-                                            {},
-                                            {}});
+  auto renew = h.command(
+    ref("rn", "2026-06-04T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2026-06-04T00:00:00Z"), at("2027-06-04T00:00:00Z")}, {}, {}});
   ASSERT_FALSE(renew.rejected);
   EXPECT_EQ(h.sub("s1").record().status, subscription_status::active);
   EXPECT_EQ(h.sub("s1").record().max_seats_used, 3);
@@ -412,7 +422,8 @@ TEST(terms, expire_freezes_statistics_and_the_ledger_keeps_recording) {
 TEST(terms, commands_after_archive_are_rejected) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
   h.command(ref("l", "2026-01-02T00:00:00Z"), issue_license{"s1", {}, {}});
   auto fx = h.command(ref("a", "2026-02-01T00:00:00Z"),
                       archive_subscription{"s1", "customer churned"});
@@ -462,7 +473,8 @@ TEST(licenses, an_unknown_plan_applies_the_command_but_issues_no_license) {
 TEST(licenses, explicit_issue_respects_the_term_end) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
   auto late = h.command(ref("l1", "2026-01-02T00:00:00Z"),
                         issue_license{"s1", {}, at("2027-06-01T00:00:00Z")});
   EXPECT_EQ(late.rejected->code, rejection_code::invalid_expires_at);
@@ -479,15 +491,16 @@ TEST(licenses, explicit_issue_respects_the_term_end) {
 TEST(licenses, the_instance_domain_is_locked_while_a_license_is_valid) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
-  update_metadata move{"s1", {}, {}, instance_patch{std::string{"new.example.com"}, {}},
-                       {}, {}};
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
+  update_metadata move{
+    "s1", {}, {}, instance_patch{std::string{"new.example.com"}, {}}, {}, {}};
   auto fx = h.command(ref("m1", "2026-02-01T00:00:00Z"), move);
   ASSERT_TRUE(fx.rejected);
   EXPECT_EQ(fx.rejected->code, rejection_code::instance_domain_locked);
   // The same domain again is fine, and so is a change once licenses expired.
-  update_metadata same{"s1", {}, {}, instance_patch{std::string{"s1.example.com"}, {}},
-                       {}, {}};
+  update_metadata same{
+    "s1", {}, {}, instance_patch{std::string{"s1.example.com"}, {}}, {}, {}};
   EXPECT_FALSE(h.command(ref("m2", "2026-02-01T00:00:00Z"), same).rejected);
   fx = h.command(ref("m3", "2027-02-01T00:00:00Z"), move);
   EXPECT_FALSE(fx.rejected);
@@ -497,8 +510,10 @@ TEST(licenses, the_instance_domain_is_locked_while_a_license_is_valid) {
 TEST(licenses, metadata_cannot_drop_the_salesforce_account) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
-  update_metadata clear{"s1", {}, customer_patch{std::string{}, {}}, {}, {}, {}};
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
+  update_metadata clear{"s1", {}, customer_patch{std::string{}, {}},
+                        {},   {}, {}};
   auto fx = h.command(ref("m", "2026-01-02T00:00:00Z"), clear);
   ASSERT_TRUE(fx.rejected);
   EXPECT_EQ(fx.rejected->code, rejection_code::missing_salesforce_account);
@@ -507,7 +522,8 @@ TEST(licenses, metadata_cannot_drop_the_salesforce_account) {
 TEST(licenses, license_ids_derive_from_the_command) {
   domain_harness a;
   domain_harness b;
-  auto cmd = create_cmd("s1", 1, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
+  auto cmd = create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                        "2027-01-01T00:00:00Z");
   auto x = a.command(ref("c", "2026-01-01T00:00:00Z"), cmd);
   auto y = b.command(ref("c", "2026-01-01T00:00:00Z"), cmd);
   EXPECT_EQ(x.grants.at(0).license_id, y.grants.at(0).license_id);
@@ -521,7 +537,8 @@ TEST(licenses, license_ids_derive_from_the_command) {
 TEST(months, a_month_closes_when_the_clock_passes_its_end) {
   domain_harness h;
   h.command(ref("c", "2026-01-15T00:00:00Z"),
-            create_cmd("s1", 20, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z"));
+            create_cmd("s1", 20, "2026-01-15T00:00:00Z",
+                       "2027-01-15T00:00:00Z"));
   linked_org(h, "o1", "s1", {}, "2026-01-15T00:00:00Z");
   std::vector<std::string> users;
   for (int i = 0; i < 15; ++i)
@@ -570,8 +587,10 @@ TEST(months, create_closes_months_already_past_at_once) {
 TEST(months, expiry_cuts_the_term_and_closes_the_partial_month) {
   domain_harness h;
   h.command(ref("c", "2026-01-15T00:00:00Z"),
-            create_cmd("s1", 5, "2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z"));
-  auto fx = h.command(ref("x", "2026-02-20T00:00:00Z"), expire_subscription{"s1"});
+            create_cmd("s1", 5, "2026-01-15T00:00:00Z",
+                       "2027-01-15T00:00:00Z"));
+  auto fx = h.command(ref("x", "2026-02-20T00:00:00Z"),
+                      expire_subscription{"s1"});
   auto closed = h.events_of<month_closed>("s1");
   ASSERT_EQ(closed.size(), 2u);
   EXPECT_EQ(closed[1].start, at("2026-02-15T00:00:00Z"));
@@ -584,15 +603,15 @@ TEST(months, expiry_cuts_the_term_and_closes_the_partial_month) {
 TEST(months, a_renewal_in_advance_keeps_the_old_term_until_the_new_starts) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 5, "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"));
-  h.command(ref("r", "2026-01-20T00:00:00Z"),
-            renew_subscription{"s1",
-                               {at("2026-03-01T00:00:00Z"),
-                                at("2027-03-01T00:00:00Z")},
-                               {},
-                               {}});
+            create_cmd("s1", 5, "2026-01-01T00:00:00Z",
+                       "2026-03-01T00:00:00Z"));
+  h.command(
+    ref("r", "2026-01-20T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2026-03-01T00:00:00Z"), at("2027-03-01T00:00:00Z")}, {}, {}});
   ASSERT_EQ(h.sub("s1").record().terms.size(), 2u);
-  EXPECT_EQ(h.sub("s1").record().terms[0].usage_end, at("2026-03-01T00:00:00Z"));
+  EXPECT_EQ(h.sub("s1").record().terms[0].usage_end,
+            at("2026-03-01T00:00:00Z"));
   h.sub("s1").close_months(at("2026-03-15T00:00:00Z"));
   EXPECT_EQ(h.sub("s1").record().terms[0].closed_months, 2);
   EXPECT_EQ(h.sub("s1").record().terms[1].closed_months, 0);
@@ -603,15 +622,14 @@ TEST(months, renewing_with_the_same_start_never_closes_a_month_twice) {
   // Found by the property test: a finished term renewed with the same start.
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
-            create_cmd("s1", 5, "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"));
+            create_cmd("s1", 5, "2026-01-01T00:00:00Z",
+                       "2026-03-01T00:00:00Z"));
   h.close_months("s1", at("2026-03-02T00:00:00Z"));
   EXPECT_EQ(h.events_of<month_closed>("s1").size(), 2u);
-  h.command(ref("r", "2026-03-05T00:00:00Z"),
-            renew_subscription{"s1",
-                               {at("2026-01-01T00:00:00Z"),
-                                at("2026-06-01T00:00:00Z")},
-                               {},
-                               {}});
+  h.command(
+    ref("r", "2026-03-05T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2026-01-01T00:00:00Z"), at("2026-06-01T00:00:00Z")}, {}, {}});
   std::set<int> seen;
   for (const auto& m : h.events_of<month_closed>("s1"))
     EXPECT_TRUE(seen.insert(m.month_index).second) << m.month_index;

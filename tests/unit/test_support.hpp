@@ -4,11 +4,10 @@
 // an in-memory wiring of the domain rules (org stage → deltas → subscription
 // stage) without any I/O.
 
+#include <gtest/gtest.h>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "domain/org.hpp"
 #include "domain/subscription.hpp"
@@ -75,6 +74,14 @@ public:
   std::map<std::string, domain::subscription> subscriptions;
   /// Every effect applied to each subscription, in order.
   std::map<std::string, std::vector<domain::subscription_effects>> effects;
+  /// Every ledger entry of each subscription, in order.
+  std::map<std::string, std::vector<domain::ledger_entry>> ledgers;
+
+  void record(const std::string& id, const domain::subscription_effects& fx) {
+    effects[id].push_back(fx);
+    auto& l = ledgers[id];
+    l.insert(l.end(), fx.entries.begin(), fx.entries.end());
+  }
 
   domain::subscription& sub(const std::string& id) {
     auto it = subscriptions.find(id);
@@ -90,16 +97,15 @@ public:
     return it->second;
   }
 
-  domain::org_effects membership(const domain::event_ref& r,
-                                 domain::membership_change change,
-                                 std::size_t max_delta_changes
-                                 = domain::org_state::default_max_delta_changes) {
+  domain::org_effects
+  membership(const domain::event_ref& r, domain::membership_change change,
+             std::size_t max_delta_changes
+             = domain::org_state::default_max_delta_changes) {
     domain::membership_event event{r, std::move(change)};
-    auto out = org(domain::org_id_of(event.change))
-                 .apply(event, max_delta_changes);
+    auto out
+      = org(domain::org_id_of(event.change)).apply(event, max_delta_changes);
     for (const auto& delta : out.deltas)
-      effects[delta.subscription_id].push_back(
-        sub(delta.subscription_id).apply(delta));
+      record(delta.subscription_id, sub(delta.subscription_id).apply(delta));
     return out;
   }
 
@@ -108,7 +114,7 @@ public:
     domain::command_event event{r, std::move(cmd)};
     const auto& id = domain::subscription_id_of(event.command);
     auto out = sub(id).apply(event, catalog);
-    effects[id].push_back(out);
+    record(id, out);
     return out;
   }
 
@@ -116,19 +122,13 @@ public:
   domain::subscription_effects close_months(const std::string& id,
                                             domain::timestamp upto) {
     auto out = sub(id).close_months(upto);
-    effects[id].push_back(out);
+    record(id, out);
     return out;
   }
 
   /// All ledger entries of a subscription so far.
-  std::vector<domain::ledger_entry> ledger(const std::string& id) const {
-    std::vector<domain::ledger_entry> result;
-    auto it = effects.find(id);
-    if (it == effects.end())
-      return result;
-    for (const auto& e : it->second)
-      result.insert(result.end(), e.entries.begin(), e.entries.end());
-    return result;
+  const std::vector<domain::ledger_entry>& ledger(const std::string& id) {
+    return ledgers[id];
   }
 
   /// All output events of a subscription so far.
@@ -142,7 +142,7 @@ public:
     return result;
   }
 
-  template <class T>
+  template<class T>
   std::vector<T> events_of(const std::string& id) const {
     std::vector<T> result;
     for (const auto& e : events(id))

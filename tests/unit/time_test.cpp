@@ -1,6 +1,6 @@
-#include "domain/time.hpp"
-
 #include <gtest/gtest.h>
+
+#include "domain/time.hpp"
 
 using namespace seatledger::domain;
 

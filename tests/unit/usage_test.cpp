@@ -1,7 +1,6 @@
-#include "domain/usage.hpp"
-
 #include <gtest/gtest.h>
 
+#include "domain/usage.hpp"
 #include "test_support.hpp"
 
 using namespace seatledger::domain;
@@ -93,7 +92,8 @@ TEST(monthly_usage, term_starting_on_the_31st_clamps_each_month) {
   EXPECT_EQ(months[1].end, at("2026-03-31T00:00:00Z"));
 }
 
-TEST(monthly_usage, term_starting_on_29_february_through_leap_and_common_years) {
+TEST(monthly_usage,
+     term_starting_on_29_february_through_leap_and_common_years) {
   ledger_window w;
   auto months = monthly_usage(w, at("2028-02-29T00:00:00Z"),
                               at("2030-02-28T00:00:00Z"),
@@ -189,9 +189,9 @@ TEST(monthly_usage, nothing_before_the_term_starts) {
 
 TEST(monthly_usage, the_export_holds_complete_months_only) {
   auto w = window_of({{"2026-01-16T00:00:00Z", 10}});
-  auto months = complete_months(monthly_usage(
-    w, at("2026-01-15T00:00:00Z"), at("2027-01-15T00:00:00Z"),
-    at("2026-04-01T00:00:00Z")));
+  auto months = complete_months(monthly_usage(w, at("2026-01-15T00:00:00Z"),
+                                              at("2027-01-15T00:00:00Z"),
+                                              at("2026-04-01T00:00:00Z")));
   ASSERT_EQ(months.size(), 2u);
   for (auto& m : months)
     EXPECT_TRUE(m.complete);

@@ -1,0 +1,527 @@
+// End-to-end benchmark of `seatledger serve`: a producer fills the topics
+// with a realistic membership stream (many orgs, a few large enterprise
+// subscriptions), the service consumes it, and this program prints
+//   - sustained events/s from the first record to the last commit (both
+//     stages: org stage, internal deltas, subscription stage),
+//   - p50/p99 latency from event production to its commit at a fixed offered
+//     load (10,000 events/s by default),
+//   - the service's peak resident memory,
+//   - the same stream through a one-event-per-transaction baseline.
+// Kafka (a `seatledger dev-kafka` process), PostgreSQL (from the PG*
+// environment) and the service share this machine. Run:
+//   pg_virtualenv -t -o fsync=on -v 15 build/release/bench/seatledger_e2e_bench
+//
+// librdkafka's mock cluster keeps about 5 MB per partition and drops older
+// records, so the producer never runs more than a window ahead of what the
+// service has consumed.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <signal.h>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "adapters/crypto/keyring.hpp"
+#include "adapters/kafka/kafka.hpp"
+#include "domain/commands.hpp"
+#include "messages/decode.hpp"
+#include "messages/encode.hpp"
+#include "messages/service_error.hpp"
+#include "service_harness.hpp"
+#include "storage/pg_store.hpp"
+
+using namespace std::chrono;
+using namespace seatledger;
+
+namespace {
+
+struct options {
+  int partitions = 8;
+  int orgs = 3000;
+  int large_subscriptions = 3;
+  int orgs_per_large = 40;
+  int users = 60'000;
+  long events = 300'000;
+  int rate = 10'000;
+  int latency_seconds = 20;
+  long baseline_events = 5'000;
+  /// Records the producer may run ahead of the org stage, per partition.
+  long window_per_partition = 6'000;
+};
+
+double now_s() {
+  return duration_cast<duration<double>>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+domain::timestamp wall() {
+  return domain::timestamp::from_micros(
+    duration_cast<microseconds>(system_clock::now().time_since_epoch())
+      .count());
+}
+
+/// The stream: orgs, their subscriptions, and membership events.
+class stream {
+public:
+  explicit stream(const options& o) : o_(o), rng_(12345) {
+    for (int i = 0; i < o.orgs; ++i) {
+      auto org = "org-" + std::to_string(i);
+      std::string sub;
+      if (i < o.large_subscriptions * o.orgs_per_large)
+        sub = "enterprise-" + std::to_string(i / o.orgs_per_large);
+      else
+        sub = "team-" + std::to_string(i / 2); // two orgs per small one
+      orgs_.push_back({org, sub});
+      subs_.insert(sub);
+    }
+  }
+
+  std::vector<test::outgoing> setup_commands() {
+    std::vector<test::outgoing> out;
+    for (const auto& sub : subs_) {
+      domain::create_subscription c;
+      c.subscription_id = sub;
+      c.display_name = sub;
+      c.customer = {"0015000000" + sub, std::nullopt};
+      c.instance = {sub + ".example.com", domain::instance_type::primary};
+      c.plan_id = "plan";
+      c.seats = sub.rfind("enterprise", 0) == 0 ? 5000 : 10;
+      c.term = {*domain::parse_rfc3339("2026-01-01T00:00:00Z"),
+                *domain::parse_rfc3339("2027-01-01T00:00:00Z")};
+      out.push_back(encode({ref("seatledger.subscription.create"), c}));
+    }
+    return out;
+  }
+
+  std::vector<test::outgoing> setup_links() {
+    std::vector<test::outgoing> out;
+    for (const auto& [org, sub] : orgs_)
+      out.push_back(
+        encode_m({ref("seatledger.org.linked"), domain::org_linked{org, sub}}));
+    return out;
+  }
+
+  /// The next membership event; `id` names it for latency measurement.
+  test::outgoing next(std::string& id) {
+    // Enterprise orgs are busier (they are large).
+    auto pick = std::uniform_int_distribution<int>(0, 99)(rng_);
+    int org_index;
+    if (pick < 50)
+      org_index = std::uniform_int_distribution<int>(
+        0, o_.large_subscriptions * o_.orgs_per_large - 1)(rng_);
+    else
+      org_index = std::uniform_int_distribution<int>(0, o_.orgs - 1)(rng_);
+    const auto& org = orgs_[static_cast<size_t>(org_index)].first;
+    auto user = "user-"
+                + std::to_string(
+                  std::uniform_int_distribution<int>(0, o_.users - 1)(rng_));
+    auto r = ref("seatledger.member.added");
+    id = r.id;
+    if (std::uniform_int_distribution<int>(0, 99)(rng_) < 70)
+      return encode_m({r, domain::member_added{org, user, true, {}}});
+    r.type = "seatledger.member.removed";
+    return encode_m({r, domain::member_removed{org, user}});
+  }
+
+  std::size_t subscriptions() const {
+    return subs_.size();
+  }
+
+private:
+  domain::event_ref ref(const char* type) {
+    return {"bench", "b-" + std::to_string(++counter_), type, wall()};
+  }
+
+  static test::outgoing encode(const domain::command_event& e) {
+    return {domain::subscription_id_of(e.command),
+            messages::encode_command_event(e)};
+  }
+
+  static test::outgoing encode_m(const domain::membership_event& e) {
+    return {domain::org_id_of(e.change), messages::encode_membership_event(e)};
+  }
+
+  const options& o_;
+  std::mt19937_64 rng_;
+  std::vector<std::pair<std::string, std::string>> orgs_;
+  std::set<std::string> subs_;
+  long counter_ = 0;
+};
+
+long peak_rss_kib(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0)
+      return std::stol(line.substr(6));
+  return -1;
+}
+
+std::int64_t scalar(pqxx::connection& c, const std::string& sql) {
+  pqxx::nontransaction tx{c};
+  auto f = tx.exec1(sql)[0];
+  return f.is_null() ? 0 : f.as<std::int64_t>();
+}
+
+/// How many membership records the org stage has consumed (all partitions).
+std::int64_t consumed(pqxx::connection& c, const std::string& group,
+                      const std::string& topic) {
+  pqxx::nontransaction tx{c};
+  auto r = tx.exec_params1(
+    "SELECT coalesce(sum(next_offset), 0) FROM seatledger.consumer_positions "
+    "WHERE consumer_group = $1 AND topic = $2",
+    group, topic);
+  return r[0].as<std::int64_t>();
+}
+
+double percentile(std::vector<double> xs, double p) {
+  if (xs.empty())
+    return 0;
+  std::sort(xs.begin(), xs.end());
+  auto i = static_cast<size_t>(p * static_cast<double>(xs.size() - 1));
+  return xs[i];
+}
+
+// -- the one-event-per-transaction baseline
+// ------------------------------------
+
+/// What a naive service does for every event: one SERIALIZABLE transaction
+/// that records the event, changes the membership, recounts the
+/// subscription's distinct billable users and appends the absolute count.
+double run_baseline(const std::string& conninfo, const std::string& bootstrap,
+                    const std::string& topic, long events,
+                    const std::map<std::string, std::string>& org_sub) {
+  pqxx::connection c{conninfo};
+  {
+    pqxx::work tx{c};
+    tx.exec(R"(
+      CREATE SCHEMA baseline;
+      CREATE TABLE baseline.applied (source text, id text, PRIMARY KEY (source, id));
+      CREATE TABLE baseline.orgs (org_id text PRIMARY KEY, subscription_id text);
+      CREATE INDEX ON baseline.orgs (subscription_id);
+      CREATE TABLE baseline.memberships (org_id text, user_id text, billable bool,
+        PRIMARY KEY (org_id, user_id));
+      CREATE TABLE baseline.ledger (subscription_id text, seq bigserial,
+        seats_in_use bigint, event_id text, PRIMARY KEY (subscription_id, seq));
+      CREATE TABLE baseline.outbox (id bigserial PRIMARY KEY, value text);
+      CREATE TABLE baseline.positions (tp text PRIMARY KEY, next_offset bigint);
+    )");
+    for (const auto& [org, sub] : org_sub)
+      tx.exec_params("INSERT INTO baseline.orgs VALUES ($1, $2)", org, sub);
+    tx.commit();
+  }
+  c.prepare("applied", "INSERT INTO baseline.applied VALUES ($1, $2)");
+  c.prepare("add",
+            "INSERT INTO baseline.memberships VALUES ($1, $2, true) "
+            "ON CONFLICT (org_id, user_id) DO UPDATE SET billable = true");
+  c.prepare(
+    "remove",
+    "DELETE FROM baseline.memberships WHERE org_id = $1 AND user_id = $2");
+  c.prepare("count",
+            "SELECT count(DISTINCT m.user_id) FROM baseline.memberships m "
+            "JOIN baseline.orgs o USING (org_id) "
+            "WHERE o.subscription_id = $1 AND m.billable");
+  c.prepare("ledger", "INSERT INTO baseline.ledger (subscription_id, "
+                      "seats_in_use, event_id) VALUES ($1, $2, $3)");
+  c.prepare("outbox", "INSERT INTO baseline.outbox (value) VALUES ($1)");
+  c.prepare("position", "INSERT INTO baseline.positions VALUES ($1, $2) "
+                        "ON CONFLICT (tp) DO UPDATE SET next_offset = $2");
+  kafka::client_config cfg;
+  cfg.bootstrap_servers = bootstrap;
+  auto ends = kafka::high_watermarks(cfg, topic, 10'000);
+  auto consumer = kafka::consumer::assign_only(cfg);
+  std::vector<storage::position> starts;
+  for (size_t p = 0; p < ends->size(); ++p)
+    starts.push_back({{topic, static_cast<std::int32_t>(p)}, -2});
+  (*consumer)->assign(starts);
+  messages::decoder decoder;
+  long done = 0;
+  auto started = steady_clock::now();
+  while (done < events) {
+    auto batch = (*consumer)->poll(1, 1000);
+    if (batch.empty())
+      break;
+    for (auto& r : batch) {
+      messages::record_view view{r.value, &r.headers};
+      auto e = decoder.decode_membership(view);
+      if (!e)
+        continue;
+      const auto& ev = e.value();
+      auto org = domain::org_id_of(ev.change);
+      auto sub = org_sub.at(org);
+      for (;;) {
+        try {
+          pqxx::work tx{c};
+          tx.exec("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+          tx.exec_prepared("applied", ev.ref.source, ev.ref.id);
+          if (auto* a = std::get_if<domain::member_added>(&ev.change))
+            tx.exec_prepared("add", org, a->user_id);
+          else if (auto* m = std::get_if<domain::member_removed>(&ev.change))
+            tx.exec_prepared("remove", org, m->user_id);
+          auto count = tx.exec_prepared1("count", sub)[0].as<std::int64_t>();
+          tx.exec_prepared("ledger", sub, count, ev.ref.id);
+          tx.exec_prepared("outbox", r.value);
+          tx.exec_prepared("position",
+                           r.topic + "/" + std::to_string(r.partition),
+                           r.offset + 1);
+          tx.commit();
+          break;
+        } catch (const pqxx::serialization_failure&) {
+          continue; // the naive way: retry
+        }
+      }
+      ++done;
+    }
+  }
+  auto secs
+    = duration_cast<duration<double>>(steady_clock::now() - started).count();
+  return static_cast<double>(done) / secs;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    long value = std::stol(argv[i + 1]);
+    if (flag == "--events")
+      o.events = value;
+    else if (flag == "--rate")
+      o.rate = static_cast<int>(value);
+    else if (flag == "--latency-seconds")
+      o.latency_seconds = static_cast<int>(value);
+    else if (flag == "--partitions")
+      o.partitions = static_cast<int>(value);
+    else if (flag == "--baseline-events")
+      o.baseline_events = value;
+  }
+  try {
+    // A fresh database in the cluster the PG* variables name.
+    auto name = "seatledger_e2e_bench_" + std::to_string(getpid());
+    {
+      pqxx::connection admin{""};
+      pqxx::nontransaction tx{admin};
+      tx.exec("CREATE DATABASE " + tx.quote_name(name));
+      std::printf("PostgreSQL %s, fsync = %s\n",
+                  tx.exec1("SHOW server_version")[0].c_str(),
+                  tx.exec1("SHOW fsync")[0].c_str());
+    }
+    auto conninfo = "dbname=" + name;
+    auto migrated = storage::migrate(conninfo);
+    if (!migrated) {
+      std::fprintf(stderr, "migrate: %s\n", describe(migrated.error()).c_str());
+      return 1;
+    }
+    test::child_process kafka_process{{test::seatledger_binary(), "dev-kafka",
+                                       "--partitions",
+                                       std::to_string(o.partitions)}};
+    auto bootstrap = kafka_process.wait_for_value("KAFKA_BOOTSTRAP",
+                                                  seconds{30});
+    if (!bootstrap) {
+      std::fprintf(stderr, "dev-kafka did not start\n");
+      return 1;
+    }
+    auto key_dir = "/tmp/seatledger-bench-keys-" + std::to_string(getpid());
+    auto signing_key = test::test_signing_key(key_dir);
+    std::printf("Kafka %s (dev-kafka process, %d partitions), %d orgs, %d "
+                "large enterprise subscriptions of %d orgs\n",
+                bootstrap->c_str(), o.partitions, o.orgs, o.large_subscriptions,
+                o.orgs_per_large);
+    std::fflush(stdout);
+    test::kafka_io kafka{*bootstrap};
+    stream s{o};
+    test::service_options svc;
+    svc.database_url = conninfo;
+    svc.bootstrap = *bootstrap;
+    svc.signing_key_file = signing_key;
+    svc.extra_args = {"--log-level", "info"};
+    auto service = test::start_service(svc);
+    pqxx::connection db{conninfo};
+    // Setup: subscriptions and links.
+    kafka.publish("seatledger.subscriptions.v1", s.setup_commands());
+    kafka.publish("seatledger.membership.v1", s.setup_links());
+    test::database_probe probe{conninfo};
+    auto applied = static_cast<std::int64_t>(s.subscriptions())
+                   + static_cast<std::int64_t>(o.orgs);
+    test::wait_until([&] { return probe.settled(applied); }, seconds{300});
+    std::printf("setup: %zu subscriptions, %d orgs linked\n", s.subscriptions(),
+                o.orgs);
+    std::fflush(stdout);
+
+    // -- sustained throughput ------------------------------------------------
+    const std::string membership = "seatledger.membership.v1";
+    auto base = consumed(db, svc.consumer_group, membership);
+    auto window = o.window_per_partition * o.partitions;
+    std::map<std::string, double> produced_at;
+    long produced = 0;
+    double first = 0;
+    auto producer_started = steady_clock::now();
+    while (produced < o.events) {
+      auto done = consumed(db, svc.consumer_group, membership) - base;
+      auto room = std::min<long>(window - (produced - done),
+                                 o.events - produced);
+      if (room < std::min<long>(1000, o.events - produced)) {
+        std::this_thread::sleep_for(milliseconds{5});
+        continue;
+      }
+      std::vector<test::outgoing> chunk;
+      chunk.reserve(static_cast<size_t>(room));
+      std::string id;
+      for (long i = 0; i < room; ++i)
+        chunk.push_back(s.next(id));
+      if (first == 0)
+        first = now_s();
+      kafka.publish(membership, chunk);
+      produced += room;
+    }
+    auto expect = applied + o.events;
+    test::wait_until([&] { return probe.settled(expect); }, seconds{1200},
+                     milliseconds{20});
+    auto last = now_s();
+    auto elapsed = last - first;
+    auto ledger = scalar(db, "SELECT count(*) FROM seatledger.seat_ledger");
+    std::printf(
+      "throughput: %ld membership events in %.2f s = %.0f events/s "
+      "sustained (first record to last commit, both stages); "
+      "%lld ledger entries; producer wall %.1f s\n",
+      o.events, elapsed, static_cast<double>(o.events) / elapsed,
+      static_cast<long long>(ledger),
+      duration_cast<duration<double>>(steady_clock::now() - producer_started)
+        .count());
+    std::fflush(stdout);
+
+    // -- latency at a fixed offered load --------------------------------------
+    // A record is committed in the transaction that moves its partition's
+    // stored position past it; a poller watching the positions sees when.
+    // Records of one partition get consecutive offsets from its current end
+    // (this program is the only producer), so each sent record's offset is
+    // known without asking the broker.
+    kafka::client_config kcfg;
+    kcfg.bootstrap_servers = *bootstrap;
+    auto ends = kafka::high_watermarks(kcfg, membership, 10'000);
+    if (!ends)
+      throw std::runtime_error("no watermarks");
+    std::vector<std::int64_t> next_offset = *ends;
+    struct sent_record {
+      int partition;
+      std::int64_t offset;
+      double at;
+    };
+    std::vector<sent_record> sent;
+    std::atomic<bool> polling{true};
+    std::vector<std::vector<std::pair<std::int64_t, double>>> steps(
+      static_cast<size_t>(o.partitions));
+    std::thread poller{[&] {
+      pqxx::connection pc{conninfo};
+      pc.prepare("positions",
+                 "SELECT partition, next_offset FROM "
+                 "seatledger.consumer_positions WHERE consumer_group = $1 "
+                 "AND topic = $2");
+      while (polling) {
+        pqxx::nontransaction tx{pc};
+        auto rows = tx.exec_prepared("positions", svc.consumer_group,
+                                     membership);
+        auto t = now_s();
+        for (const auto& row : rows) {
+          auto p = static_cast<size_t>(row[0].as<int>());
+          auto off = row[1].as<std::int64_t>();
+          if (p < steps.size()
+              && (steps[p].empty() || steps[p].back().first != off))
+            steps[p].emplace_back(off, t);
+        }
+        std::this_thread::sleep_for(microseconds{500});
+      }
+    }};
+    auto period = duration<double>(1.0 / o.rate);
+    auto start = steady_clock::now();
+    long total = static_cast<long>(o.rate) * o.latency_seconds;
+    long i = 0;
+    while (i < total) {
+      auto due = static_cast<long>(
+        duration_cast<duration<double>>(steady_clock::now() - start) / period);
+      std::vector<test::outgoing> chunk;
+      std::vector<int> parts;
+      for (; i < std::min(due, total); ++i) {
+        std::string id;
+        chunk.push_back(s.next(id));
+        parts.push_back(
+          kafka::partition_for_key(chunk.back().key, o.partitions));
+      }
+      if (!chunk.empty()) {
+        auto t = now_s();
+        for (auto p : parts)
+          sent.push_back({p, next_offset[static_cast<size_t>(p)]++, t});
+        kafka.publish(membership, chunk);
+      }
+      std::this_thread::sleep_for(microseconds{500});
+    }
+    expect += total;
+    test::wait_until([&] { return probe.settled(expect); }, seconds{600},
+                     milliseconds{20});
+    polling = false;
+    poller.join();
+    std::vector<double> latencies;
+    for (const auto& r : sent) {
+      const auto& st = steps[static_cast<size_t>(r.partition)];
+      auto it = std::find_if(st.begin(), st.end(), [&](const auto& step) {
+        return step.first > r.offset;
+      });
+      if (it != st.end())
+        latencies.push_back((it->second - r.at) * 1000.0);
+    }
+    std::printf("latency at %d events/s offered for %d s (event production "
+                "to its commit, observed through the committed positions): "
+                "p50 %.1f ms, p99 %.1f ms, max %.1f ms (%zu of %ld events)\n",
+                o.rate, o.latency_seconds, percentile(latencies, 0.5),
+                percentile(latencies, 0.99), percentile(latencies, 1.0),
+                latencies.size(), total);
+    auto rss = peak_rss_kib(service->pid());
+    std::printf("service peak resident memory: %.1f MiB\n",
+                static_cast<double>(rss) / 1024.0);
+    std::fflush(stdout);
+    // Where the service's time went (its own periodic "pipeline" lines).
+    {
+      std::istringstream log{service->stderr_tail(1 << 20)};
+      std::string line;
+      while (std::getline(log, line))
+        if (line.find("\"message\":\"pipeline\"") != std::string::npos)
+          std::printf("  service: %s\n", line.c_str());
+    }
+    service->signal(SIGTERM);
+    service->wait(seconds{60});
+
+    // -- baseline
+    // ---------------------------------------------------------------
+    std::map<std::string, std::string> org_sub;
+    {
+      pqxx::nontransaction tx{db};
+      for (const auto& row :
+           tx.exec("SELECT org_id, subscription_id FROM seatledger.orgs"))
+        org_sub[row[0].c_str()] = row[1].is_null() ? "" : row[1].c_str();
+    }
+    auto baseline = run_baseline(conninfo, *bootstrap, membership,
+                                 o.baseline_events, org_sub);
+    std::printf("baseline (one SERIALIZABLE transaction per event, recount "
+                "and append): %.0f events/s over %ld events\n",
+                baseline, o.baseline_events);
+    std::printf("ratio: %.1fx the baseline\n",
+                (static_cast<double>(o.events) / elapsed) / baseline);
+    std::filesystem::remove_all(key_dir);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "benchmark failed: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,207 @@
+// Configuration of the real binary (issue 5): every invalid configuration
+// stops `seatledger serve` at once with exit status 2 and one line on stderr
+// naming the setting, before anything is started; `serve --help` documents
+// every option; and flag > SEATLEDGER_* > file holds end to end, seen in
+// the CloudEvents `source` of the events the service publishes.
+
+#include <filesystem>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "config/options.hpp"
+#include "service_fixture.hpp"
+
+namespace seatledger::test {
+namespace {
+
+using namespace std::chrono;
+using json = nlohmann::json;
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string line;
+  for (auto c : text) {
+    if (c == '\n') {
+      lines.push_back(line);
+      line.clear();
+    } else {
+      line.push_back(c);
+    }
+  }
+  if (!line.empty())
+    lines.push_back(line);
+  return lines;
+}
+
+TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
+  temp_dir dir{"seatledger_config_it"};
+  auto keys = crypto::generate_key_pair(dir.file("keys"));
+  ASSERT_TRUE(keys) << describe(keys.error());
+  const auto unknown_key_file = dir.file("unknown-key.conf");
+  write_file(unknown_key_file,
+             "# seatledger\nsource = ok\nno-such-option = 1\n");
+  const auto bad_value_file = dir.file("bad-value.conf");
+  write_file(bad_value_file, "source = ok\nbatch-max-records = abc\n");
+  const auto garbage_key = dir.file("garbage.pem");
+  write_file(garbage_key, "-----BEGIN PRIVATE KEY-----\nnope\n");
+
+  struct bad_case {
+    std::string name;
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    /// Each must appear in the one line.
+    std::vector<std::string> says;
+    /// None may appear (secrets).
+    std::vector<std::string> never = {};
+  };
+  const std::vector<bad_case> cases{
+    {"a flag's value",
+     {"--batch-max-records", "abc"},
+     {},
+     {"--batch-max-records", "'abc'"}},
+    {"a variable's value",
+     {},
+     {{"SEATLEDGER_HTTP_LISTEN", "nonsense"}},
+     {"--http-listen", "SEATLEDGER_HTTP_LISTEN", "'nonsense'"}},
+    {"an unknown key in the file",
+     {"--config", unknown_key_file},
+     {},
+     {unknown_key_file + ":3", "no-such-option"}},
+    {"a file value named by the variable",
+     {},
+     {{"SEATLEDGER_CONFIG", bad_value_file}},
+     {"--batch-max-records", bad_value_file + ":2", "'abc'"}},
+    {"a short token",
+     {"--api-token", "short:admin"},
+     {},
+     {"--api-token"},
+     {"short:"}},
+    {"a token without scope",
+     {"--api-token", "Xy7qZXy7qZXy7qZXy7qZ:superuser"},
+     {},
+     {"--api-token"},
+     {"Xy7qZ", "superuser"}},
+    {"tokens from the environment",
+     {},
+     {{"SEATLEDGER_API_TOKENS", "Xy7qZXy7qZXy7qZXy7qZ:admin,Ab:read"}},
+     {"--api-token", "SEATLEDGER_API_TOKENS"},
+     {"Xy7qZ", "Ab:"}},
+    {"a Kafka property",
+     {"--kafka-property", "novalue"},
+     {},
+     {"--kafka-property", "novalue"}},
+    {"a single-valued flag given twice",
+     {"--source", "a", "--source", "b"},
+     {},
+     {"--source", "given more than once"}},
+    {"an unknown flag", {"--no-such-flag", "1"}, {}, {"--no-such-flag"}},
+    {"a flag without its value",
+     {"--batch-max-records"},
+     {},
+     {"--batch-max-records"}},
+    {"an unknown variable",
+     {},
+     {{"SEATLEDGER_SOURCES", "x"}},
+     {"SEATLEDGER_SOURCES", "unknown"}},
+    {"a missing configuration file",
+     {"--config", dir.file("none.conf")},
+     {},
+     {"--config", dir.file("none.conf")}},
+    {"a duration",
+     {},
+     {{"SEATLEDGER_BATCH_LINGER", "5x"}},
+     {"--batch-linger", "SEATLEDGER_BATCH_LINGER"}},
+    {"a missing signing key",
+     {"--signing-key", dir.file("missing.pem")},
+     {},
+     {"--signing-key", dir.file("missing.pem")}},
+    {"an unreadable signing key",
+     {"--signing-key", garbage_key},
+     {},
+     {"--signing-key", garbage_key}},
+    {"a missing trusted key",
+     {"--signing-key", keys->signing_key_file, "--trusted-key",
+      dir.file("missing-public.pem")},
+     {},
+     {"--trusted-key", dir.file("missing-public.pem")}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    // Whatever the bad setting, nothing may be started: a database and a
+    // cluster that do not exist would fail differently (and slowly), and a
+    // private data directory catches anything written.
+    std::vector<std::string> args{"serve",
+                                  "--database-url",
+                                  "host=127.0.0.1 port=1 dbname=none "
+                                  "connect_timeout=5",
+                                  "--kafka-bootstrap",
+                                  "127.0.0.1:1",
+                                  "--data-dir",
+                                  dir.file("var")};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto started = steady_clock::now();
+    auto r = run_cli(args, c.env, seconds{30});
+    auto took = steady_clock::now() - started;
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+    EXPECT_EQ(lines[0].rfind("invalid configuration: ", 0), 0u) << lines[0];
+    for (const auto& part : c.says)
+      EXPECT_NE(lines[0].find(part), std::string::npos)
+        << "'" << part << "' not in: " << lines[0];
+    for (const auto& part : c.never)
+      EXPECT_EQ(lines[0].find(part), std::string::npos)
+        << "'" << part << "' echoed: " << lines[0];
+    EXPECT_EQ(r.out, "") << "something was started";
+    EXPECT_LT(took, seconds{10});
+    EXPECT_FALSE(std::filesystem::exists(dir.file("var")));
+  }
+}
+
+TEST(service_config, serve_help_lists_every_option) {
+  auto r = run_cli({"serve", "--help"});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  for (const auto& spec : config::serve_options()) {
+    EXPECT_NE(r.out.find("--" + spec.name), std::string::npos)
+      << spec.name << " missing from:\n"
+      << r.out;
+    EXPECT_NE(r.out.find(spec.env), std::string::npos)
+      << spec.env << " missing from:\n"
+      << r.out;
+  }
+}
+
+TEST(service_config, flag_beats_environment_beats_file_end_to_end) {
+  temp_dir dir{"seatledger_config_it"};
+  const auto file = dir.file("seatledger.conf");
+  write_file(file, "# the file\nsource = from-file\n");
+  // The source the published events carry, for a subscription created
+  // while the service runs with that configuration.
+  auto published_source = [](running_service& s, const std::string& sub) {
+    s.publish(subscriptions_topic, sub,
+              cloud_event("seatledger.subscription.create", "create-" + sub,
+                          rfc3339_from_now(seconds{0}),
+                          create_data(sub, "some-plan", 3,
+                                      rfc3339_from_now(-hours{24}),
+                                      rfc3339_from_now(hours{24 * 300}),
+                                      sub + ".example")));
+    auto created = s.wait_for(sub, "seatledger.subscription.created");
+    if (created.empty())
+      return std::string{"<nothing published>"};
+    // Every event for it carries the same source.
+    for (const auto& e : s.events_of(sub))
+      EXPECT_EQ(e["source"], created[0]["source"]) << e.dump();
+    return created[0]["source"].get<std::string>();
+  };
+  running_service service{{"--config", file, "--source", "from-flag"},
+                          {{"SEATLEDGER_SOURCE", "from-env"}}};
+  EXPECT_EQ(published_source(service, "sub-flag"), "from-flag");
+  service.start({"--config", file}, {{"SEATLEDGER_SOURCE", "from-env"}});
+  EXPECT_EQ(published_source(service, "sub-env"), "from-env");
+  service.start({}, {{"SEATLEDGER_CONFIG", file}});
+  EXPECT_EQ(published_source(service, "sub-file"), "from-file");
+}
+
+} // namespace
+} // namespace seatledger::test

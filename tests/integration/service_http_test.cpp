@@ -1,0 +1,343 @@
+// The HTTP API of http.md through the running service (issue 5): every
+// endpoint but the catalog's answers its happy path and its error statuses
+// once, with the data the service itself committed from Kafka. The adapter
+// tests (http_api_test.cpp) cover the details of each answer; this checks
+// the wiring: tokens from the command line, PostgreSQL, the signing key,
+// readiness, metrics, and the write path through Kafka.
+
+#include <cstdlib>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "paseto/license_verifier.hpp"
+#include "paseto/signed_json.hpp"
+#include "paseto/trusted_keys.hpp"
+#include "service_fixture.hpp"
+
+namespace seatledger::test {
+namespace {
+
+using namespace std::chrono;
+using json = nlohmann::json;
+
+constexpr const char* sub = "sub-http";
+constexpr const char* org = "org-http";
+constexpr const char* plan = "premium-saas-annual";
+
+std::string membership(const std::string& type, const std::string& id,
+                       const json& data, const std::string& time) {
+  return cloud_event("seatledger." + type, id, time, data, "test-portal");
+}
+
+class service_http : public ::testing::Test {
+protected:
+  void SetUp() override {
+    service_ = std::make_unique<running_service>();
+    service_->publish(catalog_topic, plan,
+                      rate_plan_event(plan, "Premium", {"sso"}, "plan-1"));
+    database_probe db{service_->conninfo()};
+    ASSERT_TRUE(wait_until(
+      [&] {
+        return db.scalar("SELECT count(*) FROM seatledger.catalog_rate_plans")
+               == 1;
+      },
+      seconds{60}));
+    // A subscription whose first month is over, an org linked to it with
+    // two billable members and a guest.
+    term_start_ = rfc3339_from_now(-hours{24 * 40});
+    service_->publish(subscriptions_topic, sub,
+                      cloud_event("seatledger.subscription.create",
+                                  "create-http",
+                                  rfc3339_from_now(-hours{24 * 40}),
+                                  create_data(sub, plan, 1, term_start_,
+                                              rfc3339_from_now(hours{24 * 325}),
+                                              "http.example")));
+    auto t = rfc3339_from_now(-minutes{10});
+    service_->publish(membership_topic, org,
+                      membership("org.linked", "link-1",
+                                 {{"org_id", org}, {"subscription_id", sub}},
+                                 t));
+    for (const auto* user : {"alice", "bob"})
+      service_->publish(
+        membership_topic, org,
+        membership("member.added", std::string{"add-"} + user,
+                   {{"org_id", org}, {"user_id", user}, {"billable", true}},
+                   t));
+    service_->publish(
+      membership_topic, org,
+      membership("member.added", "add-carol",
+                 {{"org_id", org}, {"user_id", "carol"}, {"billable", false}},
+                 t));
+    service_->wait_for(sub, "seatledger.seats.changed", 2);
+    auto issued = service_->wait_for(sub, "seatledger.license.issued");
+    ASSERT_FALSE(issued.empty());
+    license_id_ = issued[0]["data"]["license_id"].get<std::string>();
+    license_key_ = issued[0]["data"]["license_key"].get<std::string>();
+    ASSERT_TRUE(wait_until([&] { return db.settled(5); }, seconds{60}));
+  }
+
+  void TearDown() override {
+    service_.reset();
+  }
+
+  /// Expects `status` (and the error code for an error).
+  void expect(const httplib::Result& res, int status,
+              const std::string& code = {}) {
+    ASSERT_TRUE(res) << describe_answer(res);
+    EXPECT_EQ(res->status, status) << res->body;
+    if (!code.empty()) {
+      EXPECT_EQ(error_code_of(res), code) << res->body;
+    }
+    if (status >= 400) {
+      auto body = json::parse(res->body, nullptr, false);
+      EXPECT_TRUE(body.is_object() && body["error"]["message"].is_string())
+        << res->body;
+    }
+  }
+
+  json body_of(const httplib::Result& res) {
+    return res ? json::parse(res->body, nullptr, false) : json{};
+  }
+
+  std::unique_ptr<running_service> service_;
+  std::string term_start_;
+  std::string license_id_;
+  std::string license_key_;
+};
+
+TEST_F(service_http, every_endpoint_answers_its_happy_path_and_errors) {
+  auto& s = *service_;
+  const std::string base = std::string{"/v1/subscriptions/"} + sub;
+
+  // Open endpoints.
+  expect(s.get("/healthz", nullptr), 200);
+  expect(s.get("/readyz", nullptr), 200);
+
+  // Authentication: no token, a wrong one, a read token on the admin
+  // endpoint.
+  auto res = s.get(base, nullptr);
+  expect(res, 401, "unauthorized");
+  EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Bearer");
+  expect(s.get(base, "not-a-configured-token-at-all"), 401, "unauthorized");
+  expect(s.post(base + "/licenses", "{}", service_read_token), 403,
+         "forbidden");
+  expect(s.post(base + "/licenses", "{}", nullptr), 401, "unauthorized");
+
+  // The subscription.
+  res = s.get(base);
+  expect(res, 200);
+  auto state = body_of(res);
+  EXPECT_EQ(state["status"], "active");
+  EXPECT_EQ(state["seats"], 1);
+  EXPECT_EQ(state["seats_in_use"], 2);
+  EXPECT_EQ(state["max_seats_used"], 2);
+  EXPECT_EQ(state["seats_owed"], 1);
+  EXPECT_EQ(state["orgs"], (json{org}));
+  EXPECT_EQ(state["plan_id"], plan);
+  // The admin token reads too.
+  expect(s.get(base, service_admin_token), 200);
+  expect(s.get("/v1/subscriptions/no-such-sub"), 404, "not_found");
+
+  // Usage: JSON, CSV, the signed export; bad parameters.
+  res = s.get(base + "/usage");
+  expect(res, 200);
+  auto usage = body_of(res);
+  ASSERT_GE(usage["months"].size(), 2u) << res->body;
+  EXPECT_EQ(usage["months"][0]["complete"], true);
+  EXPECT_EQ(usage["months"][1]["peak_seats"], 2);
+  res = s.get(base + "/usage?format=csv");
+  expect(res, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type").rfind("text/csv", 0), 0u);
+  EXPECT_EQ(res->body.rfind("month,start,end,peak_seats", 0), 0u) << res->body;
+  res = s.get(base + "/usage?export=1");
+  expect(res, 200);
+  paseto::trusted_keys keys;
+  ASSERT_TRUE(keys.add_pem_file(s.public_key_file()));
+  EXPECT_TRUE(paseto::verify_json_document(keys, res->body)) << res->body;
+  EXPECT_EQ(body_of(res)["months"].size(), 1u) << "complete months only";
+  res = s.get(base + "/usage?term_start=" + term_start_);
+  expect(res, 200);
+  expect(s.get(base + "/usage?term_start=yesterday"), 400, "bad_request");
+  expect(s.get(base + "/usage?term_start=2001-01-01T00:00:00Z"), 404,
+         "not_found");
+  expect(s.get(base + "/usage?format=xml"), 400, "bad_request");
+  expect(s.get("/v1/subscriptions/no-such-sub/usage"), 404, "not_found");
+
+  // Seats at an instant.
+  res = s.get(base + "/seats?at=" + rfc3339_from_now(seconds{0}));
+  expect(res, 200);
+  EXPECT_EQ(body_of(res)["seats_in_use"], 2);
+  res = s.get(base + "/seats?at=" + rfc3339_from_now(-hours{1}));
+  expect(res, 200);
+  EXPECT_EQ(body_of(res)["seats_in_use"], 0);
+  expect(s.get(base + "/seats?at=2026-13-45T99:00:00Z"), 400, "bad_request");
+  expect(s.get(base + "/seats?at=now"), 400, "bad_request");
+  expect(s.get(base + "/seats"), 400, "bad_request");
+  expect(s.get("/v1/subscriptions/no-such-sub/seats?at=2026-01-01T00:00:00Z"),
+         404, "not_found");
+
+  // Seat holders, paged.
+  res = s.get(base + "/seats/holders?limit=1");
+  expect(res, 200);
+  auto holders = body_of(res);
+  ASSERT_EQ(holders["holders"].size(), 1u) << res->body;
+  EXPECT_EQ(holders["holders"][0]["user_id"], "alice");
+  EXPECT_EQ(holders["holders"][0]["orgs"], (json{org}));
+  EXPECT_EQ(holders["next_after"], "alice");
+  res = s.get(base + "/seats/holders?after=alice");
+  expect(res, 200);
+  EXPECT_EQ(body_of(res)["holders"].size(), 1u);
+  EXPECT_TRUE(body_of(res)["next_after"].is_null());
+  expect(s.get(base + "/seats/holders?limit=0"), 400, "bad_request");
+  expect(s.get(base + "/seats/holders?limit=1001"), 400, "bad_request");
+  expect(s.get("/v1/subscriptions/no-such-sub/seats/holders"), 404,
+         "not_found");
+
+  // The ledger, paged.
+  res = s.get(base + "/ledger?limit=1");
+  expect(res, 200);
+  auto page = body_of(res);
+  ASSERT_EQ(page["entries"].size(), 1u) << res->body;
+  EXPECT_EQ(page["entries"][0]["seq"], 1);
+  EXPECT_EQ(page["entries"][0]["prev_hash"], std::string(64, '0'));
+  EXPECT_EQ(page["next_after"], 1);
+  res = s.get(base + "/ledger?after=1&limit=1000");
+  expect(res, 200);
+  EXPECT_EQ(body_of(res)["entries"].size(), 1u);
+  EXPECT_EQ(body_of(res)["entries"][0]["prev_hash"],
+            page["entries"][0]["hash"]);
+  expect(s.get(base + "/ledger?limit=abc"), 400, "bad_request");
+  expect(s.get(base + "/ledger?limit=-1"), 400, "bad_request");
+  expect(s.get(base + "/ledger?after=x"), 400, "bad_request");
+  expect(s.get("/v1/subscriptions/no-such-sub/ledger"), 404, "not_found");
+
+  // Licenses of the subscription, one license, issuing one.
+  res = s.get(base + "/licenses");
+  expect(res, 200);
+  ASSERT_EQ(body_of(res)["licenses"].size(), 1u) << res->body;
+  EXPECT_EQ(body_of(res)["licenses"][0]["license_id"], license_id_);
+  expect(s.get("/v1/subscriptions/no-such-sub/licenses"), 404, "not_found");
+  res = s.get("/v1/licenses/" + license_id_);
+  expect(res, 200);
+  EXPECT_EQ(body_of(res)["license_key"], license_key_);
+  EXPECT_EQ(body_of(res)["status"], "valid");
+  expect(s.get("/v1/licenses/no-such-license"), 404, "not_found");
+  res = s.post(base + "/licenses", "{}");
+  expect(res, 201);
+  EXPECT_EQ(body_of(res)["subscription_id"], sub);
+  expect(s.post(base + "/licenses", "[1,2]"), 400, "bad_request");
+  expect(s.post(base + "/licenses", R"({"features":"sso"})"), 400,
+         "bad_request");
+  expect(s.post("/v1/subscriptions/no-such-sub/licenses", "{}"), 404,
+         "not_found");
+
+  // Verification online (read scope), revocations.
+  res = s.post("/v1/licenses/verify",
+               json{{"license_key", license_key_}}.dump(), service_read_token);
+  expect(res, 200);
+  EXPECT_EQ(body_of(res)["valid"], true);
+  EXPECT_TRUE(body_of(res)["reason"].is_null());
+  EXPECT_EQ(body_of(res)["claims"]["jti"], license_id_);
+  res = s.post("/v1/licenses/verify",
+               json{{"license_key", "v4.public.x"}}.dump(), service_read_token);
+  expect(res, 200);
+  EXPECT_EQ(body_of(res)["valid"], false);
+  EXPECT_EQ(body_of(res)["reason"], "bad_format");
+  expect(s.post("/v1/licenses/verify", "not json", service_read_token), 400,
+         "bad_request");
+  expect(s.post("/v1/licenses/verify", "{}", nullptr), 401, "unauthorized");
+  res = s.get("/v1/licenses/revocations");
+  expect(res, 200);
+  EXPECT_TRUE(paseto::verify_json_document(keys, res->body)) << res->body;
+  EXPECT_TRUE(body_of(res)["revoked"].empty());
+
+  // Orgs.
+  res = s.get(std::string{"/v1/orgs/"} + org);
+  expect(res, 200);
+  EXPECT_EQ(body_of(res)["subscription_id"], sub);
+  EXPECT_EQ(body_of(res)["members"], 3);
+  EXPECT_EQ(body_of(res)["billable_members"], 2);
+  expect(s.get("/v1/orgs/no-such-org"), 404, "not_found");
+
+  // Methods and paths that do not exist.
+  res = s.del(base);
+  expect(res, 405, "method_not_allowed");
+  EXPECT_NE(res->get_header_value("Allow").find("GET"), std::string::npos);
+  expect(s.get("/v1/licenses/verify"), 405, "method_not_allowed");
+  expect(s.post(base, "{}"), 405, "method_not_allowed");
+  expect(s.get("/v1/no-such-thing"), 404, "not_found");
+}
+
+TEST_F(service_http, readyz_and_metrics_after_traffic) {
+  auto& s = *service_;
+  auto res = s.get("/readyz", nullptr);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(body_of(res)["status"], "ready");
+  // Some HTTP traffic too, so its families have samples, and a record
+  // that is not a CloudEvent (a dead letter).
+  s.get(std::string{"/v1/subscriptions/"} + sub);
+  s.get("/v1/subscriptions/no-such-sub");
+  s.publish(membership_topic, org, "this is not JSON");
+  ASSERT_TRUE(wait_until(
+    [&] {
+      res = s.get("/metrics", nullptr);
+      return res && res->status == 200
+             && res->body.find("seatledger_dead_letters_total{")
+                  != std::string::npos;
+    },
+    seconds{60}, milliseconds{100}))
+    << describe_answer(res);
+  EXPECT_EQ(res->get_header_value("Content-Type").rfind("text/plain", 0), 0u);
+  const auto& text = res->body;
+  // Records consumed, by topic: the catalog, the command and the six
+  // membership records.
+  double consumed = 0;
+  std::set<std::string> families;
+  std::istringstream lines{text};
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# TYPE ", 0) == 0)
+      families.insert(line.substr(7, line.find(' ', 7) - 7));
+    if (line.rfind("seatledger_records_consumed_total", 0) == 0) {
+      consumed += std::stod(line.substr(line.rfind(' ') + 1));
+      // By topic and CloudEvents type.
+      EXPECT_EQ(line.find("type=\"\""), std::string::npos) << line;
+    }
+  }
+  EXPECT_GE(consumed, 6.0) << text;
+  EXPECT_NE(text.find("seatledger_records_consumed_total{topic=\"seatledger."
+                      "membership.v1\",type=\"seatledger.member.added\"} 3"),
+            std::string::npos)
+    << text;
+  EXPECT_NE(
+    text.find("seatledger_dead_letters_total{code=\"malformed_json\"} 1"),
+    std::string::npos)
+    << text;
+  for (const auto* family :
+       {"seatledger_records_consumed_total", "seatledger_dead_letters_total",
+        "seatledger_commit_duration_seconds", "seatledger_outbox_depth",
+        "seatledger_active_actors", "seatledger_consumer_lag_records",
+        "seatledger_http_requests_total",
+        "seatledger_event_to_commit_latency_seconds"})
+    EXPECT_EQ(families.count(family), 1u) << family << "\n" << text;
+
+  // promtool accepts the exposition.
+  temp_dir dir{"seatledger_metrics"};
+  auto metrics_file = dir.file("metrics.txt");
+  auto out_file = dir.file("promtool.out");
+  write_file(metrics_file, text);
+  auto rc = std::system(("/usr/bin/promtool check metrics < " + metrics_file
+                         + " > " + out_file + " 2>&1")
+                          .c_str());
+  std::ifstream out{out_file};
+  std::string promtool_says{std::istreambuf_iterator<char>{out},
+                            std::istreambuf_iterator<char>{}};
+  EXPECT_EQ(rc, 0) << promtool_says;
+}
+
+} // namespace
+} // namespace seatledger::test

@@ -1,0 +1,474 @@
+// Configuration: flags > SEATLEDGER_* environment > configuration file >
+// defaults, for every kind of option; where each value came from; and every
+// invalid or unknown setting stopping start-up with one line that names it
+// (never echoing an API token).
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <map>
+#include <set>
+#include <string>
+#include <unistd.h>
+#include <variant>
+#include <vector>
+
+#include "config/options.hpp"
+
+using namespace seatledger::config;
+using namespace std::chrono_literals;
+
+namespace {
+
+using env_map = std::map<std::string, std::string>;
+
+/// A configuration file in a private temporary directory, removed at the end.
+class config_file {
+public:
+  explicit config_file(const std::string& text) {
+    static std::atomic<int> counter{0};
+    dir_ = std::filesystem::temp_directory_path()
+           / ("seatledger_config_test_" + std::to_string(getpid()) + "_"
+              + std::to_string(counter++));
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "seatledger.conf").string();
+    std::ofstream out{path_};
+    out << text;
+  }
+
+  ~config_file() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  const std::string& path() const {
+    return path_;
+  }
+
+private:
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+std::variant<settings, config_error> run(const flag_values& flags,
+                                         const env_map& env = {}) {
+  return resolve(serve_options(), flags, env);
+}
+
+settings ok(const flag_values& flags, const env_map& env = {}) {
+  auto r = run(flags, env);
+  if (auto* err = std::get_if<config_error>(&r)) {
+    ADD_FAILURE() << "unexpected error: " << err->message;
+    return {};
+  }
+  return std::get<settings>(r);
+}
+
+std::string error_of(const std::vector<option_spec>& specs,
+                     const flag_values& flags, const env_map& env = {}) {
+  auto r = resolve(specs, flags, env);
+  if (!std::holds_alternative<config_error>(r)) {
+    ADD_FAILURE() << "configuration accepted, an error was expected";
+    return {};
+  }
+  auto message = std::get<config_error>(r).message;
+  EXPECT_EQ(message.find('\n'), std::string::npos)
+    << "not one line: " << message;
+  EXPECT_EQ(message.rfind("invalid configuration: ", 0), 0u) << message;
+  return message;
+}
+
+std::string error_of(const flag_values& flags, const env_map& env = {}) {
+  return error_of(serve_options(), flags, env);
+}
+
+const option_spec& spec_of(const std::string& name) {
+  for (const auto& s : serve_options())
+    if (s.name == name)
+      return s;
+  throw std::runtime_error("no option " + name);
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+constexpr const char* token_a = "aaaaaaaaaaaaaaaaaaaa-token-A";
+constexpr const char* token_b = "bbbbbbbbbbbbbbbbbbbb-token-B";
+constexpr const char* token_c = "cccccccccccccccccccc-token-C";
+
+} // namespace
+
+TEST(config, contract_names_and_defaults_of_operations_md) {
+  const std::map<std::string, std::string> contract{
+    {"kafka-bootstrap", "SEATLEDGER_KAFKA_BOOTSTRAP"},
+    {"database-url", "SEATLEDGER_DATABASE_URL"},
+    {"http-listen", "SEATLEDGER_HTTP_LISTEN"},
+    {"api-token", "SEATLEDGER_API_TOKENS"},
+    {"signing-key", "SEATLEDGER_SIGNING_KEY_FILE"},
+    {"trusted-key", "SEATLEDGER_TRUSTED_KEY_FILES"},
+    {"consumer-group", "SEATLEDGER_CONSUMER_GROUP"},
+    {"config", "SEATLEDGER_CONFIG"},
+  };
+  for (const auto& [name, env] : contract)
+    EXPECT_EQ(spec_of(name).env, env) << name;
+  EXPECT_EQ(spec_of("api-token").kind, option_kind::list);
+  EXPECT_EQ(spec_of("trusted-key").kind, option_kind::list);
+  EXPECT_TRUE(spec_of("api-token").secret);
+  std::set<std::string> names;
+  std::set<std::string> envs;
+  for (const auto& s : serve_options()) {
+    EXPECT_TRUE(names.insert(s.name).second) << "declared twice: " << s.name;
+    EXPECT_TRUE(envs.insert(s.env).second) << "declared twice: " << s.env;
+    EXPECT_EQ(s.env.rfind("SEATLEDGER_", 0), 0u) << s.env;
+    EXPECT_FALSE(s.description.empty()) << s.name;
+    // Every default passes its own validator.
+    if (s.validate && !s.default_value.empty()) {
+      EXPECT_FALSE(s.validate(s.default_value)) << s.name;
+    }
+  }
+  auto defaults = ok({});
+  EXPECT_EQ(defaults.text("http-listen"), "0.0.0.0:8080");
+  EXPECT_EQ(defaults.text("consumer-group"), "seatledger");
+  EXPECT_EQ(defaults.text("source"), "seatledger");
+  EXPECT_EQ(defaults.text("kafka-bootstrap"), "");
+  EXPECT_EQ(defaults.text("database-url"), "");
+  EXPECT_EQ(defaults.text("topic-events"), "seatledger.events.v1");
+  EXPECT_EQ(defaults.integer("batch-max-records"), 5000);
+  EXPECT_EQ(defaults.duration("batch-linger"), 3ms);
+  EXPECT_EQ(defaults.duration("dedup-window"), std::chrono::hours{24 * 7});
+  EXPECT_EQ(defaults.duration("month-close-grace"), std::chrono::hours{1});
+  EXPECT_TRUE(defaults.list("api-token").empty());
+  for (const auto& s : serve_options())
+    EXPECT_EQ(defaults.origin(s.name), "default") << s.name;
+}
+
+TEST(config, flag_beats_environment_beats_file_beats_default_per_kind) {
+  struct option_case {
+    std::string name;
+    std::string file_value, env_value, flag_value, default_value;
+  };
+  const std::vector<option_case> cases{
+    {"source", "from-file", "from-env", "from-flag", "seatledger"}, // text
+    {"batch-max-records", "11", "22", "33", "5000"},                // integer
+    {"batch-linger", "1s", "2m", "3h", "3ms"},                      // duration
+    {"http-listen", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3",
+     "0.0.0.0:8080"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    config_file file{"# a comment\n\n" + c.name + " = " + c.file_value + "\n"};
+    const auto& env_name = spec_of(c.name).env;
+    env_map env{{env_name, c.env_value}};
+    env_map env_with_file{{env_name, c.env_value},
+                          {"SEATLEDGER_CONFIG", file.path()}};
+    flag_values with_config{{"config", {file.path()}}};
+    flag_values all = with_config;
+    all[c.name] = {c.flag_value};
+
+    auto s = ok(all, env);
+    EXPECT_EQ(s.text(c.name), c.flag_value);
+    EXPECT_EQ(s.origin(c.name), "flag");
+    s = ok(with_config, env);
+    EXPECT_EQ(s.text(c.name), c.env_value);
+    EXPECT_EQ(s.origin(c.name), "env");
+    s = ok({}, env_with_file); // the file named by SEATLEDGER_CONFIG
+    EXPECT_EQ(s.text(c.name), c.env_value);
+    s = ok(with_config);
+    EXPECT_EQ(s.text(c.name), c.file_value);
+    EXPECT_EQ(s.origin(c.name), "file");
+    s = ok({}, {{"SEATLEDGER_CONFIG", file.path()}});
+    EXPECT_EQ(s.text(c.name), c.file_value);
+    EXPECT_EQ(s.origin(c.name), "file");
+    s = ok({});
+    EXPECT_EQ(s.text(c.name), c.default_value);
+    EXPECT_EQ(s.origin(c.name), "default");
+  }
+  // The typed accessors read what won.
+  config_file file{"batch-max-records = 11\nbatch-linger = 10m\n"};
+  auto s = ok({{"config", {file.path()}}, {"batch-max-records", {"33"}}},
+              {{"SEATLEDGER_BATCH_LINGER", "250ms"}});
+  EXPECT_EQ(s.integer("batch-max-records"), 33);
+  EXPECT_EQ(s.duration("batch-linger"), 250ms);
+}
+
+TEST(config, boolean_options_follow_the_same_precedence) {
+  // No serve option is boolean today; the kind is checked on its own spec.
+  const std::vector<option_spec> specs{
+    {"config", "SEATLEDGER_CONFIG", "file", option_kind::text, "", nullptr},
+    {"feature", "SEATLEDGER_FEATURE", "a switch", option_kind::boolean, "false",
+     nullptr},
+  };
+  auto get = [&](const flag_values& f, const env_map& e) {
+    auto r = resolve(specs, f, e);
+    EXPECT_TRUE(std::holds_alternative<settings>(r));
+    return std::get<settings>(r);
+  };
+  EXPECT_FALSE(get({}, {}).boolean("feature"));
+  for (const auto* yes : {"true", "1", "yes"})
+    EXPECT_TRUE(get({{"feature", {yes}}}, {}).boolean("feature")) << yes;
+  config_file file{"feature = true\n"};
+  flag_values with_file{{"config", {file.path()}}};
+  EXPECT_TRUE(get(with_file, {}).boolean("feature"));
+  EXPECT_EQ(get(with_file, {}).origin("feature"), "file");
+  EXPECT_FALSE(
+    get(with_file, {{"SEATLEDGER_FEATURE", "false"}}).boolean("feature"));
+  auto both = with_file;
+  both["feature"] = {"1"};
+  auto s = get(both, {{"SEATLEDGER_FEATURE", "false"}});
+  EXPECT_TRUE(s.boolean("feature"));
+  EXPECT_EQ(s.origin("feature"), "flag");
+}
+
+TEST(config, list_options_repeat_as_flags_and_split_commas_in_the_environment) {
+  const std::string a = std::string{token_a} + ":admin";
+  const std::string b = std::string{token_b} + ":read";
+  const std::string c = std::string{token_c} + ":read";
+  // Flags: repeated.
+  auto s = ok({{"api-token", {a, b}}});
+  EXPECT_EQ(s.list("api-token"), (std::vector<std::string>{a, b}));
+  EXPECT_EQ(s.origin("api-token"), "flag");
+  // The variable: comma-separated, blanks trimmed, empty items dropped.
+  s = ok({}, {{"SEATLEDGER_API_TOKENS", " " + a + " ,," + b + ","}});
+  EXPECT_EQ(s.list("api-token"), (std::vector<std::string>{a, b}));
+  EXPECT_EQ(s.origin("api-token"), "env");
+  s = ok({}, {{"SEATLEDGER_TRUSTED_KEY_FILES", "/k/one.pem,/k/two.pem"},
+              {"SEATLEDGER_KAFKA_PROPERTIES",
+               "security.protocol=SASL_SSL,sasl.mechanism=PLAIN"}});
+  EXPECT_EQ(s.list("trusted-key"),
+            (std::vector<std::string>{"/k/one.pem", "/k/two.pem"}));
+  EXPECT_EQ(s.list("kafka-property"),
+            (std::vector<std::string>{"security.protocol=SASL_SSL",
+                                      "sasl.mechanism=PLAIN"}));
+  // The file: one value per line, the line repeated.
+  config_file file{"api-token = " + a + "\napi-token = " + b
+                   + "\ntrusted-key = /k/file.pem\n"};
+  flag_values with_file{{"config", {file.path()}}};
+  s = ok(with_file);
+  EXPECT_EQ(s.list("api-token"), (std::vector<std::string>{a, b}));
+  EXPECT_EQ(s.origin("api-token"), "file");
+  EXPECT_EQ(s.list("trusted-key"), (std::vector<std::string>{"/k/file.pem"}));
+  // A higher source replaces the whole list; lists are never merged.
+  s = ok(with_file, {{"SEATLEDGER_API_TOKENS", c}});
+  EXPECT_EQ(s.list("api-token"), (std::vector<std::string>{c}));
+  auto with_flag = with_file;
+  with_flag["api-token"] = {b};
+  s = ok(with_flag, {{"SEATLEDGER_API_TOKENS", c}});
+  EXPECT_EQ(s.list("api-token"), (std::vector<std::string>{b}));
+  EXPECT_EQ(s.list("trusted-key"), (std::vector<std::string>{"/k/file.pem"}));
+  EXPECT_EQ(s.origin("trusted-key"), "file");
+  // Unset: empty.
+  EXPECT_TRUE(ok({}).list("kafka-property").empty());
+}
+
+TEST(config, file_syntax_comments_blanks_and_quotes) {
+  config_file file{"# seatledger\n"
+                   "   \n"
+                   "  source   =   \"quoted source\"  \n"
+                   "\tconsumer-group=group-1\r\n"
+                   "database-url = host=db port=5432 dbname=x\n"};
+  auto s = ok({{"config", {file.path()}}});
+  EXPECT_EQ(s.text("source"), "quoted source");
+  EXPECT_EQ(s.text("consumer-group"), "group-1");
+  // Only the first '=' separates: values may contain '='.
+  EXPECT_EQ(s.text("database-url"), "host=db port=5432 dbname=x");
+  // --config beats SEATLEDGER_CONFIG for choosing the file.
+  config_file other{"source = other\n"};
+  s = ok({{"config", {file.path()}}}, {{"SEATLEDGER_CONFIG", other.path()}});
+  EXPECT_EQ(s.text("source"), "quoted source");
+  EXPECT_EQ(s.origin("config"), "flag");
+}
+
+TEST(config, every_invalid_value_names_its_setting_in_one_line) {
+  // A bad value for every option that has a validator; a new validated
+  // option without an entry here fails the test.
+  const std::map<std::string, std::string> bad{
+    {"kafka-property", "novalue"},
+    {"http-listen", "nonsense"},
+    {"api-token", "tiny:admin"},
+    {"trusted-key", ""},
+    {"consumer-group", ""},
+    {"source", ""},
+    {"topic-membership", "bad topic!"},
+    {"topic-subscriptions", "bad/topic"},
+    {"topic-catalog", ""},
+    {"topic-deltas", "x y"},
+    {"topic-events", "événements"},
+    {"topic-dlq", std::string(250, 'd')},
+    {"batch-max-records", "abc"},
+    {"batch-linger", "5x"},
+    {"poll-wait", "0ms"},
+    {"actor-idle-timeout", "-1s"},
+    {"month-close-grace", "1 h"},
+    {"dedup-window", "7days"},
+    {"data-dir", ""},
+    {"embedded-partitions", "0"},
+    {"embedded-brokers", "2000"},
+    {"log-level", "verbose"},
+  };
+  int checked = 0;
+  for (const auto& spec : serve_options()) {
+    if (!spec.validate)
+      continue;
+    SCOPED_TRACE(spec.name);
+    auto it = bad.find(spec.name);
+    ASSERT_NE(it, bad.end()) << "no invalid value to try for " << spec.name;
+    const auto& value = it->second;
+    ++checked;
+    // As a flag: "invalid configuration: --name: …".
+    auto msg = error_of({{spec.name, {value}}});
+    EXPECT_EQ(msg.rfind("invalid configuration: --" + spec.name + ": ", 0), 0u)
+      << msg;
+    // From the environment: the variable is named too. (An empty item of a
+    // list variable is dropped, not invalid.)
+    if (!(spec.kind == option_kind::list && value.empty())) {
+      msg = error_of({}, {{spec.env, value}});
+      EXPECT_TRUE(contains(msg, "--" + spec.name + " (" + spec.env
+                                  + " from the environment): "))
+        << msg;
+    }
+    // From the file: file:line.
+    config_file file{"# line 1\n" + spec.name + " = " + value + "\n"};
+    msg = error_of({{"config", {file.path()}}});
+    EXPECT_TRUE(contains(msg, "--" + spec.name + " (" + file.path() + ":2): "))
+      << msg;
+  }
+  EXPECT_GE(checked, 20);
+  // The reasons themselves.
+  EXPECT_TRUE(contains(error_of({{"batch-max-records", {"abc"}}}),
+                       "not a positive integer: 'abc'"));
+  EXPECT_TRUE(contains(error_of({{"batch-max-records", {"0"}}}),
+                       "not a positive integer"));
+  EXPECT_TRUE(contains(error_of({{"http-listen", {"nonsense"}}}),
+                       "not HOST:PORT: 'nonsense'"));
+  EXPECT_TRUE(
+    contains(error_of({{"http-listen", {"host:70000"}}}), "not HOST:PORT"));
+  EXPECT_TRUE(contains(error_of({{"kafka-property", {"novalue"}}}),
+                       "not KEY=VALUE: 'novalue'"));
+  EXPECT_TRUE(contains(error_of({{"batch-linger", {"5x"}}}), "not a duration"));
+  EXPECT_TRUE(
+    contains(error_of({{"embedded-partitions", {"2000"}}}), "at most 1024"));
+  EXPECT_TRUE(contains(error_of({{"log-level", {"verbose"}}}), "'verbose'"));
+  // HOST:PORT with port 0 (any free port) is fine.
+  EXPECT_EQ(ok({{"http-listen", {"127.0.0.1:0"}}}).text("http-listen"),
+            "127.0.0.1:0");
+}
+
+TEST(config, unknown_settings_are_errors) {
+  // A SEATLEDGER_* variable that is no option (a typo) ...
+  auto msg = error_of({}, {{"SEATLEDGER_SOURCES", "x"}});
+  EXPECT_TRUE(contains(msg, "SEATLEDGER_SOURCES")) << msg;
+  EXPECT_TRUE(contains(msg, "unknown setting")) << msg;
+  // ... while other variables are none of its business.
+  EXPECT_EQ(ok({}, {{"PATH", "/bin"}, {"SEATLEDGERX", "1"}}).text("source"),
+            "seatledger");
+  // Nor are the variables Kubernetes sets for a Service named seatledger.
+  EXPECT_EQ(ok({}, {{"SEATLEDGER_SERVICE_HOST", "10.0.0.7"},
+                    {"SEATLEDGER_SERVICE_PORT", "8080"},
+                    {"SEATLEDGER_SERVICE_PORT_HTTP", "8080"},
+                    {"SEATLEDGER_PORT", "tcp://10.0.0.7:8080"},
+                    {"SEATLEDGER_PORT_8080_TCP", "tcp://10.0.0.7:8080"},
+                    {"SEATLEDGER_PORT_8080_TCP_ADDR", "10.0.0.7"}})
+              .text("source"),
+            "seatledger");
+  // A look-alike that is no service link is still a typo.
+  EXPECT_TRUE(
+    contains(error_of({}, {{"SEATLEDGER_PORTS", "1"}}), "SEATLEDGER_PORTS"));
+  // A flag that is no option.
+  msg = error_of({{"no-such-flag", {"1"}}});
+  EXPECT_TRUE(contains(msg, "--no-such-flag: unknown setting")) << msg;
+  // A file key that is no option, with file and line.
+  config_file file{"# comment\nsource = x\n\nno-such-option = 1\n"};
+  msg = error_of({{"config", {file.path()}}});
+  EXPECT_TRUE(contains(msg, file.path() + ":4")) << msg;
+  EXPECT_TRUE(contains(msg, "unknown setting 'no-such-option'")) << msg;
+  // `config` inside a file is not a setting there.
+  config_file nested{"config = /etc/other.conf\n"};
+  msg = error_of({{"config", {nested.path()}}});
+  EXPECT_TRUE(contains(msg, nested.path() + ":1")) << msg;
+  // A line that is not `name = value`.
+  config_file garbage{"source = x\njust some words\n"};
+  msg = error_of({{"config", {garbage.path()}}});
+  EXPECT_TRUE(contains(msg, garbage.path() + ":2: not a 'name = value' line"))
+    << msg;
+  // A file that cannot be read, from the flag or the variable.
+  msg = error_of({{"config", {"/nonexistent/seatledger.conf"}}});
+  EXPECT_TRUE(contains(msg, "--config")) << msg;
+  EXPECT_TRUE(contains(msg, "/nonexistent/seatledger.conf")) << msg;
+  msg = error_of({}, {{"SEATLEDGER_CONFIG", "/nonexistent/other.conf"}});
+  EXPECT_TRUE(contains(msg, "/nonexistent/other.conf")) << msg;
+}
+
+TEST(config, a_single_valued_option_given_twice_is_an_error) {
+  auto msg = error_of({{"source", {"a", "b"}}});
+  EXPECT_EQ(msg, "invalid configuration: --source: given more than once");
+  config_file file{"source = a\n# between\nsource = b\n"};
+  msg = error_of({{"config", {file.path()}}});
+  EXPECT_TRUE(contains(msg, "--source (" + file.path() + ":3)")) << msg;
+  EXPECT_TRUE(contains(msg, "given more than once")) << msg;
+  // A flag given twice wins over the file given twice: only what is used
+  // counts, and the flag is used.
+  EXPECT_EQ(ok({{"config", {file.path()}}, {"source", {"c"}}}).text("source"),
+            "c");
+  // Lists may repeat.
+  EXPECT_EQ(
+    ok({{"trusted-key", {"/a.pem", "/b.pem"}}}).list("trusted-key").size(), 2u);
+}
+
+TEST(config, api_tokens_never_appear_in_errors) {
+  const std::string secret = "Sup3rS3cretT0kenValue";
+  const std::vector<std::string> bad_entries{
+    secret + ":reed",                       // bad scope
+    secret,                                 // no scope
+    secret + ":",                           // empty scope
+    ":" + secret,                           // empty token, secret as scope
+    "Sup3r:admin",                          // too short
+    secret + ":admin," + secret + "x:read", // a list where one token belongs
+    "Sup3r S3cret T0ken Value:admin",       // not a bearer token
+    "Sup3r:S3cretT0kenValue12",             // a colon inside, no scope
+  };
+  for (const auto& entry : bad_entries) {
+    SCOPED_TRACE(entry);
+    auto check = [&](const std::string& msg) {
+      EXPECT_FALSE(contains(msg, "Sup3r")) << msg;
+      EXPECT_FALSE(contains(msg, "S3cret")) << msg;
+      EXPECT_FALSE(contains(msg, "T0ken")) << msg;
+      EXPECT_TRUE(contains(msg, "--api-token")) << msg;
+    };
+    check(error_of({{"api-token", {entry}}}));
+    config_file file{"api-token = " + entry + "\n"};
+    check(error_of({{"config", {file.path()}}}));
+    // The variable splits at commas: each piece is checked on its own.
+    if (entry.find(',') == std::string::npos)
+      check(error_of({}, {{"SEATLEDGER_API_TOKENS", entry}}));
+  }
+  // A valid token next to an invalid one: neither is echoed.
+  auto msg = error_of({}, {{"SEATLEDGER_API_TOKENS",
+                            std::string{token_a} + ":admin,short:read"}});
+  EXPECT_FALSE(contains(msg, token_a)) << msg;
+  EXPECT_FALSE(contains(msg, "short:")) << msg;
+  EXPECT_TRUE(contains(msg, "SEATLEDGER_API_TOKENS")) << msg;
+  // Tokens of 16 characters and more, of bearer-token characters, are fine.
+  auto s = ok(
+    {{"api-token", {"0123456789abcdef:read", "A-._~+/=bcdefghijklm:admin"}}});
+  EXPECT_EQ(s.list("api-token").size(), 2u);
+}
+
+TEST(config, durations_parse) {
+  EXPECT_EQ(parse_duration("250ms"), 250ms);
+  EXPECT_EQ(parse_duration("5s"), 5s);
+  EXPECT_EQ(parse_duration("10m"), std::chrono::minutes{10});
+  EXPECT_EQ(parse_duration("1h"), std::chrono::hours{1});
+  EXPECT_EQ(parse_duration("7d"), std::chrono::hours{7 * 24});
+  EXPECT_EQ(parse_duration("100"), 100ms); // a bare number: milliseconds
+  EXPECT_EQ(parse_duration("0s"), 0ms);    // parses; the options refuse 0
+  for (const auto* bad : {"5x", "", "-1s", "s", "1.5s", " 5s", "5s ", "5 s",
+                          "5sec", "1h30m", "ms", "9999999999999s"})
+    EXPECT_FALSE(parse_duration(bad)) << "'" << bad << "'";
+  // A duration option refuses zero and garbage, naming the setting.
+  EXPECT_TRUE(contains(error_of({{"poll-wait", {"0s"}}}), "--poll-wait"));
+  EXPECT_TRUE(contains(error_of({{"poll-wait", {"-1s"}}}), "--poll-wait"));
+  EXPECT_EQ(
+    ok({{"actor-idle-timeout", {"90s"}}}).duration("actor-idle-timeout"), 90s);
+}
