@@ -1,11 +1,12 @@
 #include "storage/pg_codec.hpp"
 
-#include "messages/service_error.hpp"
-
 #include <algorithm>
 #include <cstring>
 #include <libpq-fe.h>
+
 #include <nlohmann/json.hpp>
+
+#include "messages/service_error.hpp"
 
 namespace seatledger::storage::detail {
 
@@ -216,6 +217,46 @@ copy_buffer& copy_buffer::bytea(std::string_view value) {
 copy_buffer& copy_buffer::text_array(const std::vector<std::string>& values) {
   sep();
   escaped(detail::text_array(values));
+  return *this;
+}
+
+namespace {
+
+void put_be(std::string& out, std::uint64_t value, int bytes) {
+  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((value >> shift) & 0xff));
+}
+
+} // namespace
+
+copy_buffer& copy_buffer::binary_header() {
+  static constexpr char signature[] = "PGCOPY\n\xff\r\n";
+  buf_.append(signature, sizeof(signature)); // with its final NUL byte
+  put_be(buf_, 0, 4);                        // flags: no OIDs
+  put_be(buf_, 0, 4);                        // no header extension
+  return *this;
+}
+
+copy_buffer& copy_buffer::binary_row(std::int16_t fields) {
+  put_be(buf_, static_cast<std::uint16_t>(fields), 2);
+  ++rows_;
+  return *this;
+}
+
+copy_buffer& copy_buffer::binary_bytes(std::string_view value) {
+  put_be(buf_, static_cast<std::uint32_t>(value.size()), 4);
+  buf_.append(value.data(), value.size());
+  return *this;
+}
+
+copy_buffer& copy_buffer::binary_int4(std::int32_t value) {
+  put_be(buf_, 4, 4);
+  put_be(buf_, static_cast<std::uint32_t>(value), 4);
+  return *this;
+}
+
+copy_buffer& copy_buffer::binary_trailer() {
+  put_be(buf_, 0xffff, 2);
   return *this;
 }
 

@@ -5,17 +5,18 @@
 // the mapping of libpqxx exceptions to `caf::error`. Never include this from
 // a public header.
 
-#include "domain/time.hpp"
-
-#include <caf/error.hpp>
 #include <cstdint>
 #include <exception>
 #include <optional>
-#include <pqxx/pqxx>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <caf/error.hpp>
+#include <pqxx/pqxx>
+
+#include "domain/time.hpp"
 
 namespace seatledger::storage::detail {
 
@@ -95,7 +96,9 @@ caf::error to_error(const std::exception_ptr& ex, std::string_view what,
 // -- COPY ---------------------------------------------------------------------
 
 /// Rows in COPY text format (tab-separated, `\N` for NULL), appended to a
-/// buffer that `copy_stream` hands to libpq in 64 KiB chunks.
+/// buffer that `copy_stream` hands to libpq in 64 KiB chunks. The `binary_*`
+/// calls write `COPY … (FORMAT binary)` instead, for tables whose values are
+/// large bytea: no hex encoding on either side (one buffer holds one format).
 class copy_buffer {
 public:
   copy_buffer& text(std::string_view value);
@@ -110,6 +113,17 @@ public:
   copy_buffer& bytea(std::string_view value);
   copy_buffer& text_array(const std::vector<std::string>& values);
   void end_row();
+
+  /// Binary format: the file header, once before the first row.
+  copy_buffer& binary_header();
+  /// Binary format: a row of `fields` values follows.
+  copy_buffer& binary_row(std::int16_t fields);
+  /// Binary format: a text or bytea value, its bytes as they are.
+  copy_buffer& binary_bytes(std::string_view value);
+  /// Binary format: an integer (int4) value.
+  copy_buffer& binary_int4(std::int32_t value);
+  /// Binary format: the trailer, once after the last row.
+  copy_buffer& binary_trailer();
 
   const std::string& data() const {
     return buf_;

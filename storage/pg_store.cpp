@@ -200,9 +200,11 @@ constexpr const char* copy_revocations
   = "COPY seatledger.license_revocations (license_id, subscription_id, "
     "revoked_at, reason) FROM STDIN";
 
+// Binary: a chunk is megabytes of bytea, which text format would send
+// and parse as hex.
 constexpr const char* copy_outbox_chunks
   = "COPY seatledger.outbox_chunks (lease_key, record_count, records) "
-    "FROM STDIN";
+    "FROM STDIN (FORMAT binary)";
 
 constexpr const char* copy_applied_events
   = "COPY seatledger.applied_events (source, id) FROM STDIN";
@@ -1074,12 +1076,15 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
       rows.push_back(&o);
     }
     copy_stream out{c, copy_outbox_chunks, buf};
+    buf.binary_header();
     for (const auto& lease : leases) {
       const auto& rows = by_lease[lease];
-      buf.text(lease).integer(static_cast<std::int64_t>(rows.size()));
-      buf.bytea(encode_outbox_chunk(rows)).end_row();
+      buf.binary_row(3).binary_bytes(lease);
+      buf.binary_int4(static_cast<std::int32_t>(rows.size()));
+      buf.binary_bytes(encode_outbox_chunk(rows));
       out.row_done();
     }
+    buf.binary_trailer();
     out.finish();
   }
   if (!b.indexed_events.empty()) {

@@ -326,8 +326,17 @@ std::vector<record> consumer::poll(std::size_t max, int timeout_ms) {
         topic_partition tp{msg->rkt ? rd_kafka_topic_name(msg->rkt) : "",
                            msg->partition};
         impl_->gaps.push_back({tp, msg->offset});
-        // Resume from the earliest record still there.
-        seek({{tp, RD_KAFKA_OFFSET_BEGINNING}});
+        // Resume from the earliest record still there. librdkafka refuses
+        // to seek a partition in this state ("Erroneous state"), so it is
+        // assigned afresh.
+        auto resumed = unassign({tp});
+        if (resumed)
+          resumed = assign({{tp, RD_KAFKA_OFFSET_BEGINNING}});
+        if (!resumed)
+          log::error("cannot resume a partition after a gap",
+                     {{"topic", tp.topic},
+                      {"partition", tp.partition},
+                      {"error", to_string(resumed.error())}});
       } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         log::warning("kafka consumer error",
                      {{"error", rd_kafka_message_errstr(msg)}});

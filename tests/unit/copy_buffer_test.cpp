@@ -1,0 +1,37 @@
+// The COPY encodings the store writes: text format escapes exactly what
+// COPY treats as special, and binary format (the outbox chunks) follows the
+// PostgreSQL file layout byte for byte, with values passed through as they
+// are.
+
+#include <gtest/gtest.h>
+
+#include "storage/pg_codec.hpp"
+
+using seatledger::storage::detail::copy_buffer;
+
+TEST(copy_buffer, text_format_escapes_copy_specials_and_marks_nulls) {
+  copy_buffer buf;
+  buf.text("a\tb\nc\\d\re").null().integer(-42).end_row();
+  EXPECT_EQ(buf.data(), "a\\tb\\nc\\\\d\\re\t\\N\t-42\n");
+  EXPECT_EQ(buf.rows(), 1u);
+}
+
+TEST(copy_buffer, binary_format_follows_the_postgresql_file_layout) {
+  copy_buffer buf;
+  std::string value("\0\t\n\\\xff", 5);
+  buf.binary_header();
+  buf.binary_row(3).binary_bytes("k").binary_int4(258).binary_bytes(value);
+  buf.binary_trailer();
+  std::string expected("PGCOPY\n\xff\r\n\0", 11);
+  expected += std::string("\0\0\0\0", 4);  // flags
+  expected += std::string("\0\0\0\0", 4);  // header extension length
+  expected += std::string("\0\3", 2);      // three fields
+  expected += std::string("\0\0\0\1k", 5); // text "k"
+  expected += std::string("\0\0\0\4", 4);  // int4 length
+  expected += std::string("\0\0\1\2", 4);  // 258, big-endian
+  expected += std::string("\0\0\0\5", 4);  // bytea length
+  expected += value;                       // unescaped
+  expected += std::string("\xff\xff", 2);  // trailer: -1
+  EXPECT_EQ(buf.data(), expected);
+  EXPECT_EQ(buf.rows(), 1u);
+}
