@@ -341,6 +341,48 @@ void copy_stream::finish() {
     throw_broken(pg);
 }
 
+binary_query::binary_query(pg_connection& conn, const char* sql,
+                           const std::vector<std::string>& params) {
+  auto* pg = conn.raw();
+  if (pg == nullptr || PQstatus(pg) != CONNECTION_OK)
+    throw pqxx::broken_connection{"connection is not open"};
+  std::vector<const char*> values;
+  for (const auto& p : params)
+    values.push_back(p.c_str());
+  constexpr int binary_results = 1;
+  auto* res = PQexecParams(pg, sql, static_cast<int>(values.size()), nullptr,
+                           values.data(), nullptr, nullptr, binary_results);
+  if (res == nullptr)
+    throw_broken(pg);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    throw_result_error(res, sql);
+  res_ = res;
+}
+
+binary_query::~binary_query() {
+  PQclear(res_);
+}
+
+int binary_query::rows() const {
+  return PQntuples(res_);
+}
+
+std::string_view binary_query::bytes(int row, int column) const {
+  return {PQgetvalue(res_, row, column),
+          static_cast<std::size_t>(PQgetlength(res_, row, column))};
+}
+
+std::int64_t binary_query::int8(int row, int column) const {
+  auto value = bytes(row, column);
+  if (value.size() != 8)
+    throw std::runtime_error{"binary_query: column " + std::to_string(column)
+                             + " is not a bigint"};
+  std::uint64_t result = 0;
+  for (unsigned char c : value)
+    result = (result << 8) | c;
+  return static_cast<std::int64_t>(result);
+}
+
 // -- parameters and results ---------------------------------------------------
 
 std::string time_text(domain::timestamp t) {

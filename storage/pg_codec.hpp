@@ -184,6 +184,30 @@ private:
   bool open_ = false;
 };
 
+/// A query answered in binary format, so `bytea` values arrive as their
+/// bytes: the outbox relay reads megabytes of chunks, which text format
+/// would hex-encode on the server and decode here. Parameters are sent in
+/// text form; the statement is fixed SQL (no value is ever spliced in).
+/// Throws like `copy_stream::finish()`.
+class binary_query {
+public:
+  binary_query(pg_connection& conn, const char* sql,
+               const std::vector<std::string>& params);
+  ~binary_query();
+
+  binary_query(const binary_query&) = delete;
+  binary_query& operator=(const binary_query&) = delete;
+
+  int rows() const;
+  /// A text or bytea value as it is (empty for NULL).
+  std::string_view bytes(int row, int column) const;
+  /// A bigint value.
+  std::int64_t int8(int row, int column) const;
+
+private:
+  pqxx::internal::pq::PGresult* res_ = nullptr;
+};
+
 // -- parameters and results ---------------------------------------------------
 
 /// RFC 3339 (exact to the microsecond; PostgreSQL parses it as timestamptz).

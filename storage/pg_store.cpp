@@ -355,6 +355,8 @@ WHERE published_at IS NULL AND lease_key = ANY($1::text[])
 ORDER BY outbox_seq LIMIT $2
 )sql";
 
+// Run as a binary_query (chunks arrive as raw bytes), one round trip with
+// its parameters, not as a named prepared statement.
 constexpr const char* sql_fetch_chunks = R"sql(
 SELECT chunk_seq, lease_key, record_count, records
 FROM seatledger.outbox_chunks
@@ -539,7 +541,6 @@ constexpr named_statement prepared_statements[] = {
   {"plan_entitlements", sql_plan_entitlements},
   {"catalog_version", sql_catalog_version},
   {"fetch_unpublished", sql_fetch_unpublished},
-  {"fetch_chunks", sql_fetch_chunks},
   {"mark_published", sql_mark_published},
   {"mark_chunks_published", sql_mark_chunks_published},
   {"unpublished_count", sql_unpublished_count},
@@ -1329,13 +1330,14 @@ pg_store::fetch_unpublished(const std::vector<std::string>& lease_keys,
     if (result.size() >= limit)
       return result;
     // Whole chunks: at least one, then more while under the limit.
-    constexpr std::int64_t max_chunks = 64;
-    for (const auto& r : tx.exec_prepared("fetch_chunks", keys, max_chunks)) {
+    constexpr const char* max_chunks = "64";
+    binary_query chunks{c, sql_fetch_chunks, {keys, max_chunks}};
+    for (int i = 0; i < chunks.rows(); ++i) {
       if (!result.empty() && result.size() >= limit)
         break;
-      auto seq = r[0].as<std::int64_t>();
-      auto lease = text_of(r[1]);
-      auto rows = decode_outbox_chunk(pqxx::binarystring{r[3]}.str(), lease);
+      auto seq = chunks.int8(i, 0);
+      std::string lease{chunks.bytes(i, 1)};
+      auto rows = decode_outbox_chunk(chunks.bytes(i, 3), lease);
       if (!rows)
         throw std::runtime_error("outbox chunk " + std::to_string(seq)
                                  + " is malformed");
