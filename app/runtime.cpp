@@ -1,9 +1,13 @@
 #include "app/runtime.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
+#include <netdb.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "adapters/crypto/keyring.hpp"
@@ -22,6 +26,44 @@ sigset_t block_termination_signals() {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
+}
+
+std::optional<std::string> http_listen_problem(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos)
+    return "not HOST:PORT";
+  auto host = listen.substr(0, colon);
+  auto port = listen.substr(colon + 1);
+  if (port == "0")
+    return std::nullopt;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (auto rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+      rc != 0)
+    return std::string{gai_strerror(rc)};
+  std::optional<std::string> problem = "no usable address";
+  for (auto* a = found; a != nullptr; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0)
+      continue;
+    // As the HTTP server binds: a port in TIME_WAIT is not "in use".
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    bool ok = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0
+              && ::listen(fd, 1) == 0;
+    auto err = errno;
+    ::close(fd);
+    if (ok) {
+      problem.reset();
+      break;
+    }
+    problem = std::string{std::strerror(err)};
+  }
+  freeaddrinfo(found);
+  return problem;
 }
 
 int wait_for_termination(const sigset_t& signals) {

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,12 @@ std::vector<std::string> all_topics(const actors::topic_names& topics);
 kafka::client_config kafka_config_from(const config::settings& settings);
 
 actors::pipeline_config pipeline_config_from(const config::settings& settings);
+
+/// Why the HTTP address `HOST:PORT` cannot be listened on (in use, no such
+/// address, not permitted), or nothing when it can. Checked before anything
+/// starts, so a taken port fails start-up at once rather than after the
+/// database and Kafka came up; port 0 always can.
+std::optional<std::string> http_listen_problem(const std::string& listen);
 
 /// The running HTTP server (and what it keeps alive).
 struct http_handle {

@@ -44,6 +44,11 @@ int run_serve(const config::settings& settings) {
   if (log::level lvl; log::parse_level(settings.text("log-level"), lvl))
     log::set_level(lvl);
   auto data_dir = settings.text("data-dir");
+  if (auto problem = http_listen_problem(settings.text("http-listen"))) {
+    std::cerr << "invalid configuration: --http-listen: cannot listen on "
+              << settings.text("http-listen") << ": " << *problem << "\n";
+    return 2;
+  }
   // Keys first, before anything starts: a configured key file that cannot
   // be read is a configuration error (one line naming it, exit 2). The
   // signing key is the configured one or a pair created under the data dir.

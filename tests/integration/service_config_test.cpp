@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -34,7 +37,37 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+/// A loopback port held by a listening socket for the test's lifetime.
+class taken_port {
+public:
+  taken_port() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ >= 0
+        && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0
+        && ::listen(fd_, 1) == 0
+        && ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      port_ = ntohs(addr.sin_port);
+  }
+  ~taken_port() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+  int port() const {
+    return port_;
+  }
+
+private:
+  int fd_;
+  int port_ = 0;
+};
+
 TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
+  taken_port busy;
+  ASSERT_NE(busy.port(), 0);
+  const auto busy_address = "127.0.0.1:" + std::to_string(busy.port());
   temp_dir dir{"seatledger_config_it"};
   auto keys = crypto::generate_key_pair(dir.file("keys"));
   ASSERT_TRUE(keys) << describe(keys.error());
@@ -95,6 +128,10 @@ TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
      {"--source", "a", "--source", "b"},
      {},
      {"--source", "given more than once"}},
+    {"an HTTP address already in use (checked before anything starts)",
+     {"--http-listen", busy_address},
+     {},
+     {"--http-listen", busy_address}},
     {"an unknown flag", {"--no-such-flag", "1"}, {}, {"--no-such-flag"}},
     {"a flag without its value",
      {"--batch-max-records"},
