@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utility>
 
 #include "adapters/crypto/keyring.hpp"
 #include "adapters/http/server.hpp"
@@ -28,12 +29,19 @@ sigset_t block_termination_signals() {
   return signals;
 }
 
-std::optional<std::string> http_listen_problem(const std::string& listen) {
+namespace {
+
+/// `HOST:PORT` (validated by the option's `host_port` check) split in two.
+std::pair<std::string, std::string>
+split_listen_address(const std::string& listen) {
   auto colon = listen.rfind(':');
-  if (colon == std::string::npos)
-    return "not HOST:PORT";
-  auto host = listen.substr(0, colon);
-  auto port = listen.substr(colon + 1);
+  return {listen.substr(0, colon), listen.substr(colon + 1)};
+}
+
+} // namespace
+
+std::optional<std::string> http_listen_problem(const std::string& listen) {
+  auto [host, port] = split_listen_address(listen);
   if (port == "0")
     return std::nullopt;
   addrinfo hints{};
@@ -208,9 +216,8 @@ start_http(const config::settings& settings, const std::string& database_url,
   deps.source = context->source + "-http";
   parts->server = std::make_unique<http::server>(std::move(deps));
   auto listen = settings.text("http-listen");
-  auto colon = listen.rfind(':');
-  auto host = listen.substr(0, colon);
-  auto port = parts->server->start(host, std::stoi(listen.substr(colon + 1)));
+  auto [host, port_text] = split_listen_address(listen);
+  auto port = parts->server->start(host, std::stoi(port_text));
   if (!port)
     return make_error(service_errc::config_invalid,
                       "invalid configuration: --http-listen: cannot listen on "
