@@ -12,22 +12,23 @@
 // prints figures (and whether the targets were met) and exits 0 unless
 // something failed.
 
-#include "domain/ledger.hpp"
-#include "messages/service_error.hpp"
-#include "storage/pg_codec.hpp"
-#include "storage/pg_store.hpp"
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
-#include <pqxx/pqxx>
 #include <random>
 #include <string>
 #include <tuple>
 #include <unistd.h>
 #include <vector>
+
+#include <pqxx/pqxx>
+
+#include "domain/ledger.hpp"
+#include "messages/service_error.hpp"
+#include "storage/pg_codec.hpp"
+#include "storage/pg_store.hpp"
 
 using namespace seatledger;
 using clock_type = std::chrono::steady_clock;
@@ -225,9 +226,11 @@ bool run_batches(storage::pg_store& store, workload& w,
 // -- the naive baseline -------------------------------------------------------
 
 constexpr const char* sql_naive_seen
-  = "SELECT 1 FROM seatledger.applied_events WHERE source = $1 AND id = $2";
+  = "SELECT 1 FROM seatledger.applied_events "
+    "WHERE key = seatledger.applied_event_key($1, $2)";
 constexpr const char* sql_naive_applied
-  = "INSERT INTO seatledger.applied_events (source, id) VALUES ($1, $2)";
+  = "INSERT INTO seatledger.applied_events (key, source, id) "
+    "VALUES (seatledger.applied_event_key($1, $2), $1, $2)";
 constexpr const char* sql_naive_ledger
   = "INSERT INTO seatledger.seat_ledger (subscription_id, seq, seats_in_use, "
     "effective_at, cause_source, cause_id, cause_type, cause_time, org_id, "

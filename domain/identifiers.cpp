@@ -29,12 +29,7 @@ sha256_parts(std::initializer_list<std::string_view> parts) {
   return digest;
 }
 
-} // namespace
-
-std::string derived_id(std::initializer_list<std::string_view> parts) {
-  auto digest = sha256_parts(parts);
-  digest[6] = static_cast<std::uint8_t>((digest[6] & 0x0f) | 0x80); // v8
-  digest[8] = static_cast<std::uint8_t>((digest[8] & 0x3f) | 0x80); // variant
+std::string uuid_text(const std::array<std::uint8_t, 32>& digest) {
   std::string result;
   result.reserve(36);
   for (size_t i = 0; i < 16; ++i) {
@@ -44,6 +39,19 @@ std::string derived_id(std::initializer_list<std::string_view> parts) {
     result.push_back(hex_digits[digest[i] & 0x0f]);
   }
   return result;
+}
+
+} // namespace
+
+std::string derived_id(std::initializer_list<std::string_view> parts) {
+  auto digest = sha256_parts(parts);
+  digest[6] = static_cast<std::uint8_t>((digest[6] & 0x0f) | 0x80); // v8
+  digest[8] = static_cast<std::uint8_t>((digest[8] & 0x3f) | 0x80); // variant
+  return uuid_text(digest);
+}
+
+std::string applied_event_key(const event_key& key) {
+  return uuid_text(sha256_parts({key.source, key.id}));
 }
 
 std::string sha256_hex(std::string_view data) {

@@ -64,6 +64,14 @@ inline event_key key_of(const event_ref& ref) {
 /// a crash mints the same ids and downstream de-duplication by id works.
 std::string derived_id(std::initializer_list<std::string_view> parts);
 
+/// The key storage de-duplicates an upstream event by: the first 16 bytes
+/// of SHA-256 over its length-prefixed source and id, as a UUID string
+/// ("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", no version bits). A fixed-size key
+/// indexes at a fraction of the cost of the two strings; at 128 bits, two
+/// different events colliding is not a practical concern.
+/// (`seatledger.applied_event_key` in the schema computes the same.)
+std::string applied_event_key(const event_key& key);
+
 /// Lowercase hex SHA-256.
 std::string sha256_hex(std::string_view data);
 

@@ -255,6 +255,25 @@ copy_buffer& copy_buffer::binary_int4(std::int32_t value) {
   return *this;
 }
 
+copy_buffer& copy_buffer::binary_int8(std::int64_t value) {
+  put_be(buf_, 8, 4);
+  put_be(buf_, static_cast<std::uint64_t>(value), 8);
+  return *this;
+}
+
+copy_buffer& copy_buffer::binary_time(domain::timestamp value) {
+  // 2000-01-01T00:00:00Z, PostgreSQL's epoch, in Unix microseconds.
+  constexpr std::int64_t postgres_epoch_us = 946'684'800'000'000;
+  if (value == domain::timestamp::min())
+    return binary_null();
+  return binary_int8(value.micros() - postgres_epoch_us);
+}
+
+copy_buffer& copy_buffer::binary_null() {
+  put_be(buf_, 0xffffffff, 4); // length -1
+  return *this;
+}
+
 copy_buffer& copy_buffer::binary_trailer() {
   put_be(buf_, 0xffff, 2);
   return *this;

@@ -122,6 +122,13 @@ public:
   copy_buffer& binary_bytes(std::string_view value);
   /// Binary format: an integer (int4) value.
   copy_buffer& binary_int4(std::int32_t value);
+  /// Binary format: an integer (int8) value.
+  copy_buffer& binary_int8(std::int64_t value);
+  /// Binary format: a `timestamptz` (NULL for `timestamp::min()`), sent as
+  /// PostgreSQL's microseconds since 2000-01-01: no text to parse.
+  copy_buffer& binary_time(domain::timestamp value);
+  /// Binary format: NULL.
+  copy_buffer& binary_null();
   /// Binary format: the trailer, once after the last row.
   copy_buffer& binary_trailer();
 

@@ -183,10 +183,12 @@ constexpr const char* sql_delete_holders
 
 #undef SEATLEDGER_LAST_HOLDERS
 
+// Binary: ten thousand entries a commit, whose times and integers the
+// server would otherwise parse from text.
 constexpr const char* copy_ledger = R"sql(
 COPY seatledger.seat_ledger (subscription_id, seq, seats_in_use,
   effective_at, cause_source, cause_id, cause_type, cause_time, org_id,
-  user_id, prev_hash, hash) FROM STDIN
+  user_id, prev_hash, hash) FROM STDIN (FORMAT binary)
 )sql";
 
 constexpr const char* copy_licenses = R"sql(
@@ -207,7 +209,7 @@ constexpr const char* copy_outbox_chunks
     "FROM STDIN (FORMAT binary)";
 
 constexpr const char* copy_applied_events
-  = "COPY seatledger.applied_events (source, id) FROM STDIN";
+  = "COPY seatledger.applied_events (key, source, id) FROM STDIN";
 
 constexpr const char* sql_apply_catalog
   = "SELECT seatledger.apply_catalog_changes($1::jsonb)";
@@ -245,8 +247,8 @@ JOIN seatledger.consumer_positions AS p
 
 constexpr const char* sql_filter_applied = R"sql(
 SELECT x.ord
-FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(source, id, ord)
-JOIN seatledger.applied_events AS a ON a.source = x.source AND a.id = x.id
+FROM unnest($1::uuid[]) WITH ORDINALITY AS x(key, ord)
+JOIN seatledger.applied_events AS a ON a.key = x.key
 )sql";
 
 constexpr const char* sql_purge_applied
@@ -299,15 +301,17 @@ WHERE l.subscription_id = ANY($1::text[])
 ORDER BY l.subscription_id, l.issued_at, l.license_id
 )sql";
 
-// Entries at or after each window start (NULL: the whole ledger). Effective
-// times do not decrease along seq, so this is a suffix of the chain.
+// Entries at or after each window start (NULL: the whole ledger): those
+// after the last entry before it (effective times do not decrease along
+// seq, so this is a suffix of the chain).
 constexpr const char* sql_load_window_points = R"sql(
 SELECT l.subscription_id, l.seq, l.seats_in_use,
   seatledger.epoch_us(l.effective_at)
 FROM unnest($1::text[], $2::timestamptz[]) AS w(subscription_id, start)
 JOIN seatledger.seat_ledger AS l
   ON l.subscription_id = w.subscription_id
- AND l.effective_at >= coalesce(w.start, '-infinity')
+ AND l.seq > coalesce(
+       seatledger.ledger_seq_at(w.subscription_id, w.start, false), 0)
 ORDER BY l.subscription_id, l.seq
 )sql";
 
@@ -315,8 +319,8 @@ ORDER BY l.subscription_id, l.seq
 constexpr const char* sql_load_window_carried = R"sql(
 SELECT w.subscription_id,
   (SELECT l.seats_in_use FROM seatledger.seat_ledger AS l
-   WHERE l.subscription_id = w.subscription_id AND l.effective_at < w.start
-   ORDER BY l.effective_at DESC, l.seq DESC LIMIT 1)
+   WHERE l.subscription_id = w.subscription_id
+     AND l.seq = seatledger.ledger_seq_at(w.subscription_id, w.start, false))
 FROM unnest($1::text[], $2::timestamptz[]) AS w(subscription_id, start)
 WHERE w.start IS NOT NULL
 )sql";
@@ -414,8 +418,7 @@ ORDER BY seq LIMIT $3
 
 constexpr const char* sql_seats_at = R"sql(
 SELECT seats_in_use FROM seatledger.seat_ledger
-WHERE subscription_id = $1 AND effective_at <= $2
-ORDER BY effective_at DESC, seq DESC LIMIT 1
+WHERE subscription_id = $1 AND seq = seatledger.ledger_seq_at($1, $2, true)
 )sql";
 
 constexpr const char* sql_pool_exists = R"sql(
@@ -439,14 +442,13 @@ constexpr const char* sql_window_points = R"sql(
 SELECT seq, seats_in_use, seatledger.epoch_us(effective_at)
 FROM seatledger.seat_ledger
 WHERE subscription_id = $1
-  AND effective_at >= coalesce($2::timestamptz, '-infinity')
+  AND seq > coalesce(seatledger.ledger_seq_at($1, $2::timestamptz, false), 0)
 ORDER BY seq
 )sql";
 
 constexpr const char* sql_window_carried = R"sql(
 SELECT seats_in_use FROM seatledger.seat_ledger
-WHERE subscription_id = $1 AND effective_at < $2
-ORDER BY effective_at DESC, seq DESC LIMIT 1
+WHERE subscription_id = $1 AND seq = seatledger.ledger_seq_at($1, $2, false)
 )sql";
 
 #define SEATLEDGER_LICENSE_COLUMNS                                         \
@@ -1032,13 +1034,18 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
   }
   if (!b.ledger.empty()) {
     copy_stream out{c, copy_ledger, buf};
+    buf.binary_header();
     for (const auto& e : b.ledger) {
-      buf.text(e.subscription_id).integer(e.seq).integer(e.seats_in_use);
-      buf.time(e.effective_at).text(e.cause.source).text(e.cause.id);
-      buf.text(e.cause.type).time(e.cause.time).text(e.org_id);
-      buf.text(e.user_id).text(e.prev_hash).text(e.hash).end_row();
+      buf.binary_row(12).binary_bytes(e.subscription_id);
+      buf.binary_int8(e.seq).binary_int8(e.seats_in_use);
+      buf.binary_time(e.effective_at).binary_bytes(e.cause.source);
+      buf.binary_bytes(e.cause.id).binary_bytes(e.cause.type);
+      buf.binary_time(e.cause.time).binary_bytes(e.org_id);
+      buf.binary_bytes(e.user_id).binary_bytes(e.prev_hash);
+      buf.binary_bytes(e.hash);
       out.row_done();
     }
+    buf.binary_trailer();
     out.finish();
   }
   if (!b.licenses.empty()) {
@@ -1100,6 +1107,7 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
   if (!b.applied_events.empty()) {
     copy_stream out{c, copy_applied_events, buf};
     for (const auto& a : b.applied_events) {
+      buf.text(domain::applied_event_key({a.source, a.id}));
       buf.text(a.source).text(a.id).end_row();
       out.row_done();
     }
@@ -1206,15 +1214,13 @@ pg_store::filter_applied(const std::vector<domain::event_key>& keys) {
     std::vector<bool> result(keys.size(), false);
     if (keys.empty())
       return result;
-    std::vector<std::string> sources;
-    std::vector<std::string> ids;
-    for (const auto& k : keys) {
-      sources.push_back(k.source);
-      ids.push_back(k.id);
-    }
+    std::vector<std::string> digests;
+    digests.reserve(keys.size());
+    for (const auto& k : keys)
+      digests.push_back(domain::applied_event_key(k));
     pqxx::nontransaction tx{c};
-    for (const auto& r : tx.exec_prepared("filter_applied", text_array(sources),
-                                          text_array(ids)))
+    for (const auto& r :
+         tx.exec_prepared("filter_applied", text_array(digests)))
       result.at(r[0].as<std::size_t>() - 1) = true;
     return result;
   });

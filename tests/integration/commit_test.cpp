@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "domain/identifiers.hpp"
 #include "pg_fixture.hpp"
 
 using namespace seatledger;
@@ -332,6 +333,33 @@ TEST_F(commit, filter_applied_and_purge) {
             3);
   seen = value_or_fail(store().filter_applied({{"portal", "1"}}));
   EXPECT_EQ(seen, std::vector<bool>{false});
+}
+
+// Applied events are keyed by a digest the service computes; the schema's
+// `applied_event_key` (which migration 4 used for the rows already there)
+// must compute the same, multi-byte characters included, or events applied
+// before the upgrade would be applied again.
+TEST_F(commit, applied_event_keys_agree_with_the_schema_function) {
+  storage_batch b;
+  b.applied_events = {{"portal", "x"},
+                      {"https://billing.example.com/z\u00fcrich", "\u00e9v-1"},
+                      {"a", "bc"},
+                      {"ab", "c"}};
+  ASSERT_OK(store().commit(b));
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM seatledger.applied_events "
+                     "WHERE key = seatledger.applied_event_key(source, id)")[0]
+              .as<int>(),
+            4);
+  EXPECT_EQ(tx.exec1("SELECT seatledger.applied_event_key('portal', 'x')")[0]
+              .as<std::string>(),
+            domain::applied_event_key({"portal", "x"}));
+  // A row written by hand with the function is found by the service.
+  tx.exec("INSERT INTO seatledger.applied_events (key, source, id) VALUES "
+          "(seatledger.applied_event_key('manual', 'm-1'), 'manual', 'm-1')");
+  EXPECT_EQ(value_or_fail(store().filter_applied({{"manual", "m-1"}})),
+            std::vector<bool>{true});
 }
 
 TEST_F(commit, outbox_is_fetched_in_commit_order_and_marked) {

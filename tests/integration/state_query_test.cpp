@@ -1,8 +1,9 @@
 // State loaded on activation and the reads of the HTTP API.
 
-#include "pg_fixture.hpp"
-
 #include <chrono>
+#include <set>
+
+#include "pg_fixture.hpp"
 
 using namespace seatledger;
 using namespace seatledger::test;
@@ -290,6 +291,40 @@ TEST_F(state, ledger_queries) {
   b.ledger = chain("pool-only", 1, at("2026-01-01T00:00:00Z"), 0);
   ASSERT_OK(s.commit(b));
   EXPECT_TRUE(value_or_fail(s.pool_exists("pool-only")));
+}
+
+// Instants are found through a partial index of every 64th entry (the time
+// marks) and a primary-key range after the mark: a chain long enough for
+// many marks, with runs of equal instants that straddle them (the longest
+// covers three marks), answers like the whole chain read in order.
+TEST_F(state, instants_in_a_long_ledger_match_a_scan_of_the_whole_chain) {
+  auto t0 = at("2026-02-01T00:00:00Z");
+  std::vector<domain::timestamp> times;
+  for (int i = 0; i < 400; ++i) {
+    int step = i < 60 ? i : i < 260 ? 60 : i - 199; // 60..259: one instant
+    times.push_back(plus(t0, std::int64_t{step} * 1'000'000));
+  }
+  auto entries = chain_at("sub-long", times);
+  for (std::size_t from = 0; from < entries.size(); from += 150) {
+    storage_batch b;
+    auto to = std::min(entries.size(), from + 150);
+    b.ledger.assign(entries.begin() + static_cast<std::ptrdiff_t>(from),
+                    entries.begin() + static_cast<std::ptrdiff_t>(to));
+    ASSERT_OK(store().commit(b));
+  }
+  auto all = expected_window(entries, domain::timestamp::min()).points;
+  std::set<domain::timestamp> probes{domain::timestamp::min(),
+                                     at("2099-01-01T00:00:00Z")};
+  for (const auto& t : times)
+    for (auto delta : {-1, 0, 1})
+      probes.insert(plus(t, delta));
+  for (const auto& t : probes) {
+    SCOPED_TRACE(domain::format_rfc3339(t));
+    EXPECT_EQ(value_or_fail(store().seats_at("sub-long", t)),
+              domain::seats_at(all, t));
+    expect_same_window(value_or_fail(store().ledger_window("sub-long", t)),
+                       expected_window(entries, t));
+  }
 }
 
 TEST_F(state, holders_are_paged_by_user) {

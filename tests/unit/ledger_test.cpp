@@ -131,3 +131,11 @@ TEST(derived_id, is_uuid_shaped_stable_and_distinct) {
   EXPECT_EQ(a[8], '-');
   EXPECT_EQ(a[14], '8'); // version nibble
 }
+
+TEST(applied_event_key, is_the_leading_half_of_a_length_prefixed_sha256) {
+  // sha256("6:portal1:x"), first 16 bytes (computed independently).
+  EXPECT_EQ(applied_event_key({"portal", "x"}),
+            "c86e4cf3-7d90-7283-fed3-23a197d92e6c");
+  // Where the source ends matters.
+  EXPECT_NE(applied_event_key({"a", "bc"}), applied_event_key({"ab", "c"}));
+}
