@@ -1,8 +1,11 @@
 #include "storage/pg_store.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <stdexcept>
+#include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -162,26 +165,19 @@ ON CONFLICT (subscription_id, org_id) DO UPDATE SET
   linked = EXCLUDED.linked, last_delta_seq = EXCLUDED.last_delta_seq
 )sql";
 
-#define SEATLEDGER_LAST_HOLDERS                                         \
-  "SELECT DISTINCT ON (x.subscription_id COLLATE \"C\", "               \
-  "x.user_id COLLATE \"C\", x.org_id COLLATE \"C\") "                   \
-  "x.subscription_id, x.user_id, x.org_id, x.added "                    \
-  "FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[]) "     \
-  "WITH ORDINALITY AS x(subscription_id, user_id, org_id, added, ord) " \
-  "ORDER BY x.subscription_id COLLATE \"C\", x.user_id COLLATE \"C\", " \
-  "x.org_id COLLATE \"C\", x.ord DESC"
+// Seat holders change by their net change per key (see commit): additions
+// are new rows, by COPY; removals are rows that exist.
+constexpr const char* copy_holders
+  = "COPY seatledger.seat_holders (subscription_id, user_id, org_id) "
+    "FROM STDIN (FORMAT binary)";
 
-constexpr const char* sql_insert_holders
-  = "INSERT INTO seatledger.seat_holders (subscription_id, user_id, org_id) "
-    "SELECT subscription_id, user_id, org_id FROM (" SEATLEDGER_LAST_HOLDERS
-    ") last WHERE added ON CONFLICT DO NOTHING";
-
-constexpr const char* sql_delete_holders
-  = "DELETE FROM seatledger.seat_holders AS h USING (" SEATLEDGER_LAST_HOLDERS
-    ") last WHERE NOT last.added AND h.subscription_id = last.subscription_id "
-    "AND h.user_id = last.user_id AND h.org_id = last.org_id";
-
-#undef SEATLEDGER_LAST_HOLDERS
+constexpr const char* sql_delete_holders = R"sql(
+DELETE FROM seatledger.seat_holders AS h
+USING unnest($1::text[], $2::text[], $3::text[])
+  AS x(subscription_id, user_id, org_id)
+WHERE h.subscription_id = x.subscription_id AND h.user_id = x.user_id
+  AND h.org_id = x.org_id
+)sql";
 
 // Binary: ten thousand entries a commit, whose times and integers the
 // server would otherwise parse from text.
@@ -522,7 +518,6 @@ constexpr named_statement prepared_statements[] = {
   {"merge_subscriptions", sql_merge_subscriptions},
   {"merge_terms", sql_merge_terms},
   {"merge_subscription_orgs", sql_merge_subscription_orgs},
-  {"insert_holders", sql_insert_holders},
   {"delete_holders", sql_delete_holders},
   {"apply_catalog", sql_apply_catalog},
   {"upsert_positions", sql_upsert_positions},
@@ -1012,25 +1007,52 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
                      text_array(orgs), bool_array(linked), int_array(seqs));
   }
   if (!b.holders.empty()) {
+    // The subscription actor reports a holder change only when it flips the
+    // holder, against state loaded from what is committed, so one key's
+    // changes in a batch alternate, starting from what the table holds: an
+    // odd count is a real change (the last one), an even count is none.
+    // Additions therefore need no conflict check. Should that contract
+    // break, the COPY fails on the primary key and the batch is retried
+    // from reloaded state, which restores it.
+    using holder_key
+      = std::tuple<std::string_view, std::string_view, std::string_view>;
+    std::map<holder_key, std::pair<bool, bool>> net; // (odd count, added)
+    for (const auto& h : b.holders) {
+      auto& n = net[holder_key{h.subscription_id, h.user_id, h.org_id}];
+      n.first = !n.first;
+      n.second = h.added;
+    }
     std::vector<std::string> subs;
     std::vector<std::string> users;
     std::vector<std::string> orgs;
-    std::vector<std::optional<bool>> added;
-    bool removals = false;
-    for (const auto& h : b.holders) {
-      subs.push_back(h.subscription_id);
-      users.push_back(h.user_id);
-      orgs.push_back(h.org_id);
-      added.push_back(h.added);
-      removals = removals || !h.added;
+    bool additions = false;
+    for (const auto& [key, n] : net) {
+      if (!n.first)
+        continue;
+      if (n.second) {
+        additions = true;
+        continue;
+      }
+      subs.emplace_back(std::get<0>(key));
+      users.emplace_back(std::get<1>(key));
+      orgs.emplace_back(std::get<2>(key));
     }
-    auto s = text_array(subs);
-    auto u = text_array(users);
-    auto o = text_array(orgs);
-    auto f = bool_array(added);
-    tx.exec_prepared("insert_holders", s, u, o, f);
-    if (removals)
-      tx.exec_prepared("delete_holders", s, u, o, f);
+    if (!subs.empty())
+      tx.exec_prepared("delete_holders", text_array(subs), text_array(users),
+                       text_array(orgs));
+    if (additions) {
+      copy_stream out{c, copy_holders, buf};
+      buf.binary_header();
+      for (const auto& [key, n] : net) {
+        if (!n.first || !n.second)
+          continue;
+        buf.binary_row(3).binary_bytes(std::get<0>(key));
+        buf.binary_bytes(std::get<1>(key)).binary_bytes(std::get<2>(key));
+        out.row_done();
+      }
+      buf.binary_trailer();
+      out.finish();
+    }
   }
   if (!b.ledger.empty()) {
     copy_stream out{c, copy_ledger, buf};

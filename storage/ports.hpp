@@ -98,6 +98,10 @@ struct subscription_org_row {
   std::int64_t last_delta_seq = 0;
 };
 
+/// A seat holder that appeared (`added`) or went. Only real flips: an
+/// addition of a holder the committed state (plus the batch's earlier rows)
+/// does not have, a removal of one it has; the store writes additions
+/// without a conflict check.
 struct holder_row {
   std::string subscription_id;
   std::string user_id;
@@ -145,7 +149,8 @@ struct outbox_row {
 
 /// Everything one group commit writes, in one transaction or not at all.
 /// Rows for the same key may repeat (several records touched it); the last
-/// one wins. Ledger entries and outbox rows are appended in order.
+/// one wins (holders: see holder_row). Ledger entries and outbox rows are
+/// appended in order.
 struct storage_batch {
   std::string consumer_group;
   std::vector<lease> leases;

@@ -335,6 +335,41 @@ TEST_F(commit, filter_applied_and_purge) {
   EXPECT_EQ(seen, std::vector<bool>{false});
 }
 
+// Holder changes are flips against the committed state, so a key's changes
+// in one batch alternate and only an odd count changes the table; additions
+// go in without a conflict check, and one that breaks that contract fails
+// the whole commit instead of being absorbed.
+TEST_F(commit, seat_holders_change_by_their_net_flip) {
+  storage_batch first;
+  first.holders
+    = {{"sub-h", "u1", "org-1", true},  {"sub-h", "u2", "org-1", true},
+       {"sub-h", "u2", "org-1", false}, {"sub-h", "u3", "org-1", true},
+       {"sub-h", "u3", "org-1", false}, {"sub-h", "u3", "org-1", true}};
+  ASSERT_OK(store().commit(first));
+  auto users = [&] {
+    std::vector<std::string> out;
+    for (const auto& h : value_or_fail(store().holders_page("sub-h", "", 100)))
+      out.push_back(h.user_id);
+    return out;
+  };
+  EXPECT_EQ(users(), (std::vector<std::string>{"u1", "u3"}));
+  storage_batch second;
+  second.holders = {{"sub-h", "u1", "org-1", false},
+                    {"sub-h", "u1", "org-1", true},
+                    {"sub-h", "u3", "org-1", false},
+                    {"sub-h", "u4", "org-2", true}};
+  ASSERT_OK(store().commit(second));
+  EXPECT_EQ(users(), (std::vector<std::string>{"u1", "u4"}));
+  storage_batch broken;
+  broken.holders = {{"sub-h", "u9", "org-1", true},
+                    {"sub-h", "u4", "org-2", true}};
+  broken.consumer_group = "seatledger";
+  broken.positions = {{{"seatledger.subscriptions.v1", 0}, 7}};
+  EXPECT_FALSE(store().commit(broken));
+  EXPECT_EQ(users(), (std::vector<std::string>{"u1", "u4"}));
+  EXPECT_EQ(count("consumer_positions"), 0);
+}
+
 // Applied events are keyed by a digest the service computes; the schema's
 // `applied_event_key` (which migration 4 used for the rows already there)
 // must compute the same, multi-byte characters included, or events applied
