@@ -667,22 +667,31 @@ CREATE INDEX seat_ledger_time_marks ON seatledger.seat_ledger
   (subscription_id, effective_at, seq) WHERE seq % 64 = 1;
 
 -- The seq of the last entry of `sub` in effect at `t` (effective_at <= t,
--- or < t when not inclusive); NULL when there is none. Queries must spell
--- the mark predicate exactly as the index does for it to be used.
+-- or < t when not inclusive); NULL when there is none. Two statements, so
+-- the primary-key range is bounded by the mark found: written as one join,
+-- the planner walked the whole key backwards instead (415 buffers instead
+-- of 6 on a 20,000-entry ledger, 70-140 ms on 1,000,000). The mark query
+-- spells the index predicate exactly, or the index is not used.
 CREATE FUNCTION seatledger.ledger_seq_at(sub text, t timestamptz,
                                          inclusive boolean)
-RETURNS bigint LANGUAGE sql STABLE STRICT PARALLEL SAFE
+RETURNS bigint LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 AS $$
-  SELECT l.seq
-  FROM (SELECT m.seq FROM seatledger.seat_ledger AS m
-        WHERE m.subscription_id = sub AND m.seq % 64 = 1
-          AND m.effective_at <= t AND (inclusive OR m.effective_at < t)
-        ORDER BY m.effective_at DESC, m.seq DESC LIMIT 1) AS mark
-  JOIN seatledger.seat_ledger AS l
-    ON l.subscription_id = sub AND l.seq >= mark.seq
-   AND l.seq < mark.seq + 64
-  WHERE l.effective_at <= t AND (inclusive OR l.effective_at < t)
-  ORDER BY l.seq DESC LIMIT 1
+DECLARE
+  mark bigint;
+BEGIN
+  SELECT m.seq INTO mark FROM seatledger.seat_ledger AS m
+  WHERE m.subscription_id = sub AND m.seq % 64 = 1
+    AND m.effective_at <= t AND (inclusive OR m.effective_at < t)
+  ORDER BY m.effective_at DESC, m.seq DESC LIMIT 1;
+  IF mark IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN (SELECT l.seq FROM seatledger.seat_ledger AS l
+          WHERE l.subscription_id = sub AND l.seq >= mark
+            AND l.seq < mark + 64
+            AND l.effective_at <= t AND (inclusive OR l.effective_at < t)
+          ORDER BY l.seq DESC LIMIT 1);
+END
 $$;
 )sql";
 

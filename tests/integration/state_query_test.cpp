@@ -3,6 +3,8 @@
 #include <chrono>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "pg_fixture.hpp"
 
 using namespace seatledger;
@@ -325,6 +327,54 @@ TEST_F(state, instants_in_a_long_ledger_match_a_scan_of_the_whole_chain) {
     expect_same_window(value_or_fail(store().ledger_window("sub-long", t)),
                        expected_window(entries, t));
   }
+}
+
+// Finding an instant reads a handful of pages however long the ledger is:
+// one probe of the time marks, then at most 64 entries of the primary key.
+// (Written as one join, the lookup walked the whole key backwards: 415
+// buffers on this ledger.)
+TEST_F(state, finding_an_instant_reads_a_handful_of_pages) {
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  tx.exec(R"sql(
+    INSERT INTO seatledger.seat_ledger
+    SELECT 'sub-big', g, g % 500,
+           timestamptz '2026-01-01 00:00:00+00' + (g / 3) * interval '1 s',
+           'src',
+           'id-' || g, 't', now(), 'org', 'user',
+           CASE WHEN g = 1 THEN repeat('0', 64) ELSE 'not checked' END,
+           'h' || g
+    FROM generate_series(1, 20000) AS g)sql");
+  tx.exec("ANALYZE seatledger.seat_ledger");
+  // Repeated, so the function's plans are the generic ones a long-lived
+  // connection ends up with; the first round also plans the function's
+  // statements (catalog reads), so it is not counted.
+  for (int round = 0; round < 7; ++round) {
+    for (const char* at : {"2025-06-01 00:00:00+00", "2026-01-01 00:00:01+00",
+                           "2026-01-01 01:00:00+00", "2026-01-01 05:33:20+00",
+                           "2030-01-01 00:00:00+00"}) {
+      for (const char* inclusive : {"true", "false"}) {
+        SCOPED_TRACE(std::string{at} + " inclusive " + inclusive);
+        auto plan = nlohmann::json::parse(
+          tx.exec1(std::string{"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
+                               "SELECT seatledger.ledger_seq_at('sub-big', '"}
+                   + at + "', " + inclusive + ")")[0]
+            .as<std::string>());
+        const auto& top = plan[0]["Plan"];
+        auto pages = top["Shared Hit Blocks"].get<long>()
+                     + top["Shared Read Blocks"].get<long>();
+        if (round > 0) {
+          EXPECT_LE(pages, 20);
+        }
+      }
+    }
+  }
+  // And the answers are the entries in effect.
+  EXPECT_EQ(
+    value_or_fail(store().seats_at("sub-big", at("2026-01-01T00:00:01Z"))),
+    5); // seq 5 (the last at 1 s) has 5 seats
+  EXPECT_EQ(
+    value_or_fail(store().seats_at("sub-big", at("2025-06-01T00:00:00Z"))), 0);
 }
 
 TEST_F(state, holders_are_paged_by_user) {
