@@ -74,6 +74,12 @@ std::optional<std::string> http_listen_problem(const std::string& listen) {
   return problem;
 }
 
+std::string http_listen_failure(const std::string& listen,
+                                const std::string& reason) {
+  return "invalid configuration: --http-listen: cannot listen on " + listen
+         + ": " + reason;
+}
+
 int wait_for_termination(const sigset_t& signals) {
   int sig = 0;
   sigwait(&signals, &sig);
@@ -220,8 +226,7 @@ start_http(const config::settings& settings, const std::string& database_url,
   auto port = parts->server->start(host, std::stoi(port_text));
   if (!port)
     return make_error(service_errc::config_invalid,
-                      "invalid configuration: --http-listen: cannot listen on "
-                        + listen + ": " + describe(port.error()));
+                      http_listen_failure(listen, describe(port.error())));
   http_handle handle;
   handle.url = "http://" + (host == "0.0.0.0" ? std::string{"127.0.0.1"} : host)
                + ":" + std::to_string(*port);

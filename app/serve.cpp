@@ -45,8 +45,8 @@ int run_serve(const config::settings& settings) {
     log::set_level(lvl);
   auto data_dir = settings.text("data-dir");
   if (auto problem = http_listen_problem(settings.text("http-listen"))) {
-    std::cerr << "invalid configuration: --http-listen: cannot listen on "
-              << settings.text("http-listen") << ": " << *problem << "\n";
+    std::cerr << http_listen_failure(settings.text("http-listen"), *problem)
+              << "\n";
     return 2;
   }
   // Keys first, before anything starts: a configured key file that cannot
