@@ -1,5 +1,6 @@
 #include "actors/coordinator.hpp"
 
+#include <future>
 #include <poll.h>
 #include <set>
 #include <thread>
@@ -7,6 +8,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/entity_actors.hpp"
@@ -73,6 +75,8 @@ struct coordinator_state {
   std::shared_ptr<const entity_context> context;
   std::shared_ptr<service_status> status;
   std::unique_ptr<storage::pg_store> store;
+  /// The commit thread's own connection.
+  std::unique_ptr<storage::pg_store> commit_store;
   listener rebalance;
   std::unique_ptr<kafka::consumer> main;
   std::unique_ptr<kafka::consumer> deltas;
@@ -99,7 +103,34 @@ struct coordinator_state {
   std::vector<double> batch_event_times; // seconds since epoch, for latency
   std::vector<std::pair<std::string, std::string>> batch_types; // topic, type
   bool batch_has_catalog = false;
+  /// The upstream events this batch applies.
+  std::set<domain::event_key> batch_keys;
   steady_clock::time_point batch_started;
+
+  /// PostgreSQL's answer for a batch committed on the commit thread.
+  struct commit_outcome {
+    caf::expected<void> result;
+    double seconds = 0;
+    double finished_unix_s = 0;
+  };
+
+  /// The batch PostgreSQL commits on the commit thread while the entity
+  /// actors apply the next one. The next is handed over only after this one
+  /// committed; if this one fails, the next (applied on top of it) is thrown
+  /// away with it.
+  struct committing_batch {
+    storage::storage_batch batch;
+    std::set<domain::event_key> keys;
+    std::vector<double> event_times;
+    std::vector<std::pair<std::string, std::string>> types;
+    bool has_catalog = false;
+    std::future<commit_outcome> outcome;
+  };
+  /// Declared after `commit_store`: destroying it waits for the thread.
+  std::optional<committing_batch> committing;
+  /// Moves on whenever a failure throws away what the entity actors hold, so
+  /// records gathered before it are not applied on top of reloaded state.
+  std::uint64_t generation = 0;
 
   // Month closes waiting for the next cycle.
   std::set<std::string> due_closes;
@@ -116,6 +147,7 @@ struct coordinator_state {
     double activate = 0;
     double apply = 0;
     double commit = 0;
+    double commit_wait = 0;
     long cycles = 0;
     long records = 0;
     long rows = 0;
@@ -142,6 +174,7 @@ struct coordinator_state {
                              {"activate_s", times.activate},
                              {"apply_s", times.apply},
                              {"commit_s", times.commit},
+                             {"commit_wait_s", times.commit_wait},
                              {"active_orgs", static_cast<long>(orgs.size())},
                              {"active_subscriptions",
                               static_cast<long>(subscriptions.size())}});
@@ -286,6 +319,8 @@ struct coordinator_state {
   }
 
   void revoked(const std::vector<topic_partition>& partitions) {
+    // What was read from these partitions is committed before they go.
+    settle();
     std::vector<topic_partition> delta_partitions;
     std::set<std::string> keys;
     for (const auto& tp : partitions) {
@@ -366,7 +401,11 @@ struct coordinator_state {
 
   std::vector<kafka::record> gather() {
     std::vector<kafka::record> records;
-    auto wait_ms = static_cast<int>(config.poll_wait.count());
+    // With a batch committing, an idle moment is better spent finishing it.
+    auto wait_ms = static_cast<int>(
+      committing
+        ? std::max<long>(1, std::min(config.poll_wait, config.linger).count())
+        : config.poll_wait.count());
     pollfd fds[2] = {{main->wake_fd(), POLLIN, 0},
                      {deltas->wake_fd(), POLLIN, 0}};
     auto take = [&] {
@@ -409,11 +448,18 @@ struct coordinator_state {
       finish_drain();
       return;
     }
-    housekeeping();
+    if (!housekeeping())
+      return;
     report_times();
     auto gather_started = steady_clock::now();
+    auto generation_before = generation;
     auto records = gather();
     times.gather += seconds_since(gather_started);
+    // A commit that failed in a revocation callback rewound the consumers:
+    // what was gathered before is read again (the failure scheduled the
+    // next cycle).
+    if (generation != generation_before)
+      return;
     status->consuming = true;
     status->kafka_ok = true;
     status->last_cycle_unix_ms = unix_ms();
@@ -422,6 +468,8 @@ struct coordinator_state {
     for (const auto& g : deltas->take_gaps())
       report_gap(g);
     if (records.empty() && due_closes.empty()) {
+      if (!settle())
+        return;
       self->send(self, atoms::poll_atom_v);
       return;
     }
@@ -566,6 +614,11 @@ struct coordinator_state {
         return;
       }
       seen = std::move(*applied);
+      // The batch on the commit thread is not visible to that query yet.
+      if (committing)
+        for (size_t i = 0; i < keys.size(); ++i)
+          if (!seen[i] && committing->keys.count(keys[i]) > 0)
+            seen[i] = true;
     }
     times.dedup += seconds_since(dedup_started);
     std::set<domain::event_key> in_batch;
@@ -605,12 +658,16 @@ struct coordinator_state {
         },
         p.event);
     }
+    batch_keys = std::move(in_batch);
     // A license takes tier and features from the catalog as it is now: a
     // change another replica committed must be in effect for this record,
     // whether or not its NOTIFY arrived yet (one cheap query per batch that
-    // carries commands).
-    if (!command_items.empty())
+    // carries commands). A catalog change still committing lands first.
+    if (!command_items.empty()) {
+      if (committing && committing->has_catalog && !settle())
+        return;
       refresh_catalog();
+    }
     // Interleave each subscription's commands and deltas by event time,
     // keeping each topic's own order.
     std::map<std::string, messages::subscription_job> sub_jobs;
@@ -808,31 +865,76 @@ struct coordinator_state {
         sorted.push_back(std::move(batch.outbox[i]));
       batch.outbox = std::move(sorted);
     }
-    auto started = steady_clock::now();
-    auto ok = store->commit(batch);
-    auto seconds
-      = duration_cast<duration<double>>(steady_clock::now() - started).count();
-    times.commit += seconds;
-    times.rows += static_cast<long>(batch.row_count());
-    if (!ok) {
-      fail_batch(ok.error());
+    // Batches commit in the order they were applied: the previous one first.
+    // If it failed, this one was applied on top of it and is gone with it.
+    if (!settle())
       return;
+    hand_to_commit_thread();
+    in_flight = false;
+    self->send(self, atoms::poll_atom_v);
+  }
+
+  /// Starts committing `batch` on a thread of its own, so the entity actors
+  /// apply the next batch while PostgreSQL writes this one.
+  void hand_to_commit_thread() {
+    auto& c = committing.emplace();
+    c.batch = std::move(batch);
+    c.keys = std::move(batch_keys);
+    c.event_times = std::move(batch_event_times);
+    c.types = std::move(batch_types);
+    c.has_catalog = batch_has_catalog;
+    auto* db = commit_store.get();
+    const auto* rows = &c.batch;
+    auto wake_relay = c.batch.outbox.empty() ? caf::actor{} : relay;
+    c.outcome = std::async(std::launch::async, [db, rows, wake_relay] {
+      commit_outcome out;
+      auto started = steady_clock::now();
+      out.result = db->commit(*rows);
+      out.seconds = seconds_since(started);
+      out.finished_unix_s = static_cast<double>(unix_ms()) / 1000.0;
+      if (out.result && wake_relay)
+        caf::anon_send(wake_relay, atoms::wake_atom_v);
+      return out;
+    });
+  }
+
+  /// Waits for the batch on the commit thread and finishes it. False when it
+  /// failed: everything applied since was thrown away with it, the consumers
+  /// were rewound and the next cycle is scheduled.
+  bool settle() {
+    if (!committing)
+      return true;
+    auto wait_started = steady_clock::now();
+    auto out = committing->outcome.get();
+    times.commit_wait += seconds_since(wait_started);
+    auto done = std::move(*committing);
+    committing.reset();
+    times.commit += out.seconds;
+    times.rows += static_cast<long>(done.batch.row_count());
+    if (!out.result) {
+      handle_failure(out.result.error(), done.batch);
+      return false;
     }
+    committed(done, out);
+    return true;
+  }
+
+  void committed(const committing_batch& done, const commit_outcome& out) {
+    const auto& b = done.batch;
     consecutive_failures = 0;
     status->postgres_ok = true;
     ++status->batches_committed;
     status->records_committed
-      += static_cast<std::int64_t>(batch.applied_events.size());
+      += static_cast<std::int64_t>(b.applied_events.size());
     if (auto* m = metrics()) {
-      m->batch(batch.row_count(), seconds);
-      auto now_s = static_cast<double>(unix_ms()) / 1000.0;
-      for (auto t : batch_event_times)
-        m->latency(std::max(0.0, now_s - t));
-      for (const auto& [topic, type] : batch_types)
+      m->batch(b.row_count(), out.seconds);
+      for (auto t : done.event_times)
+        m->latency(std::max(0.0, out.finished_unix_s - t));
+      for (const auto& [topic, type] : done.types)
         m->consumed(topic, type);
       // Consumer lag of the partitions this batch advanced: the high
       // watermark of the last fetch minus the committed position.
-      for (const auto& p : batch.positions) {
+      for (const auto& p : b.positions) {
         const auto& consumer = p.tp.topic == context->topics.deltas ? deltas
                                                                     : main;
         auto high = consumer->high_watermark(p.tp);
@@ -841,16 +943,24 @@ struct coordinator_state {
                  std::max<std::int64_t>(0, high - p.next_offset));
       }
     }
-    main->commit_async(batch.positions);
-    if (!batch.outbox.empty())
-      self->send(relay, atoms::wake_atom_v);
-    if (batch_has_catalog)
+    main->commit_async(b.positions);
+    if (done.has_catalog)
       refresh_catalog();
-    in_flight = false;
-    self->send(self, atoms::poll_atom_v);
   }
 
+  /// The batch being applied cannot be committed.
   void fail_batch(const caf::error& err) {
+    // The batch before it may still land; if not, its failure covers both.
+    if (!settle())
+      return;
+    handle_failure(err, batch);
+  }
+
+  void handle_failure(const caf::error& err,
+                      const storage::storage_batch& failed) {
+    // A batch applied while `failed` was committing is thrown away with it.
+    bool next_discarded = in_flight && &failed != &batch;
+    ++generation;
     ++status->commit_failures;
     ++consecutive_failures;
     in_flight = false;
@@ -862,7 +972,7 @@ struct coordinator_state {
       log::error("fenced: another replica owns these partitions now; "
                  "dropping them",
                  {{"error", describe(err)}});
-      for (const auto& l : batch.leases) {
+      for (const auto& l : failed.leases) {
         leases.erase(l.lease_key);
         for (auto it = owned.begin(); it != owned.end();)
           it = it->second == l.lease_key ? owned.erase(it) : std::next(it);
@@ -872,9 +982,12 @@ struct coordinator_state {
       status->postgres_ok = !is(err, service_errc::storage_unavailable);
       log::error("batch not committed; re-reading from the stored positions",
                  {{"error", describe(err)},
-                  {"records", static_cast<long>(batch.positions.size())}});
-      rewind();
+                  {"partitions", static_cast<long>(failed.positions.size())},
+                  {"next_batch_discarded", next_discarded}});
     }
+    // Records read after the failed batch's were applied on the state just
+    // thrown away (on every partition still owned): read them again.
+    rewind();
     auto delay
       = milliseconds{std::min(5000, 100 << std::min(consecutive_failures, 6))};
     self->delayed_send(self, delay, atoms::poll_atom_v);
@@ -927,8 +1040,16 @@ struct coordinator_state {
   // -- housekeeping
   // ------------------------------------------------------------
 
-  void housekeeping() {
+  /// False when a commit failed on the way (the next cycle is scheduled).
+  bool housekeeping() {
     auto now = steady_clock::now();
+    if (now < next_catalog_check && now < next_passivation && now < next_sweep
+        && now < next_purge)
+      return true;
+    // These read what is committed and passivate idle actors: the batch on
+    // the commit thread lands first.
+    if (!settle())
+      return false;
     if (now >= next_catalog_check) {
       // LISTEN/NOTIFY is the fast path; this catches anything missed.
       refresh_catalog();
@@ -964,6 +1085,7 @@ struct coordinator_state {
                   {{"events", static_cast<long long>(*purged)}});
       next_purge = now + minutes{10};
     }
+    return true;
   }
 
   void sweep_months() {
@@ -989,6 +1111,8 @@ struct coordinator_state {
   void finish_drain() {
     if (drained)
       return;
+    if (!settle())
+      return; // the scheduled cycle drains again from the stored positions
     drained = true;
     log::info("draining: leaving the consumer group");
     main->close(); // runs the revocation callbacks
@@ -1030,6 +1154,7 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
   st.status = std::move(status);
   st.rebalance.st = &st;
   st.store = std::make_unique<storage::pg_store>(st.config.database_url);
+  st.commit_store = std::make_unique<storage::pg_store>(st.config.database_url);
   st.decoder = std::make_unique<messages::decoder>();
   const auto& topics = st.context->topics;
   auto counts = kafka::partition_counts(

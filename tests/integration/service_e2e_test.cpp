@@ -123,11 +123,10 @@ protected:
     kafka_ = std::make_unique<kafka_io>(cluster_->bootstrap_servers());
     key_dir_ = "/tmp/" + unique_name("seatledger_keys");
     signing_key_ = test_signing_key(key_dir_);
-    service_options options;
-    options.database_url = db_->conninfo();
-    options.bootstrap = cluster_->bootstrap_servers();
-    options.signing_key_file = signing_key_;
-    service_ = start_service(options);
+    options_.database_url = db_->conninfo();
+    options_.bootstrap = cluster_->bootstrap_servers();
+    options_.signing_key_file = signing_key_;
+    service_ = start_service(options_);
   }
 
   void TearDown() override {
@@ -159,17 +158,20 @@ protected:
     }
   }
 
+  /// PostgreSQL's ledger, state and licenses, the published events, the
+  /// dead letters and the hash chains are what the rules give for `s`.
+  void expect_as_the_rules_say(const scenario& s);
+
   std::unique_ptr<scratch_database> db_;
   std::unique_ptr<kafka::mock_cluster> cluster_;
   std::unique_ptr<kafka_io> kafka_;
   std::string key_dir_;
   std::string signing_key_;
+  service_options options_;
   std::unique_ptr<child_process> service_;
 };
 
-TEST_F(service_e2e, a_scenario_is_committed_and_published_as_the_rules_say) {
-  auto s = make_scenario({});
-  run(s);
+void service_e2e::expect_as_the_rules_say(const scenario& s) {
   replay expected;
   for (const auto& phase : s.phases)
     for (const auto& r : phase.records)
@@ -249,6 +251,52 @@ TEST_F(service_e2e, a_scenario_is_committed_and_published_as_the_rules_say) {
   child_process verify{{seatledger_binary(), "ledger", "verify",
                         "--database-url", db_->conninfo()}};
   EXPECT_EQ(verify.wait(seconds{60}), 0) << verify.stderr_tail();
+}
+
+TEST_F(service_e2e, a_scenario_is_committed_and_published_as_the_rules_say) {
+  auto s = make_scenario({});
+  run(s);
+  expect_as_the_rules_say(s);
+}
+
+TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
+  // PostgreSQL refuses every third batch that records upstream events. The
+  // service applies the next batch while one commits, so a refusal must
+  // throw away the batch applied on top of the refused one as well, and
+  // both must be read again from the stored positions.
+  {
+    pqxx::connection admin{db_->conninfo()};
+    pqxx::nontransaction tx{admin};
+    tx.exec(R"sql(
+CREATE SEQUENCE public.commit_attempts;
+CREATE FUNCTION public.refuse_every_third() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+  IF nextval('public.commit_attempts') % 3 = 0 THEN
+    RAISE EXCEPTION 'refused by the test';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER refuse_every_third BEFORE INSERT ON seatledger.applied_events
+  FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_every_third();
+)sql");
+  }
+  // Small batches: the records of one phase make many, so one is applied
+  // while the one before commits.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  auto options = options_;
+  options.extra_args = {"--batch-max-records", "40"};
+  service_ = start_service(options);
+  auto s = make_scenario({});
+  run(s);
+  database_probe db{db_->conninfo()};
+  EXPECT_GE(db.scalar("SELECT last_value FROM public.commit_attempts"), 30)
+    << "too few commits to have refused some";
+  auto log = service_->stderr_tail(1 << 22);
+  EXPECT_NE(log.find("\"next_batch_discarded\":true"), std::string::npos)
+    << "no refused commit had a batch applied on top of it";
+  expect_as_the_rules_say(s);
 }
 
 TEST_F(service_e2e, the_same_events_published_twice_change_nothing) {
