@@ -262,7 +262,7 @@ struct coordinator_state {
       status->postgres_ok = false;
       log::error("postgres call failed, retrying",
                  {{"operation", what}, {"error", describe(result.error())}});
-      if (draining)
+      if (draining || status->stopping)
         return result;
       std::this_thread::sleep_for(delay);
       delay = std::min(delay * 2, milliseconds{5000});

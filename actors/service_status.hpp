@@ -19,6 +19,9 @@ struct service_status {
   std::atomic<bool> consuming{false};
   std::atomic<std::int64_t> last_cycle_unix_ms{0};
   std::atomic<std::int64_t> assigned_partitions{0};
+  /// Set when the process was asked to stop: calls that retry until
+  /// PostgreSQL answers give up, so a replica can stop while it is down.
+  std::atomic<bool> stopping{false};
 
   // Throughput.
   std::atomic<std::int64_t> batches_committed{0};

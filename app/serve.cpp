@@ -164,6 +164,7 @@ int run_serve(const config::settings& settings) {
              {"kafka", kafka_config.bootstrap_servers}});
   auto sig = wait_for_termination(signals);
   log::info("stopping", {{"signal", sig}});
+  status->stopping = true;
   {
     caf::scoped_actor self{system};
     self->request(pipeline, std::chrono::seconds{60}, atoms::drain_atom_v)

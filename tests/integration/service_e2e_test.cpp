@@ -299,6 +299,33 @@ CREATE TRIGGER refuse_every_third BEFORE INSERT ON seatledger.applied_events
   expect_as_the_rules_say(s);
 }
 
+TEST_F(service_e2e, sigterm_stops_it_while_postgres_is_gone) {
+  // The database disappears; a record makes a batch fail, and the service
+  // keeps retrying to read its stored positions. A stop request must still
+  // end the process.
+  {
+    pqxx::connection admin{"dbname=postgres"};
+    pqxx::nontransaction tx{admin};
+    tx.exec("DROP DATABASE " + tx.quote_name(db_->name()) + " WITH (FORCE)");
+  }
+  auto s = make_scenario({});
+  kafka_->publish(s.phases.front().topic, s.phases.front().records);
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return service_->stderr_tail(1 << 20).find("postgres call failed")
+             != std::string::npos;
+    },
+    seconds{60}))
+    << service_->stderr_tail();
+  auto asked = steady_clock::now();
+  service_->signal(SIGTERM);
+  auto status = service_->wait(seconds{90});
+  ASSERT_TRUE(status) << "still running 90 s after SIGTERM\n"
+                      << service_->stderr_tail();
+  EXPECT_LT(steady_clock::now() - asked, seconds{60});
+  service_.reset();
+}
+
 TEST_F(service_e2e, the_same_events_published_twice_change_nothing) {
   scenario_options options;
   options.membership_events_per_phase = 300;
