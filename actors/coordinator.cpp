@@ -455,11 +455,14 @@ struct coordinator_state {
     auto generation_before = generation;
     auto records = gather();
     times.gather += seconds_since(gather_started);
-    // A commit that failed in a revocation callback rewound the consumers:
-    // what was gathered before is read again (the failure scheduled the
-    // next cycle).
-    if (generation != generation_before)
+    // A commit failed in a revocation callback and rewound the consumers.
+    // Drop everything gathered: what came before that rewind is read again,
+    // and what came after it is behind the consumers now, so rewind once
+    // more (the failure scheduled the next cycle).
+    if (generation != generation_before) {
+      rewind();
       return;
+    }
     status->consuming = true;
     status->kafka_ok = true;
     status->last_cycle_unix_ms = unix_ms();
