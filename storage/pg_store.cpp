@@ -357,11 +357,19 @@ ORDER BY outbox_seq LIMIT $2
 
 // Run as a binary_query (chunks arrive as raw bytes), one round trip with
 // its parameters, not as a named prepared statement.
+// Whole chunks, in order: the first, then more while the events before each
+// are fewer than $3 (so chunks past the caller's limit are not sent).
 constexpr const char* sql_fetch_chunks = R"sql(
-SELECT chunk_seq, lease_key, record_count, records
-FROM seatledger.outbox_chunks
-WHERE published_at IS NULL AND lease_key = ANY($1::text[])
-ORDER BY chunk_seq LIMIT $2
+SELECT chunk_seq, lease_key, records
+FROM (
+  SELECT chunk_seq, lease_key, records,
+    sum(record_count) OVER (ORDER BY chunk_seq) - record_count AS before
+  FROM seatledger.outbox_chunks
+  WHERE published_at IS NULL AND lease_key = ANY($1::text[])
+  ORDER BY chunk_seq LIMIT $2
+) AS c
+WHERE before < $3
+ORDER BY chunk_seq
 )sql";
 
 constexpr const char* sql_mark_published = R"sql(
@@ -1359,13 +1367,12 @@ pg_store::fetch_unpublished(const std::vector<std::string>& lease_keys,
       return result;
     // Whole chunks: at least one, then more while under the limit.
     constexpr const char* max_chunks = "64";
-    binary_query chunks{c, sql_fetch_chunks, {keys, max_chunks}};
+    auto room = std::to_string(limit - result.size());
+    binary_query chunks{c, sql_fetch_chunks, {keys, max_chunks, room}};
     for (int i = 0; i < chunks.rows(); ++i) {
-      if (!result.empty() && result.size() >= limit)
-        break;
       auto seq = chunks.int8(i, 0);
       std::string lease{chunks.bytes(i, 1)};
-      auto rows = decode_outbox_chunk(chunks.bytes(i, 3), lease);
+      auto rows = decode_outbox_chunk(chunks.bytes(i, 2), lease);
       if (!rows)
         throw std::runtime_error("outbox chunk " + std::to_string(seq)
                                  + " is malformed");
