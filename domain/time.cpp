@@ -1,5 +1,6 @@
 #include "domain/time.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 
@@ -165,6 +166,12 @@ std::optional<timestamp> parse_rfc3339(std::string_view text) {
 }
 
 std::string format_rfc3339(timestamp t) {
+  // RFC 3339 writes four-digit years: instants outside 0000–9999 (sentinels
+  // such as timestamp::min(), or arithmetic far past a term) saturate.
+  static const timestamp first = *parse_rfc3339("0000-01-01T00:00:00Z");
+  static const timestamp last = timestamp::from_micros(
+    parse_rfc3339("9999-12-31T23:59:59Z")->micros() + 999'999);
+  t = std::clamp(t, first, last);
   auto c = to_civil(t);
   char buf[48];
   if (c.micros == 0) {

@@ -84,7 +84,9 @@ int days_in_month(int year, int month);
 std::optional<timestamp> parse_rfc3339(std::string_view text);
 
 /// Formats in UTC with `Z`; a fraction only when the instant has one, with
-/// trailing zeros removed (`2026-01-15T00:00:00Z`, `…:00.25Z`).
+/// trailing zeros removed (`2026-01-15T00:00:00Z`, `…:00.25Z`). Instants
+/// before year 0 or after year 9999 saturate to the first or last instant
+/// RFC 3339 can write.
 std::string format_rfc3339(timestamp t);
 
 /// `anchor` plus `months` calendar months, keeping the time of day and the

@@ -83,3 +83,19 @@ TEST(add_months, negative_and_zero_offsets) {
   EXPECT_EQ(format_rfc3339(add_months(anchor, -1)), "2026-02-28T00:00:00Z");
   EXPECT_EQ(format_rfc3339(add_months(anchor, -15)), "2024-12-31T00:00:00Z");
 }
+
+TEST(time, instants_outside_four_digit_years_saturate) {
+  EXPECT_EQ(format_rfc3339(timestamp::min()), "0000-01-01T00:00:00Z");
+  EXPECT_EQ(format_rfc3339(timestamp::from_micros(INT64_MAX)),
+            "9999-12-31T23:59:59.999999Z");
+  auto last = at("9999-12-31T23:59:59.999999Z");
+  EXPECT_EQ(format_rfc3339(last), "9999-12-31T23:59:59.999999Z");
+  EXPECT_EQ(format_rfc3339(timestamp::from_micros(last.micros() + 1)),
+            "9999-12-31T23:59:59.999999Z");
+  auto first = at("0000-01-01T00:00:00Z");
+  EXPECT_EQ(format_rfc3339(timestamp::from_micros(first.micros() - 1)),
+            "0000-01-01T00:00:00Z");
+  // Whatever is formatted parses again.
+  for (auto t : {timestamp::min(), timestamp::from_micros(INT64_MAX)})
+    EXPECT_TRUE(parse_rfc3339(format_rfc3339(t))) << t.micros();
+}
