@@ -848,6 +848,7 @@ struct coordinator_state {
   }
 
   void commit_batch() {
+    times.apply += seconds_since(phase_started);
     if (batch_failed) {
       fail_batch(
         make_error(service_errc::internal, "an entity actor did not answer"));
