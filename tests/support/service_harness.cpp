@@ -5,6 +5,7 @@
 #include <fstream>
 #include <signal.h>
 #include <sstream>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,8 +53,15 @@ child_process::child_process(std::vector<std::string> args,
   envp.push_back(nullptr);
   auto err_fd = ::open(stderr_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                        0644);
+  auto parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
+    // A test process that dies without its destructors (a crash, or SIGPIPE
+    // when its output is piped into `head`) takes its children with it, so
+    // no orphaned service keeps running into later tests and benchmarks.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
     dup2(out[1], STDOUT_FILENO);
     dup2(err_fd, STDERR_FILENO);
     close(out[0]);
