@@ -355,10 +355,10 @@ WHERE published_at IS NULL AND lease_key = ANY($1::text[])
 ORDER BY outbox_seq LIMIT $2
 )sql";
 
-// Run as a binary_query (chunks arrive as raw bytes), one round trip with
-// its parameters, not as a named prepared statement.
 // Whole chunks, in order: the first, then more while the events before each
-// are fewer than $3 (so chunks past the caller's limit are not sent).
+// are fewer than $3, so chunks past the caller's limit are not sent. Run as
+// a binary_query (chunks arrive as raw bytes), one round trip with its
+// parameters, not as a named prepared statement.
 constexpr const char* sql_fetch_chunks = R"sql(
 SELECT chunk_seq, lease_key, records
 FROM (
@@ -1365,7 +1365,6 @@ pg_store::fetch_unpublished(const std::vector<std::string>& lease_keys,
     }
     if (result.size() >= limit)
       return result;
-    // Whole chunks: at least one, then more while under the limit.
     constexpr const char* max_chunks = "64";
     auto room = std::to_string(limit - result.size());
     binary_query chunks{c, sql_fetch_chunks, {keys, max_chunks, room}};

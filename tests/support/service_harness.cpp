@@ -59,6 +59,8 @@ child_process::child_process(std::vector<std::string> args,
     // A test process that dies without its destructors (a crash, or SIGPIPE
     // when its output is piped into `head`) takes its children with it, so
     // no orphaned service keeps running into later tests and benchmarks.
+    // (The signal follows the forking thread: tests fork from their main
+    // thread.)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
       _exit(127);
