@@ -320,6 +320,7 @@ struct coordinator_state {
 
   void revoked(const std::vector<topic_partition>& partitions) {
     // What was read from these partitions is committed before they go.
+    auto commit_in_flight = committing.has_value();
     settle();
     std::vector<topic_partition> delta_partitions;
     std::set<std::string> keys;
@@ -340,7 +341,8 @@ struct coordinator_state {
       passivate_lease(key);
     }
     log::info("partitions revoked",
-              {{"partitions", static_cast<long>(partitions.size())}});
+              {{"partitions", static_cast<long>(partitions.size())},
+               {"commit_in_flight", commit_in_flight}});
     publish_leases();
   }
 

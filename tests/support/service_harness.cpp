@@ -243,7 +243,7 @@ std::vector<kafka::record> kafka_io::read_all(const std::string& topic) {
   return result;
 }
 
-std::unique_ptr<child_process> start_service(const service_options& options) {
+std::unique_ptr<child_process> launch_service(const service_options& options) {
   std::vector<std::string> args{seatledger_binary(), "serve",
                                 "--database-url",    options.database_url,
                                 "--kafka-bootstrap", options.bootstrap,
@@ -253,7 +253,11 @@ std::unique_ptr<child_process> start_service(const service_options& options) {
                                 "--http-listen",     "127.0.0.1:0",
                                 "--poll-wait",       "20ms"};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
-  auto child = std::make_unique<child_process>(args);
+  return std::make_unique<child_process>(args);
+}
+
+std::unique_ptr<child_process> start_service(const service_options& options) {
+  auto child = launch_service(options);
   if (!child->wait_for_value("HTTP", seconds{60}))
     throw std::runtime_error("service did not start: " + child->stderr_tail());
   database_probe db{options.database_url};

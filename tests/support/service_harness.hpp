@@ -102,6 +102,10 @@ struct service_options {
   std::vector<std::string> extra_args;
 };
 
+/// Starts `seatledger serve` without waiting for it (fork from the test's
+/// main thread: the child dies with the thread that forked it).
+std::unique_ptr<child_process> launch_service(const service_options& options);
+
 /// Starts `seatledger serve` and waits until it has taken its partitions.
 std::unique_ptr<child_process> start_service(const service_options& options);
 
