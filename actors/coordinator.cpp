@@ -654,11 +654,12 @@ struct coordinator_state {
             batch_has_catalog = true;
             if (auto* up
                 = std::get_if<domain::rate_plan_upserted>(&event.change))
-              batch.catalog_upserts.push_back({std::move(*up), event.ref});
+              batch.catalog_upserts.push_back(
+                {std::move(*up), event.ref, p.order});
             else
               batch.catalog_removals.push_back(
                 {std::get<domain::rate_plan_removed>(event.change).rate_plan_id,
-                 event.ref});
+                 event.ref, p.order});
           }
         },
         p.event);

@@ -605,23 +605,24 @@ nlohmann::json json_object_or_empty(const std::string& text) {
   return nlohmann::json::parse(text);
 }
 
-/// The catalog changes of a batch in application order. The batch keeps
-/// upserts and removals apart, so their relative order is rebuilt from the
-/// causing events' times (ties: upserts first, batch order kept).
+/// The catalog changes of a batch in application order: record order. The
+/// batch keeps upserts and removals apart, so their relative order is rebuilt
+/// from `record_order` (ties, as in batches built by hand: upserts first).
 std::string catalog_changes_json(const storage_batch& b) {
   struct item {
-    domain::timestamp time;
+    std::int64_t record_order;
     int kind;
     std::size_t index;
   };
   std::vector<item> order;
   for (std::size_t i = 0; i < b.catalog_upserts.size(); ++i)
-    order.push_back({b.catalog_upserts[i].cause.time, 0, i});
+    order.push_back({b.catalog_upserts[i].record_order, 0, i});
   for (std::size_t i = 0; i < b.catalog_removals.size(); ++i)
-    order.push_back({b.catalog_removals[i].cause.time, 1, i});
+    order.push_back({b.catalog_removals[i].record_order, 1, i});
   std::stable_sort(
     order.begin(), order.end(), [](const item& x, const item& y) {
-      return x.time < y.time || (x.time == y.time && x.kind < y.kind);
+      return x.record_order < y.record_order
+             || (x.record_order == y.record_order && x.kind < y.kind);
     });
   auto changes = nlohmann::json::array();
   for (const auto& it : order) {

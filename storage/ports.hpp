@@ -123,14 +123,18 @@ struct revocation_row {
   std::string reason;
 };
 
+// Catalog changes carry their record's position in the batch: changes of
+// one rate plan apply in record order (per-key order), whatever their times.
 struct catalog_upsert_row {
   domain::rate_plan_upserted plan;
   domain::event_ref cause;
+  std::int64_t record_order = 0;
 };
 
 struct catalog_removal_row {
   std::string rate_plan_id;
   domain::event_ref cause;
+  std::int64_t record_order = 0;
 };
 
 using record_headers = std::vector<std::pair<std::string, std::string>>;

@@ -51,12 +51,14 @@ std::vector<domain::catalog_event> fixture_events() {
 
 storage::storage_batch batch_of(const std::vector<domain::catalog_event>& es) {
   storage::storage_batch b;
+  std::int64_t order = 0;
   for (const auto& e : es) {
     if (auto* up = std::get_if<domain::rate_plan_upserted>(&e.change))
-      b.catalog_upserts.push_back({*up, e.ref});
+      b.catalog_upserts.push_back({*up, e.ref, order++});
     else
       b.catalog_removals.push_back(
-        {std::get<domain::rate_plan_removed>(e.change).rate_plan_id, e.ref});
+        {std::get<domain::rate_plan_removed>(e.change).rate_plan_id, e.ref,
+         order++});
   }
   return b;
 }
@@ -390,6 +392,46 @@ TEST_F(catalog, removed_plans_disappear_and_keep_their_history) {
     "SELECT count(*) FROM seatledger.catalog_rate_plan_versions"
     " WHERE rate_plan_id = 'rp-ultimate-saas-2y-retired'");
   EXPECT_EQ(row[0].as<int>(), 1);
+}
+
+TEST_F(catalog, changes_of_one_plan_apply_in_record_order_not_time_order) {
+  load_fixture();
+  const std::string id = "rp-premium-sm-duo";
+  auto exists = [&] {
+    auto p = catalog_->rate_plan(id);
+    EXPECT_TRUE(p) << describe(p.error());
+    return p && *p;
+  };
+  ASSERT_TRUE(exists());
+  const std::string source = "//billing.example.com/zuora/catalog";
+  auto upsert = [&](const std::string& event_id, const char* time,
+                    std::int64_t order) {
+    return storage::catalog_upsert_row{
+      fixture_plan(id),
+      {source, event_id, "seatledger.catalog.rate_plan.upserted", at(time)},
+      order};
+  };
+  auto removal = [&](const std::string& event_id, const char* time,
+                     std::int64_t order) {
+    return storage::catalog_removal_row{
+      id,
+      {source, event_id, "seatledger.catalog.rate_plan.removed", at(time)},
+      order};
+  };
+  // Removed, then upserted with the same time: it exists.
+  storage::storage_batch back;
+  back.catalog_upserts.push_back(upsert("order-2", "2026-03-03T00:00:00Z", 2));
+  back.catalog_removals.push_back(
+    removal("order-1", "2026-03-03T00:00:00Z", 1));
+  ASSERT_OK(store().commit(back));
+  EXPECT_TRUE(exists());
+  // Upserted, then removed by a record with an earlier time: it is gone.
+  storage::storage_batch gone;
+  gone.catalog_upserts.push_back(upsert("order-3", "2026-03-05T00:00:00Z", 3));
+  gone.catalog_removals.push_back(
+    removal("order-4", "2026-03-04T00:00:00Z", 4));
+  ASSERT_OK(store().commit(gone));
+  EXPECT_FALSE(exists());
 }
 
 TEST_F(catalog, one_plan_by_id_complete_or_not) {
