@@ -91,16 +91,29 @@ from_list(const rd_kafka_topic_partition_list_t* list) {
 
 void log_callback(const rd_kafka_t*, int level, const char* fac,
                   const char* buf) {
-  // syslog levels: 0..3 errors, 4 warning, the rest informational.
-  if (level <= 3)
-    log::error("kafka", {{"facility", fac}, {"detail", buf}});
-  else if (level == 4)
-    log::warning("kafka", {{"facility", fac}, {"detail", buf}});
-  else
-    log::debug("kafka", {{"facility", fac}, {"detail", buf}});
+  auto lvl = log_level_of(level, fac, buf);
+  if (lvl >= log::current_level())
+    log::write(lvl, "kafka", {{"facility", fac}, {"detail", buf}});
 }
 
 } // namespace
+
+log::level log_level_of(int syslog_level, std::string_view facility,
+                        std::string_view message) {
+  if (syslog_level <= 3)
+    return log::level::error;
+  if (syslog_level > 4)
+    return log::level::debug;
+  if (facility == "COMMITFAIL") {
+    // What the group coordinator answers while members join or leave.
+    for (std::string_view membership_change :
+         {"Group rebalance in progress", "generation id is not valid",
+          "Unknown member"})
+      if (message.find(membership_change) != std::string_view::npos)
+        return log::level::debug;
+  }
+  return log::level::warning;
+}
 
 rebalance_listener::~rebalance_listener() = default;
 

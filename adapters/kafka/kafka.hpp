@@ -10,11 +10,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <caf/expected.hpp>
 
+#include "log/log.hpp"
 #include "storage/ports.hpp"
 
 namespace seatledger::kafka {
@@ -29,6 +31,16 @@ struct client_config {
   std::string bootstrap_servers;
   std::map<std::string, std::string> properties;
 };
+
+/// The level a librdkafka log line is written at (`syslog_level` as librdkafka
+/// passes it: 0-3 errors, 4 warnings, the rest informational). An offset
+/// commit refused because the group is rebalancing (or its generation or
+/// member id went stale in one) is expected and harmless
+/// (the copy in Kafka is only for lag tools; PostgreSQL holds the positions
+/// and the next batch sends a fresh copy), so it is debug rather than a
+/// warning for every batch of the rebalance.
+log::level log_level_of(int syslog_level, std::string_view facility,
+                        std::string_view message);
 
 struct record {
   std::string topic;
