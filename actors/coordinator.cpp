@@ -12,6 +12,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/entity_actors.hpp"
+#include "actors/job_thread.hpp"
 #include "actors/relay.hpp"
 #include "domain/identifiers.hpp"
 #include "log/log.hpp"
@@ -126,8 +127,10 @@ struct coordinator_state {
     bool has_catalog = false;
     std::future<commit_outcome> outcome;
   };
-  /// Declared after `commit_store`: destroying it waits for the thread.
   std::optional<committing_batch> committing;
+  /// Declared after `commit_store` and `committing`: destroying it first
+  /// finishes the commit in flight, which reads both.
+  job_thread<commit_outcome> commit_thread;
   /// Moves on whenever a failure throws away what the entity actors hold, so
   /// records gathered before it are not applied on top of reloaded state.
   std::uint64_t generation = 0;
@@ -881,7 +884,7 @@ struct coordinator_state {
     self->send(self, atoms::poll_atom_v);
   }
 
-  /// Starts committing `batch` on a thread of its own, so the entity actors
+  /// Starts committing `batch` on the commit thread, so the entity actors
   /// apply the next batch while PostgreSQL writes this one.
   void hand_to_commit_thread() {
     auto& c = committing.emplace();
@@ -893,7 +896,7 @@ struct coordinator_state {
     auto* db = commit_store.get();
     const auto* rows = &c.batch;
     auto wake_relay = c.batch.outbox.empty() ? caf::actor{} : relay;
-    c.outcome = std::async(std::launch::async, [db, rows, wake_relay] {
+    c.outcome = commit_thread.submit([db, rows, wake_relay] {
       commit_outcome out;
       auto started = steady_clock::now();
       out.result = db->commit(*rows);
