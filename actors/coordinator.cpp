@@ -65,7 +65,8 @@ public:
   std::vector<position>
   on_assigned(const std::vector<topic_partition>& partitions) override;
 
-  void on_revoked(const std::vector<topic_partition>& partitions) override;
+  void on_revoked(const std::vector<topic_partition>& partitions,
+                  bool lost) override;
 };
 
 struct coordinator_state {
@@ -321,7 +322,7 @@ struct coordinator_state {
     return main_positions;
   }
 
-  void revoked(const std::vector<topic_partition>& partitions) {
+  void revoked(const std::vector<topic_partition>& partitions, bool lost) {
     // What was read from these partitions is committed before they go.
     auto commit_in_flight = committing.has_value();
     settle();
@@ -345,7 +346,8 @@ struct coordinator_state {
     }
     log::info("partitions revoked",
               {{"partitions", static_cast<long>(partitions.size())},
-               {"commit_in_flight", commit_in_flight}});
+               {"commit_in_flight", commit_in_flight},
+               {"lost", lost}});
     publish_leases();
   }
 
@@ -1149,8 +1151,9 @@ listener::on_assigned(const std::vector<topic_partition>& partitions) {
   return st->assigned(partitions);
 }
 
-void listener::on_revoked(const std::vector<topic_partition>& partitions) {
-  st->revoked(partitions);
+void listener::on_revoked(const std::vector<topic_partition>& partitions,
+                          bool lost) {
+  st->revoked(partitions, lost);
 }
 
 caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,

@@ -170,10 +170,11 @@ struct consumer::impl {
       }
       return;
     }
-    // Revoked, or lost (the session timed out): either way nothing more may
-    // be written for these partitions.
+    // Revoked, or lost (the session timed out, or a request met a stale
+    // generation): either way nothing more may be written for them.
     if (self->listener)
-      self->listener->on_revoked(from_list(partitions));
+      self->listener->on_revoked(from_list(partitions),
+                                 rd_kafka_assignment_lost(rk) != 0);
     if (cooperative) {
       if (auto* e = rd_kafka_incremental_unassign(rk, partitions)) {
         log::error("kafka incremental unassign failed",

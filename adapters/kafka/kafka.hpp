@@ -65,8 +65,12 @@ public:
   on_assigned(const std::vector<topic_partition>& partitions) = 0;
 
   /// Partitions taken away. When this returns, nothing more may be written
-  /// for them.
-  virtual void on_revoked(const std::vector<topic_partition>& partitions) = 0;
+  /// for them. `lost`: librdkafka found the assignment gone (session timed
+  /// out, or a request met a stale generation) rather than handing the
+  /// partitions over in a rebalance, so another member may own them already.
+  virtual void
+  on_revoked(const std::vector<topic_partition>& partitions, bool lost)
+    = 0;
 };
 
 /// A consumer: either a member of a consumer group (subscribe) or

@@ -81,7 +81,7 @@ public:
       result.push_back({tp, 0});
     return result;
   }
-  void on_revoked(const std::vector<kafka::topic_partition>&) override {}
+  void on_revoked(const std::vector<kafka::topic_partition>&, bool) override {}
 };
 
 } // namespace
