@@ -403,34 +403,29 @@ TEST_F(catalog, changes_of_one_plan_apply_in_record_order_not_time_order) {
     return p && *p;
   };
   ASSERT_TRUE(exists());
-  const std::string source = "//billing.example.com/zuora/catalog";
-  auto upsert = [&](const std::string& event_id, const char* time,
-                    std::int64_t order) {
-    return storage::catalog_upsert_row{
-      fixture_plan(id),
-      {source, event_id, "seatledger.catalog.rate_plan.upserted", at(time)},
-      order};
-  };
-  auto removal = [&](const std::string& event_id, const char* time,
-                     std::int64_t order) {
-    return storage::catalog_removal_row{
-      id,
-      {source, event_id, "seatledger.catalog.rate_plan.removed", at(time)},
-      order};
+  // One batch: an upsert and a removal of the plan, each with its record
+  // position and event time.
+  auto commit = [&](std::int64_t upsert_order, const char* upsert_time,
+                    std::int64_t removal_order, const char* removal_time) {
+    const std::string source = "//billing.example.com/zuora/catalog";
+    storage::storage_batch b;
+    b.catalog_upserts.push_back(
+      {fixture_plan(id),
+       {source, "upsert-" + std::to_string(upsert_order),
+        "seatledger.catalog.rate_plan.upserted", at(upsert_time)},
+       upsert_order});
+    b.catalog_removals.push_back(
+      {id,
+       {source, "removal-" + std::to_string(removal_order),
+        "seatledger.catalog.rate_plan.removed", at(removal_time)},
+       removal_order});
+    return store().commit(b);
   };
   // Removed, then upserted with the same time: it exists.
-  storage::storage_batch back;
-  back.catalog_upserts.push_back(upsert("order-2", "2026-03-03T00:00:00Z", 2));
-  back.catalog_removals.push_back(
-    removal("order-1", "2026-03-03T00:00:00Z", 1));
-  ASSERT_OK(store().commit(back));
+  ASSERT_OK(commit(2, "2026-03-03T00:00:00Z", 1, "2026-03-03T00:00:00Z"));
   EXPECT_TRUE(exists());
   // Upserted, then removed by a record with an earlier time: it is gone.
-  storage::storage_batch gone;
-  gone.catalog_upserts.push_back(upsert("order-3", "2026-03-05T00:00:00Z", 3));
-  gone.catalog_removals.push_back(
-    removal("order-4", "2026-03-04T00:00:00Z", 4));
-  ASSERT_OK(store().commit(gone));
+  ASSERT_OK(commit(3, "2026-03-05T00:00:00Z", 4, "2026-03-04T00:00:00Z"));
   EXPECT_FALSE(exists());
 }
 
