@@ -151,9 +151,9 @@ protected:
       applied += phase.upstream;
       ASSERT_TRUE(
         wait_until([&] { return probe.settled(applied); }, seconds{120}))
-        << "phase on " << phase.topic << " not applied; applied events: "
-        << probe.scalar("SELECT count(*) FROM seatledger.applied_events")
-        << " of " << applied << "\n"
+        << "phase on " << phase.topic
+        << " not applied; applied events: " << probe.applied_events() << " of "
+        << applied << "\n"
         << service_->stderr_tail();
     }
   }
@@ -161,6 +161,19 @@ protected:
   /// PostgreSQL's ledger, state and licenses, the published events, the
   /// dead letters and the hash chains are what the rules give for `s`.
   void expect_as_the_rules_say(const scenario& s);
+
+  /// Runs the PL/pgSQL statements `body` in every commit that records
+  /// upstream events (a statement trigger on applied_events).
+  void on_each_commit_of_upstream_events(const std::string& body) {
+    pqxx::connection admin{db_->conninfo()};
+    pqxx::nontransaction tx{admin};
+    tx.exec("CREATE FUNCTION public.on_commit() RETURNS trigger "
+            "LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN\n"
+            + body + "\nRETURN NULL; END $$");
+    tx.exec("CREATE TRIGGER on_commit BEFORE INSERT ON "
+            "seatledger.applied_events FOR EACH STATEMENT "
+            "EXECUTE FUNCTION public.on_commit()");
+  }
 
   std::unique_ptr<scratch_database> db_;
   std::unique_ptr<kafka::mock_cluster> cluster_;
@@ -267,20 +280,13 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   {
     pqxx::connection admin{db_->conninfo()};
     pqxx::nontransaction tx{admin};
-    tx.exec(R"sql(
-CREATE SEQUENCE public.commit_attempts;
-CREATE FUNCTION public.refuse_every_third() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-BEGIN
+    tx.exec("CREATE SEQUENCE public.commit_attempts");
+  }
+  on_each_commit_of_upstream_events(R"sql(
   IF nextval('public.commit_attempts') % 3 = 0 THEN
     RAISE EXCEPTION 'refused by the test';
   END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER refuse_every_third BEFORE INSERT ON seatledger.applied_events
-  FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_every_third();
 )sql");
-  }
   // Small batches: the records of one phase make many, so one is applied
   // while the one before commits.
   service_->signal(SIGTERM);
@@ -310,20 +316,7 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
   // Every commit of upstream events takes 50 ms longer, so records pile up
   // while they trickle in, and a commit is in flight whenever the consumer
   // polls, which is when the revocation callback runs.
-  {
-    pqxx::connection admin{db_->conninfo()};
-    pqxx::nontransaction tx{admin};
-    tx.exec(R"sql(
-CREATE FUNCTION public.slow_commit() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_sleep(0.05);
-  RETURN NULL;
-END $$;
-CREATE TRIGGER slow_commit BEFORE INSERT ON seatledger.applied_events
-  FOR EACH STATEMENT EXECUTE FUNCTION public.slow_commit();
-)sql");
-  }
+  on_each_commit_of_upstream_events("  PERFORM pg_sleep(0.05);");
   auto first = options_;
   // A group of their own: the mock cluster keeps the session timeout a
   // group started with.
@@ -359,8 +352,7 @@ CREATE TRIGGER slow_commit BEFORE INSERT ON seatledger.applied_events
         return probe.leases_of(second.consumer_group, second.replica_id) > 0;
       };
       auto applied_in_phase = [&] {
-        return probe.scalar("SELECT count(*) FROM seatledger.applied_events")
-               - (applied - phase.upstream);
+        return probe.applied_events() - (applied - phase.upstream);
       };
       constexpr std::size_t slice = 100;
       constexpr std::int64_t ahead = 400;
@@ -384,10 +376,7 @@ CREATE TRIGGER slow_commit BEFORE INSERT ON seatledger.applied_events
     } else {
       kafka_->publish(phase.topic, phase.records);
       ASSERT_TRUE(wait_until(
-        [&] {
-          return probe.scalar("SELECT count(*) FROM seatledger.applied_events")
-                 > applied - phase.upstream / 2;
-        },
+        [&] { return probe.applied_events() > applied - phase.upstream / 2; },
         seconds{120}));
       left_mid_stream = !probe.settled(applied);
       joined->signal(SIGTERM);
@@ -401,9 +390,8 @@ CREATE TRIGGER slow_commit BEFORE INSERT ON seatledger.applied_events
     }
     ASSERT_TRUE(
       wait_until([&] { return probe.settled(applied); }, seconds{180}))
-      << "not applied; applied events: "
-      << probe.scalar("SELECT count(*) FROM seatledger.applied_events")
-      << " of " << applied << "\n"
+      << "not applied; applied events: " << probe.applied_events() << " of "
+      << applied << "\n"
       << service_->stderr_tail()
       << (joined ? "\nsecond replica:\n" + joined->stderr_tail() : "");
   }
@@ -412,7 +400,8 @@ CREATE TRIGGER slow_commit BEFORE INSERT ON seatledger.applied_events
   EXPECT_TRUE(left_mid_stream) << "the second replica left too late";
   EXPECT_EQ(probe.leases_of(first.consumer_group, first.replica_id),
             probe.scalar("SELECT count(*) FROM seatledger.partition_leases "
-                         "WHERE consumer_group = 'seatledger-scaling'"));
+                         "WHERE consumer_group = '"
+                         + first.consumer_group + "'"));
   // The first replica gave partitions up while a commit was in flight; it
   // finished that commit first. No commit ran into the other's lease, and
   // none failed on state left over from before a handover (the unique
@@ -481,7 +470,7 @@ TEST_F(service_e2e, the_same_events_published_twice_change_nothing) {
   };
   auto before = snapshot();
   auto events_before = kafka_->read_all("seatledger.events.v1").size();
-  auto applied = db.scalar("SELECT count(*) FROM seatledger.applied_events");
+  auto applied = db.applied_events();
   // Everything again: a producer re-sending its whole history.
   for (const auto& phase : s.phases)
     kafka_->publish(phase.topic, phase.records);
@@ -501,8 +490,7 @@ TEST_F(service_e2e, the_same_events_published_twice_change_nothing) {
   ASSERT_TRUE(wait_until(offsets_done, seconds{120}))
     << service_->stderr_tail();
   ASSERT_TRUE(wait_until([&] { return db.settled(applied); }, seconds{60}));
-  EXPECT_EQ(db.scalar("SELECT count(*) FROM seatledger.applied_events"),
-            applied);
+  EXPECT_EQ(db.applied_events(), applied);
   EXPECT_EQ(snapshot(), before);
   EXPECT_EQ(kafka_->read_all("seatledger.events.v1").size(), events_before);
 }

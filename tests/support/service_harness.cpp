@@ -297,9 +297,13 @@ std::vector<std::string> database_probe::rows(const std::string& sql) {
   return result;
 }
 
+std::int64_t database_probe::applied_events() {
+  return scalar("SELECT count(*) FROM seatledger.applied_events");
+}
+
 bool database_probe::settled(std::int64_t applied) {
   try {
-    if (scalar("SELECT count(*) FROM seatledger.applied_events") < applied)
+    if (applied_events() < applied)
       return false;
     if (scalar("SELECT count(*) FROM seatledger.orgs o WHERE o.delta_seq > 0 "
                "AND NOT EXISTS (SELECT 1 FROM seatledger.subscription_orgs s "

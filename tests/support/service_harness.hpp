@@ -119,6 +119,9 @@ public:
   /// Every row of a query as text, columns joined by '|'.
   std::vector<std::string> rows(const std::string& sql);
 
+  /// Upstream events recorded as applied.
+  std::int64_t applied_events();
+
   /// Whether everything published so far has been applied: `applied` upstream
   /// events are recorded, every org's last delta reached its subscription,
   /// and the outbox is empty of unpublished rows.
