@@ -243,6 +243,76 @@ TEST_F(service_catalog, a_published_change_is_in_the_next_answer_of_a_replica) {
   EXPECT_EQ(b_->pid(), pid_b);
 }
 
+// A batch keeps catalog upserts and removals apart; the coordinator tells
+// the store each record's position so that changes of one plan apply in
+// record order (the spec's per-key order), not by event time. The four
+// records are in Kafka before the replica starts, on one partition, so its
+// first batch holds all of them.
+TEST_F(service_catalog,
+       changes_of_one_plan_in_one_batch_apply_in_record_order) {
+  publish_fixture();
+  api_a_.reset();
+  api_b_.reset();
+  for (auto* service : {&b_, &a_}) {
+    (*service)->signal(SIGTERM);
+    ASSERT_EQ((*service)->wait(seconds{60}), 0) << (*service)->stderr_tail();
+    service->reset();
+  }
+  // Removed, then upserted unchanged at the same instant: present.
+  const std::string revived = "rp-premium-saas-1y";
+  // Upserted with a change, then removed with an earlier time: removed.
+  std::string retired;
+  auto partition = kafka::partition_for_key(revived, 4);
+  for (const auto& record : keyed(fixture_lines()))
+    if (record.key != revived && record.key != "rp-ultimate-saas-2y-retired"
+        && kafka::partition_for_key(record.key, 4) == partition) {
+      retired = record.key;
+      break;
+    }
+  ASSERT_FALSE(retired.empty()) << "no second plan on partition " << partition;
+  auto removal = [](const std::string& id, const std::string& event_id,
+                    const std::string& time) {
+    return json{{"specversion", "1.0"},
+                {"id", event_id},
+                {"source", "//billing.example.com/zuora/catalog"},
+                {"type", "seatledger.catalog.rate_plan.removed"},
+                {"time", time},
+                {"datacontenttype", "application/json"},
+                {"data", {{"rate_plan_id", id}}}}
+      .dump();
+  };
+  auto unchanged = [](json&) {};
+  auto revived_upsert
+    = json::parse(changed_upsert(revived, "catalog-order-0002", unchanged));
+  revived_upsert["time"] = "2026-03-02T04:00:00Z";
+  auto version = catalog_version();
+  kafka_->publish(
+    catalog_topic,
+    keyed({removal(revived, "catalog-order-0001", "2026-03-02T04:00:00Z"),
+           revived_upsert.dump(),
+           changed_upsert(retired, "catalog-order-0003",
+                          [](json& f) { f["CDotActions__c"] = json{"renew"}; }),
+           removal(retired, "catalog-order-0004", "2026-03-02T02:00:00Z")}));
+
+  a_ = start("catalog-replica-a");
+  database_probe probe{db_->conninfo()};
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return probe.scalar("SELECT count(*) FROM seatledger.applied_events "
+                          "WHERE id LIKE 'catalog-order-%'")
+             == 4;
+    },
+    seconds{60}))
+    << a_->stderr_tail();
+  EXPECT_EQ(catalog_version(), version + 1)
+    << "the four records were not committed in one batch";
+  EXPECT_EQ(probe.rows("SELECT rate_plan_id, removed FROM "
+                       "seatledger.catalog_rate_plans WHERE rate_plan_id IN ('"
+                       + revived + "', '" + retired
+                       + "') ORDER BY rate_plan_id = '" + revived + "'"),
+            (std::vector<std::string>{retired + "|t", revived + "|f"}));
+}
+
 TEST_F(service_catalog, incomplete_plans_and_bad_filters_over_http) {
   publish_fixture();
   auto res = api_b_->get("/v1/catalog/incomplete");
