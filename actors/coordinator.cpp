@@ -152,6 +152,9 @@ struct coordinator_state {
     double apply = 0;
     double commit = 0;
     double commit_wait = 0;
+    // The longest single commit and apply: the tail of the latency.
+    double commit_max = 0;
+    double apply_max = 0;
     long cycles = 0;
     long records = 0;
     long rows = 0;
@@ -179,6 +182,8 @@ struct coordinator_state {
                              {"apply_s", times.apply},
                              {"commit_s", times.commit},
                              {"commit_wait_s", times.commit_wait},
+                             {"commit_max_s", times.commit_max},
+                             {"apply_max_s", times.apply_max},
                              {"active_orgs", static_cast<long>(orgs.size())},
                              {"active_subscriptions",
                               static_cast<long>(subscriptions.size())}});
@@ -856,7 +861,9 @@ struct coordinator_state {
   }
 
   void commit_batch() {
-    times.apply += seconds_since(phase_started);
+    auto applying = seconds_since(phase_started);
+    times.apply += applying;
+    times.apply_max = std::max(times.apply_max, applying);
     if (batch_failed) {
       fail_batch(
         make_error(service_errc::internal, "an entity actor did not answer"));
@@ -922,6 +929,7 @@ struct coordinator_state {
     auto done = std::move(*committing);
     committing.reset();
     times.commit += out.seconds;
+    times.commit_max = std::max(times.commit_max, out.seconds);
     times.rows += static_cast<long>(done.batch.row_count());
     if (!out.result) {
       handle_failure(out.result.error(), done.batch);
