@@ -342,6 +342,7 @@ struct coordinator_state {
         delta_partitions.push_back(d);
       }
     }
+    main->forget_offset_copies(delta_partitions);
     if (auto ok = deltas->unassign(delta_partitions); !ok)
       log::error("cannot unassign delta partitions",
                  {{"error", describe(ok.error())}});
@@ -485,6 +486,9 @@ struct coordinator_state {
     if (records.empty() && due_closes.empty()) {
       if (!settle())
         return;
+      // Offset copies held during a rebalance go once it is over, even
+      // when no batch follows it.
+      main->commit_async({});
       self->send(self, atoms::poll_atom_v);
       return;
     }

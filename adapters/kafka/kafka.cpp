@@ -5,9 +5,11 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <mutex>
+#include <optional>
 #include <poll.h>
 #include <unistd.h>
 
+#include "adapters/kafka/offset_copies.hpp"
 #include "log/log.hpp"
 #include "messages/service_error.hpp"
 
@@ -127,6 +129,8 @@ struct consumer::impl {
   bool group = false;
   bool closed = false;
   std::vector<gap> gaps;
+  /// Group members only.
+  std::optional<offset_copies> copies;
 
   ~impl() {
     if (rk) {
@@ -145,6 +149,7 @@ struct consumer::impl {
                         rd_kafka_topic_partition_list_t* partitions,
                         void* opaque) {
     auto* self = static_cast<impl*>(opaque);
+    self->copies->on_rebalance();
     bool cooperative
       = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -172,9 +177,12 @@ struct consumer::impl {
     }
     // Revoked, or lost (the session timed out, or a request met a stale
     // generation): either way nothing more may be written for them.
+    // The listener first commits what is in flight (its offset copy is held:
+    // the group is rebalancing); then the copies of these partitions go.
+    auto revoked = from_list(partitions);
     if (self->listener)
-      self->listener->on_revoked(from_list(partitions),
-                                 rd_kafka_assignment_lost(rk) != 0);
+      self->listener->on_revoked(revoked, rd_kafka_assignment_lost(rk) != 0);
+    self->copies->forget(revoked);
     if (cooperative) {
       if (auto* e = rd_kafka_incremental_unassign(rk, partitions)) {
         log::error("kafka incremental unassign failed",
@@ -209,6 +217,21 @@ consumer::consumer(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 consumer::~consumer() = default;
 
+namespace {
+
+/// A group member's librdkafka log: join state changes reach its offset
+/// copies at once (this runs on librdkafka's threads).
+void group_log_callback(const rd_kafka_t* rk, int level, const char* fac,
+                        const char* buf) {
+  if (auto state = join_state_entered(fac, buf))
+    if (auto* member = static_cast<consumer::impl*>(rd_kafka_opaque(rk));
+        member && member->copies)
+      member->copies->on_join_state(*state);
+  log_callback(rk, level, fac, buf);
+}
+
+} // namespace
+
 caf::expected<std::unique_ptr<consumer>>
 consumer::group_member(const client_config& config, const std::string& group_id,
                        rebalance_listener* listener) {
@@ -223,15 +246,21 @@ consumer::group_member(const client_config& config, const std::string& group_id,
              {"session.timeout.ms", "10000"},
              {"heartbeat.interval.ms", "1000"},
              {"fetch.wait.max.ms", "10"},
-             {"fetch.error.backoff.ms", "20"}});
+             {"fetch.error.backoff.ms", "20"},
+             // The join state changes, to hold offset copies while the
+             // group rebalances (offset_copies.hpp); the other lines of
+             // this context are dropped below log level debug. librdkafka
+             // adds an operator's `debug` contexts to this one.
+             {"debug", "cgrp"}});
   if (!conf)
     return conf.error();
   auto state = std::make_unique<impl>();
   state->listener = listener;
   state->group = true;
+  state->copies.emplace();
   rd_kafka_conf_set_opaque(conf->get(), state.get());
   rd_kafka_conf_set_rebalance_cb(conf->get(), &impl::rebalance);
-  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  rd_kafka_conf_set_log_cb(conf->get(), group_log_callback);
   char errstr[512];
   state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
                            sizeof(errstr));
@@ -394,10 +423,19 @@ int consumer::wake_fd() const {
 }
 
 void consumer::commit_async(const std::vector<position>& positions) {
-  if (positions.empty() || !impl_->group)
+  if (!impl_->group)
     return;
-  auto list = to_list(positions);
+  auto now = impl_->copies->offer(positions);
+  if (now.empty())
+    return;
+  auto list = to_list(now);
   rd_kafka_commit(impl_->rk, list.get(), 1);
+}
+
+void consumer::forget_offset_copies(
+  const std::vector<topic_partition>& partitions) {
+  if (impl_->copies)
+    impl_->copies->forget(partitions);
 }
 
 void consumer::close() {
@@ -670,6 +708,35 @@ high_watermarks(const client_config& config, const std::string& topic,
     result.push_back(high);
   }
   rd_kafka_destroy(rk);
+  return result;
+}
+
+caf::expected<std::vector<position>>
+committed_offsets(const client_config& config, const std::string& group_id,
+                  const std::vector<topic_partition>& partitions,
+                  int timeout_ms) {
+  // A client that never subscribes only reads the group's offsets.
+  auto conf = make_conf(config, {{"group.id", group_id}});
+  if (!conf)
+    return conf.error();
+  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  char errstr[512];
+  auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
+                          sizeof(errstr));
+  if (!rk)
+    return kafka_error(std::string{"cannot create client: "} + errstr);
+  auto list = to_list(partitions);
+  auto err = rd_kafka_committed(rk, list.get(), timeout_ms);
+  std::vector<position> result;
+  if (!err)
+    for (int i = 0; i < list->cnt; ++i)
+      result.push_back(
+        {{list->elems[i].topic, list->elems[i].partition},
+         list->elems[i].offset < 0 ? -1 : list->elems[i].offset});
+  rd_kafka_destroy(rk);
+  if (err)
+    return kafka_error(std::string{"committed offsets: "}
+                       + rd_kafka_err2str(err));
   return result;
 }
 

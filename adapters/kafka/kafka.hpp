@@ -109,8 +109,15 @@ public:
   int wake_fd() const;
 
   /// Commits offsets to Kafka (asynchronously) for lag tools; the
-  /// authoritative positions are in PostgreSQL.
+  /// authoritative positions are in PostgreSQL. While the group rebalances
+  /// they are held and committed with the first call after it (an empty
+  /// call commits what is held; offset_copies.hpp).
   void commit_async(const std::vector<position>& positions);
+
+  /// Drops held copies of partitions this member no longer reads (the
+  /// delta partitions of revoked command partitions; the group's own
+  /// revoked partitions are dropped in the rebalance callback).
+  void forget_offset_copies(const std::vector<topic_partition>& partitions);
 
   /// Leaves the group (revocation callbacks run) and closes.
   void close();
@@ -199,6 +206,13 @@ std::int32_t partition_for_key(std::string_view key, std::int32_t partitions);
 caf::expected<std::vector<std::int64_t>>
 high_watermarks(const client_config& config, const std::string& topic,
                 int timeout_ms);
+
+/// The offsets a consumer group has committed to Kafka (what lag tools
+/// read), in the order asked; -1 for a partition without one.
+caf::expected<std::vector<position>>
+committed_offsets(const client_config& config, const std::string& group_id,
+                  const std::vector<topic_partition>& partitions,
+                  int timeout_ms);
 
 /// Partition counts of topics, from the cluster's metadata.
 caf::expected<std::map<std::string, std::int32_t>>

@@ -402,6 +402,35 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
             probe.scalar("SELECT count(*) FROM seatledger.partition_leases "
                          "WHERE consumer_group = '"
                          + first.consumer_group + "'"));
+  // Lag tools read the copy of the positions in Kafka: the copies held
+  // during the hand-overs went out once the group was steady again.
+  auto stored = probe.rows("SELECT topic || '|' || partition || '|' || "
+                           "next_offset FROM seatledger.consumer_positions "
+                           "WHERE consumer_group = '"
+                           + first.consumer_group + "' ORDER BY 1");
+  std::vector<storage::topic_partition> partitions;
+  for (const auto& row : stored) {
+    auto bar = row.find('|');
+    partitions.push_back(
+      {row.substr(0, bar),
+       std::stoi(row.substr(bar + 1, row.rfind('|') - bar - 1))});
+  }
+  ASSERT_FALSE(stored.empty());
+  std::vector<std::string> copied;
+  EXPECT_TRUE(wait_until(
+    [&] {
+      auto offsets = kafka::committed_offsets(
+        {options_.bootstrap, {}}, first.consumer_group, partitions, 5000);
+      copied.clear();
+      for (const auto& p :
+           offsets ? *offsets : std::vector<storage::position>{})
+        copied.push_back(p.tp.topic + "|" + std::to_string(p.tp.partition) + "|"
+                         + std::to_string(p.next_offset));
+      return copied == stored;
+    },
+    seconds{30}))
+    << "Kafka has " << ::testing::PrintToString(copied) << ", PostgreSQL "
+    << ::testing::PrintToString(stored);
   // The first replica gave partitions up while a commit was in flight; it
   // finished that commit first. No commit ran into the other's lease, and
   // none failed on state left over from before a handover (the unique
@@ -412,6 +441,9 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
     << "no revocation came while a commit was in flight";
   for (const auto& log : {first_log, joined->stderr_tail(1 << 22)}) {
     EXPECT_EQ(log.find("fenced:"), std::string::npos) << log;
+    // Each hand-over moves only the partitions that change owner: no
+    // offset copy met the group's generation change (offset_copies.hpp).
+    EXPECT_EQ(log.find("\"lost\":true"), std::string::npos) << log;
     EXPECT_EQ(log.find("batch not committed"), std::string::npos) << log;
     // Kafka refusing the offset copies while the group rebalances is
     // expected; it is not a warning for every batch.

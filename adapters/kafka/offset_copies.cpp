@@ -1,0 +1,64 @@
+#include "adapters/kafka/offset_copies.hpp"
+
+namespace seatledger::kafka {
+
+std::optional<std::string_view> join_state_entered(std::string_view facility,
+                                                   std::string_view message) {
+  if (facility != "CGRPJOINSTATE")
+    return std::nullopt;
+  constexpr std::string_view marker = "changed join state ";
+  auto at = message.find(marker);
+  if (at == std::string_view::npos)
+    return std::nullopt;
+  constexpr std::string_view arrow = " -> ";
+  auto to = message.find(arrow, at + marker.size());
+  if (to == std::string_view::npos)
+    return std::nullopt;
+  auto begin = to + arrow.size();
+  auto end = message.find(' ', begin);
+  auto state = message.substr(begin, end == std::string_view::npos
+                                       ? std::string_view::npos
+                                       : end - begin);
+  if (state.empty())
+    return std::nullopt;
+  return state;
+}
+
+void offset_copies::on_join_state(std::string_view state) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  steady_ = state == "steady";
+}
+
+void offset_copies::on_rebalance() {
+  std::lock_guard<std::mutex> guard{mutex_};
+  steady_ = false;
+}
+
+void offset_copies::forget(
+  const std::vector<storage::topic_partition>& partitions) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  for (const auto& tp : partitions)
+    held_.erase(tp);
+}
+
+std::vector<storage::position>
+offset_copies::offer(const std::vector<storage::position>& positions) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  for (const auto& p : positions)
+    held_[p.tp] = p.next_offset;
+  std::vector<storage::position> result;
+  if (!steady_)
+    return result;
+  result.reserve(held_.size());
+  for (const auto& [tp, offset] : held_)
+    result.push_back({tp, offset});
+  held_.clear();
+  return result;
+}
+
+std::size_t offset_copies::held() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return held_.size();
+}
+
+} // namespace seatledger::kafka
