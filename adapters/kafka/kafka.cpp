@@ -678,37 +678,71 @@ partition_counts(const client_config& config,
 
 namespace seatledger::kafka {
 
-caf::expected<std::vector<std::int64_t>>
-high_watermarks(const client_config& config, const std::string& topic,
-                int timeout_ms) {
-  auto counts = partition_counts(config, {topic}, timeout_ms);
-  if (!counts)
-    return counts.error();
-  auto it = counts->find(topic);
-  if (it == counts->end())
-    return kafka_error("unknown topic " + topic);
+struct watermark_reader::impl {
+  rd_kafka_t* rk = nullptr;
+  std::map<std::string, std::int32_t> partition_counts;
+
+  ~impl() {
+    if (rk)
+      rd_kafka_destroy(rk);
+  }
+};
+
+watermark_reader::watermark_reader(std::unique_ptr<impl> p)
+    : impl_(std::move(p)) {}
+
+watermark_reader::~watermark_reader() = default;
+
+caf::expected<std::unique_ptr<watermark_reader>>
+watermark_reader::connect(const client_config& config) {
   auto conf = make_conf(config, {{"group.id", "seatledger-watermarks"}});
   if (!conf)
     return conf.error();
   rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  auto state = std::make_unique<impl>();
   char errstr[512];
-  auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
-                          sizeof(errstr));
-  if (!rk)
+  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
+                           sizeof(errstr));
+  if (!state->rk)
     return kafka_error(std::string{"cannot create client: "} + errstr);
+  return std::unique_ptr<watermark_reader>(
+    new watermark_reader(std::move(state)));
+}
+
+caf::expected<std::vector<std::int64_t>>
+watermark_reader::high_watermarks(const std::string& topic, int timeout_ms) {
+  auto& counts = impl_->partition_counts;
+  auto known = counts.find(topic);
+  if (known == counts.end()) {
+    const rd_kafka_metadata_t* md = nullptr;
+    if (auto err = rd_kafka_metadata(impl_->rk, 1, nullptr, &md, timeout_ms))
+      return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
+    for (int i = 0; i < md->topic_cnt; ++i)
+      if (topic == md->topics[i].topic && !md->topics[i].err)
+        known = counts.emplace(topic, md->topics[i].partition_cnt).first;
+    rd_kafka_metadata_destroy(md);
+    if (known == counts.end())
+      return kafka_error("unknown topic " + topic);
+  }
   std::vector<std::int64_t> result;
-  for (std::int32_t p = 0; p < it->second; ++p) {
+  for (std::int32_t p = 0; p < known->second; ++p) {
     std::int64_t low = 0;
     std::int64_t high = 0;
-    if (auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low,
-                                                    &high, timeout_ms)) {
-      rd_kafka_destroy(rk);
+    if (auto err = rd_kafka_query_watermark_offsets(impl_->rk, topic.c_str(), p,
+                                                    &low, &high, timeout_ms))
       return kafka_error(std::string{"watermarks: "} + rd_kafka_err2str(err));
-    }
     result.push_back(high);
   }
-  rd_kafka_destroy(rk);
   return result;
+}
+
+caf::expected<std::vector<std::int64_t>>
+high_watermarks(const client_config& config, const std::string& topic,
+                int timeout_ms) {
+  auto reader = watermark_reader::connect(config);
+  if (!reader)
+    return reader.error();
+  return (*reader)->high_watermarks(topic, timeout_ms);
 }
 
 caf::expected<std::vector<position>>

@@ -201,8 +201,30 @@ private:
 /// records).
 std::int32_t partition_for_key(std::string_view key, std::int32_t partitions);
 
+/// Asks the brokers for high watermarks through one long-lived client:
+/// a client per question costs threads, connections and a metadata request,
+/// CPU a program watching lag several times a second takes from the service.
+class watermark_reader {
+public:
+  static caf::expected<std::unique_ptr<watermark_reader>>
+  connect(const client_config& config);
+
+  ~watermark_reader();
+
+  /// The high watermark (next offset) of every partition of a topic.
+  caf::expected<std::vector<std::int64_t>>
+  high_watermarks(const std::string& topic, int timeout_ms);
+
+  struct impl;
+
+private:
+  explicit watermark_reader(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
 /// The high watermark (next offset) of every partition of a topic, asked of
 /// the brokers.
+/// (a client of its own for this one question).
 caf::expected<std::vector<std::int64_t>>
 high_watermarks(const client_config& config, const std::string& topic,
                 int timeout_ms);
