@@ -360,17 +360,29 @@ void copy_stream::finish() {
     throw_broken(pg);
 }
 
-binary_query::binary_query(pg_connection& conn, const char* sql,
+binary_query::binary_query(pg_connection& conn, const char* name,
+                           const char* sql,
                            const std::vector<std::string>& params) {
   auto* pg = conn.raw();
   if (pg == nullptr || PQstatus(pg) != CONNECTION_OK)
     throw pqxx::broken_connection{"connection is not open"};
+  auto& prepared = conn.binary_statements();
+  if (prepared.count(name) == 0) {
+    auto* res = PQprepare(pg, name, sql, static_cast<int>(params.size()),
+                          nullptr);
+    if (res == nullptr)
+      throw_broken(pg);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+      throw_result_error(res, sql);
+    PQclear(res);
+    prepared.insert(name);
+  }
   std::vector<const char*> values;
   for (const auto& p : params)
     values.push_back(p.c_str());
   constexpr int binary_results = 1;
-  auto* res = PQexecParams(pg, sql, static_cast<int>(values.size()), nullptr,
-                           values.data(), nullptr, nullptr, binary_results);
+  auto* res = PQexecPrepared(pg, name, static_cast<int>(values.size()),
+                             values.data(), nullptr, nullptr, binary_results);
   if (res == nullptr)
     throw_broken(pg);
   if (PQresultStatus(res) != PGRES_TUPLES_OK)

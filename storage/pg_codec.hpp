@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -68,10 +69,17 @@ public:
     return policy_.raw();
   }
 
+  /// Names of the statements binary_query has prepared on this connection
+  /// (beside pqxx's own, which use other names).
+  std::set<std::string>& binary_statements() noexcept {
+    return binary_statements_;
+  }
+
 private:
   // Initialised before connection_base uses it: connection_base only keeps
   // the reference until init().
   handle_policy policy_;
+  std::set<std::string> binary_statements_;
 };
 
 // -- errors -------------------------------------------------------------------
@@ -193,12 +201,13 @@ private:
 
 /// A query answered in binary format, so `bytea` values arrive as their
 /// bytes: the outbox relay reads megabytes of chunks, which text format
-/// would hex-encode on the server and decode here. Parameters are sent in
-/// text form; the statement is fixed SQL (no value is ever spliced in).
-/// Throws like `copy_stream::finish()`.
+/// would hex-encode on the server and decode here. The statement is fixed
+/// SQL (no value is ever spliced in), prepared as `name` on first use and
+/// executed by name after; parameters are sent in text form. Throws like
+/// `copy_stream::finish()`.
 class binary_query {
 public:
-  binary_query(pg_connection& conn, const char* sql,
+  binary_query(pg_connection& conn, const char* name, const char* sql,
                const std::vector<std::string>& params);
   ~binary_query();
 

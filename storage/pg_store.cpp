@@ -1368,7 +1368,8 @@ pg_store::fetch_unpublished(const std::vector<std::string>& lease_keys,
       return result;
     constexpr const char* max_chunks = "64";
     auto room = std::to_string(limit - result.size());
-    binary_query chunks{c, sql_fetch_chunks, {keys, max_chunks, room}};
+    binary_query chunks{
+      c, "binary_fetch_chunks", sql_fetch_chunks, {keys, max_chunks, room}};
     for (int i = 0; i < chunks.rows(); ++i) {
       auto seq = chunks.int8(i, 0);
       std::string lease{chunks.bytes(i, 1)};
