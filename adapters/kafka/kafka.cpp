@@ -98,6 +98,44 @@ void log_callback(const rd_kafka_t*, int level, const char* fac,
     log::write(lvl, "kafka", {{"facility", fac}, {"detail", buf}});
 }
 
+struct client_deleter {
+  void operator()(rd_kafka_t* rk) const noexcept {
+    rd_kafka_destroy(rk);
+  }
+};
+using client_ptr = std::unique_ptr<rd_kafka_t, client_deleter>;
+
+/// A client for questions (metadata, watermarks, committed offsets).
+caf::expected<client_ptr>
+question_client(const client_config& config, rd_kafka_type_t type,
+                const std::map<std::string, std::string>& defaults) {
+  auto conf = make_conf(config, defaults);
+  if (!conf)
+    return conf.error();
+  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  char errstr[512];
+  auto* rk = rd_kafka_new(type, conf->release(), errstr, sizeof(errstr));
+  if (!rk)
+    return kafka_error(std::string{"cannot create client: "} + errstr);
+  return client_ptr{rk};
+}
+
+/// Partition counts of the named topics that exist, from `rk`'s metadata.
+caf::expected<std::map<std::string, std::int32_t>>
+partition_counts_of(rd_kafka_t* rk, const std::vector<std::string>& topics,
+                    int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms))
+    return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
+  std::map<std::string, std::int32_t> result;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    for (const auto& t : topics)
+      if (t == md->topics[i].topic && !md->topics[i].err)
+        result[t] = md->topics[i].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  return result;
+}
+
 } // namespace
 
 log::level log_level_of(int syslog_level, std::string_view facility,
@@ -649,29 +687,10 @@ std::int32_t partition_for_key(std::string_view key, std::int32_t partitions) {
 caf::expected<std::map<std::string, std::int32_t>>
 partition_counts(const client_config& config,
                  const std::vector<std::string>& topics, int timeout_ms) {
-  auto conf = make_conf(config, {});
-  if (!conf)
-    return conf.error();
-  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
-  char errstr[512];
-  auto* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->release(), errstr,
-                          sizeof(errstr));
-  if (!rk)
-    return kafka_error(std::string{"cannot create client: "} + errstr);
-  const rd_kafka_metadata_t* md = nullptr;
-  auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms);
-  if (err) {
-    rd_kafka_destroy(rk);
-    return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
-  }
-  std::map<std::string, std::int32_t> result;
-  for (int i = 0; i < md->topic_cnt; ++i)
-    for (const auto& t : topics)
-      if (t == md->topics[i].topic && !md->topics[i].err)
-        result[t] = md->topics[i].partition_cnt;
-  rd_kafka_metadata_destroy(md);
-  rd_kafka_destroy(rk);
-  return result;
+  auto client = question_client(config, RD_KAFKA_PRODUCER, {});
+  if (!client)
+    return client.error();
+  return partition_counts_of(client->get(), topics, timeout_ms);
 }
 
 } // namespace seatledger::kafka
@@ -679,13 +698,8 @@ partition_counts(const client_config& config,
 namespace seatledger::kafka {
 
 struct watermark_reader::impl {
-  rd_kafka_t* rk = nullptr;
+  client_ptr rk;
   std::map<std::string, std::int32_t> partition_counts;
-
-  ~impl() {
-    if (rk)
-      rd_kafka_destroy(rk);
-  }
 };
 
 watermark_reader::watermark_reader(std::unique_ptr<impl> p)
@@ -695,16 +709,12 @@ watermark_reader::~watermark_reader() = default;
 
 caf::expected<std::unique_ptr<watermark_reader>>
 watermark_reader::connect(const client_config& config) {
-  auto conf = make_conf(config, {{"group.id", "seatledger-watermarks"}});
-  if (!conf)
-    return conf.error();
-  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
+  auto client = question_client(config, RD_KAFKA_CONSUMER,
+                                {{"group.id", "seatledger-watermarks"}});
+  if (!client)
+    return client.error();
   auto state = std::make_unique<impl>();
-  char errstr[512];
-  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
-                           sizeof(errstr));
-  if (!state->rk)
-    return kafka_error(std::string{"cannot create client: "} + errstr);
+  state->rk = std::move(*client);
   return std::unique_ptr<watermark_reader>(
     new watermark_reader(std::move(state)));
 }
@@ -714,22 +724,19 @@ watermark_reader::high_watermarks(const std::string& topic, int timeout_ms) {
   auto& counts = impl_->partition_counts;
   auto known = counts.find(topic);
   if (known == counts.end()) {
-    const rd_kafka_metadata_t* md = nullptr;
-    if (auto err = rd_kafka_metadata(impl_->rk, 1, nullptr, &md, timeout_ms))
-      return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
-    for (int i = 0; i < md->topic_cnt; ++i)
-      if (topic == md->topics[i].topic && !md->topics[i].err)
-        known = counts.emplace(topic, md->topics[i].partition_cnt).first;
-    rd_kafka_metadata_destroy(md);
-    if (known == counts.end())
+    auto found = partition_counts_of(impl_->rk.get(), {topic}, timeout_ms);
+    if (!found)
+      return found.error();
+    if (found->empty())
       return kafka_error("unknown topic " + topic);
+    known = counts.emplace(topic, found->begin()->second).first;
   }
   std::vector<std::int64_t> result;
   for (std::int32_t p = 0; p < known->second; ++p) {
     std::int64_t low = 0;
     std::int64_t high = 0;
-    if (auto err = rd_kafka_query_watermark_offsets(impl_->rk, topic.c_str(), p,
-                                                    &low, &high, timeout_ms))
+    if (auto err = rd_kafka_query_watermark_offsets(
+          impl_->rk.get(), topic.c_str(), p, &low, &high, timeout_ms))
       return kafka_error(std::string{"watermarks: "} + rd_kafka_err2str(err));
     result.push_back(high);
   }
@@ -750,27 +757,18 @@ committed_offsets(const client_config& config, const std::string& group_id,
                   const std::vector<topic_partition>& partitions,
                   int timeout_ms) {
   // A client that never subscribes only reads the group's offsets.
-  auto conf = make_conf(config, {{"group.id", group_id}});
-  if (!conf)
-    return conf.error();
-  rd_kafka_conf_set_log_cb(conf->get(), log_callback);
-  char errstr[512];
-  auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
-                          sizeof(errstr));
-  if (!rk)
-    return kafka_error(std::string{"cannot create client: "} + errstr);
+  auto client = question_client(config, RD_KAFKA_CONSUMER,
+                                {{"group.id", group_id}});
+  if (!client)
+    return client.error();
   auto list = to_list(partitions);
-  auto err = rd_kafka_committed(rk, list.get(), timeout_ms);
-  std::vector<position> result;
-  if (!err)
-    for (int i = 0; i < list->cnt; ++i)
-      result.push_back(
-        {{list->elems[i].topic, list->elems[i].partition},
-         list->elems[i].offset < 0 ? -1 : list->elems[i].offset});
-  rd_kafka_destroy(rk);
-  if (err)
+  if (auto err = rd_kafka_committed(client->get(), list.get(), timeout_ms))
     return kafka_error(std::string{"committed offsets: "}
                        + rd_kafka_err2str(err));
+  std::vector<position> result;
+  for (int i = 0; i < list->cnt; ++i)
+    result.push_back({{list->elems[i].topic, list->elems[i].partition},
+                      list->elems[i].offset < 0 ? -1 : list->elems[i].offset});
   return result;
 }
 

@@ -22,30 +22,21 @@ protected:
   }
 };
 
-std::string to_hex(const std::string& bytes) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
 TEST_F(binary_query_test, bytea_text_and_bigint_values_arrive_as_they_are) {
   pg_connection c{conninfo()};
   std::string every_byte;
   for (int b = 0; b < 256; ++b)
     every_byte += static_cast<char>(b);
-  constexpr auto sql = "SELECT decode($1, 'hex'), $2::text, $3::bigint, "
-                       "NULL::bytea";
+  // Every byte value, built by the server.
+  constexpr auto sql
+    = "SELECT (SELECT string_agg(set_byte('\\x00'::bytea, 0, g), ''::bytea "
+      "ORDER BY g) FROM generate_series(0, 255) AS g), $1::text, $2::bigint, "
+      "NULL::bytea";
   for (auto number : {std::int64_t{0}, std::int64_t{-1}, std::int64_t{1} << 40,
                       std::numeric_limits<std::int64_t>::min(),
                       std::numeric_limits<std::int64_t>::max()}) {
-    binary_query q{c,
-                   "binary_test_values",
-                   sql,
-                   {to_hex(every_byte), "grüße", std::to_string(number)}};
+    binary_query q{
+      c, "binary_test_values", sql, {"grüße", std::to_string(number)}};
     ASSERT_EQ(q.rows(), 1);
     EXPECT_EQ(q.bytes(0, 0), every_byte);
     EXPECT_EQ(q.bytes(0, 1), "grüße");
@@ -53,7 +44,7 @@ TEST_F(binary_query_test, bytea_text_and_bigint_values_arrive_as_they_are) {
     EXPECT_EQ(q.bytes(0, 3), "");
   }
   // A column that is not a bigint is refused, not misread.
-  binary_query q{c, "binary_test_values", sql, {"00", "x", "7"}};
+  binary_query q{c, "binary_test_values", sql, {"x", "7"}};
   EXPECT_THROW(q.int8(0, 1), std::runtime_error);
 }
 
