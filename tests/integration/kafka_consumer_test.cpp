@@ -116,3 +116,43 @@ TEST(kafka_consumer, group_member_position_removed_by_retention_is_a_gap) {
   expect_resumed_after_one_gap(offsets, gaps);
   (*consumer)->close();
 }
+
+// Offset copies made while the group is not steady (here: before the first
+// join has finished) are held, and a later call without positions commits
+// them once the group is steady (offset_copies.hpp): the coordinator makes
+// that call when it is idle, so a rebalance that ends after the last batch
+// still leaves lag tools the right offsets.
+TEST(kafka_consumer, offset_copies_held_before_the_join_are_committed_after) {
+  constexpr const char* copies_topic = "copies.test.v1";
+  constexpr const char* group = "copies-test-group";
+  auto cluster = kafka::mock_cluster::start(1, {copies_topic}, 1);
+  ASSERT_TRUE(cluster) << describe(cluster.error());
+  kafka::client_config cfg;
+  cfg.bootstrap_servers = (*cluster)->bootstrap_servers();
+  from_zero listener;
+  auto consumer = kafka::consumer::group_member(cfg, group, &listener);
+  ASSERT_TRUE(consumer) << describe(consumer.error());
+  ASSERT_TRUE((*consumer)->subscribe({copies_topic}));
+  const kafka::topic_partition tp{copies_topic, 0};
+  (*consumer)->commit_async({{tp, 42}});
+  auto committed = [&] {
+    auto offsets = kafka::committed_offsets(cfg, group, {tp}, 5'000);
+    return offsets && offsets->size() == 1 ? offsets->front().next_offset : -2;
+  };
+  // Until the member is assigned, nothing reaches Kafka.
+  auto deadline = steady_clock::now() + seconds{30};
+  while (steady_clock::now() < deadline && (*consumer)->assignment().empty())
+    (*consumer)->poll(10, 100);
+  ASSERT_FALSE((*consumer)->assignment().empty()) << "never assigned";
+  EXPECT_EQ(committed(), -1);
+  // Idle polls with an empty copy, as the coordinator's.
+  std::int64_t seen = -1;
+  deadline = steady_clock::now() + seconds{30};
+  while (steady_clock::now() < deadline && seen != 42) {
+    (*consumer)->poll(10, 100);
+    (*consumer)->commit_async({});
+    seen = committed();
+  }
+  EXPECT_EQ(seen, 42);
+  (*consumer)->close();
+}
