@@ -223,8 +223,7 @@ private:
 };
 
 /// The high watermark (next offset) of every partition of a topic, asked of
-/// the brokers.
-/// (a client of its own for this one question).
+/// the brokers by a client of its own for this one question.
 caf::expected<std::vector<std::int64_t>>
 high_watermarks(const client_config& config, const std::string& topic,
                 int timeout_ms);

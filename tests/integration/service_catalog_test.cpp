@@ -272,14 +272,10 @@ TEST_F(service_catalog,
   ASSERT_FALSE(retired.empty()) << "no second plan on partition " << partition;
   auto removal = [](const std::string& id, const std::string& event_id,
                     const std::string& time) {
-    return json{{"specversion", "1.0"},
-                {"id", event_id},
-                {"source", "//billing.example.com/zuora/catalog"},
-                {"type", "seatledger.catalog.rate_plan.removed"},
-                {"time", time},
-                {"datacontenttype", "application/json"},
-                {"data", {{"rate_plan_id", id}}}}
-      .dump();
+    return messages::encode_catalog_event(
+      {{"//billing.example.com/zuora/catalog", event_id,
+        "seatledger.catalog.rate_plan.removed", at(time)},
+       domain::rate_plan_removed{id}});
   };
   auto unchanged = [](json&) {};
   auto revived_upsert
