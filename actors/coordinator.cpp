@@ -414,13 +414,9 @@ struct coordinator_state {
 
   std::vector<kafka::record> gather() {
     std::vector<kafka::record> records;
-    // With a batch committing, an idle moment is better spent finishing it.
-    auto wait_ms = static_cast<int>(
-      committing
-        ? std::max<long>(1, std::min(config.poll_wait, config.linger).count())
-        : config.poll_wait.count());
-    pollfd fds[2] = {{main->wake_fd(), POLLIN, 0},
-                     {deltas->wake_fd(), POLLIN, 0}};
+    pollfd fds[3] = {{main->wake_fd(), POLLIN, 0},
+                     {deltas->wake_fd(), POLLIN, 0},
+                     {commit_thread.done_fd(), POLLIN, 0}};
     auto take = [&] {
       auto room = config.max_batch_records - records.size();
       auto a = main->poll(room, 0);
@@ -433,8 +429,20 @@ struct coordinator_state {
     };
     take();
     if (records.empty()) {
-      ::poll(fds, 2, wait_ms);
-      take();
+      if (committing) {
+        // Until the batch on the commit thread is in, records that arrive
+        // are applied meanwhile: waiting for the commit first would put
+        // their apply time on every record's path to PostgreSQL.
+        auto wait_ms = static_cast<int>(config.poll_wait.count());
+        while (records.empty() && !commit_finished()) {
+          ::poll(fds, 3, wait_ms);
+          commit_thread.clear_done();
+          take();
+        }
+      } else {
+        ::poll(fds, 2, static_cast<int>(config.poll_wait.count()));
+        take();
+      }
       if (records.empty()) {
         // Serve rebalance callbacks and errors even when idle.
         main->poll(0, 0);
@@ -452,6 +460,12 @@ struct coordinator_state {
         break;
     }
     return records;
+  }
+
+  bool commit_finished() const {
+    return !committing
+           || committing->outcome.wait_for(seconds{0})
+                == std::future_status::ready;
   }
 
   void cycle() {

@@ -4,20 +4,26 @@
 // handed over, each answered through a future. Blocking work (a PostgreSQL
 // commit) runs there instead of on a thread made for each job: the thread
 // exists from start-up, so handing a job over cannot fail mid-stream.
+// An event loop can poll `done_fd()` to learn when a job has finished
+// instead of blocking on its future.
 
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
 #include <mutex>
+#include <sys/eventfd.h>
 #include <thread>
+#include <unistd.h>
 
 namespace seatledger::actors {
 
 template<class Result>
 class job_thread {
 public:
-  job_thread() : thread_([this] { run(); }) {}
+  job_thread()
+      : done_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+        thread_([this] { run(); }) {}
 
   /// Runs the jobs handed over so far, then ends the thread.
   ~job_thread() {
@@ -27,6 +33,8 @@ public:
     }
     wake_.notify_one();
     thread_.join();
+    if (done_fd_ >= 0)
+      ::close(done_fd_);
   }
 
   job_thread(const job_thread&) = delete;
@@ -44,6 +52,21 @@ public:
     return result;
   }
 
+  /// Readable (POLLIN) once a job has finished, its result already in its
+  /// future, until `clear_done`. -1 if the kernel gave no eventfd.
+  int done_fd() const {
+    return done_fd_;
+  }
+
+  /// Makes `done_fd` unreadable until the next job finishes. Check the
+  /// futures after calling it, not before, or a job that finished in
+  /// between goes unnoticed.
+  void clear_done() {
+    eventfd_t ignored = 0;
+    if (done_fd_ >= 0)
+      ::eventfd_read(done_fd_, &ignored);
+  }
+
 private:
   void run() {
     for (;;) {
@@ -57,6 +80,8 @@ private:
         jobs_.pop_front();
       }
       task();
+      if (done_fd_ >= 0)
+        ::eventfd_write(done_fd_, 1);
     }
   }
 
@@ -64,6 +89,7 @@ private:
   std::condition_variable wake_;
   std::deque<std::packaged_task<Result()>> jobs_;
   bool stopping_ = false;
+  int done_fd_;
   // Last: it starts running once the members above exist.
   std::thread thread_;
 };

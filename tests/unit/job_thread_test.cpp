@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <stdexcept>
 #include <vector>
 
@@ -52,6 +53,40 @@ TEST(job_thread, destroying_it_finishes_the_jobs_handed_over) {
       });
   }
   EXPECT_EQ(done.load(), 5);
+}
+
+bool readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN) != 0;
+}
+
+// The coordinator polls this instead of blocking on the commit's future: it
+// must not turn readable before the result is in the future, and must stay
+// quiet once cleared.
+TEST(job_thread, done_fd_turns_readable_when_a_result_is_ready) {
+  job_thread<int> worker;
+  ASSERT_GE(worker.done_fd(), 0);
+  EXPECT_FALSE(readable(worker.done_fd(), 0));
+  std::promise<void> go;
+  auto gate = go.get_future().share();
+  auto result = worker.submit([gate] {
+    gate.wait();
+    return 42;
+  });
+  EXPECT_FALSE(readable(worker.done_fd(), 20)); // still running
+  go.set_value();
+  ASSERT_TRUE(readable(worker.done_fd(), 5000));
+  EXPECT_EQ(result.wait_for(std::chrono::seconds{0}),
+            std::future_status::ready);
+  EXPECT_EQ(result.get(), 42);
+  worker.clear_done();
+  EXPECT_FALSE(readable(worker.done_fd(), 0));
+  // Two jobs finished before anyone looked: one clear covers both.
+  worker.submit([] { return 1; }).get();
+  worker.submit([] { return 2; }).get();
+  ASSERT_TRUE(readable(worker.done_fd(), 0));
+  worker.clear_done();
+  EXPECT_FALSE(readable(worker.done_fd(), 0));
 }
 
 } // namespace
