@@ -180,9 +180,12 @@ bool wait_until(const std::function<bool()>& done,
   }
 }
 
-kafka_io::kafka_io(std::string bootstrap) : bootstrap_(std::move(bootstrap)) {
+kafka_io::kafka_io(std::string bootstrap,
+                   std::map<std::string, std::string> producer_properties)
+    : bootstrap_(std::move(bootstrap)) {
   kafka::client_config cfg;
   cfg.bootstrap_servers = bootstrap_;
+  cfg.properties = std::move(producer_properties);
   auto p = kafka::producer::make(cfg);
   if (!p)
     throw std::runtime_error("cannot create producer: " + describe(p.error()));
@@ -191,20 +194,32 @@ kafka_io::kafka_io(std::string bootstrap) : bootstrap_(std::move(bootstrap)) {
 
 void kafka_io::publish(const std::string& topic,
                        const std::vector<outgoing>& records) {
-  int failed = 0;
+  publish_async(topic, records);
+  flush();
+}
+
+void kafka_io::publish_async(const std::string& topic,
+                             const std::vector<outgoing>& records) {
   for (const auto& r : records) {
     auto ok = producer_->produce(
       topic, r.key, r.value, {{"content-type", "application/cloudevents+json"}},
-      [&failed](bool success, const std::string&) {
+      [this](bool success, const std::string&) {
         if (!success)
-          ++failed;
+          ++failed_;
       });
     if (!ok)
       throw std::runtime_error("produce failed: " + describe(ok.error()));
     producer_->poll(0);
   }
-  if (!producer_->flush(60'000) || failed > 0)
-    throw std::runtime_error("records not delivered to " + topic);
+}
+
+void kafka_io::flush() {
+  auto delivered = producer_->flush(60'000);
+  auto failed = failed_;
+  failed_ = 0;
+  if (!delivered || failed > 0)
+    throw std::runtime_error("records not delivered to Kafka ("
+                             + std::to_string(failed) + " refused)");
 }
 
 std::vector<kafka::record> kafka_io::read_all(const std::string& topic) {

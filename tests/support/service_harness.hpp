@@ -75,9 +75,22 @@ struct outgoing {
 /// Publishes and reads records over real Kafka protocol.
 class kafka_io {
 public:
-  explicit kafka_io(std::string bootstrap);
+  /// `producer_properties` override the service producer's settings.
+  explicit kafka_io(std::string bootstrap,
+                    std::map<std::string, std::string> producer_properties
+                    = {});
 
+  /// Publishes and waits until Kafka has every record.
   void publish(const std::string& topic, const std::vector<outgoing>& records);
+
+  /// Hands the records to the producer without waiting for Kafka, so a
+  /// caller can offer a steady load; `flush` then waits for them all.
+  void publish_async(const std::string& topic,
+                     const std::vector<outgoing>& records);
+
+  /// Waits until Kafka has everything published so far; throws if any
+  /// record was not delivered.
+  void flush();
 
   /// Every record of the topic (all partitions), from the beginning up to
   /// the high watermarks as they are now.
@@ -90,6 +103,9 @@ public:
 private:
   std::string bootstrap_;
   std::unique_ptr<kafka::producer> producer_;
+  /// Records Kafka refused since the last `flush` (delivery reports run in
+  /// the producer's poll, on the caller's thread).
+  int failed_ = 0;
 };
 
 /// Options of a service under test.
