@@ -203,9 +203,9 @@ void kafka_io::publish_async(const std::string& topic,
   for (const auto& r : records) {
     auto ok = producer_->produce(
       topic, r.key, r.value, {{"content-type", "application/cloudevents+json"}},
-      [this](bool success, const std::string&) {
+      [failed = failed_](bool success, const std::string&) {
         if (!success)
-          ++failed_;
+          ++*failed;
       });
     if (!ok)
       throw std::runtime_error("produce failed: " + describe(ok.error()));
@@ -215,8 +215,8 @@ void kafka_io::publish_async(const std::string& topic,
 
 void kafka_io::flush() {
   auto delivered = producer_->flush(60'000);
-  auto failed = failed_;
-  failed_ = 0;
+  auto failed = *failed_;
+  *failed_ = 0;
   if (!delivered || failed > 0)
     throw std::runtime_error("records not delivered to Kafka ("
                              + std::to_string(failed) + " refused)");

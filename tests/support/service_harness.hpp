@@ -104,8 +104,9 @@ private:
   std::string bootstrap_;
   std::unique_ptr<kafka::producer> producer_;
   /// Records Kafka refused since the last `flush` (delivery reports run in
-  /// the producer's poll, on the caller's thread).
-  int failed_ = 0;
+  /// the producer's poll, on the caller's thread; shared with the pending
+  /// callbacks, so a moved kafka_io is still counted).
+  std::shared_ptr<int> failed_ = std::make_shared<int>(0);
 };
 
 /// Options of a service under test.
