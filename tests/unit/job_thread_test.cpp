@@ -81,12 +81,25 @@ TEST(job_thread, done_fd_turns_readable_when_a_result_is_ready) {
   EXPECT_EQ(result.get(), 42);
   worker.clear_done();
   EXPECT_FALSE(readable(worker.done_fd(), 0));
-  // Two jobs finished before anyone looked: one clear covers both.
-  worker.submit([] { return 1; }).get();
-  worker.submit([] { return 2; }).get();
+  // Two jobs finished before anyone looked: one clear covers both. A third,
+  // held, job has started only once both signalled (a future is ready
+  // before its job's signal, so waiting on theirs would race with it).
+  worker.submit([] { return 1; });
+  worker.submit([] { return 2; });
+  std::promise<void> third_started;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  auto third = worker.submit([&third_started, released] {
+    third_started.set_value();
+    released.wait();
+    return 3;
+  });
+  third_started.get_future().wait();
   ASSERT_TRUE(readable(worker.done_fd(), 0));
   worker.clear_done();
   EXPECT_FALSE(readable(worker.done_fd(), 0));
+  release.set_value();
+  EXPECT_EQ(third.get(), 3);
 }
 
 } // namespace
