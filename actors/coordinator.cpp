@@ -320,6 +320,15 @@ struct coordinator_state {
     if (auto ok = deltas->assign(delta_positions); !ok)
       log::error("cannot assign delta partitions",
                  {{"error", describe(ok.error())}});
+    // Lag tools get the stored positions from the new owner (held until the
+    // group is steady): the previous owner dropped the copies it held when
+    // it gave the partitions up, and no batch may follow here to send one.
+    std::vector<position> copies;
+    for (const auto* from : {&main_positions, &delta_positions})
+      for (const auto& p : *from)
+        if (p.next_offset >= 0)
+          copies.push_back(p);
+    main->commit_async(copies);
     log::info("partitions assigned",
               {{"partitions", static_cast<long>(partitions.size())},
                {"owner", config.owner}});

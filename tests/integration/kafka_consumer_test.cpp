@@ -11,6 +11,7 @@
 
 #include "adapters/kafka/kafka.hpp"
 #include "messages/service_error.hpp"
+#include "service_harness.hpp"
 
 using namespace seatledger;
 using namespace std::chrono;
@@ -71,19 +72,6 @@ void expect_resumed_after_one_gap(
     ASSERT_EQ(offsets[i], offsets[i - 1] + 1) << "at " << i;
 }
 
-/// Starts every assigned partition at offset 0, as a stored position would.
-class from_zero : public kafka::rebalance_listener {
-public:
-  std::vector<kafka::position>
-  on_assigned(const std::vector<kafka::topic_partition>& partitions) override {
-    std::vector<kafka::position> result;
-    for (const auto& tp : partitions)
-      result.push_back({tp, 0});
-    return result;
-  }
-  void on_revoked(const std::vector<kafka::topic_partition>&, bool) override {}
-};
-
 } // namespace
 
 TEST(kafka_consumer, assigned_position_removed_by_retention_is_a_gap) {
@@ -105,7 +93,7 @@ TEST(kafka_consumer, group_member_position_removed_by_retention_is_a_gap) {
   kafka::client_config cfg;
   cfg.bootstrap_servers = overfilled_cluster(cluster);
   ASSERT_FALSE(cfg.bootstrap_servers.empty());
-  from_zero listener;
+  test::starts_from_zero listener;
   auto consumer = kafka::consumer::group_member(cfg, "gap-test-group",
                                                 &listener);
   ASSERT_TRUE(consumer) << describe(consumer.error());
@@ -129,7 +117,7 @@ TEST(kafka_consumer, offset_copies_held_before_the_join_are_committed_after) {
   ASSERT_TRUE(cluster) << describe(cluster.error());
   kafka::client_config cfg;
   cfg.bootstrap_servers = (*cluster)->bootstrap_servers();
-  from_zero listener;
+  test::starts_from_zero listener;
   auto consumer = kafka::consumer::group_member(cfg, group, &listener);
   ASSERT_TRUE(consumer) << describe(consumer.error());
   ASSERT_TRUE((*consumer)->subscribe({copies_topic}));

@@ -4,9 +4,11 @@
 // on seatledger.events.v1 (read with a real consumer) must equal what the
 // domain rules give when the same records are replayed in this process.
 
+#include <algorithm>
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -453,6 +455,96 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
       << log;
   }
   expect_as_the_rules_say(s);
+}
+
+TEST_F(service_e2e,
+       a_restarted_replica_corrects_stale_offset_copies_when_idle) {
+  // The offset copies in Kafka are for lag tools and may fall behind
+  // PostgreSQL (a crash between a commit and its copy, another member's
+  // commit). A replica copies the stored positions of the partitions it is
+  // assigned; the copies are held while the group rebalances and go out
+  // from the coordinator's idle cycle once it is steady, so lag tools are
+  // right again without waiting for the next record.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  const std::string membership = "seatledger.membership.v1";
+  auto replica = options_;
+  replica.consumer_group = "seatledger-stale-copies";
+  service_ = start_service(replica);
+  // The scenario up to its first membership phase, applied to the end:
+  // deltas published and applied, so no record is left for the restart.
+  auto s = make_scenario({});
+  auto first_membership = std::find_if(s.phases.begin(), s.phases.end(),
+                                       [&](const auto& phase) {
+                                         return phase.topic == membership;
+                                       });
+  ASSERT_NE(first_membership, s.phases.end());
+  s.phases.erase(std::next(first_membership), s.phases.end());
+  run(s);
+  kafka::client_config cfg{options_.bootstrap, {}};
+  auto high = kafka::high_watermarks(cfg, membership, 5000);
+  ASSERT_TRUE(high) << describe(high.error());
+  std::vector<kafka::topic_partition> tps;
+  for (std::int32_t p = 0; p < static_cast<std::int32_t>(high->size()); ++p)
+    tps.push_back({membership, p});
+  database_probe probe{db_->conninfo()};
+  auto stored = [&] {
+    std::vector<std::int64_t> result;
+    for (const auto& tp : tps)
+      result.push_back(
+        probe.scalar("SELECT coalesce(max(next_offset), -1) FROM "
+                     "seatledger.consumer_positions WHERE consumer_group = '"
+                     + replica.consumer_group + "' AND topic = '" + membership
+                     + "' AND partition = " + std::to_string(tp.partition)));
+    return result;
+  };
+  ASSERT_TRUE(wait_until([&] { return stored() == *high; }, seconds{60}))
+    << ::testing::PrintToString(stored()) << " of "
+    << ::testing::PrintToString(*high) << "\n"
+    << service_->stderr_tail();
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  auto copied = [&] {
+    std::vector<std::int64_t> result;
+    auto offsets = kafka::committed_offsets(cfg, replica.consumer_group, tps,
+                                            5000);
+    for (const auto& p : offsets ? *offsets : std::vector<kafka::position>{})
+      result.push_back(p.next_offset);
+    return result;
+  };
+  // Another member of the group moves every copy back to offset 0.
+  {
+    starts_from_zero listener;
+    auto other = kafka::consumer::group_member(cfg, replica.consumer_group,
+                                               &listener);
+    ASSERT_TRUE(other) << describe(other.error());
+    ASSERT_TRUE((*other)->subscribe({membership}));
+    std::vector<kafka::position> zeros;
+    for (const auto& tp : tps)
+      zeros.push_back({tp, 0});
+    std::vector<std::int64_t> all_zero(tps.size(), 0);
+    auto deadline = steady_clock::now() + seconds{60};
+    while (steady_clock::now() < deadline && copied() != all_zero) {
+      (*other)->poll(10, 100);
+      if (!(*other)->assignment().empty())
+        (*other)->commit_async(zeros);
+    }
+    ASSERT_EQ(copied(), all_zero);
+    (*other)->close();
+  }
+  // No record follows: only the restarted replica's idle cycle can send the
+  // copies it made on assignment.
+  service_ = start_service(replica);
+  std::vector<std::int64_t> now_copied;
+  EXPECT_TRUE(wait_until(
+    [&] {
+      now_copied = copied();
+      return now_copied == *high;
+    },
+    seconds{60}))
+    << "Kafka has " << ::testing::PrintToString(now_copied) << ", PostgreSQL "
+    << ::testing::PrintToString(*high);
+  EXPECT_EQ(stored(), *high) << "a record was applied again";
 }
 
 TEST_F(service_e2e, sigterm_stops_it_while_postgres_is_gone) {

@@ -67,6 +67,20 @@ bool wait_until(const std::function<bool()>& done,
                 = std::chrono::milliseconds{50});
 
 /// A record to publish.
+/// A group member's listener that starts every assigned partition at offset
+/// 0, as a stored position would, and does nothing on revocation.
+class starts_from_zero : public kafka::rebalance_listener {
+public:
+  std::vector<kafka::position>
+  on_assigned(const std::vector<kafka::topic_partition>& partitions) override {
+    std::vector<kafka::position> result;
+    for (const auto& tp : partitions)
+      result.push_back({tp, 0});
+    return result;
+  }
+  void on_revoked(const std::vector<kafka::topic_partition>&, bool) override {}
+};
+
 struct outgoing {
   std::string key;
   std::string value;
