@@ -66,7 +66,6 @@ bool wait_until(const std::function<bool()>& done,
                 std::chrono::milliseconds every
                 = std::chrono::milliseconds{50});
 
-/// A record to publish.
 /// A group member's listener that starts every assigned partition at offset
 /// 0, as a stored position would, and does nothing on revocation.
 class starts_from_zero : public kafka::rebalance_listener {
@@ -81,6 +80,7 @@ public:
   void on_revoked(const std::vector<kafka::topic_partition>&, bool) override {}
 };
 
+/// A record to publish.
 struct outgoing {
   std::string key;
   std::string value;
