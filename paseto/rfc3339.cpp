@@ -1,5 +1,6 @@
 #include "paseto/rfc3339.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 
@@ -152,6 +153,10 @@ result<utc_time> parse_rfc3339(std::string_view text) {
 std::string format_rfc3339(utc_time t) {
   auto micros = t.time_since_epoch().count();
   auto seconds = micros / 1000000 - (micros % 1000000 < 0 ? 1 : 0);
+  // RFC 3339 writes four-digit years only: saturate, as domain's formatter.
+  const auto first = days_from_civil(0, 1, 1) * 86400;
+  const auto last = days_from_civil(9999, 12, 31) * 86400 + 86399;
+  seconds = std::clamp<std::int64_t>(seconds, first, last);
   auto days = seconds / 86400 - (seconds % 86400 < 0 ? 1 : 0);
   auto secs_of_day = seconds - days * 86400;
   auto date = civil_from_days(days);

@@ -1,11 +1,11 @@
 // RFC 3339 timestamps, the format of PASETO's registered time claims.
 #pragma once
 
-#include "paseto/result.hpp"
-
 #include <chrono>
 #include <string>
 #include <string_view>
+
+#include "paseto/result.hpp"
 
 namespace seatledger::paseto {
 
@@ -21,8 +21,9 @@ using utc_time = std::chrono::time_point<std::chrono::system_clock,
 /// start. Fails with `errc::invalid_time`.
 result<utc_time> parse_rfc3339(std::string_view text);
 
-/// Formats as `YYYY-MM-DDTHH:MM:SSZ`, rounding down to the second.
-/// Precondition: the year is between 0 and 9999.
+/// Formats as `YYYY-MM-DDTHH:MM:SSZ`, rounding down to the second. Instants
+/// before year 0 or after year 9999 saturate to the first or last second
+/// RFC 3339 can write.
 std::string format_rfc3339(utc_time t);
 
 /// Formats as `YYYY-MM-DDTHH:MM:SSZ`, rounding down to the second.

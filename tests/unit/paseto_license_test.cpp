@@ -1,16 +1,17 @@
 // Offline license keys: verify_license / sign_license, trusted key sets and
 // key rotation, and the RFC 3339 parser behind the time claims.
+#include <chrono>
+#include <gtest/gtest.h>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
 #include "paseto/base64url.hpp"
 #include "paseto/license_verifier.hpp"
 #include "paseto/paserk.hpp"
 #include "paseto/paseto.hpp"
 #include "paseto/rfc3339.hpp"
 #include "paseto/trusted_keys.hpp"
-
-#include <chrono>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <string>
 
 using namespace seatledger::paseto;
 using namespace std::chrono_literals;
@@ -91,6 +92,20 @@ TEST(paseto_rfc3339, parses_utc_and_offsets) {
   EXPECT_EQ(*a, *c);
   EXPECT_EQ(*a, *d);
   EXPECT_TRUE(parse_rfc3339("2024-03-01T12:30:00-00:00"));
+}
+
+TEST(paseto_rfc3339, formats_four_digit_years_only) {
+  using std::chrono::hours;
+  auto last = parse_rfc3339("9999-12-31T23:59:59Z");
+  auto first = parse_rfc3339("0000-01-01T00:00:00Z");
+  ASSERT_TRUE(last && first);
+  EXPECT_EQ(format_rfc3339(*last), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(format_rfc3339(*first), "0000-01-01T00:00:00Z");
+  // A year later or earlier would need five digits or a sign.
+  EXPECT_EQ(format_rfc3339(*last + hours{24 * 366}), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(format_rfc3339(*first - hours{24 * 366}), "0000-01-01T00:00:00Z");
+  EXPECT_EQ(format_rfc3339(*parse_rfc3339("2024-03-01T12:30:00.75Z")),
+            "2024-03-01T12:30:00Z");
 }
 
 TEST(paseto_rfc3339, fractional_seconds) {
