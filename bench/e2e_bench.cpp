@@ -6,7 +6,9 @@
 //   - p50/p99 latency from event production to its commit at a fixed offered
 //     load (10,000 events/s by default),
 //   - the service's peak resident memory,
-//   - the same stream through a one-event-per-transaction baseline.
+//   - the same stream through a one-event-per-transaction baseline,
+//   - for scale, rows/s of a bare single-stage consume→COPY loop on the
+//     same Kafka and PostgreSQL (what the issue states its target against).
 // Kafka (a `seatledger dev-kafka` process), PostgreSQL (from the PG*
 // environment) and the service share this machine. Run:
 //   pg_virtualenv -t -o fsync=on -v 15 build/release/bench/seatledger_e2e_bench
@@ -40,6 +42,7 @@
 #include "messages/encode.hpp"
 #include "messages/service_error.hpp"
 #include "service_harness.hpp"
+#include "storage/pg_codec.hpp"
 #include "storage/pg_store.hpp"
 
 using namespace std::chrono;
@@ -67,6 +70,9 @@ struct options {
   bool checkpoint = true;
   /// linger.ms of the latency phase's producer (librdkafka's default).
   int linger_ms = 5;
+  /// Records for the bare consume→COPY loop, per pass (0: skip it). The
+  /// mock cluster must still hold them all: ~400 B each, ~5 MB/partition.
+  long bare_events = 80'000;
 };
 
 double now_s() {
@@ -373,6 +379,90 @@ double run_baseline(const std::string& conninfo, const std::string& bootstrap,
   return static_cast<double>(done) / secs;
 }
 
+// -- the machine's ceiling for the simplest loop ---------------------------
+
+/// The loop the issue measures its target against ("a bare single-stage
+/// consume→COPY loop"), on this machine and this Kafka: one thread polls
+/// up to 5,000 membership records, decodes them, COPYs one row per event
+/// and commits it with the partitions' positions, one batch after another.
+/// No actors, no second stage, no outbox, no overlap of commit and consume.
+/// Returns rows/s from the first poll to the last commit, or 0 when fewer
+/// than `events` records arrived.
+double run_bare_loop(const std::string& conninfo, const std::string& bootstrap,
+                     const std::string& topic,
+                     const std::vector<std::int64_t>& starts, long events,
+                     bool unique_event_ids) {
+  storage::detail::pg_connection c{conninfo};
+  {
+    pqxx::work tx{c};
+    tx.exec("DROP SCHEMA IF EXISTS bare CASCADE");
+    tx.exec("CREATE SCHEMA bare");
+    tx.exec(unique_event_ids
+              ? "CREATE TABLE bare.events (source text, id text, org_id "
+                "text, user_id text, added int4, PRIMARY KEY (id, source))"
+              : "CREATE TABLE bare.events (source text, id text, org_id "
+                "text, user_id text, added int4)");
+    tx.exec("CREATE TABLE bare.positions (partition int PRIMARY KEY, "
+            "next_offset bigint)");
+    tx.commit();
+  }
+  c.prepare("position", "INSERT INTO bare.positions VALUES ($1, $2) ON "
+                        "CONFLICT (partition) DO UPDATE SET next_offset = $2");
+  static const char* const copy_events
+    = "COPY bare.events FROM STDIN (FORMAT binary)";
+  kafka::client_config cfg;
+  cfg.bootstrap_servers = bootstrap;
+  auto consumer = kafka::consumer::assign_only(cfg);
+  if (!consumer)
+    throw std::runtime_error("bare loop: no consumer");
+  std::vector<storage::position> from;
+  for (size_t p = 0; p < starts.size(); ++p)
+    from.push_back({{topic, static_cast<std::int32_t>(p)}, starts[p]});
+  (*consumer)->assign(from);
+  messages::decoder decoder;
+  storage::detail::copy_buffer buf;
+  long done = 0;
+  auto started = steady_clock::now();
+  while (done < events) {
+    auto batch = (*consumer)->poll(5'000, 2'000);
+    if (batch.empty())
+      return 0;
+    std::map<std::int32_t, std::int64_t> next;
+    pqxx::work tx{c};
+    {
+      buf.clear();
+      storage::detail::copy_stream out{c, copy_events, buf};
+      buf.binary_header();
+      for (const auto& r : batch) {
+        next[r.partition] = r.offset + 1;
+        messages::record_view view{r.value, &r.headers};
+        auto e = decoder.decode_membership(view);
+        if (!e)
+          continue;
+        const auto& ev = e.value();
+        const auto* added = std::get_if<domain::member_added>(&ev.change);
+        const auto* removed = std::get_if<domain::member_removed>(&ev.change);
+        buf.binary_row(5).binary_bytes(ev.ref.source).binary_bytes(ev.ref.id);
+        buf.binary_bytes(domain::org_id_of(ev.change));
+        buf.binary_bytes(added     ? added->user_id
+                         : removed ? removed->user_id
+                                   : "");
+        buf.binary_int4(added ? 1 : 0);
+        out.row_done();
+      }
+      buf.binary_trailer();
+      out.finish();
+    }
+    for (const auto& [partition, offset] : next)
+      tx.exec_prepared("position", partition, offset);
+    tx.commit();
+    done += static_cast<long>(batch.size());
+  }
+  auto secs
+    = duration_cast<duration<double>>(steady_clock::now() - started).count();
+  return static_cast<double>(done) / secs;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -394,6 +484,8 @@ int main(int argc, char** argv) {
       o.linger_ms = static_cast<int>(value);
     else if (flag == "--checkpoint")
       o.checkpoint = value != 0;
+    else if (flag == "--bare-events")
+      o.bare_events = value;
   }
   try {
     // A fresh database in the cluster the PG* variables name.
@@ -652,6 +744,30 @@ int main(int argc, char** argv) {
                 baseline, o.baseline_events);
     std::printf("ratio: %.1fx the baseline\n",
                 (static_cast<double>(o.events) / elapsed) / baseline);
+
+    // -- the bare loop, for scale ---------------------------------------------
+    if (o.bare_events > 0) {
+      auto starts = kafka::high_watermarks(kcfg, membership, 10'000);
+      if (!starts)
+        throw std::runtime_error("no watermarks");
+      std::vector<test::outgoing> records;
+      std::string id;
+      for (long n = 0; n < o.bare_events; ++n)
+        records.push_back(s.next(id));
+      kafka.publish(membership, records);
+      for (bool unique : {false, true}) {
+        std::vector<double> passes;
+        for (int pass = 0; pass < 3; ++pass)
+          passes.push_back(run_bare_loop(conninfo, *bootstrap, membership,
+                                         *starts, o.bare_events, unique));
+        std::printf("bare loop (one thread: poll 5,000, decode, binary COPY "
+                    "one row per event, commit with positions; %s): %.0f "
+                    "rows/s median of %.0f / %.0f / %.0f over %ld events\n",
+                    unique ? "unique (id, source) index" : "no index",
+                    percentile(passes, 0.5), passes[0], passes[1], passes[2],
+                    o.bare_events);
+      }
+    }
     std::filesystem::remove_all(key_dir);
     return 0;
   } catch (const std::exception& e) {
