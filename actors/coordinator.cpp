@@ -438,18 +438,18 @@ struct coordinator_state {
     };
     take();
     if (records.empty()) {
+      auto wait_ms = static_cast<int>(config.poll_wait.count());
       if (committing) {
         // Until the batch on the commit thread is in, records that arrive
         // are applied meanwhile: waiting for the commit first would put
         // their apply time on every record's path to PostgreSQL.
-        auto wait_ms = static_cast<int>(config.poll_wait.count());
         while (records.empty() && !commit_finished()) {
           ::poll(fds, 3, wait_ms);
           commit_thread.clear_done();
           take();
         }
       } else {
-        ::poll(fds, 2, static_cast<int>(config.poll_wait.count()));
+        ::poll(fds, 2, wait_ms);
         take();
       }
       if (records.empty()) {

@@ -1163,6 +1163,13 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
   tx.commit();
 }
 
+const char* detail::prepared_statement_sql(std::string_view name) {
+  for (const auto& s : prepared_statements)
+    if (name == s.name)
+      return s.sql;
+  return nullptr;
+}
+
 // -- pg_store -----------------------------------------------------------------
 
 pg_store::pg_store(std::string conninfo, pg_store_options options)

@@ -3,14 +3,16 @@
 // The PostgreSQL implementation of the storage ports (libpqxx 6.4 behind a
 // pimpl: no libpqxx type in this header).
 
-#include "storage/ports.hpp"
-
-#include <caf/expected.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <caf/expected.hpp>
+
+#include "storage/ports.hpp"
 
 namespace seatledger::storage {
 
@@ -165,5 +167,13 @@ caf::expected<int> migrate(const std::string& conninfo);
 
 /// The versions of the compiled-in migrations, in order.
 std::vector<int> known_migrations();
+
+namespace detail {
+
+/// The SQL of the store's prepared statement `name` (nullptr if there is
+/// none), for tests that ask PostgreSQL how it runs what the store runs.
+const char* prepared_statement_sql(std::string_view name);
+
+} // namespace detail
 
 } // namespace seatledger::storage

@@ -329,13 +329,9 @@ TEST_F(state, instants_in_a_long_ledger_match_a_scan_of_the_whole_chain) {
   }
 }
 
-// Finding an instant reads a handful of pages however long the ledger is:
-// one probe of the time marks, then at most 64 entries of the primary key.
-// (Written as one join, the lookup walked the whole key backwards: 415
-// buffers on this ledger.)
-TEST_F(state, finding_an_instant_reads_a_handful_of_pages) {
-  auto conn = superuser();
-  pqxx::nontransaction tx{*conn};
+// 20,000 entries of 'sub-big', three a second from 2026-01-01 00:00:00
+// (entry g at g / 3 s, g % 500 seats), written around the chain check.
+void fill_long_ledger(pqxx::transaction_base& tx) {
   tx.exec(R"sql(
     INSERT INTO seatledger.seat_ledger
     SELECT 'sub-big', g, g % 500,
@@ -346,6 +342,28 @@ TEST_F(state, finding_an_instant_reads_a_handful_of_pages) {
            'h' || g
     FROM generate_series(1, 20000) AS g)sql");
   tx.exec("ANALYZE seatledger.seat_ledger");
+}
+
+/// Shared buffers (hit or read) and rows of the plan's top node.
+std::pair<long, long> pages_and_rows(pqxx::transaction_base& tx,
+                                     const std::string& explained) {
+  auto plan = nlohmann::json::parse(
+    tx.exec1("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + explained)[0]
+      .as<std::string>());
+  const auto& top = plan[0]["Plan"];
+  return {top["Shared Hit Blocks"].get<long>()
+            + top["Shared Read Blocks"].get<long>(),
+          top["Actual Rows"].get<long>()};
+}
+
+// Finding an instant reads a handful of pages however long the ledger is:
+// one probe of the time marks, then at most 64 entries of the primary key.
+// (Written as one join, the lookup walked the whole key backwards: 415
+// buffers on this ledger.)
+TEST_F(state, finding_an_instant_reads_a_handful_of_pages) {
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  fill_long_ledger(tx);
   // Repeated, so the function's plans are the generic ones a long-lived
   // connection ends up with; the first round also plans the function's
   // statements (catalog reads), so it is not counted.
@@ -355,14 +373,11 @@ TEST_F(state, finding_an_instant_reads_a_handful_of_pages) {
                            "2030-01-01 00:00:00+00"}) {
       for (const char* inclusive : {"true", "false"}) {
         SCOPED_TRACE(std::string{at} + " inclusive " + inclusive);
-        auto plan = nlohmann::json::parse(
-          tx.exec1(std::string{"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
-                               "SELECT seatledger.ledger_seq_at('sub-big', '"}
-                   + at + "', " + inclusive + ")")[0]
-            .as<std::string>());
-        const auto& top = plan[0]["Plan"];
-        auto pages = top["Shared Hit Blocks"].get<long>()
-                     + top["Shared Read Blocks"].get<long>();
+        auto pages
+          = pages_and_rows(tx, std::string{"SELECT seatledger.ledger_seq_at("
+                                           "'sub-big', '"}
+                                 + at + "', " + inclusive + ")")
+              .first;
         if (round > 0) {
           EXPECT_LE(pages, 20);
         }
@@ -375,6 +390,46 @@ TEST_F(state, finding_an_instant_reads_a_handful_of_pages) {
     5); // seq 5 (the last at 1 s) has 5 seats
   EXPECT_EQ(
     value_or_fail(store().seats_at("sub-big", at("2025-06-01T00:00:00Z"))), 0);
+}
+
+// Activating a subscription loads the ledger entries of its usage window
+// only: the pages read follow the window, not the ledger's length (16 here
+// for the last 201 of 20,000 entries). The window's statements find its
+// start through ledger_seq_at; reading every entry of the subscription, as
+// a join on effective time would, takes 369.
+TEST_F(state, activation_reads_the_window_not_the_whole_ledger) {
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  fill_long_ledger(tx);
+  tx.exec(std::string{"PREPARE window_points AS "}
+          + storage::detail::prepared_statement_sql("load_window_points"));
+  tx.exec(std::string{"PREPARE window_carried AS "}
+          + storage::detail::prepared_statement_sql("load_window_carried"));
+  // Window from 6,600 s: entries 19,800 to 20,000 (6,600 s is entry
+  // 19,800's time) after the one in force before it.
+  const std::string args = "('{sub-big}', '{\"2026-01-01 01:50:00+00\"}')";
+  // Repeated, so the plans are the generic ones a long-lived connection
+  // ends up with; the first round also plans the function's statements.
+  for (int round = 0; round < 7; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    auto [pages, rows] = pages_and_rows(tx, "EXECUTE window_points" + args);
+    EXPECT_EQ(rows, 201);
+    if (round > 0) {
+      EXPECT_LE(pages, 40);
+    }
+    auto [carried_pages, carried_rows]
+      = pages_and_rows(tx, "EXECUTE window_carried" + args);
+    EXPECT_EQ(carried_rows, 1);
+    if (round > 0) {
+      EXPECT_LE(carried_pages, 40);
+    }
+  }
+  // A window over the whole ledger reads it all: the bound above is one
+  // the statement can miss.
+  auto [all_pages, all_rows] = pages_and_rows(
+    tx, "EXECUTE window_points('{sub-big}', '{\"2025-01-01 00:00:00+00\"}')");
+  EXPECT_EQ(all_rows, 20000);
+  EXPECT_GT(all_pages, 100) << all_pages;
 }
 
 TEST_F(state, holders_are_paged_by_user) {
