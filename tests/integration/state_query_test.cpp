@@ -401,10 +401,14 @@ TEST_F(state, activation_reads_the_window_not_the_whole_ledger) {
   auto conn = superuser();
   pqxx::nontransaction tx{*conn};
   fill_long_ledger(tx);
-  tx.exec(std::string{"PREPARE window_points AS "}
-          + storage::detail::prepared_statement_sql("load_window_points"));
-  tx.exec(std::string{"PREPARE window_carried AS "}
-          + storage::detail::prepared_statement_sql("load_window_carried"));
+  const char* points_sql
+    = storage::detail::prepared_statement_sql("load_window_points");
+  const char* carried_sql
+    = storage::detail::prepared_statement_sql("load_window_carried");
+  ASSERT_NE(points_sql, nullptr);
+  ASSERT_NE(carried_sql, nullptr);
+  tx.exec(std::string{"PREPARE window_points AS "} + points_sql);
+  tx.exec(std::string{"PREPARE window_carried AS "} + carried_sql);
   // Window from 6,600 s: entries 19,800 to 20,000 (6,600 s is entry
   // 19,800's time) after the one in force before it.
   const std::string args = "('{sub-big}', '{\"2026-01-01 01:50:00+00\"}')";
