@@ -31,6 +31,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -181,6 +182,74 @@ long peak_rss_kib(pid_t pid) {
     if (line.rfind("VmHWM:", 0) == 0)
       return std::stol(line.substr(6));
   return -1;
+}
+
+/// CPU seconds (user + system) a process has used, all its threads; 0 if
+/// it is gone.
+double cpu_seconds(const std::string& stat_path) {
+  std::ifstream in{stat_path};
+  std::string line;
+  if (!std::getline(in, line))
+    return 0;
+  // Fields after the command name, which is in parentheses and may hold
+  // spaces: state is field 3, utime 14, stime 15.
+  auto close = line.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream fields{line.substr(close + 2)};
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i)
+    if (i >= 14)
+      ticks += std::stod(field);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// Where the machine's CPU goes, per component, between two samples.
+struct cpu_sample {
+  double service = 0;
+  double postgres = 0; // every process named postgres (one cluster here)
+  double kafka = 0;    // the dev-kafka process
+  double program = 0;  // this program: producers, pollers, probes
+  steady_clock::time_point at;
+
+  static cpu_sample take(pid_t service_pid, pid_t kafka_pid) {
+    cpu_sample s;
+    s.at = steady_clock::now();
+    s.service = cpu_seconds("/proc/" + std::to_string(service_pid) + "/stat");
+    s.kafka = cpu_seconds("/proc/" + std::to_string(kafka_pid) + "/stat");
+    s.program = cpu_seconds("/proc/self/stat");
+    for (const auto& entry : std::filesystem::directory_iterator{"/proc"}) {
+      auto name = entry.path().filename().string();
+      if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+            return c >= '0' && c <= '9';
+          }))
+        continue;
+      std::ifstream comm{entry.path() / "comm"};
+      std::string command;
+      if (std::getline(comm, command) && command == "postgres")
+        s.postgres += cpu_seconds((entry.path() / "stat").string());
+    }
+    return s;
+  }
+};
+
+/// CPU milliseconds per 1,000 events of each component between two samples
+/// (a backend that exited in between is not counted).
+void print_cpu(const char* phase, const cpu_sample& a, const cpu_sample& b,
+               long events) {
+  auto seconds = duration_cast<duration<double>>(b.at - a.at).count();
+  auto per = [&](double x, double y) {
+    return (y - x) * 1e3 / static_cast<double>(events) * 1e3;
+  };
+  auto total = (b.service - a.service) + (b.postgres - a.postgres)
+               + (b.kafka - a.kafka) + (b.program - a.program);
+  std::printf("cpu, %s: per 1,000 membership events service %.0f ms, "
+              "PostgreSQL %.0f ms, Kafka (dev-kafka) %.0f ms, this program "
+              "%.0f ms; %.2f of the cores busy\n",
+              phase, per(a.service, b.service), per(a.postgres, b.postgres),
+              per(a.kafka, b.kafka), per(a.program, b.program),
+              total / seconds);
 }
 
 std::int64_t scalar(pqxx::connection& c, const std::string& sql) {
@@ -555,6 +624,7 @@ int main(int argc, char** argv) {
     std::map<std::string, double> produced_at;
     long produced = 0;
     double first = 0;
+    auto cpu_before = cpu_sample::take(service->pid(), kafka_process.pid());
     auto producer_started = steady_clock::now();
     while (produced < o.events) {
       auto done = consumed(db, svc.consumer_group, membership) - base;
@@ -581,6 +651,7 @@ int main(int argc, char** argv) {
     });
     auto last = now_s();
     auto elapsed = last - first;
+    auto cpu_after = cpu_sample::take(service->pid(), kafka_process.pid());
     auto ledger = scalar(db, "SELECT count(*) FROM seatledger.seat_ledger");
     std::printf(
       "throughput: %ld membership events in %.2f s = %.0f events/s "
@@ -590,6 +661,7 @@ int main(int argc, char** argv) {
       static_cast<long long>(ledger),
       duration_cast<duration<double>>(steady_clock::now() - producer_started)
         .count());
+    print_cpu("throughput phase", cpu_before, cpu_after, o.events);
     std::fflush(stdout);
 
     // -- latency at a fixed offered load --------------------------------------
@@ -649,6 +721,8 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(milliseconds{2});
       }
     }};
+    auto latency_cpu_before = cpu_sample::take(service->pid(),
+                                               kafka_process.pid());
     auto period = duration<double>(1.0 / o.rate);
     auto start = steady_clock::now();
     long total = static_cast<long>(o.rate) * o.latency_seconds;
@@ -694,6 +768,8 @@ int main(int argc, char** argv) {
       return consumed(db, svc.consumer_group, membership) - base
              >= o.events + total;
     });
+    auto latency_cpu_after = cpu_sample::take(service->pid(),
+                                              kafka_process.pid());
     polling = false;
     poller.join();
     std::vector<double> latencies;
@@ -713,6 +789,7 @@ int main(int argc, char** argv) {
                 o.rate, o.latency_seconds, o.linger_ms,
                 percentile(latencies, 0.5), percentile(latencies, 0.99),
                 percentile(latencies, 1.0), latencies.size(), total);
+    print_cpu("latency phase", latency_cpu_before, latency_cpu_after, total);
     auto rss = peak_rss_kib(service->pid());
     std::printf("service peak resident memory: %.1f MiB\n",
                 static_cast<double>(rss) / 1024.0);
