@@ -24,7 +24,8 @@ struct relay_state {
   std::unique_ptr<kafka::producer> producer;
   std::shared_ptr<service_status> status;
   std::vector<std::string> lease_keys;
-  bool scheduled = false;
+  /// After a failed round, no round before this (the timer retries then).
+  steady_clock::time_point retry_after = steady_clock::now();
   steady_clock::time_point next_depth_check = steady_clock::now();
   steady_clock::time_point next_purge = steady_clock::now();
 
@@ -126,43 +127,36 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
     return {};
   }
   st.producer = std::move(*producer);
-  auto schedule = [self](milliseconds delay) {
+  // A round now, another at once while a round fills its limit (more is
+  // waiting), none during a failed round's back-off.
+  auto round = [self] {
     auto& st = self->state;
-    if (st.scheduled)
+    if (steady_clock::now() < st.retry_after)
       return;
-    st.scheduled = true;
-    self->delayed_send(self, delay, atoms::relay_atom_v);
+    auto n = st.publish_round();
+    if (n < 0)
+      st.retry_after = steady_clock::now() + milliseconds{500};
+    else if (n >= static_cast<long>(fetch_limit))
+      self->send(self, atoms::wake_atom_v);
   };
+  // The timer is always armed, whatever wakes the relay in between: the
+  // housekeeping (outbox depth, purge of published rows) must not depend on
+  // whether commits keep waking it.
   self->delayed_send(self, milliseconds{100}, atoms::relay_atom_v);
-  self->state.scheduled = true;
   return {
     [self](atoms::leases_atom, messages::lease_set& set) {
       self->state.lease_keys = std::move(set.lease_keys);
       self->send(self, atoms::wake_atom_v);
     },
-    [self, schedule](atoms::wake_atom) {
-      auto& st = self->state;
-      if (st.scheduled)
-        return; // a round is coming anyway
-      auto n = st.publish_round();
-      if (n >= static_cast<long>(fetch_limit))
-        self->send(self, atoms::wake_atom_v);
-      else if (n < 0)
-        schedule(milliseconds{500});
-    },
-    [self, schedule](atoms::relay_atom) {
-      auto& st = self->state;
-      st.scheduled = false;
-      st.housekeeping();
-      auto n = st.publish_round();
-      if (n >= static_cast<long>(fetch_limit))
-        self->send(self, atoms::wake_atom_v);
-      else
-        schedule(n < 0 ? milliseconds{500} : milliseconds{200});
+    [round](atoms::wake_atom) { round(); },
+    [self, round](atoms::relay_atom) {
+      self->delayed_send(self, milliseconds{200}, atoms::relay_atom_v);
+      self->state.housekeeping();
+      round();
     },
     [self](atoms::drain_atom) {
       auto& st = self->state;
-      for (int round = 0; round < 1000; ++round)
+      for (int i = 0; i < 1000; ++i)
         if (st.publish_round() <= 0)
           break;
       st.producer->flush(10'000);

@@ -1,0 +1,87 @@
+// The outbox relay actor against a real PostgreSQL and librdkafka's mock
+// cluster.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+
+#include "actors/relay.hpp"
+#include "actors/service_status.hpp"
+#include "adapters/kafka/kafka.hpp"
+#include "messages/actor_messages.hpp"
+#include "messages/service_error.hpp"
+#include "messages/type_ids.hpp"
+#include "pg_fixture.hpp"
+
+using namespace seatledger;
+using namespace seatledger::test;
+using namespace std::chrono;
+
+namespace {
+
+constexpr auto topic = "relay.test.v1";
+constexpr auto lease_key = "subscriptions/0";
+
+/// Waits up to `limit` for `done()`.
+template<class Predicate>
+bool eventually(Predicate done, milliseconds limit) {
+  auto until = steady_clock::now() + limit;
+  while (!done()) {
+    if (steady_clock::now() > until)
+      return false;
+    std::this_thread::sleep_for(milliseconds{20});
+  }
+  return true;
+}
+
+class relay_test : public pg_test {};
+
+// A round publishes at most 5,000 rows and a full one is followed by
+// another at once. The relay used to stop its timer in that case, and with
+// it the housekeeping: the outbox depth it reports stayed at what it was
+// before the burst, and published rows were never purged again.
+TEST_F(relay_test, housekeeping_goes_on_after_a_full_round) {
+  auto leases = value_or_fail(
+    store().acquire_leases("seatledger", {lease_key}, "replica-a"));
+  ASSERT_EQ(leases.size(), 1u);
+  storage::storage_batch batch;
+  batch.consumer_group = "seatledger";
+  batch.leases = leases;
+  constexpr int rows = 6'000;
+  for (int i = 0; i < rows; ++i)
+    batch.outbox.push_back({"event-" + std::to_string(i),
+                            topic,
+                            "key-" + std::to_string(i % 7),
+                            R"({"n":)" + std::to_string(i) + "}",
+                            {},
+                            lease_key});
+  ASSERT_OK(store().commit(batch));
+  auto cluster = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
+  kafka::client_config kafka_config;
+  kafka_config.bootstrap_servers = cluster->bootstrap_servers();
+  auto status = std::make_shared<actors::service_status>();
+  caf::actor_system_config cfg;
+  caf::actor_system system{cfg};
+  auto relay = actors::spawn_relay(system, conninfo(), kafka_config, status);
+  // Its first housekeeping sees the rows waiting; it holds no lease yet.
+  ASSERT_TRUE(
+    eventually([&] { return status->outbox_depth == rows; }, seconds{10}))
+    << status->outbox_depth;
+  caf::anon_send(relay, atoms::leases_atom_v, messages::lease_set{{lease_key}});
+  ASSERT_TRUE(
+    eventually([&] { return value_or_fail(store().unpublished_count()) == 0; },
+               seconds{60}));
+  EXPECT_EQ(status->published_events, rows);
+  // The depth is checked every 2 s.
+  EXPECT_TRUE(
+    eventually([&] { return status->outbox_depth == 0; }, seconds{10}))
+    << "the relay reports " << status->outbox_depth << " rows waiting";
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+} // namespace
