@@ -141,6 +141,12 @@ struct coordinator_state {
   steady_clock::time_point next_sweep = steady_clock::now();
   steady_clock::time_point next_passivation = steady_clock::now();
   steady_clock::time_point next_purge = steady_clock::now();
+  /// The last position copied to Kafka per partition, sent again every few
+  /// seconds while idle: librdkafka drops an asynchronous commit it cannot
+  /// make (around a rebalance) without telling, and with no record after
+  /// it nothing else would correct that partition's copy.
+  std::map<topic_partition, std::int64_t> copied;
+  steady_clock::time_point next_recopy = steady_clock::now();
   steady_clock::time_point next_catalog_check = steady_clock::now();
 
   /// Where the time of the last period went, logged every 10 s.
@@ -329,6 +335,8 @@ struct coordinator_state {
         if (p.next_offset >= 0)
           copies.push_back(p);
     main->commit_async(copies);
+    for (const auto& p : copies)
+      copied[p.tp] = p.next_offset;
     log::info("partitions assigned",
               {{"partitions", static_cast<long>(partitions.size())},
                {"owner", config.owner}});
@@ -512,6 +520,7 @@ struct coordinator_state {
       // Offset copies held during a rebalance go once it is over, even
       // when no batch follows it.
       main->commit_async({});
+      recopy_when_due();
       self->send(self, atoms::poll_atom_v);
       return;
     }
@@ -991,6 +1000,8 @@ struct coordinator_state {
       }
     }
     main->commit_async(b.positions);
+    for (const auto& p : b.positions)
+      copied[p.tp] = p.next_offset;
     if (done.has_catalog)
       refresh_catalog();
   }
@@ -1038,6 +1049,25 @@ struct coordinator_state {
     auto delay
       = milliseconds{std::min(5000, 100 << std::min(consecutive_failures, 6))};
     self->delayed_send(self, delay, atoms::poll_atom_v);
+  }
+
+  /// Sends the copies of the partitions still owned again (held, like
+  /// every copy, while the group rebalances).
+  void recopy_when_due() {
+    auto now = steady_clock::now();
+    if (now < next_recopy)
+      return;
+    next_recopy = now + seconds{5};
+    std::vector<position> again;
+    for (auto it = copied.begin(); it != copied.end();) {
+      if (owned.count(it->first) == 0) {
+        it = copied.erase(it);
+        continue;
+      }
+      again.push_back({it->first, it->second});
+      ++it;
+    }
+    main->commit_async(again);
   }
 
   /// Moves every owned partition back to its stored position.
