@@ -334,9 +334,7 @@ struct coordinator_state {
       for (const auto& p : *from)
         if (p.next_offset >= 0)
           copies.push_back(p);
-    main->commit_async(copies);
-    for (const auto& p : copies)
-      copied[p.tp] = p.next_offset;
+    copy_offsets(copies);
     log::info("partitions assigned",
               {{"partitions", static_cast<long>(partitions.size())},
                {"owner", config.owner}});
@@ -999,9 +997,7 @@ struct coordinator_state {
                  std::max<std::int64_t>(0, high - p.next_offset));
       }
     }
-    main->commit_async(b.positions);
-    for (const auto& p : b.positions)
-      copied[p.tp] = p.next_offset;
+    copy_offsets(b.positions);
     if (done.has_catalog)
       refresh_catalog();
   }
@@ -1049,6 +1045,14 @@ struct coordinator_state {
     auto delay
       = milliseconds{std::min(5000, 100 << std::min(consecutive_failures, 6))};
     self->delayed_send(self, delay, atoms::poll_atom_v);
+  }
+
+  /// Copies positions to Kafka for lag tools and remembers them for
+  /// recopy_when_due().
+  void copy_offsets(const std::vector<position>& positions) {
+    main->commit_async(positions);
+    for (const auto& p : positions)
+      copied[p.tp] = p.next_offset;
   }
 
   /// Sends the copies of the partitions still owned again (held, like
