@@ -141,11 +141,8 @@ struct coordinator_state {
   steady_clock::time_point next_sweep = steady_clock::now();
   steady_clock::time_point next_passivation = steady_clock::now();
   steady_clock::time_point next_purge = steady_clock::now();
-  /// The last position copied to Kafka per partition, sent again every few
-  /// seconds while idle: librdkafka drops an asynchronous commit it cannot
-  /// make (around a rebalance) without telling, and with no record after
-  /// it nothing else would correct that partition's copy.
-  std::map<topic_partition, std::int64_t> copied;
+  /// Offset copies are sent again every few seconds while idle
+  /// (kafka::offset_copies::offer_again).
   steady_clock::time_point next_recopy = steady_clock::now();
   steady_clock::time_point next_catalog_check = steady_clock::now();
 
@@ -334,7 +331,7 @@ struct coordinator_state {
       for (const auto& p : *from)
         if (p.next_offset >= 0)
           copies.push_back(p);
-    copy_offsets(copies);
+    main->commit_async(copies);
     log::info("partitions assigned",
               {{"partitions", static_cast<long>(partitions.size())},
                {"owner", config.owner}});
@@ -997,7 +994,7 @@ struct coordinator_state {
                  std::max<std::int64_t>(0, high - p.next_offset));
       }
     }
-    copy_offsets(b.positions);
+    main->commit_async(b.positions);
     if (done.has_catalog)
       refresh_catalog();
   }
@@ -1026,11 +1023,21 @@ struct coordinator_state {
       log::error("fenced: another replica owns these partitions now; "
                  "dropping them",
                  {{"error", describe(err)}});
+      std::vector<topic_partition> fenced;
       for (const auto& l : failed.leases) {
         leases.erase(l.lease_key);
-        for (auto it = owned.begin(); it != owned.end();)
-          it = it->second == l.lease_key ? owned.erase(it) : std::next(it);
+        for (auto it = owned.begin(); it != owned.end();) {
+          if (it->second != l.lease_key) {
+            ++it;
+            continue;
+          }
+          fenced.push_back(it->first);
+          it = owned.erase(it);
+        }
       }
+      // A copy of a fenced partition, sent later, could move the new
+      // owner's copy back.
+      main->forget_offset_copies(fenced);
       publish_leases();
     } else {
       status->postgres_ok = !is(err, service_errc::storage_unavailable);
@@ -1047,31 +1054,12 @@ struct coordinator_state {
     self->delayed_send(self, delay, atoms::poll_atom_v);
   }
 
-  /// Copies positions to Kafka for lag tools and remembers them for
-  /// recopy_when_due().
-  void copy_offsets(const std::vector<position>& positions) {
-    main->commit_async(positions);
-    for (const auto& p : positions)
-      copied[p.tp] = p.next_offset;
-  }
-
-  /// Sends the copies of the partitions still owned again (held, like
-  /// every copy, while the group rebalances).
   void recopy_when_due() {
     auto now = steady_clock::now();
     if (now < next_recopy)
       return;
     next_recopy = now + seconds{5};
-    std::vector<position> again;
-    for (auto it = copied.begin(); it != copied.end();) {
-      if (owned.count(it->first) == 0) {
-        it = copied.erase(it);
-        continue;
-      }
-      again.push_back({it->first, it->second});
-      ++it;
-    }
-    main->commit_async(again);
+    main->commit_again();
   }
 
   /// Moves every owned partition back to its stored position.

@@ -470,6 +470,16 @@ void consumer::commit_async(const std::vector<position>& positions) {
   rd_kafka_commit(impl_->rk, list.get(), 1);
 }
 
+void consumer::commit_again() {
+  if (!impl_->group)
+    return;
+  auto again = impl_->copies->offer_again();
+  if (again.empty())
+    return;
+  auto list = to_list(again);
+  rd_kafka_commit(impl_->rk, list.get(), 1);
+}
+
 void consumer::forget_offset_copies(
   const std::vector<topic_partition>& partitions) {
   if (impl_->copies)

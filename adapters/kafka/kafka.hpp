@@ -114,9 +114,14 @@ public:
   /// call commits what is held; offset_copies.hpp).
   void commit_async(const std::vector<position>& positions);
 
-  /// Drops held copies of partitions this member no longer reads (the
-  /// delta partitions of revoked command partitions; the group's own
-  /// revoked partitions are dropped in the rebalance callback).
+  /// Commits the last copy of every partition again (none while the group
+  /// rebalances): librdkafka drops a refused asynchronous commit silently.
+  void commit_again();
+
+  /// Drops held and remembered copies of partitions this member no longer
+  /// writes (the delta partitions of revoked command partitions, fenced
+  /// partitions; the group's own revoked partitions are dropped in the
+  /// rebalance callback).
   void forget_offset_copies(const std::vector<topic_partition>& partitions);
 
   /// Leaves the group (revocation callbacks run) and closes.

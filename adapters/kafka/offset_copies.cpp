@@ -37,15 +37,19 @@ void offset_copies::on_rebalance() {
 void offset_copies::forget(
   const std::vector<storage::topic_partition>& partitions) {
   std::lock_guard<std::mutex> guard{mutex_};
-  for (const auto& tp : partitions)
+  for (const auto& tp : partitions) {
     held_.erase(tp);
+    last_.erase(tp);
+  }
 }
 
 std::vector<storage::position>
 offset_copies::offer(const std::vector<storage::position>& positions) {
   std::lock_guard<std::mutex> guard{mutex_};
-  for (const auto& p : positions)
+  for (const auto& p : positions) {
     held_[p.tp] = p.next_offset;
+    last_[p.tp] = p.next_offset;
+  }
   std::vector<storage::position> result;
   if (!steady_)
     return result;
@@ -53,6 +57,17 @@ offset_copies::offer(const std::vector<storage::position>& positions) {
   for (const auto& [tp, offset] : held_)
     result.push_back({tp, offset});
   held_.clear();
+  return result;
+}
+
+std::vector<storage::position> offset_copies::offer_again() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  std::vector<storage::position> result;
+  if (!steady_)
+    return result;
+  result.reserve(last_.size());
+  for (const auto& [tp, offset] : last_)
+    result.push_back({tp, offset});
   return result;
 }
 

@@ -42,8 +42,9 @@ public:
   /// again after it.
   void on_rebalance();
 
-  /// These partitions left this member; their held copies go (committing
-  /// them later could move the new owner's copy back).
+  /// These partitions left this member (or its writes for them were
+  /// fenced); their held and remembered copies go (committing them later
+  /// could move the new owner's copy back).
   void forget(const std::vector<storage::topic_partition>& partitions);
 
   /// Takes the positions of a batch; returns what to commit now: every held
@@ -52,6 +53,13 @@ public:
   std::vector<storage::position>
   offer(const std::vector<storage::position>& positions);
 
+  /// The last copy of every partition not forgotten, to commit again:
+  /// librdkafka drops an asynchronous commit it cannot make (around a
+  /// rebalance) without telling, and with no batch after it nothing else
+  /// would correct that partition's copy. None while the group rebalances
+  /// (what is held then goes with the next offer()).
+  std::vector<storage::position> offer_again() const;
+
   std::size_t held() const;
 
 private:
@@ -59,6 +67,8 @@ private:
   /// Not before the first join has finished.
   bool steady_ = false;
   std::map<storage::topic_partition, std::int64_t> held_;
+  /// The latest copy offered per partition, committed or held.
+  std::map<storage::topic_partition, std::int64_t> last_;
 };
 
 } // namespace seatledger::kafka

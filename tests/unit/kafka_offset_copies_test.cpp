@@ -87,5 +87,50 @@ TEST(kafka_offset_copies, a_rebalance_callback_holds_them_until_steady_again) {
             (std::map<topic_partition, std::int64_t>{{membership_1, 12}}));
 }
 
+TEST(kafka_offset_copies, the_last_copies_go_again_while_the_group_is_steady) {
+  offset_copies copies;
+  copies.on_join_state("steady");
+  copies.offer({{membership_0, 10}, {deltas_1, 4}});
+  copies.offer({{membership_0, 12}});
+  // librdkafka may have dropped either commit: the latest go again, and
+  // again on the next call.
+  auto latest = std::map<topic_partition, std::int64_t>{{membership_0, 12},
+                                                        {deltas_1, 4}};
+  EXPECT_EQ(as_map(copies.offer_again()), latest);
+  EXPECT_EQ(as_map(copies.offer_again()), latest);
+  EXPECT_EQ(copies.held(), 0u);
+}
+
+TEST(kafka_offset_copies, none_go_again_while_the_group_rebalances) {
+  offset_copies copies;
+  copies.on_join_state("steady");
+  copies.offer({{membership_0, 10}});
+  copies.on_join_state("wait-join");
+  EXPECT_TRUE(copies.offer_again().empty());
+  copies.offer({{membership_1, 3}});
+  copies.on_join_state("steady");
+  EXPECT_EQ(as_map(copies.offer_again()),
+            (std::map<topic_partition, std::int64_t>{{membership_0, 10},
+                                                     {membership_1, 3}}));
+}
+
+TEST(kafka_offset_copies, forgotten_partitions_never_go_again) {
+  offset_copies copies;
+  copies.on_join_state("steady");
+  copies.offer({{membership_0, 10}, {membership_1, 5}, {deltas_1, 4}});
+  // Revoked, or fenced: another replica copies these partitions now.
+  copies.forget({membership_1, deltas_1});
+  EXPECT_EQ(as_map(copies.offer_again()),
+            (std::map<topic_partition, std::int64_t>{{membership_0, 10}}));
+  // Held copies of a forgotten partition do not go either.
+  copies.on_rebalance();
+  copies.offer({{membership_1, 8}});
+  copies.forget({membership_1});
+  copies.on_join_state("steady");
+  EXPECT_TRUE(copies.offer({}).empty());
+  EXPECT_EQ(as_map(copies.offer_again()),
+            (std::map<topic_partition, std::int64_t>{{membership_0, 10}}));
+}
+
 } // namespace
 } // namespace seatledger::kafka
