@@ -250,6 +250,12 @@ JOIN seatledger.applied_events AS a ON a.key = x.key
 constexpr const char* sql_purge_applied
   = "DELETE FROM seatledger.applied_events WHERE applied_at < $1";
 
+// A rejection stays findable by id as long as its command is remembered as
+// applied: a command sent again within the window is skipped as a duplicate
+// and its sender can still read why it was refused.
+constexpr const char* sql_purge_indexed_events
+  = "DELETE FROM seatledger.event_index WHERE created_at < $1";
+
 // -- state --------------------------------------------------------------------
 
 constexpr const char* sql_load_orgs
@@ -533,6 +539,7 @@ constexpr named_statement prepared_statements[] = {
   {"load_positions", sql_load_positions},
   {"filter_applied", sql_filter_applied},
   {"purge_applied", sql_purge_applied},
+  {"purge_indexed_events", sql_purge_indexed_events},
   {"load_orgs", sql_load_orgs},
   {"load_memberships", sql_load_memberships},
   {"load_subscriptions", sql_load_subscriptions},
@@ -1269,6 +1276,7 @@ pg_store::purge_applied_before(domain::timestamp cutoff) {
   return impl_->run("purge_applied_before", [&](pg_connection& c) {
     pqxx::nontransaction tx{c};
     auto res = tx.exec_prepared("purge_applied", time_text(cutoff));
+    tx.exec_prepared("purge_indexed_events", time_text(cutoff));
     return static_cast<std::int64_t>(res.affected_rows());
   });
 }

@@ -270,7 +270,9 @@ public:
   virtual caf::expected<std::vector<bool>>
   filter_applied(const std::vector<domain::event_key>& keys) = 0;
 
-  /// Forgets applied events older than the de-duplication window.
+  /// Forgets applied events older than the de-duplication window, and the
+  /// events indexed by id (rejections) as old; returns how many applied
+  /// events it forgot.
   virtual caf::expected<std::int64_t>
   purge_applied_before(domain::timestamp cutoff) = 0;
 };
@@ -372,8 +374,9 @@ public:
   virtual caf::expected<std::vector<chain_report>>
   verify_ledger(const std::optional<std::string>& subscription_id) = 0;
 
-  /// The value (CloudEvent JSON) of an event still in the outbox, published
-  /// or not, by its id. (How the HTTP API learns why a command it published
+  /// The value (CloudEvent JSON) of an indexed event (a rejection, kept as
+  /// long as the de-duplication window) or of one still in the old outbox
+  /// table, by its id. (How the HTTP API learns why a command it published
   /// was rejected.)
   virtual caf::expected<std::optional<std::string>>
   outbox_event(const std::string& event_id) {

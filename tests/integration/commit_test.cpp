@@ -335,6 +335,30 @@ TEST_F(commit, filter_applied_and_purge) {
   EXPECT_EQ(seen, std::vector<bool>{false});
 }
 
+TEST_F(commit, rejections_are_kept_as_long_as_applied_events) {
+  storage_batch b;
+  b.applied_events = {{"portal", "cmd-1"}};
+  b.indexed_events = {{"rejected-1", R"({"id":"rejected-1"})"}};
+  ASSERT_OK(store().commit(b));
+  auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  auto hour = std::int64_t{3'600'000'000};
+  value_or_fail(
+    store().purge_applied_before(domain::timestamp::from_micros(now - hour)));
+  auto kept = value_or_fail(store().outbox_event("rejected-1"));
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(*kept, R"({"id":"rejected-1"})");
+  EXPECT_EQ(value_or_fail(store().purge_applied_before(
+              domain::timestamp::from_micros(now + hour))),
+            1);
+  EXPECT_FALSE(value_or_fail(store().outbox_event("rejected-1")));
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  EXPECT_EQ(
+    tx.exec1("SELECT count(*) FROM seatledger.event_index")[0].as<int>(), 0);
+}
+
 // Holder changes are flips against the committed state, so a key's changes
 // in one batch alternate and only an odd count changes the table; additions
 // go in without a conflict check, and one that breaks that contract fails
