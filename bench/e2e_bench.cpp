@@ -74,6 +74,9 @@ struct options {
   /// Records for the bare consume→COPY loop, per pass (0: skip it). The
   /// mock cluster must still hold them all: ~400 B each, ~5 MB/partition.
   long bare_events = 80'000;
+  /// After the throughput phase, print which tables and indexes its WAL
+  /// went to (pg_walinspect; takes a few seconds; 0: do not).
+  bool wal_breakdown = false;
 };
 
 double now_s() {
@@ -252,6 +255,62 @@ void print_cpu(const char* phase, const cpu_sample& a, const cpu_sample& b,
               total / seconds);
 }
 
+/// PostgreSQL's WAL counters (pg_stat_wal, the whole cluster).
+struct wal_sample {
+  double records = 0;
+  double full_page_images = 0;
+  double bytes = 0;
+  double syncs = 0;
+  std::string lsn;
+
+  static wal_sample take(pqxx::connection& c) {
+    pqxx::nontransaction tx{c};
+    auto r = tx.exec1("SELECT wal_records, wal_fpi, wal_bytes, wal_sync, "
+                      "pg_current_wal_lsn()::text FROM pg_stat_wal");
+    return {r[0].as<double>(), r[1].as<double>(), r[2].as<double>(),
+            r[3].as<double>(), r[4].as<std::string>()};
+  }
+};
+
+/// The relations (or record kinds without one, such as commits) the WAL
+/// between two samples went to, largest first.
+void print_wal_breakdown(pqxx::connection& c, const wal_sample& a,
+                         const wal_sample& b, long events) {
+  pqxx::nontransaction tx{c};
+  tx.exec("CREATE EXTENSION IF NOT EXISTS pg_walinspect");
+  auto rows = tx.exec_params(R"(
+    SELECT coalesce(pg_filenode_relation(0,
+             substring(block_ref FROM 'rel \d+/\d+/(\d+)')::oid)::text,
+             resource_manager || ' ' || record_type) AS target,
+           count(*), sum(record_length)
+    FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)
+    GROUP BY 1 ORDER BY 3 DESC LIMIT 14)",
+                             a.lsn, b.lsn);
+  std::printf("wal by relation, per 1,000 membership events:");
+  for (const auto& row : rows)
+    std::printf(" %s %.0f KiB (%.0f records);", row[0].c_str(),
+                row[2].as<double>() * 1e3 / static_cast<double>(events)
+                  / 1024.0,
+                row[1].as<double>() * 1e3 / static_cast<double>(events));
+  std::printf("\n");
+}
+
+/// WAL written per 1,000 events between two samples: full-page images are
+/// what a checkpoint costs the writes after it.
+void print_wal(const char* phase, const wal_sample& a, const wal_sample& b,
+               long events) {
+  auto per = [&](double x, double y) {
+    return (y - x) * 1e3 / static_cast<double>(events);
+  };
+  std::printf("wal, %s: per 1,000 membership events %.0f KiB in %.0f "
+              "records, %.0f of them full-page images (%.0f KiB), %.1f "
+              "fsyncs\n",
+              phase, per(a.bytes, b.bytes) / 1024.0, per(a.records, b.records),
+              per(a.full_page_images, b.full_page_images),
+              per(a.full_page_images, b.full_page_images) * 8.0,
+              per(a.syncs, b.syncs));
+}
+
 std::int64_t scalar(pqxx::connection& c, const std::string& sql) {
   pqxx::nontransaction tx{c};
   auto f = tx.exec1(sql)[0];
@@ -408,7 +467,11 @@ double run_baseline(const std::string& conninfo, const std::string& bootstrap,
   long done = 0;
   auto started = steady_clock::now();
   while (done < events) {
-    auto batch = (*consumer)->poll(1, 1000);
+    // The first fetch from the log's start can take seconds on a mock
+    // cluster that has just served the service (one run waited over 1 s and
+    // measured nothing); the stream has `events` records, so an empty poll
+    // this long means it ended early.
+    auto batch = (*consumer)->poll(1, 30'000);
     if (batch.empty())
       break;
     for (auto& r : batch) {
@@ -443,6 +506,10 @@ double run_baseline(const std::string& conninfo, const std::string& bootstrap,
       ++done;
     }
   }
+  if (done < events)
+    throw std::runtime_error("baseline: only " + std::to_string(done) + " of "
+                             + std::to_string(events)
+                             + " membership records arrived");
   auto secs
     = duration_cast<duration<double>>(steady_clock::now() - started).count();
   return static_cast<double>(done) / secs;
@@ -555,6 +622,8 @@ int main(int argc, char** argv) {
       o.checkpoint = value != 0;
     else if (flag == "--bare-events")
       o.bare_events = value;
+    else if (flag == "--wal-breakdown")
+      o.wal_breakdown = value != 0;
   }
   try {
     // A fresh database in the cluster the PG* variables name.
@@ -625,6 +694,7 @@ int main(int argc, char** argv) {
     long produced = 0;
     double first = 0;
     auto cpu_before = cpu_sample::take(service->pid(), kafka_process.pid());
+    auto wal_before = wal_sample::take(db);
     auto producer_started = steady_clock::now();
     while (produced < o.events) {
       auto done = consumed(db, svc.consumer_group, membership) - base;
@@ -652,6 +722,7 @@ int main(int argc, char** argv) {
     auto last = now_s();
     auto elapsed = last - first;
     auto cpu_after = cpu_sample::take(service->pid(), kafka_process.pid());
+    auto wal_after = wal_sample::take(db);
     auto ledger = scalar(db, "SELECT count(*) FROM seatledger.seat_ledger");
     std::printf(
       "throughput: %ld membership events in %.2f s = %.0f events/s "
@@ -662,6 +733,9 @@ int main(int argc, char** argv) {
       duration_cast<duration<double>>(steady_clock::now() - producer_started)
         .count());
     print_cpu("throughput phase", cpu_before, cpu_after, o.events);
+    print_wal("throughput phase", wal_before, wal_after, o.events);
+    if (o.wal_breakdown)
+      print_wal_breakdown(db, wal_before, wal_after, o.events);
     std::fflush(stdout);
 
     // -- latency at a fixed offered load --------------------------------------
@@ -723,6 +797,7 @@ int main(int argc, char** argv) {
     }};
     auto latency_cpu_before = cpu_sample::take(service->pid(),
                                                kafka_process.pid());
+    auto latency_wal_before = wal_sample::take(db);
     auto period = duration<double>(1.0 / o.rate);
     auto start = steady_clock::now();
     long total = static_cast<long>(o.rate) * o.latency_seconds;
@@ -770,6 +845,7 @@ int main(int argc, char** argv) {
     });
     auto latency_cpu_after = cpu_sample::take(service->pid(),
                                               kafka_process.pid());
+    auto latency_wal_after = wal_sample::take(db);
     polling = false;
     poller.join();
     std::vector<double> latencies;
@@ -790,6 +866,7 @@ int main(int argc, char** argv) {
                 percentile(latencies, 0.5), percentile(latencies, 0.99),
                 percentile(latencies, 1.0), latencies.size(), total);
     print_cpu("latency phase", latency_cpu_before, latency_cpu_after, total);
+    print_wal("latency phase", latency_wal_before, latency_wal_after, total);
     auto rss = peak_rss_kib(service->pid());
     std::printf("service peak resident memory: %.1f MiB\n",
                 static_cast<double>(rss) / 1024.0);
