@@ -649,12 +649,16 @@ struct coordinator_state {
     // De-duplicate upstream events: against what was applied before (one
     // round trip) and within the batch.
     std::vector<domain::event_key> keys;
+    std::vector<std::string> applied_keys;
     keys.reserve(upstream.size());
-    for (const auto& p : upstream)
+    applied_keys.reserve(upstream.size());
+    for (const auto& p : upstream) {
       keys.push_back(p.key);
+      applied_keys.push_back(domain::applied_event_key(p.key));
+    }
     std::vector<bool> seen(keys.size(), false);
     if (!keys.empty()) {
-      auto applied = store->filter_applied(keys);
+      auto applied = store->filter_applied_keys(applied_keys);
       if (!applied) {
         fail_batch(applied.error());
         return;
@@ -676,7 +680,8 @@ struct coordinator_state {
         ++status->duplicates_skipped;
         continue;
       }
-      batch.applied_events.push_back({p.key.source, p.key.id});
+      batch.applied_events.push_back(
+        {p.key.source, p.key.id, std::move(applied_keys[i])});
       batch_types.emplace_back(p.topic, p.type);
       std::visit(
         [&](auto& event) {

@@ -1145,7 +1145,8 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
   if (!b.applied_events.empty()) {
     copy_stream out{c, copy_applied_events, buf};
     for (const auto& a : b.applied_events) {
-      buf.text(domain::applied_event_key({a.source, a.id}));
+      buf.text(a.key.empty() ? domain::applied_event_key({a.source, a.id})
+                             : a.key);
       buf.text(a.source).text(a.id).end_row();
       out.row_done();
     }
@@ -1254,18 +1255,14 @@ pg_store::load_positions(const std::string& consumer_group,
 }
 
 caf::expected<std::vector<bool>>
-pg_store::filter_applied(const std::vector<domain::event_key>& keys) {
+pg_store::filter_applied_keys(const std::vector<std::string>& applied_keys) {
   return impl_->run("filter_applied", [&](pg_connection& c) {
-    std::vector<bool> result(keys.size(), false);
-    if (keys.empty())
+    std::vector<bool> result(applied_keys.size(), false);
+    if (applied_keys.empty())
       return result;
-    std::vector<std::string> digests;
-    digests.reserve(keys.size());
-    for (const auto& k : keys)
-      digests.push_back(domain::applied_event_key(k));
     pqxx::nontransaction tx{c};
     for (const auto& r :
-         tx.exec_prepared("filter_applied", text_array(digests)))
+         tx.exec_prepared("filter_applied", text_array(applied_keys)))
       result.at(r[0].as<std::size_t>() - 1) = true;
     return result;
   });

@@ -72,7 +72,7 @@ public:
                  const std::vector<topic_partition>& partitions) override;
 
   caf::expected<std::vector<bool>>
-  filter_applied(const std::vector<domain::event_key>& keys) override;
+  filter_applied_keys(const std::vector<std::string>& applied_keys) override;
 
   caf::expected<std::int64_t>
   purge_applied_before(domain::timestamp cutoff) override;

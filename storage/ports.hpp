@@ -61,6 +61,9 @@ struct lease {
 struct applied_event {
   std::string source;
   std::string id;
+  /// domain::applied_event_key(source, id), when the caller has it already
+  /// (de-duplication computed it); the store computes it when empty.
+  std::string key;
 };
 
 struct org_row {
@@ -266,9 +269,14 @@ public:
                  const std::vector<topic_partition>& partitions)
     = 0;
 
-  /// For each key, whether an event with it was applied already.
+  /// For each applied-event key (domain::applied_event_key), whether an
+  /// event with it was applied already.
   virtual caf::expected<std::vector<bool>>
-  filter_applied(const std::vector<domain::event_key>& keys) = 0;
+  filter_applied_keys(const std::vector<std::string>& applied_keys) = 0;
+
+  /// For each event, whether it was applied already.
+  caf::expected<std::vector<bool>>
+  filter_applied(const std::vector<domain::event_key>& keys);
 
   /// Forgets applied events older than the de-duplication window, and the
   /// events indexed by id (rejections) as old; returns how many applied

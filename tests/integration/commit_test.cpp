@@ -421,6 +421,30 @@ TEST_F(commit, applied_event_keys_agree_with_the_schema_function) {
             std::vector<bool>{true});
 }
 
+// De-duplication computes each event's key once; the commit stores that key
+// instead of hashing again (and a key computed the same way finds it).
+TEST_F(commit, applied_events_are_stored_under_the_key_they_bring) {
+  storage_batch b;
+  b.applied_events
+    = {{"portal", "brought", domain::applied_event_key({"portal", "brought"})},
+       {"portal", "computed"}};
+  ASSERT_OK(store().commit(b));
+  auto found = value_or_fail(store().filter_applied_keys(
+    {domain::applied_event_key({"portal", "brought"}),
+     domain::applied_event_key({"portal", "computed"}),
+     domain::applied_event_key({"portal", "other"})}));
+  EXPECT_EQ(found, (std::vector<bool>{true, true, false}));
+  // The brought key is used as it is: one the store would not compute.
+  storage_batch odd;
+  odd.applied_events
+    = {{"portal", "odd", domain::applied_event_key({"portal", "elsewhere"})}};
+  ASSERT_OK(store().commit(odd));
+  EXPECT_EQ(value_or_fail(store().filter_applied({{"portal", "elsewhere"}})),
+            std::vector<bool>{true});
+  EXPECT_EQ(value_or_fail(store().filter_applied({{"portal", "odd"}})),
+            std::vector<bool>{false});
+}
+
 TEST_F(commit, outbox_is_fetched_in_commit_order_and_marked) {
   for (int batch = 0; batch < 3; ++batch) {
     storage_batch b;
