@@ -13,6 +13,7 @@
 
 #include "actors/entity_actors.hpp"
 #include "actors/job_thread.hpp"
+#include "actors/pending_answers.hpp"
 #include "actors/relay.hpp"
 #include "domain/identifiers.hpp"
 #include "log/log.hpp"
@@ -96,7 +97,7 @@ struct coordinator_state {
 
   // The batch in flight.
   bool in_flight = false;
-  std::size_t awaiting = 0;
+  pending_answers pending;
   bool batch_failed = false;
   storage::storage_batch batch;
   /// Batch position of the record behind each outbox row in `batch`.
@@ -830,28 +831,37 @@ struct coordinator_state {
   void dispatch(std::map<std::string, messages::org_job> org_jobs,
                 std::map<std::string, messages::subscription_job> sub_jobs) {
     in_flight = true;
-    awaiting = org_jobs.size() + sub_jobs.size();
-    if (awaiting == 0) {
+    auto seq = pending.start(org_jobs.size() + sub_jobs.size());
+    if (org_jobs.empty() && sub_jobs.empty()) {
       commit_batch();
       return;
     }
     auto now = steady_clock::now();
-    auto on_result = [this](messages::entity_result& result) {
+    auto on_result = [this, seq](messages::entity_result& result) {
+      if (!pending.is_current(seq))
+        return; // given up on (deadline or failure)
       merge(result);
-      if (--awaiting == 0)
+      if (pending.answered())
         commit_batch();
     };
-    auto on_error = [this](caf::error& err) {
+    auto on_error = [this, seq](caf::error& err) {
+      if (!pending.is_current(seq))
+        return;
       log::error("entity actor failed", {{"error", describe(err)}});
       batch_failed = true;
-      if (--awaiting == 0)
+      if (pending.answered())
         commit_batch();
     };
+    // One deadline for the whole dispatch instead of a timeout per request:
+    // a request's timeout is work for CAF's clock thread (a lock and a
+    // wake-up) for each of some 250 requests a cycle. A dead actor still
+    // answers at once (with an error); the deadline is for one that never
+    // answers.
     for (auto& [id, job] : org_jobs) {
       auto& entry = orgs[id];
       entry.last_used = now;
       self
-        ->request(entry.actor, config.entity_timeout, atoms::apply_atom_v,
+        ->request(entry.actor, caf::infinite, atoms::apply_atom_v,
                   std::move(job))
         .then(on_result, on_error);
     }
@@ -859,10 +869,23 @@ struct coordinator_state {
       auto& entry = subscriptions[id];
       entry.last_used = now;
       self
-        ->request(entry.actor, config.entity_timeout, atoms::apply_atom_v,
+        ->request(entry.actor, caf::infinite, atoms::apply_atom_v,
                   std::move(job))
         .then(on_result, on_error);
     }
+    self->delayed_send(self, config.entity_timeout, atoms::deadline_atom_v,
+                       seq);
+  }
+
+  /// The entity actors of dispatch `seq` had `entity_timeout` to answer.
+  void dispatch_deadline(std::uint64_t seq) {
+    auto missing = pending.expire(seq);
+    if (missing == 0)
+      return;
+    log::error("entity actors did not answer in time",
+               {{"unanswered", static_cast<long>(missing)}});
+    batch_failed = true;
+    commit_batch();
   }
 
   template<class T>
@@ -1020,7 +1043,7 @@ struct coordinator_state {
     ++status->commit_failures;
     ++consecutive_failures;
     in_flight = false;
-    awaiting = 0;
+    pending.abandon();
     // Entity state ran ahead of what is committed: throw it away.
     passivate_all();
     if (is(err, service_errc::fenced)) {
@@ -1272,6 +1295,9 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
   self->send(self, atoms::poll_atom_v);
   return {
     [self](atoms::poll_atom) { self->state.cycle(); },
+    [self](atoms::deadline_atom, std::uint64_t seq) {
+      self->state.dispatch_deadline(seq);
+    },
     [self](atoms::drain_atom) {
       auto& st = self->state;
       st.draining = true;

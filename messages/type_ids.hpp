@@ -25,6 +25,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(seatledger, caf::first_custom_type_id)
   CAF_ADD_ATOM(seatledger, seatledger::atoms, leases_atom, "leases")
   CAF_ADD_ATOM(seatledger, seatledger::atoms, drain_atom, "drain")
   CAF_ADD_ATOM(seatledger, seatledger::atoms, status_atom, "status")
+  CAF_ADD_ATOM(seatledger, seatledger::atoms, deadline_atom, "deadline")
 
 CAF_END_TYPE_ID_BLOCK(seatledger)
 
