@@ -1082,6 +1082,7 @@ struct coordinator_state {
     self->delayed_send(self, delay, atoms::poll_atom_v);
   }
 
+  /// Every 5 s while idle, the last offset copies go to Kafka again.
   void recopy_when_due() {
     auto now = steady_clock::now();
     if (now < next_recopy)
