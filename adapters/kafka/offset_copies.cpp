@@ -2,6 +2,19 @@
 
 namespace seatledger::kafka {
 
+namespace {
+
+std::vector<storage::position>
+as_positions(const std::map<storage::topic_partition, std::int64_t>& offsets) {
+  std::vector<storage::position> result;
+  result.reserve(offsets.size());
+  for (const auto& [tp, offset] : offsets)
+    result.push_back({tp, offset});
+  return result;
+}
+
+} // namespace
+
 std::optional<std::string_view> join_state_entered(std::string_view facility,
                                                    std::string_view message) {
   if (facility != "CGRPJOINSTATE")
@@ -50,25 +63,18 @@ offset_copies::offer(const std::vector<storage::position>& positions) {
     held_[p.tp] = p.next_offset;
     last_[p.tp] = p.next_offset;
   }
-  std::vector<storage::position> result;
   if (!steady_)
-    return result;
-  result.reserve(held_.size());
-  for (const auto& [tp, offset] : held_)
-    result.push_back({tp, offset});
+    return {};
+  auto result = as_positions(held_);
   held_.clear();
   return result;
 }
 
 std::vector<storage::position> offset_copies::offer_again() const {
   std::lock_guard<std::mutex> guard{mutex_};
-  std::vector<storage::position> result;
   if (!steady_)
-    return result;
-  result.reserve(last_.size());
-  for (const auto& [tp, offset] : last_)
-    result.push_back({tp, offset});
-  return result;
+    return {};
+  return as_positions(last_);
 }
 
 std::size_t offset_copies::held() const {
