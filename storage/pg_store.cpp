@@ -1145,8 +1145,11 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
   if (!b.applied_events.empty()) {
     copy_stream out{c, copy_applied_events, buf};
     for (const auto& a : b.applied_events) {
-      buf.text(a.key.empty() ? domain::applied_event_key({a.source, a.id})
-                             : a.key);
+      // The key de-duplication computed, not a copy of it or a second hash.
+      if (a.key.empty())
+        buf.text(domain::applied_event_key({a.source, a.id}));
+      else
+        buf.text(a.key);
       buf.text(a.source).text(a.id).end_row();
       out.row_done();
     }
