@@ -1048,25 +1048,7 @@ struct coordinator_state {
     passivate_all();
     if (is(err, service_errc::fenced)) {
       ++status->fenced_commits;
-      log::error("fenced: another replica owns these partitions now; "
-                 "dropping them",
-                 {{"error", describe(err)}});
-      std::vector<topic_partition> fenced;
-      for (const auto& l : failed.leases) {
-        leases.erase(l.lease_key);
-        for (auto it = owned.begin(); it != owned.end();) {
-          if (it->second != l.lease_key) {
-            ++it;
-            continue;
-          }
-          fenced.push_back(it->first);
-          it = owned.erase(it);
-        }
-      }
-      // A copy of a fenced partition, sent later, could move the new
-      // owner's copy back.
-      main->forget_offset_copies(fenced);
-      publish_leases();
+      drop_taken_over(failed.leases, err);
     } else {
       status->postgres_ok = !is(err, service_errc::storage_unavailable);
       log::error("batch not committed; re-reading from the stored positions",
@@ -1080,6 +1062,54 @@ struct coordinator_state {
     auto delay
       = milliseconds{std::min(5000, 100 << std::min(consecutive_failures, 6))};
     self->delayed_send(self, delay, atoms::poll_atom_v);
+  }
+
+  /// A commit was fenced: drops the leases of `batch_leases` another owner
+  /// took, with their partitions. The others are still this replica's (a
+  /// batch covers every partition it read from); dropping them too would
+  /// leave their records unread until the next rebalance. When PostgreSQL
+  /// cannot say which were taken, none is dropped: the next commit is fenced
+  /// again and asks again.
+  void drop_taken_over(const std::vector<storage::lease>& batch_leases,
+                       const caf::error& err) {
+    auto held = store->held_leases(config.consumer_group, batch_leases);
+    if (!held) {
+      log::error("fenced, and cannot read which leases were taken over",
+                 {{"error", describe(err)},
+                  {"read_error", describe(held.error())}});
+      return;
+    }
+    std::set<std::string> still_held(held->begin(), held->end());
+    std::string lost_leases;
+    std::string lost_partitions;
+    std::vector<topic_partition> fenced;
+    for (const auto& l : batch_leases) {
+      if (still_held.count(l.lease_key) != 0)
+        continue;
+      leases.erase(l.lease_key);
+      lost_leases += (lost_leases.empty() ? "" : ",") + l.lease_key;
+      for (auto it = owned.begin(); it != owned.end();) {
+        if (it->second != l.lease_key) {
+          ++it;
+          continue;
+        }
+        lost_partitions += (lost_partitions.empty() ? "" : ",")
+                           + it->first.topic + "/"
+                           + std::to_string(it->first.partition);
+        fenced.push_back(it->first);
+        it = owned.erase(it);
+      }
+    }
+    log::error("fenced: another replica owns these partitions now; "
+               "dropping them",
+               {{"error", describe(err)},
+                {"leases", lost_leases},
+                {"partitions", lost_partitions},
+                {"leases_kept", static_cast<long>(still_held.size())}});
+    // A copy of a fenced partition, sent later, could move the new
+    // owner's copy back.
+    main->forget_offset_copies(fenced);
+    publish_leases();
   }
 
   /// Every 5 s while idle, the last offset copies go to Kafka again.

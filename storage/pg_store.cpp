@@ -233,6 +233,14 @@ ON CONFLICT (consumer_group, lease_key) DO UPDATE SET
 RETURNING l.lease_key, l.epoch
 )sql";
 
+constexpr const char* sql_held_leases = R"sql(
+SELECT l.lease_key, l.epoch
+FROM unnest($2::text[], $3::bigint[]) AS h(lease_key, epoch)
+JOIN seatledger.partition_leases AS l
+  ON l.consumer_group = $1 AND l.lease_key = h.lease_key
+ AND l.epoch = h.epoch
+)sql";
+
 constexpr const char* sql_load_positions = R"sql(
 SELECT p.topic, p.partition, p.next_offset
 FROM unnest($2::text[], $3::integer[]) AS x(topic, partition)
@@ -536,6 +544,7 @@ constexpr named_statement prepared_statements[] = {
   {"apply_catalog", sql_apply_catalog},
   {"upsert_positions", sql_upsert_positions},
   {"acquire_leases", sql_acquire_leases},
+  {"held_leases", sql_held_leases},
   {"load_positions", sql_load_positions},
   {"filter_applied", sql_filter_applied},
   {"purge_applied", sql_purge_applied},
@@ -1230,6 +1239,31 @@ pg_store::acquire_leases(const std::string& consumer_group,
     for (const auto& key : lease_keys)
       if (seen.insert(key).second)
         result.push_back(lease{key, epochs.at(key)});
+    return result;
+  });
+}
+
+caf::expected<std::vector<std::string>>
+pg_store::held_leases(const std::string& consumer_group,
+                      const std::vector<lease>& leases) {
+  return impl_->run("held_leases", [&](pg_connection& c) {
+    std::vector<std::string> result;
+    if (leases.empty())
+      return result;
+    std::vector<std::string> keys;
+    std::vector<std::int64_t> epochs;
+    for (const auto& l : leases) {
+      keys.push_back(l.lease_key);
+      epochs.push_back(l.epoch);
+    }
+    std::set<std::pair<std::string, std::int64_t>> held;
+    pqxx::nontransaction tx{c};
+    for (const auto& r : tx.exec_prepared("held_leases", consumer_group,
+                                          text_array(keys), int_array(epochs)))
+      held.emplace(text_of(r[0]), r[1].as<std::int64_t>());
+    for (const auto& l : leases)
+      if (held.count({l.lease_key, l.epoch}) != 0)
+        result.push_back(l.lease_key);
     return result;
   });
 }

@@ -67,6 +67,10 @@ public:
                  const std::vector<std::string>& lease_keys,
                  const std::string& owner) override;
 
+  caf::expected<std::vector<std::string>>
+  held_leases(const std::string& consumer_group,
+              const std::vector<lease>& leases) override;
+
   caf::expected<std::map<topic_partition, std::int64_t>>
   load_positions(const std::string& consumer_group,
                  const std::vector<topic_partition>& partitions) override;

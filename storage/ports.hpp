@@ -263,6 +263,13 @@ public:
                  const std::string& owner)
     = 0;
 
+  /// Which of these leases are still held at their epochs (nobody took them
+  /// over since): the keys, in the order given.
+  virtual caf::expected<std::vector<std::string>>
+  held_leases(const std::string& consumer_group,
+              const std::vector<lease>& leases)
+    = 0;
+
   /// Stored positions; partitions never committed are absent.
   virtual caf::expected<std::map<topic_partition, std::int64_t>>
   load_positions(const std::string& consumer_group,

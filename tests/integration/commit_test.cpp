@@ -205,6 +205,32 @@ TEST_F(commit, several_leases_and_unknown_lease) {
   EXPECT_EQ(other.front().epoch, 1);
 }
 
+TEST_F(commit, a_fenced_writer_learns_which_leases_it_still_holds) {
+  // A batch covers several partitions; when one of them was taken over, the
+  // writer must drop that one only and go on with the others.
+  storage::pg_store a{conninfo()};
+  storage::pg_store b{conninfo()};
+  auto held = value_or_fail(a.acquire_leases(
+    "seatledger", {"membership/0", "membership/1", "subscriptions/0"}, "a"));
+  ASSERT_EQ(held.size(), 3u);
+  EXPECT_EQ(value_or_fail(a.held_leases("seatledger", held)),
+            (std::vector<std::string>{"membership/0", "membership/1",
+                                      "subscriptions/0"}));
+  take(b, "membership/1", "b");
+  EXPECT_EQ(value_or_fail(a.held_leases("seatledger", held)),
+            (std::vector<std::string>{"membership/0", "subscriptions/0"}));
+  // The epoch is what is held: the taker's epoch is, the old one is not.
+  EXPECT_EQ(value_or_fail(b.held_leases("seatledger", {{"membership/1", 1},
+                                                       {"membership/1", 2}})),
+            (std::vector<std::string>{"membership/1"}));
+  // A lease never taken, or of another group, is not held.
+  EXPECT_TRUE(
+    value_or_fail(a.held_leases("seatledger", {{"membership/9", 1}})).empty());
+  EXPECT_TRUE(
+    value_or_fail(a.held_leases("other-group", {held.front()})).empty());
+  EXPECT_TRUE(value_or_fail(a.held_leases("seatledger", {})).empty());
+}
+
 TEST_F(commit, last_row_wins_and_removals) {
   storage_batch b;
   b.consumer_group = "seatledger";

@@ -12,9 +12,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/commands.hpp"
 #include "domain/org.hpp"
 #include "domain/subscription.hpp"
+#include "domain/time.hpp"
 #include "messages/decode.hpp"
+#include "messages/encode.hpp"
 #include "pg_fixture.hpp"
 #include "scenario.hpp"
 #include "service_harness.hpp"
@@ -565,6 +568,105 @@ TEST_F(service_e2e,
     << ::testing::PrintToString(stored) << " for "
     << ::testing::PrintToString(stored_rows);
   EXPECT_EQ(membership_stored(), *high) << "a record was applied again";
+}
+
+TEST_F(service_e2e, a_partition_taken_over_is_dropped_and_the_others_go_on) {
+  // While this replica is paused, another takes one of its partitions (as
+  // after a pause that cost it its group membership). Its next commit,
+  // covering that partition and another, is refused whole. It must drop the
+  // partition taken over, never writing for it again (in PostgreSQL or in
+  // Kafka's offset copies), and apply the other partition's records again.
+  auto s = make_scenario({});
+  run(s);
+  database_probe db{db_->conninfo()};
+  const auto& group = options_.consumer_group;
+  const std::string topic = "seatledger.membership.v1";
+  auto stored = [&](int partition) {
+    return db.scalar("SELECT next_offset FROM seatledger.consumer_positions "
+                     "WHERE consumer_group = '"
+                     + group + "' AND topic = '" + topic
+                     + "' AND partition = " + std::to_string(partition));
+  };
+  // The scenario's first org of sub-N, on membership partition N.
+  auto org_on = [](int partition) {
+    for (int n = 0;; ++n) {
+      auto org = "org-" + std::to_string(partition) + "-" + std::to_string(n);
+      if (kafka::partition_for_key(org, 4) == partition)
+        return org;
+    }
+  };
+  const int per_partition = 20;
+  std::vector<outgoing> records;
+  for (int i = 0; i < per_partition; ++i)
+    for (int p : {0, 1}) {
+      domain::membership_event e{
+        {"fence-test", "fence-" + std::to_string(p) + "-" + std::to_string(i),
+         "seatledger.member.added",
+         *domain::parse_rfc3339("2027-06-01T00:00:00Z")},
+        domain::member_added{org_on(p), "fence-user-" + std::to_string(i), true,
+                             std::nullopt}};
+      records.push_back({org_on(p), messages::encode_membership_event(e)});
+    }
+  auto before0 = stored(0);
+  auto before1 = stored(1);
+  auto applied = db.applied_events();
+  service_->signal(SIGSTOP);
+  kafka_->publish(topic, records);
+  EXPECT_EQ(db.scalar("WITH t AS (UPDATE seatledger.partition_leases "
+                      "SET epoch = epoch + 1, owner = 'another-replica' "
+                      "WHERE consumer_group = '"
+                      + group
+                      + "' AND lease_key = 'membership/0' RETURNING 1) "
+                        "SELECT count(*) FROM t"),
+            1);
+  service_->signal(SIGCONT);
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return db.applied_events() >= applied + per_partition
+             && stored(1) == before1 + per_partition;
+    },
+    seconds{60}))
+    << "partition 1's records were not applied: " << db.applied_events()
+    << " applied events, " << applied << " before\n"
+    << service_->stderr_tail(1 << 16);
+  // Past the 5 s after which offset copies go to Kafka again.
+  std::this_thread::sleep_for(seconds{7});
+  EXPECT_EQ(db.applied_events(), applied + per_partition);
+  EXPECT_EQ(stored(0), before0);
+  auto members_of = [&](const std::string& org) {
+    return db.scalar("SELECT count(*) FROM seatledger.memberships "
+                     "WHERE user_id LIKE 'fence-user-%' AND org_id = '"
+                     + org + "'");
+  };
+  EXPECT_EQ(members_of(org_on(0)), 0);
+  EXPECT_EQ(members_of(org_on(1)), per_partition);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM seatledger.seat_ledger "
+                      "WHERE cause_id LIKE 'fence-0-%'"),
+            0);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM seatledger.seat_ledger "
+                      "WHERE cause_id LIKE 'fence-1-%'"),
+            per_partition);
+  // Kafka's copy of partition 0's position stays where the stored one is.
+  auto copies = kafka::committed_offsets({options_.bootstrap, {}}, group,
+                                         {{topic, 0}, {topic, 1}}, 5000);
+  ASSERT_TRUE(copies) << describe(copies.error());
+  std::map<int, std::int64_t> copied;
+  for (const auto& p : *copies)
+    copied[p.tp.partition] = p.next_offset;
+  EXPECT_EQ(copied[0], before0);
+  EXPECT_EQ(copied[1], before1 + per_partition);
+  // The refused commit covered both partitions; only the one taken over
+  // was dropped.
+  auto log = service_->stderr_tail(1 << 22);
+  auto fenced = log.find("\"message\":\"fenced:");
+  ASSERT_NE(fenced, std::string::npos) << log;
+  auto line = log.substr(fenced, log.find('\n', fenced) - fenced);
+  EXPECT_NE(line.find("\"leases\":\"membership/0\""), std::string::npos)
+    << line;
+  EXPECT_NE(line.find("\"partitions\":\"" + topic + "/0\""), std::string::npos)
+    << line;
+  EXPECT_EQ(line.find("\"leases_kept\":0"), std::string::npos)
+    << "the refused batch held no other lease: " << line;
 }
 
 TEST_F(service_e2e, sigterm_stops_it_while_postgres_is_gone) {
