@@ -4,6 +4,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/delivery_round.hpp"
 #include "log/log.hpp"
 #include "messages/service_error.hpp"
 #include "messages/type_ids.hpp"
@@ -42,46 +43,31 @@ struct relay_state {
     }
     if (rows->empty())
       return 0;
-    std::vector<char> delivered(rows->size(), 0);
-    bool failed = false;
+    delivery_round round{rows->size()};
     for (size_t i = 0; i < rows->size(); ++i) {
       auto& pending = (*rows)[i];
       auto ok = producer->produce(
         pending.row.topic, pending.row.key, pending.row.value,
-        pending.row.headers,
-        [&delivered, &failed, i](bool success, const std::string& error) {
-          if (success) {
-            delivered[i] = 1;
-          } else {
-            failed = true;
-            log::error("event not delivered", {{"error", error}});
-          }
-        });
+        pending.row.headers, round.report(i, [](const std::string& error) {
+          log::error("event not delivered", {{"error", error}});
+        }));
       if (!ok) {
         log::error("cannot produce", {{"error", describe(ok.error())}});
-        failed = true;
+        round.fail();
         break;
       }
     }
     if (!producer->flush(60'000))
-      failed = true;
-    // Mark only chunks whose events were all delivered, in order, so per-key
-    // order holds when the rest is published again.
-    std::vector<std::int64_t> prefix;
-    for (size_t i = 0; i < rows->size();) {
-      auto seq = (*rows)[i].outbox_seq;
-      size_t end = i;
-      bool complete = true;
-      for (; end < rows->size() && (*rows)[end].outbox_seq == seq; ++end)
-        complete = complete && delivered[end];
-      if (!complete)
-        break;
-      prefix.push_back(seq);
-      i = end;
-    }
-    std::size_t published = 0;
-    for (size_t i = 0; i < rows->size() && delivered[i]; ++i)
-      ++published;
+      round.fail();
+    // What the reports said by now; a report arriving later changes nothing
+    // here (the chunk goes again in the next round).
+    std::vector<std::int64_t> chunk_of;
+    chunk_of.reserve(rows->size());
+    for (const auto& pending : *rows)
+      chunk_of.push_back(pending.outbox_seq);
+    auto prefix = round.complete_chunks(chunk_of);
+    auto published = round.delivered_in_a_row();
+    bool failed = round.failed();
     if (!prefix.empty()) {
       if (auto ok = store->mark_published(prefix); !ok) {
         log::error("cannot mark events published",
