@@ -402,6 +402,48 @@ struct coordinator_state {
       m->dead_letter(code);
   }
 
+  /// The partition counts the entities' placement needs.
+  bool partition_counts_known() const {
+    for (const auto* topic :
+         {&context->topics.membership, &context->topics.subscriptions}) {
+      auto it = partition_counts.find(*topic);
+      if (it == partition_counts.end() || it->second <= 0)
+        return false;
+    }
+    return true;
+  }
+
+  /// Reads the topics' partition counts from Kafka's metadata; whether those
+  /// placement needs are known now.
+  bool read_partition_counts(int timeout_ms) {
+    const auto& topics = context->topics;
+    auto counts = kafka::partition_counts(
+      config.kafka,
+      {topics.membership, topics.subscriptions, topics.catalog, topics.deltas},
+      timeout_ms);
+    if (!counts) {
+      log::error("cannot read topic metadata; consuming nothing until it "
+                 "can",
+                 {{"error", describe(counts.error())}});
+      return false;
+    }
+    partition_counts = *counts;
+    if (!partition_counts_known()) {
+      log::error("topics missing; consuming nothing until they exist",
+                 {{"membership", topics.membership},
+                  {"subscriptions", topics.subscriptions}});
+      return false;
+    }
+    auto deltas_count = partition_counts.find(topics.deltas);
+    if (deltas_count != partition_counts.end()
+        && deltas_count->second != partition_counts[topics.subscriptions])
+      log::error("co-partitioning broken: the command topic and the "
+                 "internal delta topic have different partition counts",
+                 {{"subscriptions", partition_counts[topics.subscriptions]},
+                  {"deltas", deltas_count->second}});
+    return true;
+  }
+
   /// Whether the record sits in the partition its key hashes to (every
   /// producer must use the default partitioner), so one replica owns the
   /// entity.
@@ -486,6 +528,14 @@ struct coordinator_state {
       return;
     if (draining) {
       finish_drain();
+      return;
+    }
+    if (!partition_counts_known() && !read_partition_counts(2000)) {
+      // Entities are placed by their key's partition: no record is read
+      // before the counts are known (Kafka unreachable at start, or a topic
+      // not created yet).
+      status->kafka_ok = false;
+      self->delayed_send(self, seconds{1}, atoms::poll_atom_v);
       return;
     }
     if (!housekeeping())
@@ -1286,22 +1336,7 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
   st.commit_store = std::make_unique<storage::pg_store>(st.config.database_url);
   st.decoder = std::make_unique<messages::decoder>();
   const auto& topics = st.context->topics;
-  auto counts = kafka::partition_counts(
-    st.config.kafka,
-    {topics.membership, topics.subscriptions, topics.catalog, topics.deltas},
-    10000);
-  if (!counts) {
-    log::error("cannot read topic metadata",
-               {{"error", describe(counts.error())}});
-  } else {
-    st.partition_counts = *counts;
-    if (st.partition_counts[topics.subscriptions]
-        != st.partition_counts[topics.deltas])
-      log::error("co-partitioning broken: the command topic and the "
-                 "internal delta topic have different partition counts",
-                 {{"subscriptions", st.partition_counts[topics.subscriptions]},
-                  {"deltas", st.partition_counts[topics.deltas]}});
-  }
+  st.read_partition_counts(10000);
   auto main = kafka::consumer::group_member(
     st.config.kafka, st.config.consumer_group, &st.rebalance);
   auto deltas = kafka::consumer::assign_only(st.config.kafka);

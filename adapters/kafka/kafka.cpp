@@ -616,6 +616,7 @@ int producer::in_flight() const {
 struct mock_cluster::impl {
   rd_kafka_t* host = nullptr;
   rd_kafka_mock_cluster_t* cluster = nullptr;
+  int brokers = 0;
 
   ~impl() {
     if (cluster)
@@ -643,6 +644,7 @@ mock_cluster::start(int brokers, const std::vector<std::string>& topics,
   state->cluster = rd_kafka_mock_cluster_new(state->host, brokers);
   if (!state->cluster)
     return kafka_error("cannot create the mock cluster");
+  state->brokers = brokers;
   auto replication = std::min(brokers, 3);
   for (const auto& topic : topics)
     if (auto err = rd_kafka_mock_topic_create(state->cluster, topic.c_str(),
@@ -654,6 +656,15 @@ mock_cluster::start(int brokers, const std::vector<std::string>& topics,
 
 std::string mock_cluster::bootstrap_servers() const {
   return rd_kafka_mock_cluster_bootstraps(impl_->cluster);
+}
+
+void mock_cluster::set_brokers_down(bool down) {
+  // The mock numbers its brokers from 1.
+  for (int id = 1; id <= impl_->brokers; ++id)
+    if (down)
+      rd_kafka_mock_broker_set_down(impl_->cluster, id);
+    else
+      rd_kafka_mock_broker_set_up(impl_->cluster, id);
 }
 
 // -- partitioning and metadata ------------------------------------------------
@@ -691,6 +702,10 @@ std::int32_t partition_for_key(std::string_view key, std::int32_t partitions) {
   h *= m;
   h ^= h >> 15;
   auto positive = static_cast<std::int32_t>(h & 0x7fffffff);
+  // No partitions known: not a partition (a division by zero would end the
+  // process).
+  if (partitions <= 0)
+    return -1;
   return positive % partitions;
 }
 

@@ -194,6 +194,10 @@ public:
   /// "127.0.0.1:port,…"
   std::string bootstrap_servers() const;
 
+  /// Takes every broker down (connections closed, new ones refused) or
+  /// brings them back, keeping the log: a Kafka outage for tests.
+  void set_brokers_down(bool down);
+
   struct impl;
 
 private:
@@ -203,7 +207,7 @@ private:
 
 /// Kafka's default partitioner: murmur2 of the key, positive, modulo the
 /// partition count (what `partitioner=murmur2_random` does for keyed
-/// records).
+/// records); -1 when `partitions` is not positive.
 std::int32_t partition_for_key(std::string_view key, std::int32_t partitions);
 
 /// Asks the brokers for high watermarks through one long-lived client:

@@ -669,6 +669,28 @@ TEST_F(service_e2e, a_partition_taken_over_is_dropped_and_the_others_go_on) {
     << "the refused batch held no other lease: " << line;
 }
 
+TEST_F(service_e2e, kafka_unreachable_at_start_is_waited_for) {
+  // Entities are placed by their key's partition, so the service needs the
+  // topics' partition counts before it reads a record. It read them once at
+  // start, and when Kafka did not answer within 10 s the first record
+  // divided by a partition count of zero and ended the process.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  cluster_->set_brokers_down(true);
+  service_ = launch_service(options_);
+  // Longer than the metadata read at start waits.
+  std::this_thread::sleep_for(seconds{12});
+  ASSERT_TRUE(service_->running()) << service_->stderr_tail();
+  cluster_->set_brokers_down(false);
+  auto s = make_scenario({});
+  run(s);
+  EXPECT_TRUE(service_->running()) << service_->stderr_tail();
+  auto log = service_->stderr_tail(1 << 22);
+  EXPECT_NE(log.find("consuming nothing until it can"), std::string::npos)
+    << log;
+  expect_as_the_rules_say(s);
+}
+
 TEST_F(service_e2e, sigterm_stops_it_while_postgres_is_gone) {
   // The database disappears; a record makes a batch fail, and the service
   // keeps retrying to read its stored positions. A stop request must still
