@@ -1,13 +1,13 @@
 #include "messages/decode.hpp"
 
-#include "domain/identifiers.hpp"
-#include "domain/time.hpp"
-
 #include <cstdint>
 #include <limits>
 #include <new>
 #include <optional>
 #include <simdjson.h>
+
+#include "domain/identifiers.hpp"
+#include "domain/time.hpp"
 
 namespace seatledger::messages {
 
@@ -775,9 +775,29 @@ bool check_type(context& c, std::string_view type, topic_kind topic,
   return c.fail(code::unknown_type, at, what);
 }
 
+// PostgreSQL's text and jsonb cannot hold U+0000: a record carrying one
+// would be refused by every commit that tried to store it, and the replica
+// would retry that batch for ever. In JSON text it is the escape \u0000 (a
+// raw NUL byte is not JSON either); a header can carry the byte itself.
+bool contains_nul(std::string_view json) {
+  if (json.find('\0') != std::string_view::npos)
+    return true;
+  for (auto i = json.find('\\'); i != std::string_view::npos;
+       i = json.find('\\', i)) {
+    if (i + 1 >= json.size())
+      return false;
+    if (json[i + 1] == 'u' && json.substr(i + 2, 4) == "0000")
+      return true;
+    i += 2; // past the escaped character, whatever it is (\\ included)
+  }
+  return false;
+}
+
 bool check_attribute(context& c, std::string_view value, const path& at) {
   if (value.empty())
     return c.fail(code::invalid_value, at, "must not be empty");
+  if (value.find('\0') != std::string_view::npos)
+    return c.fail(code::invalid_value, at, "contains U+0000");
   if (value.size() > limits::event_attribute)
     return too_long(c, at, limits::event_attribute);
   return true;
@@ -947,7 +967,7 @@ struct decoder::impl {
       ok = read_as<domain::org_linked>(c, d, &p, change);
     else
       ok = read_as<domain::org_unlinked>(c, d, &p, change);
-    if (!ok)
+    if (!ok || !storable(record))
       return ctx.take_error();
     return result;
   }
@@ -980,7 +1000,7 @@ struct decoder::impl {
       ok = read_as<domain::update_metadata>(c, d, &p, cmd);
     else
       ok = read_as<domain::issue_license>(c, d, &p, cmd);
-    if (!ok)
+    if (!ok || !storable(record))
       return ctx.take_error();
     return result;
   }
@@ -998,7 +1018,7 @@ struct decoder::impl {
                                                result.change);
     else
       ok = read_as<domain::rate_plan_removed>(ctx, env.data, &p, result.change);
-    if (!ok)
+    if (!ok || !storable(record))
       return ctx.take_error();
     return result;
   }
@@ -1009,9 +1029,19 @@ struct decoder::impl {
       return ctx.take_error();
     domain::seat_delta result;
     path p{nullptr, "data"};
-    if (!read(ctx, env.data, &p, result))
+    if (!read(ctx, env.data, &p, result) || !storable(record))
       return ctx.take_error();
     return result;
+  }
+
+  /// Checked once the record has decoded, so a more specific error (an
+  /// identifier's alphabet, say) names its field first.
+  bool storable(record_view record) {
+    if (!contains_nul(record.value))
+      return true;
+    return ctx.fail_record(code::invalid_value,
+                           "record value contains U+0000 (\\u0000), which "
+                           "cannot be stored");
   }
 };
 

@@ -2,20 +2,21 @@
 // Most cases are generated from the fixtures: each field deleted, nulled or
 // given a value of the wrong JSON type.
 
-#include "messages/decode.hpp"
-#include "messages/types.hpp"
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <gtest/gtest.h>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/decode.hpp"
+#include "messages/types.hpp"
 
 using namespace seatledger::messages;
 using json = nlohmann::json;
@@ -96,10 +97,10 @@ const std::map<std::string, std::set<std::string>> required_fields = {
   {"seatledger.catalog.rate_plan.removed", {"data.rate_plan_id"}},
   {"seatledger.internal.seat_delta",
    {"data.delta_id", "data.subscription_id", "data.org_id", "data.org_seq",
-    "data.org_linked",
-    "data.changes", "data.changes[0].user_id", "data.changes[0].billable",
-    "data.cause", "data.cause.source", "data.cause.id", "data.cause.type",
-    "data.cause.time", "data.part", "data.parts"}},
+    "data.org_linked", "data.changes", "data.changes[0].user_id",
+    "data.changes[0].billable", "data.cause", "data.cause.source",
+    "data.cause.id", "data.cause.type", "data.cause.time", "data.part",
+    "data.parts"}},
 };
 
 // Free-form objects: nothing inside them is checked.
@@ -659,6 +660,53 @@ TEST(messages_errors, out_of_range_values_are_invalid_value) {
   delta["data"]["part"] = 2147483647;
   delta["data"]["parts"] = 2147483647;
   EXPECT_TRUE(decode_doc(find_fixture(event_types::seat_delta), delta));
+}
+
+TEST(messages_errors, u0000_anywhere_is_invalid_value) {
+  // PostgreSQL's text and jsonb cannot hold U+0000: a record carrying one
+  // was refused by every commit that tried to store it, and the replica
+  // retried that batch for ever instead of dead-lettering the record.
+  struct nul_case {
+    std::string_view type;
+    std::string ptr;
+  };
+  const std::string nul{"a\0b", 3};
+  for (const auto& c :
+       {nul_case{event_types::member_added, "/id"},
+        nul_case{event_types::member_added, "/source"},
+        nul_case{event_types::member_added, "/data/role"},
+        nul_case{event_types::subscription_update_metadata,
+                 "/data/display_name"},
+        nul_case{event_types::subscription_update_metadata,
+                 "/data/rate_limit_overrides/git_http/note"},
+        nul_case{event_types::subscription_archive, "/data/reason"},
+        nul_case{event_types::rate_plan_upserted,
+                 "/data/rate_plan/custom_fields/Note__c"}}) {
+    const auto& f = find_fixture(c.type);
+    auto doc = f.doc;
+    doc[json::json_pointer{c.ptr}] = nul; // dumped as the escape \u0000
+    ASSERT_NE(doc.dump().find("\\u0000"), std::string::npos);
+    EXPECT_TRUE(fails_with(decode_doc(f, doc), code::invalid_value))
+      << c.type << " " << c.ptr;
+  }
+  // An escaped backslash followed by "u0000" is six characters of text.
+  const auto& f = find_fixture(event_types::subscription_archive);
+  auto doc = f.doc;
+  doc["data"]["reason"] = "C:\\u0000 is not a NUL";
+  ASSERT_NE(doc.dump().find("\\\\u0000"), std::string::npos);
+  auto decoded = decode_doc(f, doc);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  // A NUL byte in a binary-mode attribute.
+  const auto& linked = find_fixture(event_types::org_linked);
+  header_list headers;
+  for (auto attr : {"specversion", "id", "source", "type", "time"})
+    headers.emplace_back(std::string{"ce_"} + attr,
+                         linked.doc.at(attr).get<std::string>());
+  headers[1].second = nul;
+  decoder dec;
+  auto value = linked.doc.at("data").dump();
+  EXPECT_TRUE(fails_with(dec.decode(topic_kind::membership, {value, &headers}),
+                         code::invalid_value, "ce_id"));
 }
 
 // -- binary mode

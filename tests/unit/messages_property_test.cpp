@@ -2,15 +2,15 @@
 // equal value (arbitrary Unicode text, every identifier character, any
 // four-digit-year instant with microseconds, every alternative).
 
-#include "messages/decode.hpp"
-#include "messages/encode.hpp"
-#include "messages/equality.hpp"
-#include "messages/json_writer.hpp"
-
 #include <gtest/gtest.h>
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 #include <string>
+
+#include "messages/decode.hpp"
+#include "messages/encode.hpp"
+#include "messages/equality.hpp"
+#include "messages/json_writer.hpp"
 
 using namespace seatledger;
 using namespace seatledger::messages;
@@ -42,7 +42,9 @@ std::string gen_text(int max_chars, bool nonempty = false) {
   for (int i = 0; i < n; ++i) {
     auto cp = *rc::gen::weightedOneOf<std::uint32_t>(
       {{6, rc::gen::inRange<std::uint32_t>(0x20, 0x7f)},
-       {2, rc::gen::inRange<std::uint32_t>(0, 0x20)},
+       // Control characters but U+0000, which the decoder refuses (nothing
+       // that stores text can hold it: messages_errors.u0000_*).
+       {2, rc::gen::inRange<std::uint32_t>(1, 0x20)},
        {1, rc::gen::inRange<std::uint32_t>(0x80, 0xd800)},
        {1, rc::gen::inRange<std::uint32_t>(0xe000, 0x110000)}});
     append_utf8(out, cp);
