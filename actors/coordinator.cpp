@@ -1292,16 +1292,24 @@ struct coordinator_state {
     if (!settle())
       return; // the scheduled cycle drains again from the stored positions
     drained = true;
+    status->consuming = false;
+    // Published while the leases are still held: leaving the group revokes
+    // every partition, and the relay publishes for held leases only (it
+    // used to be asked after that, and drained nothing).
+    log::info("draining: publishing pending events");
+    self->request(relay, seconds{30}, atoms::drain_atom_v)
+      .then([this](caf::ok_atom) { leave_group(); },
+            [this](caf::error& err) {
+              log::error("relay did not drain", {{"error", describe(err)}});
+              leave_group();
+            });
+  }
+
+  void leave_group() {
     log::info("draining: leaving the consumer group");
     main->close(); // runs the revocation callbacks
     passivate_all();
-    status->consuming = false;
-    self->request(relay, seconds{30}, atoms::drain_atom_v)
-      .then([this](caf::ok_atom) { stop(); },
-            [this](caf::error& err) {
-              log::error("relay did not drain", {{"error", describe(err)}});
-              stop();
-            });
+    stop();
   }
 
   void stop() {

@@ -21,6 +21,7 @@
 #include "pg_fixture.hpp"
 #include "scenario.hpp"
 #include "service_harness.hpp"
+#include "storage/pg_store.hpp"
 
 namespace seatledger::test {
 namespace {
@@ -689,6 +690,62 @@ TEST_F(service_e2e, kafka_unreachable_at_start_is_waited_for) {
   EXPECT_NE(log.find("consuming nothing until it can"), std::string::npos)
     << log;
   expect_as_the_rules_say(s);
+}
+
+TEST_F(service_e2e, sigterm_publishes_every_pending_event_before_it_exits) {
+  // Events committed but not yet published when SIGTERM comes go out
+  // before the replica leaves the group. The relay publishes for the leases
+  // it holds only, and was asked to drain after leaving the group had
+  // given them all up: it drained nothing beyond the round already under
+  // way. Forty thousand pending events in ten chunks take several rounds.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  storage::pg_store store{db_->conninfo()};
+  auto leases = store.acquire_leases(options_.consumer_group,
+                                     {"subscriptions/0"}, "earlier-replica");
+  ASSERT_TRUE(leases) << describe(leases.error());
+  constexpr int chunks = 10;
+  constexpr int per_chunk = 4'000;
+  for (int c = 0; c < chunks; ++c) {
+    storage::storage_batch batch;
+    batch.consumer_group = options_.consumer_group;
+    batch.leases = *leases;
+    for (int i = 0; i < per_chunk; ++i) {
+      auto n = std::to_string(c * per_chunk + i);
+      batch.outbox.push_back({"pending-" + n,
+                              "seatledger.events.v1",
+                              "sub-pending",
+                              R"({"n":)" + n + "}",
+                              {},
+                              "subscriptions/0"});
+    }
+    auto committed = store.commit(batch);
+    ASSERT_TRUE(committed) << describe(committed.error());
+  }
+  // The lease rows still name this replica from its first run: wait until
+  // it has taken subscriptions/0 back, then stop it at once.
+  service_ = launch_service(options_);
+  database_probe db{db_->conninfo()};
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return db.scalar("SELECT count(*) FROM seatledger.partition_leases "
+                       "WHERE lease_key = 'subscriptions/0' AND owner = '"
+                       + options_.replica_id + "'")
+             == 1;
+    },
+    seconds{60}))
+    << service_->stderr_tail();
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{90}), 0) << service_->stderr_tail();
+  auto left = store.unpublished_count();
+  ASSERT_TRUE(left) << describe(left.error());
+  EXPECT_EQ(*left, 0) << service_->stderr_tail();
+  std::set<std::string> published;
+  for (const auto& r : kafka_->read_all("seatledger.events.v1"))
+    if (r.key == "sub-pending")
+      published.insert(r.value);
+  EXPECT_EQ(published.size(), static_cast<std::size_t>(chunks * per_chunk));
+  service_.reset();
 }
 
 TEST_F(service_e2e, sigterm_stops_it_while_postgres_is_gone) {
