@@ -48,8 +48,23 @@ struct relay_state {
       auto& pending = (*rows)[i];
       auto ok = producer->produce(
         pending.row.topic, pending.row.key, pending.row.value,
-        pending.row.headers, round.report(i, [](const std::string& error) {
-          log::error("event not delivered", {{"error", error}});
+        pending.row.headers,
+        // By value: a report may come after this round (see delivery_round).
+        round.report(i, [counters = status, event_id = pending.row.event_id,
+                         topic = pending.row.topic,
+                         bytes = static_cast<long>(pending.row.value.size())](
+                          kafka::delivery_status outcome,
+                          const std::string& error) {
+          if (outcome == kafka::delivery_status::refused) {
+            ++counters->refused_events;
+            log::error("event refused by Kafka; it is not published",
+                       {{"event_id", event_id},
+                        {"topic", topic},
+                        {"bytes", bytes},
+                        {"error", error}});
+          } else {
+            log::error("event not delivered", {{"error", error}});
+          }
         }));
       if (!ok) {
         log::error("cannot produce", {{"error", describe(ok.error())}});

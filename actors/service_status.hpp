@@ -32,6 +32,8 @@ struct service_status {
   std::atomic<std::int64_t> licenses_issued{0};
   std::atomic<std::int64_t> overages_detected{0};
   std::atomic<std::int64_t> published_events{0};
+  /// Events Kafka refused outright (too large for it): logged, not published.
+  std::atomic<std::int64_t> refused_events{0};
   std::atomic<std::int64_t> outbox_depth{0};
   std::atomic<std::int64_t> active_orgs{0};
   std::atomic<std::int64_t> active_subscriptions{0};

@@ -155,9 +155,9 @@ public:
     std::string error;
     auto queued = producer_->produce(
       topic, key, value, {{"content-type", "application/cloudevents+json"}},
-      [&](bool success, const std::string& err) {
+      [&](kafka::delivery_status status, const std::string& err) {
         done = true;
-        ok = success;
+        ok = status == kafka::delivery_status::delivered;
         error = err;
       });
     if (!queued)

@@ -114,8 +114,8 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
                                     : lookup_key(event, key_field);
     auto ok = (*producer)->produce(
       topic, key, line, {{"content-type", "application/cloudevents+json"}},
-      [&](bool success, const std::string& error) {
-        if (success) {
+      [&](kafka::delivery_status status, const std::string& error) {
+        if (status == kafka::delivery_status::delivered) {
           ++published;
         } else {
           ++failed;

@@ -522,10 +522,23 @@ std::vector<topic_partition> consumer::assignment() const {
 
 // -- producer -----------------------------------------------------------------
 
+// Errors that say the record itself can never be written as it is.
+static delivery_status delivery_status_of(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR: return delivery_status::delivered;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD: return delivery_status::refused;
+    default: return delivery_status::failed;
+  }
+}
+
 struct producer::impl {
   rd_kafka_t* rk = nullptr;
 
-  using callback = std::function<void(bool, const std::string&)>;
+  using callback = std::function<void(delivery_status, const std::string&)>;
 
   ~impl() {
     if (rk) {
@@ -538,7 +551,7 @@ struct producer::impl {
     auto* done = static_cast<callback*>(msg->_private);
     if (!done)
       return;
-    (*done)(msg->err == RD_KAFKA_RESP_ERR_NO_ERROR,
+    (*done)(delivery_status_of(msg->err),
             msg->err ? rd_kafka_err2str(msg->err) : "");
     delete done;
   }
@@ -556,7 +569,12 @@ producer::make(const client_config& config) {
                                  {"linger.ms", "2"},
                                  {"batch.num.messages", "10000"},
                                  {"queue.buffering.max.messages", "1000000"},
-                                 {"message.timeout.ms", "300000"}});
+                                 {"message.timeout.ms", "300000"},
+                                 // Above Kafka's default 1 MiB record limit
+                                 // (librdkafka's own is below it): the
+                                 // broker decides what fits, and a dead
+                                 // letter is as large as the record it copies.
+                                 {"message.max.bytes", "4194304"}});
   if (!conf)
     return conf.error();
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &impl::delivered);
@@ -570,15 +588,15 @@ producer::make(const client_config& config) {
   return std::unique_ptr<producer>(new producer(std::move(state)));
 }
 
-caf::expected<void>
-producer::produce(const std::string& topic, std::string_view key,
-                  std::string_view value, const record_headers& headers,
-                  std::function<void(bool, const std::string&)> done) {
+caf::expected<void> producer::produce(
+  const std::string& topic, std::string_view key, std::string_view value,
+  const record_headers& headers,
+  std::function<void(delivery_status, const std::string&)> done) {
   auto* hdrs = rd_kafka_headers_new(headers.size());
   for (const auto& [name, v] : headers)
     rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()),
                         v.data(), static_cast<ssize_t>(v.size()));
-  auto* cb = new impl::callback(std::move(done));
+  auto* cb = new impl::callback(done);
   for (;;) {
     auto err = rd_kafka_producev(
       impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()),
@@ -594,6 +612,13 @@ producer::produce(const std::string& topic, std::string_view key,
     }
     rd_kafka_headers_destroy(hdrs);
     delete cb;
+    if (delivery_status_of(err) == delivery_status::refused) {
+      if (done)
+        done(delivery_status::refused,
+             std::string{"produce to "} + topic + ": " + rd_kafka_err2str(err)
+               + " (" + std::to_string(value.size()) + " bytes)");
+      return caf::unit;
+    }
     return kafka_error(std::string{"produce to "} + topic + ": "
                        + rd_kafka_err2str(err));
   }

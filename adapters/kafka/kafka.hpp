@@ -16,6 +16,7 @@
 
 #include <caf/expected.hpp>
 
+#include "adapters/kafka/delivery_status.hpp"
 #include "log/log.hpp"
 #include "storage/ports.hpp"
 
@@ -158,12 +159,15 @@ public:
   static caf::expected<std::unique_ptr<producer>>
   make(const client_config& config);
 
-  /// Queues a record; `done(ok, error)` runs from `poll`/`flush` when the
-  /// broker acknowledged it (or finally failed).
+  /// Queues a record; `done(status, error)` runs from `poll`/`flush` when the
+  /// broker acknowledged it or it finally failed. A record the client
+  /// refuses outright (larger than message.max.bytes) is reported through
+  /// `done` as refused before this returns, not as an error here: errors
+  /// here are the producer's own state.
   caf::expected<void>
   produce(const std::string& topic, std::string_view key,
           std::string_view value, const record_headers& headers,
-          std::function<void(bool ok, const std::string& error)> done);
+          std::function<void(delivery_status, const std::string& error)> done);
 
   /// Serves delivery reports.
   int poll(int timeout_ms);

@@ -292,6 +292,11 @@ std::string registry::render(const actors::service_status& status) const {
   families.push_back(counter_family("seatledger_events_published_total",
                                     "Outbox events published to Kafka.",
                                     status.published_events.load()));
+  families.push_back(counter_family(
+    "seatledger_events_refused_total",
+    "Outbox events Kafka refused outright (too large for it): logged, not "
+    "published.",
+    status.refused_events.load()));
   return impl_->serializer.Serialize(families);
 }
 

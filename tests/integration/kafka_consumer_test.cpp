@@ -36,10 +36,11 @@ std::string overfilled_cluster(std::unique_ptr<kafka::mock_cluster>& holder) {
   int delivered = 0;
   std::string value(record_size, 'x');
   for (int i = 0; i < records_produced; ++i)
-    if (!(*producer)->produce(topic, "key", value, {},
-                              [&](bool ok, const std::string&) {
-                                delivered += ok ? 1 : 0;
-                              }))
+    if (!(*producer)->produce(
+          topic, "key", value, {},
+          [&](kafka::delivery_status s, const std::string&) {
+            delivered += s == kafka::delivery_status::delivered;
+          }))
       return {};
   if (!(*producer)->flush(30'000) || delivered != records_produced)
     return {};

@@ -748,6 +748,26 @@ TEST_F(service_e2e, sigterm_publishes_every_pending_event_before_it_exits) {
   service_.reset();
 }
 
+TEST_F(service_e2e, a_dead_letter_too_large_for_kafka_holds_nothing_back) {
+  // A dead letter is a byte-for-byte copy of its record plus headers, so it
+  // can be larger than Kafka takes. The relay used to stop its round at a
+  // record the producer refused and start over from it, for ever: no event
+  // after it, of any lease, was published again. It is logged and counted
+  // instead, and the events after it go out.
+  kafka_io large{cluster_->bootstrap_servers(),
+                 {{"message.max.bytes", "10000000"}}};
+  large.publish("seatledger.membership.v1",
+                {{"org-large", std::string(4'300'000, 'x')}});
+  auto s = make_scenario({});
+  run(s); // each phase waits for the outbox to be empty
+  auto log = service_->stderr_tail(1 << 22);
+  EXPECT_NE(log.find("event refused by Kafka; it is not published"),
+            std::string::npos)
+    << log;
+  // The refused one is not on the dead-letter topic; the scenario's are.
+  expect_as_the_rules_say(s);
+}
+
 TEST_F(service_e2e, sigterm_stops_it_while_postgres_is_gone) {
   // The database disappears; a record makes a batch fail, and the service
   // keeps retrying to read its stored positions. A stop request must still

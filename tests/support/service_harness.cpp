@@ -203,8 +203,8 @@ void kafka_io::publish_async(const std::string& topic,
   for (const auto& r : records) {
     auto ok = producer_->produce(
       topic, r.key, r.value, {{"content-type", "application/cloudevents+json"}},
-      [failed = failed_](bool success, const std::string&) {
-        if (!success)
+      [failed = failed_](kafka::delivery_status status, const std::string&) {
+        if (status != kafka::delivery_status::delivered)
           ++*failed;
       });
     if (!ok)

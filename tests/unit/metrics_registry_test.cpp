@@ -1,8 +1,6 @@
 // The Prometheus exposition: names, types and labels, values from the
 // observer and from service_status, and `promtool check metrics` on it.
 
-#include "adapters/metrics/registry.hpp"
-
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -14,6 +12,8 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+#include "adapters/metrics/registry.hpp"
 
 using namespace seatledger;
 
@@ -132,6 +132,7 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
   status.licenses_issued = 2;
   status.position_gaps = 1;
   status.published_events = 99;
+  status.refused_events = 1;
   auto text = r.render(status);
 
   for (const auto* line : {
@@ -183,6 +184,7 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
          "# TYPE seatledger_licenses_issued_total counter",
          "seatledger_licenses_issued_total 2",
          "seatledger_events_published_total 99",
+         "seatledger_events_refused_total 1",
        })
     EXPECT_TRUE(has_line(text, line)) << "missing: " << line << "\n" << text;
 
