@@ -99,6 +99,8 @@ struct coordinator_state {
   bool in_flight = false;
   pending_answers pending;
   bool batch_failed = false;
+  /// A rewind to the stored positions has not succeeded yet.
+  bool rewind_pending = false;
   storage::storage_batch batch;
   /// Batch position of the record behind each outbox row in `batch`.
   std::vector<std::int64_t> outbox_order;
@@ -551,6 +553,17 @@ struct coordinator_state {
     // more (the failure scheduled the next cycle).
     if (generation != generation_before) {
       rewind();
+      return;
+    }
+    // A rewind that failed: these records may come from past a batch thrown
+    // away. Drop them and rewind again (polling let rebalance callbacks run,
+    // so a partition no longer ours is out of the way).
+    if (rewind_pending) {
+      rewind();
+      if (rewind_pending)
+        self->delayed_send(self, seconds{1}, atoms::poll_atom_v);
+      else
+        self->send(self, atoms::poll_atom_v);
       return;
     }
     status->consuming = true;
@@ -1173,11 +1186,17 @@ struct coordinator_state {
 
   /// Moves every owned partition back to its stored position.
   void rewind() {
+    // Until the consumers are back at the stored positions, what they read
+    // is dropped: a record read past a thrown-away batch would be committed
+    // over.
+    rewind_pending = true;
     std::vector<topic_partition> tps;
     for (const auto& [tp, lease] : owned)
       tps.push_back(tp);
-    if (tps.empty())
+    if (tps.empty()) {
+      rewind_pending = false;
       return;
+    }
     auto stored = with_retry("load positions", [&] {
       return store->load_positions(config.consumer_group, tps);
     });
@@ -1191,10 +1210,15 @@ struct coordinator_state {
       (tp.topic == context->topics.deltas ? delta_positions : main_positions)
         .push_back(p);
     }
-    if (auto ok = main->seek(main_positions); !ok)
-      log::error("seek failed", {{"error", describe(ok.error())}});
-    if (auto ok = deltas->seek(delta_positions); !ok)
-      log::error("seek failed", {{"error", describe(ok.error())}});
+    auto main_ok = main->seek(main_positions);
+    if (!main_ok)
+      log::error("seek failed; reading nothing until it succeeds",
+                 {{"error", describe(main_ok.error())}});
+    auto deltas_ok = deltas->seek(delta_positions);
+    if (!deltas_ok)
+      log::error("seek failed; reading nothing until it succeeds",
+                 {{"error", describe(deltas_ok.error())}});
+    rewind_pending = !main_ok || !deltas_ok;
   }
 
   void refresh_catalog() {
