@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "messages/service_error.hpp"
+#include "storage/conninfo.hpp"
 #include "storage/pg_codec.hpp"
 #include "storage/pg_store.hpp"
 
@@ -738,7 +739,7 @@ std::vector<int> known_migrations() {
 caf::expected<int> migrate(const std::string& conninfo) {
   std::string step = "migrate: connect";
   try {
-    pqxx::connection conn{conninfo};
+    pqxx::connection conn{with_network_timeouts(conninfo)};
     {
       pqxx::nontransaction lock{conn};
       step = "migrate: take the advisory lock";

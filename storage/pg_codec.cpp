@@ -7,13 +7,14 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/service_error.hpp"
+#include "storage/conninfo.hpp"
 
 namespace seatledger::storage::detail {
 
 // -- connection ---------------------------------------------------------------
 
 pg_connection::pg_connection(const std::string& conninfo)
-    : connection_base(policy_), policy_(conninfo) {
+    : connection_base(policy_), policy_(with_network_timeouts(conninfo)) {
   init();
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"

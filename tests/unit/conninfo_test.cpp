@@ -1,0 +1,69 @@
+// Connection strings get network timeouts where they set none.
+
+#include <cstdlib>
+#include <gtest/gtest.h>
+
+#include "storage/conninfo.hpp"
+
+namespace seatledger::storage {
+namespace {
+
+bool has(const std::string& conninfo, const std::string& pair) {
+  return (" " + conninfo + " ").find(" " + pair + " ") != std::string::npos;
+}
+
+TEST(conninfo, a_uri_gets_keepalives_and_timeouts_and_keeps_its_own) {
+  unsetenv("PGCONNECT_TIMEOUT");
+  auto c = with_network_timeouts(
+    "postgresql://app@db.example:6543/ledger?sslmode=require");
+  EXPECT_TRUE(has(c, "host='db.example'")) << c;
+  EXPECT_TRUE(has(c, "port='6543'")) << c;
+  EXPECT_TRUE(has(c, "dbname='ledger'")) << c;
+  EXPECT_TRUE(has(c, "user='app'")) << c;
+  EXPECT_TRUE(has(c, "sslmode='require'")) << c;
+  EXPECT_TRUE(has(c, "connect_timeout='10'")) << c;
+  EXPECT_TRUE(has(c, "keepalives='1'")) << c;
+  EXPECT_TRUE(has(c, "keepalives_idle='10'")) << c;
+  EXPECT_TRUE(has(c, "keepalives_interval='5'")) << c;
+  EXPECT_TRUE(has(c, "keepalives_count='3'")) << c;
+  EXPECT_TRUE(has(c, "tcp_user_timeout='30000'")) << c;
+}
+
+TEST(conninfo, settings_given_win_over_the_defaults) {
+  unsetenv("PGCONNECT_TIMEOUT");
+  auto c = with_network_timeouts(
+    "host=/run/postgresql keepalives_idle=60 connect_timeout=2 "
+    "password='it\\'s \\\\ odd'");
+  EXPECT_TRUE(has(c, "keepalives_idle='60'")) << c;
+  EXPECT_FALSE(has(c, "keepalives_idle='10'")) << c;
+  EXPECT_TRUE(has(c, "connect_timeout='2'")) << c;
+  EXPECT_TRUE(has(c, "host='/run/postgresql'")) << c;
+  // Quotes and backslashes survive the round trip.
+  EXPECT_TRUE(has(c, "password='it\\'s \\\\ odd'")) << c;
+}
+
+TEST(conninfo, the_environment_connect_timeout_is_left_to_libpq) {
+  setenv("PGCONNECT_TIMEOUT", "3", 1);
+  auto c = with_network_timeouts("dbname=ledger");
+  unsetenv("PGCONNECT_TIMEOUT");
+  EXPECT_EQ(c.find("connect_timeout"), std::string::npos) << c;
+  EXPECT_TRUE(has(c, "keepalives='1'")) << c;
+}
+
+TEST(conninfo, an_empty_string_still_falls_back_to_the_environment) {
+  // Only timeouts are added: host, database and user still come from PG*.
+  unsetenv("PGCONNECT_TIMEOUT");
+  auto c = with_network_timeouts("");
+  EXPECT_EQ(c.find("host="), std::string::npos) << c;
+  EXPECT_EQ(c.find("dbname="), std::string::npos) << c;
+  EXPECT_TRUE(has(c, "tcp_user_timeout='30000'")) << c;
+}
+
+TEST(conninfo, what_libpq_cannot_parse_comes_back_unchanged) {
+  EXPECT_EQ(with_network_timeouts("host=a nonsense"), "host=a nonsense");
+  EXPECT_EQ(with_network_timeouts("postgresql://[broken"),
+            "postgresql://[broken");
+}
+
+} // namespace
+} // namespace seatledger::storage
