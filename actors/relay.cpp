@@ -35,32 +35,34 @@ struct relay_state {
   long publish_round() {
     if (lease_keys.empty())
       return 0;
-    auto rows = store->fetch_unpublished(lease_keys, fetch_limit);
-    if (!rows) {
+    auto fetched = store->fetch_unpublished(lease_keys, fetch_limit);
+    if (!fetched) {
       log::error("relay cannot read the outbox",
-                 {{"error", describe(rows.error())}});
+                 {{"error", describe(fetched.error())}});
       return -1;
     }
-    if (rows->empty())
+    if (fetched->empty())
       return 0;
+    // Shared with the reports, which may come after this round (see
+    // delivery_round) and name the event they are about.
+    auto rows = std::make_shared<const std::vector<storage::pending_event>>(
+      std::move(*fetched));
     delivery_round round{rows->size()};
     for (size_t i = 0; i < rows->size(); ++i) {
-      auto& pending = (*rows)[i];
+      const auto& pending = (*rows)[i];
       auto ok = producer->produce(
         pending.row.topic, pending.row.key, pending.row.value,
         pending.row.headers,
-        // By value: a report may come after this round (see delivery_round).
-        round.report(i, [counters = status, event_id = pending.row.event_id,
-                         topic = pending.row.topic,
-                         bytes = static_cast<long>(pending.row.value.size())](
-                          kafka::delivery_status outcome,
-                          const std::string& error) {
+        round.report(i, [counters = status, rows,
+                         i](kafka::delivery_status outcome,
+                            const std::string& error) {
+          const auto& row = (*rows)[i].row;
           if (outcome == kafka::delivery_status::refused) {
             ++counters->refused_events;
             log::error("event refused by Kafka; it is not published",
-                       {{"event_id", event_id},
-                        {"topic", topic},
-                        {"bytes", bytes},
+                       {{"event_id", row.event_id},
+                        {"topic", row.topic},
+                        {"bytes", static_cast<long>(row.value.size())},
                         {"error", error}});
           } else {
             log::error("event not delivered", {{"error", error}});
