@@ -25,17 +25,15 @@ class delivery_round {
 public:
   using report_fn
     = std::function<void(kafka::delivery_status, const std::string& error)>;
-  /// Told of every event not delivered, with librdkafka's reason.
-  using problem_fn
-    = std::function<void(kafka::delivery_status, const std::string& error)>;
 
   explicit delivery_round(std::size_t events)
       : state_(std::make_shared<state>()) {
     state_->outcome.assign(events, pending);
   }
 
-  /// The delivery report of event `i`.
-  report_fn report(std::size_t i, problem_fn on_problem) const {
+  /// The delivery report of event `i`; `on_problem` is told of it, with
+  /// librdkafka's reason, when the event was not delivered.
+  report_fn report(std::size_t i, report_fn on_problem) const {
     return [s = state_, i, on_problem = std::move(on_problem)](
              kafka::delivery_status status, const std::string& error) {
       switch (status) {

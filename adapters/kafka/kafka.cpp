@@ -596,7 +596,7 @@ caf::expected<void> producer::produce(
   for (const auto& [name, v] : headers)
     rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()),
                         v.data(), static_cast<ssize_t>(v.size()));
-  auto* cb = new impl::callback(done);
+  auto* cb = new impl::callback(std::move(done));
   for (;;) {
     auto err = rd_kafka_producev(
       impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()),
@@ -611,12 +611,13 @@ caf::expected<void> producer::produce(
       continue;
     }
     rd_kafka_headers_destroy(hdrs);
-    delete cb;
+    std::unique_ptr<impl::callback> report{cb};
     if (delivery_status_of(err) == delivery_status::refused) {
-      if (done)
-        done(delivery_status::refused,
-             std::string{"produce to "} + topic + ": " + rd_kafka_err2str(err)
-               + " (" + std::to_string(value.size()) + " bytes)");
+      if (*report)
+        (*report)(delivery_status::refused,
+                  std::string{"produce to "} + topic + ": "
+                    + rd_kafka_err2str(err) + " ("
+                    + std::to_string(value.size()) + " bytes)");
       return caf::unit;
     }
     return kafka_error(std::string{"produce to "} + topic + ": "
@@ -695,6 +696,10 @@ void mock_cluster::set_brokers_down(bool down) {
 // -- partitioning and metadata ------------------------------------------------
 
 std::int32_t partition_for_key(std::string_view key, std::int32_t partitions) {
+  // No partitions known: not a partition (a division by zero would end the
+  // process).
+  if (partitions <= 0)
+    return -1;
   // Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2).
   const auto* data = reinterpret_cast<const unsigned char*>(key.data());
   auto length = static_cast<std::int32_t>(key.size());
@@ -727,10 +732,6 @@ std::int32_t partition_for_key(std::string_view key, std::int32_t partitions) {
   h *= m;
   h ^= h >> 15;
   auto positive = static_cast<std::int32_t>(h & 0x7fffffff);
-  // No partitions known: not a partition (a division by zero would end the
-  // process).
-  if (partitions <= 0)
-    return -1;
   return positive % partitions;
 }
 
