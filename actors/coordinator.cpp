@@ -1128,11 +1128,12 @@ struct coordinator_state {
   }
 
   /// A commit was fenced: drops the leases of `batch_leases` another owner
-  /// took, with their partitions. The others are still this replica's (a
-  /// batch covers every partition it read from); dropping them too would
-  /// leave their records unread until the next rebalance. When PostgreSQL
-  /// cannot say which were taken, none is dropped: the next commit is fenced
-  /// again and asks again.
+  /// took, with their partitions, unless this replica takes them back
+  /// (`take_back`). The others are still this replica's (a batch covers
+  /// every partition it read from); dropping them too would leave their
+  /// records unread until the next rebalance. When PostgreSQL cannot say
+  /// which were taken, none is dropped: the next commit is fenced again and
+  /// asks again.
   void drop_taken_over(const std::vector<storage::lease>& batch_leases,
                        const caf::error& err) {
     auto held = store->held_leases(config.consumer_group, batch_leases);
@@ -1143,11 +1144,16 @@ struct coordinator_state {
       return;
     }
     std::set<std::string> still_held(held->begin(), held->end());
+    std::vector<storage::lease> taken;
+    for (const auto& l : batch_leases)
+      if (still_held.count(l.lease_key) == 0)
+        taken.push_back(l);
+    auto taken_back = take_back(taken);
     std::string lost_leases;
     std::string lost_partitions;
     std::vector<topic_partition> fenced;
-    for (const auto& l : batch_leases) {
-      if (still_held.count(l.lease_key) != 0)
+    for (const auto& l : taken) {
+      if (taken_back.count(l.lease_key) != 0)
         continue;
       leases.erase(l.lease_key);
       lost_leases += (lost_leases.empty() ? "" : ",") + l.lease_key;
@@ -1163,16 +1169,85 @@ struct coordinator_state {
         it = owned.erase(it);
       }
     }
-    log::error("fenced: another replica owns these partitions now; "
-               "dropping them",
-               {{"error", describe(err)},
-                {"leases", lost_leases},
-                {"partitions", lost_partitions},
-                {"leases_kept", static_cast<long>(still_held.size())}});
+    if (!fenced.empty())
+      log::error("fenced: another replica owns these partitions now; "
+                 "dropping them",
+                 {{"error", describe(err)},
+                  {"leases", lost_leases},
+                  {"partitions", lost_partitions},
+                  {"leases_kept", static_cast<long>(still_held.size())}});
     // A copy of a fenced partition, sent later, could move the new
     // owner's copy back.
     main->forget_offset_copies(fenced);
     publish_leases();
+  }
+
+  /// Of the leases `taken` from this replica, takes back those whose
+  /// partitions Kafka still assigns to it, and returns their keys. Kafka
+  /// hands a partition to another member only after this one gave it up or
+  /// was removed from the group, so a writer that took the lease while
+  /// Kafka still assigns the partition here was no owner: a replica whose
+  /// lease acquisition outlasted its group membership. Left alone, it would
+  /// hold the partition unread until the next rebalance. Kafka confirms
+  /// first that this consumer is still a member of the group's current
+  /// generation (a commit of the stored positions); without that answer
+  /// nothing is taken back, as this replica may be the one removed.
+  std::set<std::string> take_back(const std::vector<storage::lease>& taken) {
+    std::set<std::string> result;
+    if (taken.empty())
+      return result;
+    auto assignment = main->assignment();
+    std::set<topic_partition> in_kafka(assignment.begin(), assignment.end());
+    std::vector<std::string> keys;
+    std::vector<topic_partition> partitions;
+    for (const auto& l : taken) {
+      std::vector<topic_partition> of_lease;
+      bool assigned = true;
+      for (const auto& [tp, key] : owned)
+        if (key == l.lease_key && stage_of(tp.topic) != stage::deltas) {
+          of_lease.push_back(tp);
+          assigned = assigned && in_kafka.count(tp) != 0;
+        }
+      if (!assigned || of_lease.empty())
+        continue;
+      keys.push_back(l.lease_key);
+      partitions.insert(partitions.end(), of_lease.begin(), of_lease.end());
+    }
+    if (keys.empty())
+      return result;
+    auto stored = store->load_positions(config.consumer_group, partitions);
+    if (!stored) {
+      log::error("cannot read the positions to take leases back with",
+                 {{"error", describe(stored.error())}});
+      return result;
+    }
+    std::vector<position> proof;
+    for (const auto& [tp, next] : *stored)
+      proof.push_back({tp, next});
+    if (auto confirmed = main->confirm_membership(proof, 10000); !confirmed) {
+      log::warning("Kafka did not confirm this replica's group membership; "
+                   "not taking the leases back",
+                   {{"error", describe(confirmed.error())}});
+      return result;
+    }
+    auto acquired = store->acquire_leases(config.consumer_group, keys,
+                                          config.owner);
+    if (!acquired) {
+      log::error("cannot take the leases back",
+                 {{"error", describe(acquired.error())}});
+      return result;
+    }
+    std::string names;
+    for (const auto& l : *acquired) {
+      leases[l.lease_key] = l.epoch;
+      result.insert(l.lease_key);
+      names += (names.empty() ? "" : ",") + l.lease_key;
+    }
+    status->leases_taken_back += static_cast<std::int64_t>(acquired->size());
+    log::warning("fenced by a writer outside the consumer group; Kafka still "
+                 "assigns the partitions here, so took the leases back",
+                 {{"leases", names}, {"owner", config.owner}});
+    return result;
   }
 
   /// Every 5 s while idle, the last offset copies go to Kafka again.

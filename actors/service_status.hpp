@@ -28,6 +28,8 @@ struct service_status {
   std::atomic<std::int64_t> records_committed{0};
   std::atomic<std::int64_t> commit_failures{0};
   std::atomic<std::int64_t> fenced_commits{0};
+  /// Leases taken back from a writer outside the consumer group.
+  std::atomic<std::int64_t> leases_taken_back{0};
   std::atomic<std::int64_t> duplicates_skipped{0};
   std::atomic<std::int64_t> licenses_issued{0};
   std::atomic<std::int64_t> overages_detected{0};

@@ -486,6 +486,40 @@ void consumer::forget_offset_copies(
     impl_->copies->forget(partitions);
 }
 
+caf::expected<void>
+consumer::confirm_membership(const std::vector<position>& positions,
+                             int timeout_ms) {
+  if (!impl_->group)
+    return kafka_error("not a group member");
+  if (positions.empty())
+    return kafka_error("no offsets to commit");
+  auto list = to_list(positions);
+  std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue{
+    rd_kafka_queue_new(impl_->rk), rd_kafka_queue_destroy};
+  // A queue of our own, so that the answer can be waited for with a timeout
+  // (rd_kafka_commit waits without one while no coordinator is known).
+  if (auto err = rd_kafka_commit_queue(impl_->rk, list.get(), queue.get(),
+                                       nullptr, nullptr))
+    return kafka_error(std::string{"commit: "} + rd_kafka_err2str(err));
+  std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> event{
+    rd_kafka_queue_poll(queue.get(), timeout_ms), rd_kafka_event_destroy};
+  if (!event)
+    return kafka_error("commit: no answer within " + std::to_string(timeout_ms)
+                       + " ms");
+  if (rd_kafka_event_type(event.get()) != RD_KAFKA_EVENT_OFFSET_COMMIT)
+    return kafka_error(std::string{"commit: unexpected answer "}
+                       + rd_kafka_event_name(event.get()));
+  if (auto err = rd_kafka_event_error(event.get()))
+    return kafka_error(std::string{"commit: "} + rd_kafka_err2str(err));
+  if (const auto* committed = rd_kafka_event_topic_partition_list(event.get()))
+    for (int i = 0; i < committed->cnt; ++i)
+      if (auto err = committed->elems[i].err)
+        return kafka_error(std::string{"commit of "} + committed->elems[i].topic
+                           + "/" + std::to_string(committed->elems[i].partition)
+                           + ": " + rd_kafka_err2str(err));
+  return {};
+}
+
 void consumer::close() {
   if (impl_->group && !impl_->closed) {
     rd_kafka_consumer_close(impl_->rk);
@@ -691,6 +725,14 @@ void mock_cluster::set_brokers_down(bool down) {
       rd_kafka_mock_broker_set_down(impl_->cluster, id);
     else
       rd_kafka_mock_broker_set_up(impl_->cluster, id);
+}
+
+void mock_cluster::refuse_offset_commits(int count) {
+  constexpr std::int16_t offset_commit_api = 8; // Kafka's OffsetCommit
+  std::vector<rd_kafka_resp_err_t> errors(
+    static_cast<size_t>(count), RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, offset_commit_api,
+                                          errors.size(), errors.data());
 }
 
 // -- partitioning and metadata ------------------------------------------------

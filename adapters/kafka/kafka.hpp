@@ -125,6 +125,13 @@ public:
   /// rebalance callback).
   void forget_offset_copies(const std::vector<topic_partition>& partitions);
 
+  /// Commits these offsets and waits for the answer, at most `timeout_ms`.
+  /// Kafka takes a commit only from a member of the group's current
+  /// generation, so success proves this consumer still is one: what decides
+  /// who owns a partition when a PostgreSQL lease says otherwise.
+  caf::expected<void> confirm_membership(const std::vector<position>& positions,
+                                         int timeout_ms);
+
   /// Leaves the group (revocation callbacks run) and closes.
   void close();
 
@@ -201,6 +208,10 @@ public:
   /// Takes every broker down (connections closed, new ones refused) or
   /// brings them back, keeping the log: a Kafka outage for tests.
   void set_brokers_down(bool down);
+
+  /// The next `count` OffsetCommit requests, from any client, fail with
+  /// GROUP_AUTHORIZATION_FAILED: Kafka refusing this member's commits.
+  void refuse_offset_commits(int count);
 
   struct impl;
 

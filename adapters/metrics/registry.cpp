@@ -280,6 +280,11 @@ std::string registry::render(const actors::service_status& status) const {
                    "over the partition.",
                    status.fenced_commits.load()));
   families.push_back(
+    counter_family("seatledger_leases_taken_back_total",
+                   "Partition leases taken back from a writer that took "
+                   "them without owning the partitions in Kafka.",
+                   status.leases_taken_back.load()));
+  families.push_back(
     counter_family("seatledger_duplicates_skipped_total",
                    "Records skipped as already applied (same source and id).",
                    status.duplicates_skipped.load()));

@@ -571,97 +571,184 @@ TEST_F(service_e2e,
   EXPECT_EQ(membership_stored(), *high) << "a record was applied again";
 }
 
-TEST_F(service_e2e, a_partition_taken_over_is_dropped_and_the_others_go_on) {
-  // While this replica is paused, another takes one of its partitions (as
-  // after a pause that cost it its group membership). Its next commit,
-  // covering that partition and another, is refused whole. It must drop the
-  // partition taken over, never writing for it again (in PostgreSQL or in
-  // Kafka's offset copies), and apply the other partition's records again.
-  auto s = make_scenario({});
-  run(s);
-  database_probe db{db_->conninfo()};
-  const auto& group = options_.consumer_group;
+/// While the replica is paused, a writer outside the consumer group takes
+/// its lease of membership partition 0 in PostgreSQL, as a replica does
+/// whose lease acquisition outlasted its group membership. Records for
+/// partitions 0 and 1 are published meanwhile, so the replica's next commit
+/// covers both and is refused whole.
+class service_lease_taken : public service_e2e {
+protected:
+  static constexpr int per_partition = 20;
   const std::string topic = "seatledger.membership.v1";
-  auto stored = [&](int partition) {
-    return db.scalar("SELECT next_offset FROM seatledger.consumer_positions "
-                     "WHERE consumer_group = '"
-                     + group + "' AND topic = '" + topic
-                     + "' AND partition = " + std::to_string(partition));
-  };
-  // The scenario's first org of sub-N, on membership partition N.
-  auto org_on = [](int partition) {
+  std::unique_ptr<database_probe> db;
+  std::int64_t before0 = 0;
+  std::int64_t before1 = 0;
+  std::int64_t applied = 0;
+  std::int64_t taken_epoch = 0;
+
+  /// `while_paused` runs after the lease is taken, before the replica
+  /// resumes.
+  template<class F>
+  void take_lease_while_paused(F while_paused) {
+    auto s = make_scenario({});
+    run(s);
+    db = std::make_unique<database_probe>(db_->conninfo());
+    before0 = stored(0);
+    before1 = stored(1);
+    applied = db->applied_events();
+    std::vector<outgoing> records;
+    for (int i = 0; i < per_partition; ++i)
+      for (int p : {0, 1}) {
+        domain::membership_event e{
+          {"fence-test", "fence-" + std::to_string(p) + "-" + std::to_string(i),
+           "seatledger.member.added",
+           *domain::parse_rfc3339("2027-06-01T00:00:00Z")},
+          domain::member_added{org_on(p), "fence-user-" + std::to_string(i),
+                               true, std::nullopt}};
+        records.push_back({org_on(p), messages::encode_membership_event(e)});
+      }
+    service_->signal(SIGSTOP);
+    kafka_->publish(topic, records);
+    taken_epoch
+      = db->scalar("UPDATE seatledger.partition_leases "
+                   "SET epoch = epoch + 1, owner = 'another-replica' "
+                   "WHERE consumer_group = '"
+                   + options_.consumer_group
+                   + "' AND lease_key = 'membership/0' RETURNING epoch");
+    while_paused();
+    service_->signal(SIGCONT);
+  }
+
+  std::int64_t stored(int partition) {
+    return db->scalar("SELECT next_offset FROM seatledger.consumer_positions "
+                      "WHERE consumer_group = '"
+                      + options_.consumer_group + "' AND topic = '" + topic
+                      + "' AND partition = " + std::to_string(partition));
+  }
+
+  /// The scenario's first org of sub-N, on membership partition N.
+  static std::string org_on(int partition) {
     for (int n = 0;; ++n) {
       auto org = "org-" + std::to_string(partition) + "-" + std::to_string(n);
       if (kafka::partition_for_key(org, 4) == partition)
         return org;
     }
-  };
-  const int per_partition = 20;
-  std::vector<outgoing> records;
-  for (int i = 0; i < per_partition; ++i)
-    for (int p : {0, 1}) {
-      domain::membership_event e{
-        {"fence-test", "fence-" + std::to_string(p) + "-" + std::to_string(i),
-         "seatledger.member.added",
-         *domain::parse_rfc3339("2027-06-01T00:00:00Z")},
-        domain::member_added{org_on(p), "fence-user-" + std::to_string(i), true,
-                             std::nullopt}};
-      records.push_back({org_on(p), messages::encode_membership_event(e)});
-    }
-  auto before0 = stored(0);
-  auto before1 = stored(1);
-  auto applied = db.applied_events();
-  service_->signal(SIGSTOP);
-  kafka_->publish(topic, records);
-  EXPECT_EQ(db.scalar("WITH t AS (UPDATE seatledger.partition_leases "
-                      "SET epoch = epoch + 1, owner = 'another-replica' "
-                      "WHERE consumer_group = '"
-                      + group
-                      + "' AND lease_key = 'membership/0' RETURNING 1) "
-                        "SELECT count(*) FROM t"),
-            1);
-  service_->signal(SIGCONT);
+  }
+
+  std::int64_t members_of(int partition) {
+    return db->scalar("SELECT count(*) FROM seatledger.memberships "
+                      "WHERE user_id LIKE 'fence-user-%' AND org_id = '"
+                      + org_on(partition) + "'");
+  }
+
+  std::int64_t ledger_entries_of(int partition) {
+    return db->scalar("SELECT count(*) FROM seatledger.seat_ledger "
+                      "WHERE cause_id LIKE 'fence-"
+                      + std::to_string(partition) + "-%'");
+  }
+
+  /// Kafka's copies of partitions 0 and 1's positions, once they are
+  /// `expected` (or what they are after 20 s).
+  std::map<int, std::int64_t>
+  offset_copies_once(const std::map<int, std::int64_t>& expected) {
+    std::map<int, std::int64_t> copied;
+    wait_until(
+      [&] {
+        auto copies = kafka::committed_offsets({options_.bootstrap, {}},
+                                               options_.consumer_group,
+                                               {{topic, 0}, {topic, 1}}, 5000);
+        if (!copies)
+          return false;
+        copied.clear();
+        for (const auto& p : *copies)
+          copied[p.tp.partition] = p.next_offset;
+        return copied == expected;
+      },
+      seconds{20});
+    return copied;
+  }
+
+  /// The first log line whose message starts with `message`.
+  std::string log_line(const std::string& message) {
+    auto log = service_->stderr_tail(1 << 22);
+    auto at = log.find("\"message\":\"" + message);
+    if (at == std::string::npos)
+      return {};
+    return log.substr(at, log.find('\n', at) - at);
+  }
+};
+
+TEST_F(service_lease_taken, by_a_writer_outside_the_group_it_is_taken_back) {
+  // Kafka still assigns partition 0 here, so the taker was no owner: the
+  // replica takes the lease back and applies both partitions' records,
+  // each once. Before, it dropped partition 0 and left it unread until the
+  // next rebalance.
+  take_lease_while_paused([] {});
   ASSERT_TRUE(wait_until(
     [&] {
-      return db.applied_events() >= applied + per_partition
+      return stored(0) == before0 + per_partition
              && stored(1) == before1 + per_partition;
     },
     seconds{60}))
-    << "partition 1's records were not applied: " << db.applied_events()
+    << "positions " << stored(0) << ", " << stored(1) << "; expected "
+    << before0 + per_partition << ", " << before1 + per_partition << "\n"
+    << service_->stderr_tail(1 << 16);
+  EXPECT_EQ(db->applied_events(), applied + 2 * per_partition);
+  EXPECT_EQ(members_of(0), per_partition);
+  EXPECT_EQ(members_of(1), per_partition);
+  EXPECT_EQ(ledger_entries_of(0), per_partition);
+  EXPECT_EQ(ledger_entries_of(1), per_partition);
+  EXPECT_EQ(db->scalar("SELECT epoch FROM seatledger.partition_leases "
+                       "WHERE consumer_group = '"
+                       + options_.consumer_group
+                       + "' AND lease_key = 'membership/0' "
+                         "AND owner <> 'another-replica'"),
+            taken_epoch + 1);
+  auto copied = offset_copies_once(
+    {{0, before0 + per_partition}, {1, before1 + per_partition}});
+  EXPECT_EQ(copied[0], before0 + per_partition);
+  EXPECT_EQ(copied[1], before1 + per_partition);
+  auto line = log_line("fenced by a writer outside the consumer group");
+  EXPECT_NE(line.find("\"leases\":\"membership/0\""), std::string::npos)
+    << service_->stderr_tail(1 << 16);
+  EXPECT_EQ(log_line("fenced: another replica"), "") << "nothing was dropped";
+}
+
+TEST_F(service_lease_taken, when_kafka_does_not_confirm_it_is_dropped) {
+  // Kafka refuses the replica's commit, as it does once the replica is no
+  // longer a member of the group's current generation: then the taker may
+  // be the rightful owner. The replica drops partition 0, never writing for
+  // it again (in PostgreSQL or in Kafka's offset copies), and applies
+  // partition 1's records again.
+  take_lease_while_paused([&] { cluster_->refuse_offset_commits(2); });
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return db->applied_events() >= applied + per_partition
+             && stored(1) == before1 + per_partition;
+    },
+    seconds{60}))
+    << "partition 1's records were not applied: " << db->applied_events()
     << " applied events, " << applied << " before\n"
     << service_->stderr_tail(1 << 16);
   // Past the 5 s after which offset copies go to Kafka again.
   std::this_thread::sleep_for(seconds{7});
-  EXPECT_EQ(db.applied_events(), applied + per_partition);
+  EXPECT_EQ(db->applied_events(), applied + per_partition);
   EXPECT_EQ(stored(0), before0);
-  auto members_of = [&](const std::string& org) {
-    return db.scalar("SELECT count(*) FROM seatledger.memberships "
-                     "WHERE user_id LIKE 'fence-user-%' AND org_id = '"
-                     + org + "'");
-  };
-  EXPECT_EQ(members_of(org_on(0)), 0);
-  EXPECT_EQ(members_of(org_on(1)), per_partition);
-  EXPECT_EQ(db.scalar("SELECT count(*) FROM seatledger.seat_ledger "
-                      "WHERE cause_id LIKE 'fence-0-%'"),
-            0);
-  EXPECT_EQ(db.scalar("SELECT count(*) FROM seatledger.seat_ledger "
-                      "WHERE cause_id LIKE 'fence-1-%'"),
-            per_partition);
+  EXPECT_EQ(members_of(0), 0);
+  EXPECT_EQ(members_of(1), per_partition);
+  EXPECT_EQ(ledger_entries_of(0), 0);
+  EXPECT_EQ(ledger_entries_of(1), per_partition);
   // Kafka's copy of partition 0's position stays where the stored one is.
-  auto copies = kafka::committed_offsets({options_.bootstrap, {}}, group,
-                                         {{topic, 0}, {topic, 1}}, 5000);
-  ASSERT_TRUE(copies) << describe(copies.error());
-  std::map<int, std::int64_t> copied;
-  for (const auto& p : *copies)
-    copied[p.tp.partition] = p.next_offset;
+  auto copied
+    = offset_copies_once({{0, before0}, {1, before1 + per_partition}});
   EXPECT_EQ(copied[0], before0);
   EXPECT_EQ(copied[1], before1 + per_partition);
+  EXPECT_NE(log_line("Kafka did not confirm"), "")
+    << service_->stderr_tail(1 << 16);
   // The refused commit covered both partitions; only the one taken over
   // was dropped.
-  auto log = service_->stderr_tail(1 << 22);
-  auto fenced = log.find("\"message\":\"fenced:");
-  ASSERT_NE(fenced, std::string::npos) << log;
-  auto line = log.substr(fenced, log.find('\n', fenced) - fenced);
+  auto line = log_line("fenced: another replica");
+  ASSERT_NE(line, "") << service_->stderr_tail(1 << 16);
   EXPECT_NE(line.find("\"leases\":\"membership/0\""), std::string::npos)
     << line;
   EXPECT_NE(line.find("\"partitions\":\"" + topic + "/0\""), std::string::npos)
