@@ -148,6 +148,7 @@ struct coordinator_state {
   /// (kafka::offset_copies::offer_again).
   steady_clock::time_point next_recopy = steady_clock::now();
   steady_clock::time_point next_catalog_check = steady_clock::now();
+  steady_clock::time_point next_kafka_check = steady_clock::now();
 
   /// Where the time of the last period went, logged every 10 s.
   struct phase_times {
@@ -430,6 +431,7 @@ struct coordinator_state {
       return false;
     }
     partition_counts = *counts;
+    status->kafka_ok = true;
     if (!partition_counts_known()) {
       log::error("topics missing; consuming nothing until they exist",
                  {{"membership", topics.membership},
@@ -567,7 +569,6 @@ struct coordinator_state {
       return;
     }
     status->consuming = true;
-    status->kafka_ok = true;
     status->last_cycle_unix_ms = unix_ms();
     for (const auto& g : main->take_gaps())
       report_gap(g);
@@ -1317,9 +1318,28 @@ struct coordinator_state {
   // -- housekeeping
   // ------------------------------------------------------------
 
+  /// Readiness follows Kafka: a poll that returns nothing does not tell an
+  /// idle topic from brokers that are gone, so a metadata round trip does.
+  void check_kafka() {
+    auto answered = main->ping(2000);
+    bool reachable = static_cast<bool>(answered);
+    if (reachable == status->kafka_ok.load())
+      return;
+    status->kafka_ok = reachable;
+    if (answered)
+      log::info("Kafka is reachable again");
+    else
+      log::error("Kafka is not reachable; not ready until it is",
+                 {{"error", describe(answered.error())}});
+  }
+
   /// False when a commit failed on the way (the next cycle is scheduled).
   bool housekeeping() {
     auto now = steady_clock::now();
+    if (now >= next_kafka_check) {
+      check_kafka();
+      next_kafka_check = now + seconds{5};
+    }
     if (now < next_catalog_check && now < next_passivation && now < next_sweep
         && now < next_purge)
       return true;

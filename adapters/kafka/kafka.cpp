@@ -554,6 +554,17 @@ std::vector<topic_partition> consumer::assignment() const {
   return result;
 }
 
+caf::expected<void> consumer::ping(int timeout_ms) {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  // Topics this client knows already: an answer, not the whole cluster's.
+  auto err = rd_kafka_metadata(impl_->rk, 0, nullptr, &metadata, timeout_ms);
+  if (metadata)
+    rd_kafka_metadata_destroy(metadata);
+  if (err)
+    return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
+  return {};
+}
+
 // -- producer -----------------------------------------------------------------
 
 // Errors that say the record itself can never be written as it is.

@@ -149,6 +149,10 @@ public:
 
   std::vector<topic_partition> assignment() const;
 
+  /// A metadata round trip to a broker, waiting at most `timeout_ms`:
+  /// whether Kafka is reachable.
+  caf::expected<void> ping(int timeout_ms);
+
   struct impl;
 
 private:

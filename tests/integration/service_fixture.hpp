@@ -324,6 +324,10 @@ public:
     return found;
   }
 
+  kafka::mock_cluster& cluster() {
+    return *cluster_;
+  }
+
   const std::string& url() const {
     return url_;
   }

@@ -271,6 +271,42 @@ TEST_F(service_http, every_endpoint_answers_its_happy_path_and_errors) {
   expect(s.get("/v1/no-such-thing"), 404, "not_found");
 }
 
+TEST_F(service_http, readyz_follows_kafka) {
+  // Liveness never depends on Kafka; readiness does. A poll that returns
+  // nothing looked the same whether the topics were idle or the brokers
+  // gone, so /readyz stayed 200 through a Kafka outage.
+  auto& s = *service_;
+  expect(s.get("/readyz", nullptr), 200);
+  s.cluster().set_brokers_down(true);
+  struct brokers_back {
+    running_service& s;
+    ~brokers_back() {
+      s.cluster().set_brokers_down(false);
+    }
+  } restore{s};
+  auto res = s.get("/readyz", nullptr);
+  EXPECT_TRUE(wait_until(
+    [&] {
+      res = s.get("/readyz", nullptr);
+      return res && res->status == 503;
+    },
+    seconds{30}, milliseconds{200}))
+    << describe_answer(res);
+  if (res && res->status == 503) {
+    EXPECT_EQ(body_of(res)["error"]["message"], "Kafka is not reachable")
+      << res->body;
+  }
+  expect(s.get("/healthz", nullptr), 200);
+  s.cluster().set_brokers_down(false);
+  EXPECT_TRUE(wait_until(
+    [&] {
+      res = s.get("/readyz", nullptr);
+      return res && res->status == 200;
+    },
+    seconds{60}, milliseconds{200}))
+    << describe_answer(res);
+}
+
 TEST_F(service_http, readyz_and_metrics_after_traffic) {
   auto& s = *service_;
   auto res = s.get("/readyz", nullptr);
