@@ -86,6 +86,12 @@ struct coordinator_state {
   std::unique_ptr<messages::decoder> decoder;
   caf::actor relay;
   std::map<std::string, std::int32_t> partition_counts;
+  bool placement_known = false;
+  /// Why the partition counts changed while running, if they did: nothing
+  /// is read again until the replica restarts.
+  std::string placement_stopped;
+  std::string last_placement_problem;
+  steady_clock::time_point next_placement_log;
 
   // Ownership: the leases held and the partitions they cover.
   std::map<std::string, std::int64_t> leases;
@@ -405,19 +411,19 @@ struct coordinator_state {
       m->dead_letter(code);
   }
 
-  /// The partition counts the entities' placement needs.
-  bool partition_counts_known() const {
-    for (const auto* topic :
-         {&context->topics.membership, &context->topics.subscriptions}) {
-      auto it = partition_counts.find(*topic);
-      if (it == partition_counts.end() || it->second <= 0)
-        return false;
-    }
-    return true;
+  kafka::placement_topics placement_topics() const {
+    const auto& t = context->topics;
+    return {t.membership, t.subscriptions, t.deltas};
   }
 
-  /// Reads the topics' partition counts from Kafka's metadata; whether those
-  /// placement needs are known now.
+  /// The partition counts the entities' placement needs, read and
+  /// accepted.
+  bool partition_counts_known() const {
+    return placement_known;
+  }
+
+  /// Reads the topics' partition counts from Kafka's metadata; whether
+  /// records can be placed with them now.
   bool read_partition_counts(int timeout_ms) {
     const auto& topics = context->topics;
     auto counts = kafka::partition_counts(
@@ -430,22 +436,28 @@ struct coordinator_state {
                  {{"error", describe(counts.error())}});
       return false;
     }
-    partition_counts = *counts;
     status->kafka_ok = true;
-    if (!partition_counts_known()) {
-      log::error("topics missing; consuming nothing until they exist",
-                 {{"membership", topics.membership},
-                  {"subscriptions", topics.subscriptions}});
+    auto problem = kafka::placement_problem(placement_topics(), *counts);
+    if (!problem.empty()) {
+      status->placement_ok = false;
+      log_placement_problem(problem + "; consuming nothing until it is fixed");
       return false;
     }
-    auto deltas_count = partition_counts.find(topics.deltas);
-    if (deltas_count != partition_counts.end()
-        && deltas_count->second != partition_counts[topics.subscriptions])
-      log::error("co-partitioning broken: the command topic and the "
-                 "internal delta topic have different partition counts",
-                 {{"subscriptions", partition_counts[topics.subscriptions]},
-                  {"deltas", deltas_count->second}});
+    partition_counts = *counts;
+    placement_known = true;
+    status->placement_ok = true;
     return true;
+  }
+
+  /// Logs `problem` when it is new, and again every minute while it lasts
+  /// (a cycle runs every second meanwhile).
+  void log_placement_problem(const std::string& problem) {
+    auto now = steady_clock::now();
+    if (problem == last_placement_problem && now < next_placement_log)
+      return;
+    last_placement_problem = problem;
+    next_placement_log = now + minutes{1};
+    log::error(problem);
   }
 
   /// Whether the record sits in the partition its key hashes to (every
@@ -544,6 +556,12 @@ struct coordinator_state {
     }
     if (!housekeeping())
       return;
+    if (!placement_stopped.empty()) {
+      log_placement_problem(placement_stopped
+                            + "; consuming nothing until restarted");
+      self->delayed_send(self, seconds{1}, atoms::poll_atom_v);
+      return;
+    }
     report_times();
     auto gather_started = steady_clock::now();
     auto generation_before = generation;
@@ -1320,17 +1338,26 @@ struct coordinator_state {
 
   /// Readiness follows Kafka: a poll that returns nothing does not tell an
   /// idle topic from brokers that are gone, so a metadata round trip does.
+  /// The same answer says whether a topic's partition count changed.
   void check_kafka() {
-    auto answered = main->ping(2000);
-    bool reachable = static_cast<bool>(answered);
-    if (reachable == status->kafka_ok.load())
+    const auto& t = context->topics;
+    auto counts
+      = main->partition_counts({t.membership, t.subscriptions, t.deltas}, 2000);
+    bool reachable = static_cast<bool>(counts);
+    if (reachable != status->kafka_ok.load()) {
+      status->kafka_ok = reachable;
+      if (reachable)
+        log::info("Kafka is reachable again");
+      else
+        log::error("Kafka is not reachable; not ready until it is",
+                   {{"error", describe(counts.error())}});
+    }
+    if (!counts || !placement_stopped.empty())
       return;
-    status->kafka_ok = reachable;
-    if (answered)
-      log::info("Kafka is reachable again");
-    else
-      log::error("Kafka is not reachable; not ready until it is",
-                 {{"error", describe(answered.error())}});
+    placement_stopped = kafka::partition_count_change(
+      placement_topics(), partition_counts, *counts);
+    if (!placement_stopped.empty())
+      status->placement_ok = false;
   }
 
   /// False when a commit failed on the way (the next cycle is scheduled).

@@ -15,6 +15,9 @@ namespace seatledger::actors {
 struct service_status {
   // Readiness.
   std::atomic<bool> kafka_ok{false};
+  /// The topics' partition counts allow placing records (adapters/kafka/
+  /// placement.hpp).
+  std::atomic<bool> placement_ok{true};
   std::atomic<bool> postgres_ok{false};
   std::atomic<bool> consuming{false};
   std::atomic<std::int64_t> last_cycle_unix_ms{0};
@@ -87,6 +90,11 @@ struct service_status {
     }
     if (!kafka_ok) {
       reason = "Kafka is not reachable";
+      return false;
+    }
+    if (!placement_ok) {
+      reason = "the topics' partition counts do not allow placing records "
+               "(see the log)";
       return false;
     }
     if (!consuming) {

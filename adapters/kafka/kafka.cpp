@@ -169,6 +169,8 @@ struct consumer::impl {
   std::vector<gap> gaps;
   /// Group members only.
   std::optional<offset_copies> copies;
+  /// Handles that make topics known to this client (partition_counts).
+  std::map<std::string, rd_kafka_topic_t*> known_topics;
 
   ~impl() {
     if (rk) {
@@ -176,6 +178,8 @@ struct consumer::impl {
         rd_kafka_consumer_close(rk);
       if (queue)
         rd_kafka_queue_destroy(queue);
+      for (auto& [name, handle] : known_topics)
+        rd_kafka_topic_destroy(handle);
       rd_kafka_destroy(rk);
     }
     for (auto fd : pipe_fds)
@@ -554,15 +558,30 @@ std::vector<topic_partition> consumer::assignment() const {
   return result;
 }
 
-caf::expected<void> consumer::ping(int timeout_ms) {
+caf::expected<partition_count_map>
+consumer::partition_counts(const std::vector<std::string>& topics,
+                           int timeout_ms) {
+  // A topic with a handle is known to this client, so one request for the
+  // known topics answers for all of them, not for the whole cluster.
+  for (const auto& topic : topics)
+    if (impl_->known_topics.count(topic) == 0)
+      if (auto* handle = rd_kafka_topic_new(impl_->rk, topic.c_str(), nullptr))
+        impl_->known_topics.emplace(topic, handle);
   const rd_kafka_metadata_t* metadata = nullptr;
-  // Topics this client knows already: an answer, not the whole cluster's.
   auto err = rd_kafka_metadata(impl_->rk, 0, nullptr, &metadata, timeout_ms);
-  if (metadata)
-    rd_kafka_metadata_destroy(metadata);
-  if (err)
+  if (err) {
+    if (metadata)
+      rd_kafka_metadata_destroy(metadata);
     return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
-  return {};
+  }
+  partition_count_map counts;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    const auto& topic = metadata->topics[i];
+    if (topic.err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      counts[topic.topic] = topic.partition_cnt;
+  }
+  rd_kafka_metadata_destroy(metadata);
+  return counts;
 }
 
 // -- producer -----------------------------------------------------------------
@@ -736,6 +755,15 @@ void mock_cluster::set_brokers_down(bool down) {
       rd_kafka_mock_broker_set_down(impl_->cluster, id);
     else
       rd_kafka_mock_broker_set_up(impl_->cluster, id);
+}
+
+caf::expected<void> mock_cluster::create_topic(const std::string& topic,
+                                               int partitions) {
+  if (auto err = rd_kafka_mock_topic_create(
+        impl_->cluster, topic.c_str(), partitions, std::min(impl_->brokers, 3)))
+    return kafka_error("cannot create topic " + topic + ": "
+                       + rd_kafka_err2str(err));
+  return {};
 }
 
 void mock_cluster::refuse_offset_commits(int count) {

@@ -17,6 +17,7 @@
 #include <caf/expected.hpp>
 
 #include "adapters/kafka/delivery_status.hpp"
+#include "adapters/kafka/placement.hpp"
 #include "log/log.hpp"
 #include "storage/ports.hpp"
 
@@ -149,9 +150,11 @@ public:
 
   std::vector<topic_partition> assignment() const;
 
-  /// A metadata round trip to a broker, waiting at most `timeout_ms`:
-  /// whether Kafka is reachable.
-  caf::expected<void> ping(int timeout_ms);
+  /// The partition counts of `topics` (and of the other topics this client
+  /// knows) in one metadata round trip, waiting at most `timeout_ms`; an
+  /// error when no broker answered. Topics the answer lacks are absent.
+  caf::expected<partition_count_map>
+  partition_counts(const std::vector<std::string>& topics, int timeout_ms);
 
   struct impl;
 
@@ -212,6 +215,9 @@ public:
   /// Takes every broker down (connections closed, new ones refused) or
   /// brings them back, keeping the log: a Kafka outage for tests.
   void set_brokers_down(bool down);
+
+  /// Creates one more topic.
+  caf::expected<void> create_topic(const std::string& topic, int partitions);
 
   /// The next `count` OffsetCommit requests, from any client, fail with
   /// GROUP_AUTHORIZATION_FAILED: Kafka refusing this member's commits.

@@ -436,6 +436,13 @@ TEST_F(http_api, readyz_follows_the_pipeline) {
   res = get("/readyz", nullptr);
   EXPECT_STATUS(res, 200);
   EXPECT_EQ(parse(res), (json{{"status", "ready"}}));
+  status_->placement_ok = false;
+  res = get("/readyz", nullptr);
+  EXPECT_API_ERROR(res, 503, "not_ready");
+  EXPECT_EQ(parse(res)["error"]["message"],
+            "the topics' partition counts do not allow placing records (see "
+            "the log)");
+  status_->placement_ok = true;
   status_->consuming = false;
   EXPECT_API_ERROR(get("/readyz", nullptr), 503, "not_ready");
 }

@@ -757,6 +757,37 @@ TEST_F(service_lease_taken, when_kafka_does_not_confirm_it_is_dropped) {
     << "the refused batch held no other lease: " << line;
 }
 
+TEST_F(service_e2e, commands_and_deltas_not_co_partitioned_are_not_read) {
+  // A subscription's commands and its seat deltas must land on the same
+  // partition number, owned by one replica. With other counts the service
+  // used to log an error and go on, two replicas writing for one
+  // subscription; now it reads nothing until the counts agree.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  const std::string deltas = "seatledger.internal.seat-deltas.three";
+  ASSERT_TRUE(cluster_->create_topic(deltas, 3));
+  auto options = options_;
+  options.extra_args = {"--topic-deltas", deltas};
+  service_ = launch_service(options);
+  ASSERT_TRUE(service_->wait_for_value("HTTP", seconds{60}))
+    << service_->stderr_tail();
+  database_probe db{db_->conninfo()};
+  auto applied = db.applied_events();
+  auto s = make_scenario({});
+  kafka_->publish(s.phases.front().topic, s.phases.front().records);
+  const std::string expected
+    = "co-partitioning broken: seatledger.subscriptions.v1 has 4 partitions "
+      "and "
+      + deltas + " has 3; they must have the same count";
+  ASSERT_TRUE(wait_until(
+    [&] { return service_->stderr_tail().find(expected) != std::string::npos; },
+    seconds{30}))
+    << service_->stderr_tail();
+  std::this_thread::sleep_for(seconds{5});
+  EXPECT_EQ(db.applied_events(), applied);
+  EXPECT_TRUE(service_->running());
+}
+
 TEST_F(service_e2e, kafka_unreachable_at_start_is_waited_for) {
   // Entities are placed by their key's partition, so the service needs the
   // topics' partition counts before it reads a record. It read them once at
