@@ -87,6 +87,9 @@ struct coordinator_state {
   caf::actor relay;
   std::map<std::string, std::int32_t> partition_counts;
   bool placement_known = false;
+  /// Inside librdkafka's rebalance callback (a commit that settles there can
+  /// be fenced).
+  bool in_rebalance = false;
   /// Why the partition counts changed while running, if they did: nothing
   /// is read again until the replica restarts.
   std::string placement_stopped;
@@ -1210,10 +1213,14 @@ struct coordinator_state {
   /// hold the partition unread until the next rebalance. Kafka confirms
   /// first that this consumer is still a member of the group's current
   /// generation (a commit of the stored positions); without that answer
-  /// nothing is taken back, as this replica may be the one removed.
+  /// nothing is taken back, as this replica may be the one removed. Nothing
+  /// is taken back inside a rebalance callback either.
   std::set<std::string> take_back(const std::vector<storage::lease>& taken) {
     std::set<std::string> result;
-    if (taken.empty())
+    // Inside a rebalance Kafka refuses commits anyway, and waiting here for
+    // its answer would hold the rebalance up; the rebalance settles who owns
+    // what.
+    if (taken.empty() || in_rebalance)
       return result;
     auto assignment = main->assignment();
     std::set<topic_partition> in_kafka(assignment.begin(), assignment.end());
@@ -1468,12 +1475,17 @@ struct coordinator_state {
 
 std::vector<position>
 listener::on_assigned(const std::vector<topic_partition>& partitions) {
-  return st->assigned(partitions);
+  st->in_rebalance = true;
+  auto positions = st->assigned(partitions);
+  st->in_rebalance = false;
+  return positions;
 }
 
 void listener::on_revoked(const std::vector<topic_partition>& partitions,
                           bool lost) {
+  st->in_rebalance = true;
   st->revoked(partitions, lost);
+  st->in_rebalance = false;
 }
 
 caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
