@@ -1250,6 +1250,11 @@ struct coordinator_state {
     std::vector<position> proof;
     for (const auto& [tp, next] : *stored)
       proof.push_back({tp, next});
+    if (proof.empty()) {
+      log::warning("no stored position to confirm this replica's group "
+                   "membership with; not taking the leases back");
+      return result;
+    }
     if (auto confirmed = main->confirm_membership(proof, 10000); !confirmed) {
       log::warning("Kafka did not confirm this replica's group membership; "
                    "not taking the leases back",
