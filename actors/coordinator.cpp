@@ -429,8 +429,9 @@ struct coordinator_state {
   /// records can be placed with them now.
   bool read_partition_counts(int timeout_ms) {
     const auto& topics = context->topics;
-    auto counts = kafka::partition_counts(
-      config.kafka,
+    // The group member's own client: no client of its own per attempt
+    // while Kafka is unreachable.
+    auto counts = main->partition_counts(
       {topics.membership, topics.subscriptions, topics.catalog, topics.deltas},
       timeout_ms);
     if (!counts) {
@@ -1507,7 +1508,6 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
   st.commit_store = std::make_unique<storage::pg_store>(st.config.database_url);
   st.decoder = std::make_unique<messages::decoder>();
   const auto& topics = st.context->topics;
-  st.read_partition_counts(10000);
   auto main = kafka::consumer::group_member(
     st.config.kafka, st.config.consumer_group, &st.rebalance);
   auto deltas = kafka::consumer::assign_only(st.config.kafka);
@@ -1525,6 +1525,7 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
     self->quit(ok.error());
     return {};
   }
+  st.read_partition_counts(10000);
   st.relay = spawn_relay(self->system(), st.config.database_url,
                          st.config.kafka, st.status);
   self->link_to(st.relay);

@@ -123,10 +123,14 @@ question_client(const client_config& config, rd_kafka_type_t type,
 /// Partition counts of the named topics that exist, from `rk`'s metadata.
 caf::expected<std::map<std::string, std::int32_t>>
 partition_counts_of(rd_kafka_t* rk, const std::vector<std::string>& topics,
-                    int timeout_ms) {
+                    int timeout_ms, bool all_topics = true) {
   const rd_kafka_metadata_t* md = nullptr;
-  if (auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms))
+  if (auto err = rd_kafka_metadata(rk, all_topics ? 1 : 0, nullptr, &md,
+                                   timeout_ms)) {
+    if (md)
+      rd_kafka_metadata_destroy(md);
     return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
+  }
   std::map<std::string, std::int32_t> result;
   for (int i = 0; i < md->topic_cnt; ++i)
     for (const auto& t : topics)
@@ -567,21 +571,7 @@ consumer::partition_counts(const std::vector<std::string>& topics,
     if (impl_->known_topics.count(topic) == 0)
       if (auto* handle = rd_kafka_topic_new(impl_->rk, topic.c_str(), nullptr))
         impl_->known_topics.emplace(topic, handle);
-  const rd_kafka_metadata_t* metadata = nullptr;
-  auto err = rd_kafka_metadata(impl_->rk, 0, nullptr, &metadata, timeout_ms);
-  if (err) {
-    if (metadata)
-      rd_kafka_metadata_destroy(metadata);
-    return kafka_error(std::string{"metadata: "} + rd_kafka_err2str(err));
-  }
-  partition_count_map counts;
-  for (int i = 0; i < metadata->topic_cnt; ++i) {
-    const auto& topic = metadata->topics[i];
-    if (topic.err == RD_KAFKA_RESP_ERR_NO_ERROR)
-      counts[topic.topic] = topic.partition_cnt;
-  }
-  rd_kafka_metadata_destroy(metadata);
-  return counts;
+  return partition_counts_of(impl_->rk, topics, timeout_ms, false);
 }
 
 // -- producer -----------------------------------------------------------------
@@ -814,15 +804,6 @@ std::int32_t partition_for_key(std::string_view key, std::int32_t partitions) {
   h ^= h >> 15;
   auto positive = static_cast<std::int32_t>(h & 0x7fffffff);
   return positive % partitions;
-}
-
-caf::expected<std::map<std::string, std::int32_t>>
-partition_counts(const client_config& config,
-                 const std::vector<std::string>& topics, int timeout_ms) {
-  auto client = question_client(config, RD_KAFKA_PRODUCER, {});
-  if (!client)
-    return client.error();
-  return partition_counts_of(client->get(), topics, timeout_ms);
 }
 
 } // namespace seatledger::kafka

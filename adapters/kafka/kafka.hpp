@@ -150,9 +150,10 @@ public:
 
   std::vector<topic_partition> assignment() const;
 
-  /// The partition counts of `topics` (and of the other topics this client
-  /// knows) in one metadata round trip, waiting at most `timeout_ms`; an
-  /// error when no broker answered. Topics the answer lacks are absent.
+  /// The partition counts of `topics` in one metadata round trip (for the
+  /// topics this client knows, not the whole cluster), waiting at most
+  /// `timeout_ms`; an error when no broker answered. Topics the answer
+  /// lacks are absent.
   caf::expected<partition_count_map>
   partition_counts(const std::vector<std::string>& topics, int timeout_ms);
 
@@ -268,10 +269,5 @@ caf::expected<std::vector<position>>
 committed_offsets(const client_config& config, const std::string& group_id,
                   const std::vector<topic_partition>& partitions,
                   int timeout_ms);
-
-/// Partition counts of topics, from the cluster's metadata.
-caf::expected<std::map<std::string, std::int32_t>>
-partition_counts(const client_config& config,
-                 const std::vector<std::string>& topics, int timeout_ms);
 
 } // namespace seatledger::kafka

@@ -133,6 +133,7 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
   status.position_gaps = 1;
   status.published_events = 99;
   status.refused_events = 1;
+  status.leases_taken_back = 2;
   auto text = r.render(status);
 
   for (const auto* line : {
@@ -185,6 +186,8 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
          "seatledger_licenses_issued_total 2",
          "seatledger_events_published_total 99",
          "seatledger_events_refused_total 1",
+         "# TYPE seatledger_leases_taken_back_total counter",
+         "seatledger_leases_taken_back_total 2",
        })
     EXPECT_TRUE(has_line(text, line)) << "missing: " << line << "\n" << text;
 
