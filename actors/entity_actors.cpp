@@ -38,8 +38,8 @@ entity_result apply_org_job(org_actor_state& st, messages::org_job& job) {
     auto order = i < job.order.size() ? job.order[i] : 0;
     ++result.applied;
     for (auto& change : fx.member_changes)
-      rows.memberships.push_back(
-        {st.org->org_id(), std::move(change.user_id), change.billable});
+      rows.memberships.push_back({st.org->org_id(), std::move(change.user_id),
+                                  change.billable, change.previous});
     for (const auto& delta : fx.deltas) {
       rows.outbox.push_back({delta.delta_id, ctx.topics.deltas,
                              delta.subscription_id,

@@ -28,6 +28,8 @@ void org_state::set_member(const std::string& user_id,
                            std::vector<seat_contribution>& contributions) {
   auto it = members_.find(user_id);
   bool was_billable = it != members_.end() && it->second;
+  auto previous = it == members_.end() ? std::nullopt
+                                       : std::optional<bool>{it->second};
   if (billable) {
     if (it != members_.end() && it->second == *billable)
       return; // same state again: a no-op, not an error
@@ -37,7 +39,7 @@ void org_state::set_member(const std::string& user_id,
       return; // removing an absent member is a no-op
     members_.erase(it);
   }
-  changes.push_back({user_id, billable});
+  changes.push_back({user_id, billable, previous});
   bool now_billable = billable.value_or(false);
   if (was_billable != now_billable)
     contributions.push_back({user_id, now_billable});

@@ -14,6 +14,10 @@ namespace seatledger::domain {
 struct member_change {
   std::string user_id;
   std::optional<bool> billable;
+  /// Billability before this change; empty when the user was not a member.
+  /// Storage writes new members without a conflict check on the strength
+  /// of it.
+  std::optional<bool> previous;
 };
 
 /// Everything one membership event changes, for storage and for the

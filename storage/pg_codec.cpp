@@ -250,6 +250,12 @@ copy_buffer& copy_buffer::binary_bytes(std::string_view value) {
   return *this;
 }
 
+copy_buffer& copy_buffer::binary_bool(bool value) {
+  put_be(buf_, 1, 4);
+  buf_.push_back(value ? '\1' : '\0');
+  return *this;
+}
+
 copy_buffer& copy_buffer::binary_int4(std::int32_t value) {
   put_be(buf_, 4, 4);
   put_be(buf_, static_cast<std::uint32_t>(value), 4);

@@ -128,6 +128,8 @@ public:
   copy_buffer& binary_row(std::int16_t fields);
   /// Binary format: a text or bytea value, its bytes as they are.
   copy_buffer& binary_bytes(std::string_view value);
+  /// Binary format: a boolean value.
+  copy_buffer& binary_bool(bool value);
   /// Binary format: an integer (int4) value.
   copy_buffer& binary_int4(std::int32_t value);
   /// Binary format: an integer (int8) value.

@@ -74,10 +74,15 @@ struct org_row {
 };
 
 /// A membership as it changes; `billable` empty means the member left.
+/// `previous` is what the member was before this change (empty: not a
+/// member), from the org's state loaded from what is committed plus the
+/// batch's earlier rows; the store writes new members without a conflict
+/// check on the strength of it.
 struct membership_row {
   std::string org_id;
   std::string user_id;
   std::optional<bool> billable;
+  std::optional<bool> previous;
 };
 
 struct subscription_row {

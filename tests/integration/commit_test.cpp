@@ -1,5 +1,6 @@
 // Batch commits: atomicity, fencing, de-duplication, positions, outbox.
 
+#include <map>
 #include <thread>
 
 #include "domain/identifiers.hpp"
@@ -104,6 +105,57 @@ TEST_F(commit, batch_failing_half_way_leaves_no_trace) {
   ASSERT_OK(store().commit(b));
   EXPECT_EQ(count("seat_ledger"), 20);
   EXPECT_EQ(count("memberships"), 1);
+}
+
+TEST_F(commit, memberships_are_written_by_their_net_change) {
+  storage_batch first;
+  first.consumer_group = "seatledger";
+  first.memberships = {{"org-1", "stays", true},
+                       {"org-1", "demoted", true},
+                       {"org-1", "leaves", true},
+                       {"org-1", "returns", true}};
+  ASSERT_OK(store().commit(first));
+  // Rows in the order an org produces them, each with what the member was
+  // before it (the batch's earlier rows included).
+  storage_batch next;
+  next.consumer_group = "seatledger";
+  next.memberships = {{"org-1", "demoted", false, true},
+                      {"org-1", "leaves", std::nullopt, true},
+                      {"org-1", "returns", std::nullopt, true},
+                      {"org-1", "returns", false, std::nullopt},
+                      {"org-1", "visits", true, std::nullopt},
+                      {"org-1", "visits", std::nullopt, true},
+                      {"org-1", "joins", false, std::nullopt},
+                      {"org-1", "joins", true, false}};
+  ASSERT_OK(store().commit(next));
+  pqxx::connection conn{conninfo()};
+  pqxx::nontransaction tx{conn};
+  std::map<std::string, bool> members;
+  for (const auto& r : tx.exec("SELECT user_id, billable FROM "
+                               "seatledger.memberships WHERE org_id = 'org-1'"))
+    members[r[0].as<std::string>()] = r[1].as<bool>();
+  EXPECT_EQ(members, (std::map<std::string, bool>{{"demoted", false},
+                                                  {"joins", true},
+                                                  {"returns", false},
+                                                  {"stays", true}}));
+}
+
+TEST_F(commit, a_new_member_already_stored_fails_the_whole_batch) {
+  storage_batch first;
+  first.consumer_group = "seatledger";
+  first.memberships = {{"org-1", "user-1", true}};
+  ASSERT_OK(store().commit(first));
+  // State that disagrees with what is committed: the COPY's primary key
+  // refuses it, and nothing of the batch stays.
+  auto held = take(store(), "subscriptions/3", "replica-a");
+  auto b = batch_for("sub-1", 3, held, 10);
+  b.memberships = {{"org-1", "user-2", true}, {"org-1", "user-1", false}};
+  auto r = store().commit(b);
+  ASSERT_FALSE(r);
+  EXPECT_NE(describe(r.error()).find("duplicate"), std::string::npos)
+    << describe(r.error());
+  EXPECT_EQ(count("memberships"), 1);
+  EXPECT_EQ(count("seat_ledger"), 0);
 }
 
 TEST_F(commit, duplicate_applied_event_fails_the_whole_batch) {
@@ -238,9 +290,9 @@ TEST_F(commit, last_row_wins_and_removals) {
             {"org-1", std::string{"sub-2"}, 1, 2}};
   b.memberships = {{"org-1", "u1", true},
                    {"org-1", "u2", true},
-                   {"org-1", "u1", false},
+                   {"org-1", "u1", false, true},
                    {"org-1", "u3", true},
-                   {"org-1", "u3", std::nullopt}};
+                   {"org-1", "u3", std::nullopt, true}};
   b.holders = {{"sub-2", "u1", "org-1", true},
                {"sub-2", "u2", "org-1", true},
                {"sub-2", "u2", "org-1", false},
@@ -256,7 +308,7 @@ TEST_F(commit, last_row_wins_and_removals) {
   storage_batch later;
   later.consumer_group = "seatledger";
   later.orgs = {{"org-1", std::nullopt, 1, 3}};
-  later.memberships = {{"org-1", "u2", std::nullopt}};
+  later.memberships = {{"org-1", "u2", std::nullopt, true}};
   later.holders = {{"sub-2", "u1", "org-1", false}};
   ASSERT_OK(store().commit(later));
   orgs = value_or_fail(store().load_orgs({"org-1"}));

@@ -72,7 +72,7 @@ public:
     auto fx = org->apply(event);
     storage::storage_batch b;
     for (const auto& c : fx.member_changes)
-      b.memberships.push_back({org_id, c.user_id, c.billable});
+      b.memberships.push_back({org_id, c.user_id, c.billable, c.previous});
     b.orgs.push_back({org_id, org->subscription_id(), 0, org->delta_seq()});
     // The deltas go straight to their subscription (the internal topic's
     // round trip adds nothing the API can see).

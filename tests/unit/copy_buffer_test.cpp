@@ -39,13 +39,15 @@ TEST(copy_buffer, binary_format_follows_the_postgresql_file_layout) {
 TEST(copy_buffer, binary_integers_times_and_nulls_use_postgresql_encodings) {
   using seatledger::domain::timestamp;
   copy_buffer buf;
-  buf.binary_row(4).binary_int8(-2);
+  buf.binary_row(6).binary_int8(-2).binary_bool(true).binary_bool(false);
   // One second after 2000-01-01T00:00:00Z, PostgreSQL's epoch.
   buf.binary_time(timestamp::from_seconds(946'684'801));
   buf.binary_time(timestamp::min()).binary_null();
-  std::string expected("\0\4", 2);
+  std::string expected("\0\6", 2);
   expected += std::string("\0\0\0\x08", 4);                       // int8
   expected += std::string("\xff\xff\xff\xff\xff\xff\xff\xfe", 8); // -2
+  expected += std::string("\0\0\0\1\1", 5);                       // true
+  expected += std::string("\0\0\0\1\0", 5);                       // false
   expected += std::string("\0\0\0\x08", 4);
   expected += std::string("\0\0\0\0\0\x0f\x42\x40", 8); // 1,000,000 us
   expected += std::string("\xff\xff\xff\xff", 4);       // NULL

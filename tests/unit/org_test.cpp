@@ -111,6 +111,27 @@ TEST(org, upserts_set_billability_as_stated) {
   EXPECT_EQ(fx.member_changes.size(), 1u);
 }
 
+TEST(org, member_changes_say_what_the_member_was_before) {
+  org_state org{"o1"};
+  apply(org, "e1", member_added{"o1", "stays", true, {}});
+  apply(org, "e2", member_added{"o1", "leaves", false, {}});
+  auto fx = apply(org, "e3",
+                  org_snapshot{"o1", {{"stays", false}, {"joins", true}}});
+  ASSERT_EQ(fx.member_changes.size(), 3u);
+  const auto& joins = fx.member_changes[0];
+  EXPECT_EQ(joins.user_id, "joins");
+  EXPECT_EQ(joins.billable, true);
+  EXPECT_EQ(joins.previous, std::nullopt);
+  const auto& leaves = fx.member_changes[1];
+  EXPECT_EQ(leaves.user_id, "leaves");
+  EXPECT_EQ(leaves.billable, std::nullopt);
+  EXPECT_EQ(leaves.previous, false);
+  const auto& stays = fx.member_changes[2];
+  EXPECT_EQ(stays.user_id, "stays");
+  EXPECT_EQ(stays.billable, false);
+  EXPECT_EQ(stays.previous, true);
+}
+
 TEST(org, removing_a_billable_member_takes_the_seat) {
   org_state org{"o1"};
   apply(org, "e1", org_linked{"o1", "s1"});
