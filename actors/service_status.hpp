@@ -34,6 +34,9 @@ struct service_status {
   /// Leases taken back from a writer outside the consumer group.
   std::atomic<std::int64_t> leases_taken_back{0};
   std::atomic<std::int64_t> duplicates_skipped{0};
+  /// Batches refused at commit because they held an upstream event applied
+  /// before, and applied again.
+  std::atomic<std::int64_t> batches_already_applied{0};
   std::atomic<std::int64_t> licenses_issued{0};
   std::atomic<std::int64_t> overages_detected{0};
   std::atomic<std::int64_t> published_events{0};

@@ -15,6 +15,7 @@ const char* to_string(service_errc code) {
     case service_errc::config_invalid: return "config_invalid";
     case service_errc::timeout: return "timeout";
     case service_errc::internal: return "internal";
+    case service_errc::already_applied: return "already_applied";
   }
   return "internal";
 }

@@ -27,6 +27,10 @@ enum class service_errc : std::uint8_t {
   config_invalid = 9,
   timeout = 10,
   internal = 11,
+  /// A batch held an upstream event that was applied before: its unique
+  /// key refused the batch and nothing of it was written. Apply the batch
+  /// again with de-duplication queries.
+  already_applied = 12,
 };
 
 const char* to_string(service_errc code);

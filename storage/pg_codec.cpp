@@ -51,6 +51,8 @@ bool connection_lost(const std::exception_ptr& ex) {
     std::rethrow_exception(ex);
   } catch (const fenced_error&) {
     return false;
+  } catch (const already_applied_error&) {
+    return false;
   } catch (const pqxx::broken_connection&) {
     return true;
   } catch (const pqxx::in_doubt_error&) {
@@ -87,6 +89,8 @@ caf::error to_error(const std::exception_ptr& ex, std::string_view what,
     std::rethrow_exception(ex);
   } catch (const fenced_error& e) {
     return make_error(service_errc::fenced, prefix + e.what());
+  } catch (const already_applied_error& e) {
+    return make_error(service_errc::already_applied, prefix + e.what());
   } catch (const pqxx::broken_connection& e) {
     return make_error(service_errc::storage_unavailable,
                       prefix + first_line(e.what()));

@@ -89,6 +89,12 @@ struct fenced_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown inside a commit when the unique key of applied upstream events
+/// refused one of the batch's.
+struct already_applied_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 /// Whether the connection must be dropped after this exception.
 bool connection_lost(const std::exception_ptr& ex);
 

@@ -1192,17 +1192,31 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
     tx.exec_prepared("index_events", text_array(ids), text_array(values));
   }
   if (!b.applied_events.empty()) {
-    copy_stream out{c, copy_applied_events, buf};
-    for (const auto& a : b.applied_events) {
-      // The key de-duplication computed, not a copy of it or a second hash.
-      if (a.key.empty())
-        buf.text(domain::applied_event_key({a.source, a.id}));
-      else
-        buf.text(a.key);
-      buf.text(a.source).text(a.id).end_row();
-      out.row_done();
+    // The unique key is what makes an upstream event apply once: the
+    // service queries it before applying only after it refused a batch
+    // (actors::coordinator), so a refusal here is told apart.
+    try {
+      copy_stream out{c, copy_applied_events, buf};
+      for (const auto& a : b.applied_events) {
+        // The key de-duplication computed, not a copy of it or a second hash.
+        if (a.key.empty())
+          buf.text(domain::applied_event_key({a.source, a.id}));
+        else
+          buf.text(a.key);
+        buf.text(a.source).text(a.id).end_row();
+        out.row_done();
+      }
+      out.finish();
+    } catch (const pqxx::sql_error& e) {
+      // libpqxx 6.4 leaves sqlstate() empty on the exceptions it types.
+      if (e.sqlstate() != "23505"
+          && dynamic_cast<const pqxx::unique_violation*>(&e) == nullptr)
+        throw;
+      std::string detail = e.what();
+      detail.resize(std::min(detail.size(), detail.find('\n')));
+      throw already_applied_error{
+        "an upstream event in the batch was applied before: " + detail};
     }
-    out.finish();
   }
   if (!b.positions.empty()) {
     // Last wins per partition (ON CONFLICT cannot touch a row twice).

@@ -288,6 +288,12 @@ std::string registry::render(const actors::service_status& status) const {
     counter_family("seatledger_duplicates_skipped_total",
                    "Records skipped as already applied (same source and id).",
                    status.duplicates_skipped.load()));
+  families.push_back(
+    counter_family("seatledger_batches_already_applied_total",
+                   "Batches refused at commit because they held an upstream "
+                   "event applied before, and applied again after looking "
+                   "their events up.",
+                   status.batches_already_applied.load()));
   families.push_back(counter_family("seatledger_licenses_issued_total",
                                     "License keys issued and committed.",
                                     status.licenses_issued.load()));

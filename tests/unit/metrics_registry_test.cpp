@@ -134,6 +134,7 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
   status.published_events = 99;
   status.refused_events = 1;
   status.leases_taken_back = 2;
+  status.batches_already_applied = 3;
   auto text = r.render(status);
 
   for (const auto* line : {
@@ -188,6 +189,8 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
          "seatledger_events_refused_total 1",
          "# TYPE seatledger_leases_taken_back_total counter",
          "seatledger_leases_taken_back_total 2",
+         "# TYPE seatledger_batches_already_applied_total counter",
+         "seatledger_batches_already_applied_total 3",
        })
     EXPECT_TRUE(has_line(text, line)) << "missing: " << line << "\n" << text;
 
