@@ -747,7 +747,7 @@ struct coordinator_state {
     // applied events does it at commit: a batch it refuses is applied again
     // from the stored positions, and for `query_applied_period` after that
     // every batch asks first (one round trip). Asking every time cost
-    // PostgreSQL a fifth of its CPU per event for the rare duplicate.
+    // PostgreSQL an eighth of its CPU per event for the rare duplicate.
     std::vector<domain::event_key> keys;
     std::vector<std::string> applied_keys;
     keys.reserve(upstream.size());
