@@ -37,14 +37,21 @@ bool sqlstate_means_unavailable(const std::string& state) {
          || state == "57P03" || state == "53300";
 }
 
-std::string first_line(const char* text) {
+} // namespace
+
+std::string trimmed_message(const char* text) {
   std::string result = text;
   while (!result.empty() && (result.back() == '\n' || result.back() == ' '))
     result.pop_back();
   return result;
 }
 
-} // namespace
+bool is_unique_violation(const pqxx::sql_error& e) {
+  // libpqxx 6.4 leaves sqlstate() empty on the exceptions it types itself;
+  // COPY errors carry it.
+  return e.sqlstate() == "23505"
+         || dynamic_cast<const pqxx::unique_violation*>(&e) != nullptr;
+}
 
 bool connection_lost(const std::exception_ptr& ex) {
   try {
@@ -80,7 +87,7 @@ caf::error to_error(const std::exception_ptr& ex, std::string_view what,
     try {
       std::rethrow_exception(ex);
     } catch (const std::exception& e) {
-      detail += ": " + first_line(e.what());
+      detail += ": " + trimmed_message(e.what());
     } catch (...) {
     }
     return make_error(service_errc::storage_unavailable, prefix + detail);
@@ -93,30 +100,27 @@ caf::error to_error(const std::exception_ptr& ex, std::string_view what,
     return make_error(service_errc::already_applied, prefix + e.what());
   } catch (const pqxx::broken_connection& e) {
     return make_error(service_errc::storage_unavailable,
-                      prefix + first_line(e.what()));
+                      prefix + trimmed_message(e.what()));
   } catch (const pqxx::in_doubt_error& e) {
     return make_error(service_errc::storage_unavailable,
                       prefix
                         + "connection lost during COMMIT, outcome unknown: "
-                        + first_line(e.what()));
+                        + trimmed_message(e.what()));
   } catch (const pqxx::sql_error& e) {
     auto code = sqlstate_means_unavailable(e.sqlstate())
                   ? service_errc::storage_unavailable
                   : service_errc::storage_failure;
     auto msg = prefix;
-    // libpqxx 6.4 leaves sqlstate() empty on the exceptions it types
-    // itself; COPY errors (thrown here) carry it.
-    if (e.sqlstate() == "23505"
-        || dynamic_cast<const pqxx::unique_violation*>(&e) != nullptr)
+    if (is_unique_violation(e))
       msg += "duplicate key (an applied event, ledger entry or license "
              "written twice): ";
-    msg += first_line(e.what());
+    msg += trimmed_message(e.what());
     if (!e.sqlstate().empty())
       msg += " [SQLSTATE " + e.sqlstate() + "]";
     return make_error(code, std::move(msg));
   } catch (const std::exception& e) {
     return make_error(service_errc::storage_failure,
-                      prefix + first_line(e.what()));
+                      prefix + trimmed_message(e.what()));
   } catch (...) {
     return make_error(service_errc::storage_failure,
                       prefix + "unknown exception");
@@ -309,7 +313,7 @@ namespace {
 }
 
 [[noreturn]] void throw_broken(PGconn* pg) {
-  throw pqxx::broken_connection{first_line(PQerrorMessage(pg))};
+  throw pqxx::broken_connection{trimmed_message(PQerrorMessage(pg))};
 }
 
 } // namespace

@@ -95,14 +95,20 @@ struct already_applied_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// An error message without its trailing line breaks and spaces.
+std::string trimmed_message(const char* text);
+
+/// Whether a unique key refused a row.
+bool is_unique_violation(const pqxx::sql_error& e);
+
 /// Whether the connection must be dropped after this exception.
 bool connection_lost(const std::exception_ptr& ex);
 
 /// Whether libpq still considers the connection usable.
 bool connection_ok(const pg_connection& conn);
 
-/// Maps the exception to `fenced`, `storage_unavailable` or
-/// `storage_failure`; `what` names the operation. `connection_gone`: the
+/// Maps the exception to `fenced`, `already_applied`, `storage_unavailable`
+/// or `storage_failure`; `what` names the operation. `connection_gone`: the
 /// connection broke whatever the exception says (storage_unavailable).
 caf::error to_error(const std::exception_ptr& ex, std::string_view what,
                     bool connection_gone = false);

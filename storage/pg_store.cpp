@@ -1208,14 +1208,11 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
       }
       out.finish();
     } catch (const pqxx::sql_error& e) {
-      // libpqxx 6.4 leaves sqlstate() empty on the exceptions it types.
-      if (e.sqlstate() != "23505"
-          && dynamic_cast<const pqxx::unique_violation*>(&e) == nullptr)
+      if (!is_unique_violation(e))
         throw;
-      std::string detail = e.what();
-      detail.resize(std::min(detail.size(), detail.find('\n')));
       throw already_applied_error{
-        "an upstream event in the batch was applied before: " + detail};
+        "an upstream event in the batch was applied before: "
+        + trimmed_message(e.what())};
     }
   }
   if (!b.positions.empty()) {
