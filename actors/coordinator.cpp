@@ -53,6 +53,8 @@ struct entity_entry {
   caf::actor actor;
   std::string lease_key;
   steady_clock::time_point last_used;
+  /// The commit lane of the entity's partition.
+  std::size_t lane = 0;
 };
 
 /// A record waiting in the current batch for its subscription, with the
@@ -61,6 +63,18 @@ struct timed_item {
   domain::timestamp time;
   messages::subscription_item item;
   std::int64_t order = 0;
+  std::size_t lane = 0;
+};
+
+/// The share of a batch one commit lane writes: the rows of its partitions
+/// (with their positions and leases), and what is reported once they are
+/// committed.
+struct batch_part {
+  storage::storage_batch rows;
+  /// Batch position of the record behind each outbox row in `rows`.
+  std::vector<std::int64_t> outbox_order;
+  std::vector<double> event_times; // seconds since epoch, for latency
+  std::vector<std::pair<std::string, std::string>> types; // topic, type
 };
 
 struct coordinator_state;
@@ -84,8 +98,6 @@ struct coordinator_state {
   std::shared_ptr<const entity_context> context;
   std::shared_ptr<service_status> status;
   std::unique_ptr<storage::pg_store> store;
-  /// The commit thread's own connection.
-  std::unique_ptr<storage::pg_store> commit_store;
   listener rebalance;
   std::unique_ptr<kafka::consumer> main;
   std::unique_ptr<kafka::consumer> deltas;
@@ -116,40 +128,47 @@ struct coordinator_state {
   bool batch_failed = false;
   /// A rewind to the stored positions has not succeeded yet.
   bool rewind_pending = false;
-  storage::storage_batch batch;
-  /// Batch position of the record behind each outbox row in `batch`.
-  std::vector<std::int64_t> outbox_order;
+  /// The batch being applied, one part per commit lane.
+  std::vector<batch_part> parts;
+  std::size_t batch_records = 0;
   std::int64_t current_order = 0;
-  std::vector<double> batch_event_times; // seconds since epoch, for latency
-  std::vector<std::pair<std::string, std::string>> batch_types; // topic, type
   bool batch_has_catalog = false;
   /// The upstream events this batch applies.
   std::set<domain::event_key> batch_keys;
   steady_clock::time_point batch_started;
 
-  /// PostgreSQL's answer for a batch committed on the commit thread.
+  /// PostgreSQL's answer for a part committed on a commit lane.
   struct commit_outcome {
     caf::expected<void> result;
     double seconds = 0;
     double finished_unix_s = 0;
   };
 
-  /// The batch PostgreSQL commits on the commit thread while the entity
-  /// actors apply the next one. The next is handed over only after this one
-  /// committed; if this one fails, the next (applied on top of it) is thrown
-  /// away with it.
+  /// The batch PostgreSQL commits on the commit lanes while the entity
+  /// actors apply the next one, each part in its own transaction on its own
+  /// connection. The next is handed over only after every part is in; if a
+  /// part fails, the next batch (applied on top of it) is thrown away with
+  /// it.
   struct committing_batch {
-    storage::storage_batch batch;
+    std::vector<batch_part> parts;
+    /// One per part; no future for a part with nothing to write.
+    std::vector<std::future<commit_outcome>> outcomes;
     std::set<domain::event_key> keys;
-    std::vector<double> event_times;
-    std::vector<std::pair<std::string, std::string>> types;
     bool has_catalog = false;
-    std::future<commit_outcome> outcome;
   };
   std::optional<committing_batch> committing;
-  /// Declared after `commit_store` and `committing`: destroying it first
-  /// finishes the commit in flight, which reads both.
-  job_thread<commit_outcome> commit_thread;
+  /// A connection and the thread that commits on it.
+  struct commit_lane {
+    std::unique_ptr<storage::pg_store> store;
+    /// Declared after `store`: destroying it first finishes the commit in
+    /// flight, which uses the connection.
+    job_thread<commit_outcome> thread;
+  };
+  /// A partition commits on lane `partition % lanes.size()`, so a lease's
+  /// batches commit one after the other, in order, and no two lanes write
+  /// the same entity. Declared after `committing`: destroying the lanes
+  /// first finishes the commits in flight, which read it.
+  std::vector<std::unique_ptr<commit_lane>> lanes;
   /// Moves on whenever a failure throws away what the entity actors hold, so
   /// records gathered before it are not applied on top of reloaded state.
   std::uint64_t generation = 0;
@@ -235,6 +254,10 @@ struct coordinator_state {
     if (topic == t.catalog)
       return stage::catalog;
     return stage::unknown;
+  }
+
+  std::size_t lane_of(std::int32_t partition) const {
+    return static_cast<std::size_t>(partition) % lanes.size();
   }
 
   std::string lease_of(const topic_partition& tp) const {
@@ -411,8 +434,9 @@ struct coordinator_state {
     row.headers.emplace_back("seatledger.source.offset",
                              std::to_string(r.offset));
     row.lease_key = lease_of({r.topic, r.partition});
-    batch.outbox.push_back(std::move(row));
-    outbox_order.push_back(current_order);
+    auto& part = parts[lane_of(r.partition)];
+    part.rows.outbox.push_back(std::move(row));
+    part.outbox_order.push_back(current_order);
     log::warning("record sent to the dead-letter topic",
                  {{"topic", r.topic},
                   {"partition", r.partition},
@@ -498,9 +522,10 @@ struct coordinator_state {
 
   std::vector<kafka::record> gather() {
     std::vector<kafka::record> records;
-    pollfd fds[3] = {{main->wake_fd(), POLLIN, 0},
-                     {deltas->wake_fd(), POLLIN, 0},
-                     {commit_thread.done_fd(), POLLIN, 0}};
+    std::vector<pollfd> fds = {{main->wake_fd(), POLLIN, 0},
+                               {deltas->wake_fd(), POLLIN, 0}};
+    for (const auto& lane : lanes)
+      fds.push_back({lane->thread.done_fd(), POLLIN, 0});
     auto take = [&] {
       auto room = config.max_batch_records - records.size();
       auto a = main->poll(room, 0);
@@ -519,12 +544,13 @@ struct coordinator_state {
         // are applied meanwhile: waiting for the commit first would put
         // their apply time on every record's path to PostgreSQL.
         while (records.empty() && !commit_finished()) {
-          ::poll(fds, 3, wait_ms);
-          commit_thread.clear_done();
+          ::poll(fds.data(), fds.size(), wait_ms);
+          for (const auto& lane : lanes)
+            lane->thread.clear_done();
           take();
         }
       } else {
-        ::poll(fds, 2, wait_ms);
+        ::poll(fds.data(), 2, wait_ms);
         take();
       }
       if (records.empty()) {
@@ -537,7 +563,7 @@ struct coordinator_state {
     while (records.size() < config.max_batch_records
            && steady_clock::now() < deadline) {
       auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
-      ::poll(fds, 2, static_cast<int>(std::max<long>(left.count(), 0)));
+      ::poll(fds.data(), 2, static_cast<int>(std::max<long>(left.count(), 0)));
       auto before = records.size();
       take();
       if (records.size() == before)
@@ -547,9 +573,13 @@ struct coordinator_state {
   }
 
   bool commit_finished() const {
-    return !committing
-           || committing->outcome.wait_for(seconds{0})
-                == std::future_status::ready;
+    if (!committing)
+      return true;
+    for (const auto& outcome : committing->outcomes)
+      if (outcome.valid()
+          && outcome.wait_for(seconds{0}) != std::future_status::ready)
+        return false;
+    return true;
   }
 
   void cycle() {
@@ -632,17 +662,16 @@ struct coordinator_state {
   void start_batch(std::vector<kafka::record> records) {
     ++times.cycles;
     times.records += static_cast<long>(records.size());
+    batch_records = records.size();
     auto decode_started = steady_clock::now();
-    batch = storage::storage_batch{};
-    batch.consumer_group = config.consumer_group;
-    outbox_order.clear();
-    batch_event_times.clear();
-    batch_types.clear();
+    parts.assign(lanes.size(), batch_part{});
+    for (auto& part : parts)
+      part.rows.consumer_group = config.consumer_group;
     batch_has_catalog = false;
     batch_failed = false;
     batch_started = steady_clock::now();
     std::map<topic_partition, std::int64_t> next_offsets;
-    std::set<std::string> batch_leases;
+    std::vector<std::set<std::string>> batch_leases(lanes.size());
     // Decoded upstream events, before de-duplication.
     struct pending {
       stage kind;
@@ -653,6 +682,7 @@ struct coordinator_state {
       std::string topic;
       std::string type;
       std::int64_t order = 0;
+      std::size_t lane = 0;
     };
     std::vector<pending> upstream;
     std::map<std::string, std::vector<timed_item>> delta_items;
@@ -664,7 +694,8 @@ struct coordinator_state {
       if (owner == owned.end())
         continue; // revoked while gathering: the next owner reads it
       next_offsets[tp] = r.offset + 1;
-      batch_leases.insert(owner->second);
+      auto lane = lane_of(r.partition);
+      batch_leases[lane].insert(owner->second);
       messages::record_view view{r.value, &r.headers};
       switch (stage_of(r.topic)) {
         case stage::membership: {
@@ -682,7 +713,7 @@ struct coordinator_state {
           auto type = event.ref.type;
           upstream.push_back({stage::membership, domain::key_of(event.ref),
                               std::move(event), r.topic, std::move(type),
-                              record_index});
+                              record_index, lane});
           break;
         }
         case stage::subscriptions: {
@@ -700,7 +731,7 @@ struct coordinator_state {
           auto type = event.ref.type;
           upstream.push_back({stage::subscriptions, domain::key_of(event.ref),
                               std::move(event), r.topic, std::move(type),
-                              record_index});
+                              record_index, lane});
           break;
         }
         case stage::deltas: {
@@ -713,10 +744,12 @@ struct coordinator_state {
           auto& delta = decoded.value();
           if (!check_key(r, delta.subscription_id))
             break;
-          batch_types.emplace_back(r.topic, "seatledger.internal.seat_delta");
+          parts[lane].types.emplace_back(r.topic,
+                                         "seatledger.internal.seat_delta");
           auto time = delta.cause.time;
           auto id = delta.subscription_id;
-          delta_items[id].push_back({time, std::move(delta), record_index});
+          delta_items[id].push_back(
+            {time, std::move(delta), record_index, lane});
           break;
         }
         case stage::catalog: {
@@ -732,14 +765,14 @@ struct coordinator_state {
           auto type = event.ref.type;
           upstream.push_back({stage::catalog, domain::key_of(event.ref),
                               std::move(event), r.topic, std::move(type),
-                              record_index});
+                              record_index, lane});
           break;
         }
         case stage::unknown: break;
       }
     }
     for (const auto& [tp, next] : next_offsets)
-      batch.positions.push_back({tp, next});
+      parts[lane_of(tp.partition)].rows.positions.push_back({tp, next});
     times.decode += seconds_since(decode_started);
     auto dedup_started = steady_clock::now();
     // De-duplicate upstream events within the batch and against the batch
@@ -780,13 +813,14 @@ struct coordinator_state {
         ++status->duplicates_skipped;
         continue;
       }
-      batch.applied_events.push_back(
+      auto& part = parts[p.lane];
+      part.rows.applied_events.push_back(
         {p.key.source, p.key.id, std::move(applied_keys[i])});
-      batch_types.emplace_back(p.topic, p.type);
+      part.types.emplace_back(p.topic, p.type);
       std::visit(
         [&](auto& event) {
           using T = std::decay_t<decltype(event)>;
-          batch_event_times.push_back(
+          part.event_times.push_back(
             static_cast<double>(event.ref.time.micros()) / 1e6);
           if constexpr (std::is_same_v<T, domain::membership_event>) {
             auto& job = org_jobs[domain::org_id_of(event.change)];
@@ -795,15 +829,16 @@ struct coordinator_state {
           } else if constexpr (std::is_same_v<T, domain::command_event>) {
             auto id = domain::subscription_id_of(event.command);
             auto time = event.ref.time;
-            command_items[id].push_back({time, std::move(event), p.order});
+            command_items[id].push_back(
+              {time, std::move(event), p.order, p.lane});
           } else {
             batch_has_catalog = true;
             if (auto* up
                 = std::get_if<domain::rate_plan_upserted>(&event.change))
-              batch.catalog_upserts.push_back(
+              part.rows.catalog_upserts.push_back(
                 {std::move(*up), event.ref, p.order});
             else
-              batch.catalog_removals.push_back(
+              part.rows.catalog_removals.push_back(
                 {std::get<domain::rate_plan_removed>(event.change).rate_plan_id,
                  event.ref, p.order});
           }
@@ -839,8 +874,8 @@ struct coordinator_state {
                           || (j < ds.size() && ds[j].time < cmds[i].time);
         auto& next = take_delta ? ds[j++] : cmds[i++];
         if (take_delta)
-          batch_event_times.push_back(static_cast<double>(next.time.micros())
-                                      / 1e6);
+          parts[next.lane].event_times.push_back(
+            static_cast<double>(next.time.micros()) / 1e6);
         job.items.push_back(std::move(next.item));
         job.order.push_back(next.order);
       }
@@ -853,17 +888,18 @@ struct coordinator_state {
       auto lease = subscription_lease(p);
       if (leases.count(lease) == 0)
         continue;
-      batch_leases.insert(lease);
+      batch_leases[lane_of(p)].insert(lease);
       auto& job = sub_jobs[id];
       job.items.emplace_back(messages::close_months_request{now});
       job.order.push_back(record_index + 1);
     }
     due_closes.clear();
-    for (const auto& key : batch_leases) {
-      auto it = leases.find(key);
-      if (it != leases.end())
-        batch.leases.push_back({key, it->second});
-    }
+    for (size_t lane = 0; lane < lanes.size(); ++lane)
+      for (const auto& key : batch_leases[lane]) {
+        auto it = leases.find(key);
+        if (it != leases.end())
+          parts[lane].rows.leases.push_back({key, it->second});
+      }
     auto activate_started = steady_clock::now();
     if (!activate(org_jobs, sub_jobs))
       return;
@@ -902,7 +938,7 @@ struct coordinator_state {
         auto p = kafka::partition_for_key(id, p_count);
         orgs[id]
           = {spawn_org_actor(self->system(), std::move(snap), p, context),
-             membership_lease(p), now};
+             membership_lease(p), now, lane_of(p)};
       }
     }
     if (!missing_subs.empty()) {
@@ -920,7 +956,7 @@ struct coordinator_state {
         auto p = kafka::partition_for_key(id, p_count);
         subscriptions[id] = {spawn_subscription_actor(
                                self->system(), std::move(snap), id, p, context),
-                             subscription_lease(p), now};
+                             subscription_lease(p), now, lane_of(p)};
       }
     }
     update_active_gauges();
@@ -936,12 +972,15 @@ struct coordinator_state {
       return;
     }
     auto now = steady_clock::now();
-    auto on_result = [this, seq](messages::entity_result& result) {
-      if (!pending.is_current(seq))
-        return; // given up on (deadline or failure)
-      merge(result);
-      if (pending.answered())
-        commit_batch();
+    // An entity's rows go to the part of its partition's commit lane.
+    auto on_result = [this, seq](std::size_t lane) {
+      return [this, seq, lane](messages::entity_result& result) {
+        if (!pending.is_current(seq))
+          return; // given up on (deadline or failure)
+        merge(result, parts[lane]);
+        if (pending.answered())
+          commit_batch();
+      };
     };
     auto on_error = [this, seq](caf::error& err) {
       if (!pending.is_current(seq))
@@ -962,7 +1001,7 @@ struct coordinator_state {
       self
         ->request(entry.actor, caf::infinite, atoms::apply_atom_v,
                   std::move(job))
-        .then(on_result, on_error);
+        .then(on_result(entry.lane), on_error);
     }
     for (auto& [id, job] : sub_jobs) {
       auto& entry = subscriptions[id];
@@ -970,7 +1009,7 @@ struct coordinator_state {
       self
         ->request(entry.actor, caf::infinite, atoms::apply_atom_v,
                   std::move(job))
-        .then(on_result, on_error);
+        .then(on_result(entry.lane), on_error);
     }
     self->delayed_send(self, config.entity_timeout, atoms::deadline_atom_v,
                        seq);
@@ -997,20 +1036,44 @@ struct coordinator_state {
               std::make_move_iterator(from.end()));
   }
 
-  void merge(messages::entity_result& result) {
-    auto& r = result.rows;
-    append(batch.orgs, r.orgs);
-    append(batch.memberships, r.memberships);
-    append(batch.subscriptions, r.subscriptions);
-    append(batch.terms, r.terms);
-    append(batch.subscription_orgs, r.subscription_orgs);
-    append(batch.holders, r.holders);
-    append(batch.ledger, r.ledger);
-    append(batch.licenses, r.licenses);
-    append(batch.revocations, r.revocations);
-    append(batch.outbox, r.outbox);
-    append(batch.indexed_events, r.indexed_events);
-    append(outbox_order, result.outbox_order);
+  static void append_rows(storage::storage_batch& to,
+                          storage::storage_batch& from) {
+    append(to.leases, from.leases);
+    append(to.positions, from.positions);
+    append(to.applied_events, from.applied_events);
+    append(to.orgs, from.orgs);
+    append(to.memberships, from.memberships);
+    append(to.subscriptions, from.subscriptions);
+    append(to.terms, from.terms);
+    append(to.subscription_orgs, from.subscription_orgs);
+    append(to.holders, from.holders);
+    append(to.ledger, from.ledger);
+    append(to.licenses, from.licenses);
+    append(to.revocations, from.revocations);
+    append(to.catalog_upserts, from.catalog_upserts);
+    append(to.catalog_removals, from.catalog_removals);
+    append(to.outbox, from.outbox);
+    append(to.indexed_events, from.indexed_events);
+  }
+
+  /// Puts every part's rows into the first: one transaction on one lane.
+  /// (Records of one partition are all in one part, so each lease's rows
+  /// keep their order.)
+  void join_parts() {
+    auto& to = parts.front();
+    for (size_t i = 1; i < parts.size(); ++i) {
+      auto& from = parts[i];
+      append_rows(to.rows, from.rows);
+      append(to.outbox_order, from.outbox_order);
+      append(to.event_times, from.event_times);
+      append(to.types, from.types);
+    }
+    parts.resize(1);
+  }
+
+  void merge(messages::entity_result& result, batch_part& part) {
+    append_rows(part.rows, result.rows);
+    append(part.outbox_order, result.outbox_order);
     status->licenses_issued += result.licenses_issued;
     status->overages_detected += result.overages;
     if (auto* m = metrics())
@@ -1027,20 +1090,29 @@ struct coordinator_state {
         make_error(service_errc::internal, "an entity actor did not answer"));
       return;
     }
+    // A small batch commits in one transaction: a commit's fixed cost (round
+    // trips, a WAL flush) outweighs what a second connection saves on it.
+    if (batch_records < config.commit_split_records)
+      join_parts();
     // Outbox rows in the order of the records that caused them (not the
     // order the actors answered in), so a re-run publishes the same order.
-    if (outbox_order.size() == batch.outbox.size() && batch.outbox.size() > 1) {
-      std::vector<size_t> index(batch.outbox.size());
+    for (auto& part : parts) {
+      auto& outbox = part.rows.outbox;
+      const auto& order = part.outbox_order;
+      if (order.size() != outbox.size() || outbox.size() < 2)
+        continue;
+      std::vector<size_t> index(outbox.size());
       for (size_t i = 0; i < index.size(); ++i)
         index[i] = i;
-      std::stable_sort(index.begin(), index.end(), [this](size_t x, size_t y) {
-        return outbox_order[x] < outbox_order[y];
-      });
+      std::stable_sort(index.begin(), index.end(),
+                       [&order](size_t x, size_t y) {
+                         return order[x] < order[y];
+                       });
       std::vector<storage::outbox_row> sorted;
       sorted.reserve(index.size());
       for (auto i : index)
-        sorted.push_back(std::move(batch.outbox[i]));
-      batch.outbox = std::move(sorted);
+        sorted.push_back(std::move(outbox[i]));
+      outbox = std::move(sorted);
     }
     // Batches commit in the order they were applied: the previous one first.
     // If it failed, this one was applied on top of it and is gone with it.
@@ -1051,54 +1123,85 @@ struct coordinator_state {
     self->send(self, atoms::poll_atom_v);
   }
 
-  /// Starts committing `batch` on the commit thread, so the entity actors
-  /// apply the next batch while PostgreSQL writes this one.
+  /// Starts committing the batch's parts on their lanes, so the entity
+  /// actors apply the next batch while PostgreSQL writes this one.
   void hand_to_commit_thread() {
     auto& c = committing.emplace();
-    c.batch = std::move(batch);
+    c.parts = std::move(parts);
+    parts.clear();
     c.keys = std::move(batch_keys);
-    c.event_times = std::move(batch_event_times);
-    c.types = std::move(batch_types);
     c.has_catalog = batch_has_catalog;
-    auto* db = commit_store.get();
-    const auto* rows = &c.batch;
-    auto wake_relay = c.batch.outbox.empty() ? caf::actor{} : relay;
-    c.outcome = commit_thread.submit([db, rows, wake_relay] {
-      commit_outcome out;
-      auto started = steady_clock::now();
-      out.result = db->commit(*rows);
-      out.seconds = seconds_since(started);
-      out.finished_unix_s = static_cast<double>(unix_ms()) / 1000.0;
-      if (out.result && wake_relay)
-        caf::anon_send(wake_relay, atoms::wake_atom_v);
-      return out;
-    });
+    c.outcomes.resize(c.parts.size());
+    for (size_t i = 0; i < c.parts.size(); ++i) {
+      const auto* rows = &c.parts[i].rows;
+      if (rows->empty())
+        continue;
+      auto* db = lanes[i]->store.get();
+      auto wake_relay = rows->outbox.empty() ? caf::actor{} : relay;
+      c.outcomes[i] = lanes[i]->thread.submit([db, rows, wake_relay] {
+        commit_outcome out;
+        auto started = steady_clock::now();
+        out.result = db->commit(*rows);
+        out.seconds = seconds_since(started);
+        out.finished_unix_s = static_cast<double>(unix_ms()) / 1000.0;
+        if (out.result && wake_relay)
+          caf::anon_send(wake_relay, atoms::wake_atom_v);
+        return out;
+      });
+    }
   }
 
-  /// Waits for the batch on the commit thread and finishes it. False when it
-  /// failed: everything applied since was thrown away with it, the consumers
-  /// were rewound and the next cycle is scheduled.
+  /// Waits for every part of the batch on the commit lanes and finishes it.
+  /// False when a part failed: the parts that committed stay committed
+  /// (their partitions are disjoint from the failed part's), everything
+  /// applied since was thrown away, the consumers were rewound to the
+  /// stored positions and the next cycle is scheduled.
   bool settle() {
     if (!committing)
       return true;
     auto wait_started = steady_clock::now();
-    auto out = committing->outcome.get();
+    for (auto& outcome : committing->outcomes)
+      if (outcome.valid())
+        outcome.wait();
     times.commit_wait += seconds_since(wait_started);
     auto done = std::move(*committing);
     committing.reset();
-    times.commit += out.seconds;
-    times.commit_max = std::max(times.commit_max, out.seconds);
-    times.rows += static_cast<long>(done.batch.row_count());
-    if (!out.result) {
-      handle_failure(out.result.error(), done.batch);
+    std::optional<caf::error> failure;
+    failed_commit failed;
+    for (size_t i = 0; i < done.parts.size(); ++i) {
+      if (!done.outcomes[i].valid())
+        continue;
+      auto out = done.outcomes[i].get();
+      const auto& part = done.parts[i];
+      times.commit += out.seconds;
+      times.commit_max = std::max(times.commit_max, out.seconds);
+      times.rows += static_cast<long>(part.rows.row_count());
+      if (out.result) {
+        committed(part, out);
+        ++failed.parts_committed;
+        continue;
+      }
+      const auto& err = out.result.error();
+      // A refused duplicate must turn the lookups on whatever else failed,
+      // or the batch would be refused again and again.
+      if (is(err, service_errc::already_applied))
+        query_applied_until = steady_clock::now() + query_applied_period;
+      // Fencing decides which leases are dropped: it goes first.
+      if (!failure || is(err, service_errc::fenced))
+        failure = err;
+      failed.add(part.rows);
+    }
+    if (failure) {
+      handle_failure(*failure, failed, in_flight);
       return false;
     }
-    committed(done, out);
+    if (done.has_catalog)
+      refresh_catalog();
     return true;
   }
 
-  void committed(const committing_batch& done, const commit_outcome& out) {
-    const auto& b = done.batch;
+  void committed(const batch_part& done, const commit_outcome& out) {
+    const auto& b = done.rows;
     consecutive_failures = 0;
     status->postgres_ok = true;
     ++status->batches_committed;
@@ -1122,8 +1225,6 @@ struct coordinator_state {
       }
     }
     main->commit_async(b.positions);
-    if (done.has_catalog)
-      refresh_catalog();
   }
 
   /// The batch being applied cannot be committed.
@@ -1131,13 +1232,29 @@ struct coordinator_state {
     // The batch before it may still land; if not, its failure covers both.
     if (!settle())
       return;
-    handle_failure(err, batch);
+    failed_commit failed;
+    for (const auto& part : parts)
+      failed.add(part.rows);
+    handle_failure(err, failed, false);
   }
 
-  void handle_failure(const caf::error& err,
-                      const storage::storage_batch& failed) {
-    // A batch applied while `failed` was committing is thrown away with it.
-    bool next_discarded = in_flight && &failed != &batch;
+  /// What of a batch was not committed.
+  struct failed_commit {
+    std::vector<storage::lease> leases;
+    std::size_t partitions = 0;
+    /// Parts of the batch on other lanes that did commit.
+    std::size_t parts_committed = 0;
+
+    void add(const storage::storage_batch& rows) {
+      leases.insert(leases.end(), rows.leases.begin(), rows.leases.end());
+      partitions += rows.positions.size();
+    }
+  };
+
+  /// A batch, or some of its parts, was not committed; `next_discarded`: a
+  /// batch applied on top of it meanwhile is thrown away with it.
+  void handle_failure(const caf::error& err, const failed_commit& failed,
+                      bool next_discarded) {
     // Not a failure of PostgreSQL: de-duplication at work (see `cycle`).
     bool already_applied = is(err, service_errc::already_applied);
     ++generation;
@@ -1164,10 +1281,12 @@ struct coordinator_state {
          {"next_batch_discarded", next_discarded}});
     } else {
       status->postgres_ok = !is(err, service_errc::storage_unavailable);
-      log::error("batch not committed; re-reading from the stored positions",
-                 {{"error", describe(err)},
-                  {"partitions", static_cast<long>(failed.positions.size())},
-                  {"next_batch_discarded", next_discarded}});
+      log::error(
+        "batch not committed; re-reading from the stored positions",
+        {{"error", describe(err)},
+         {"partitions", static_cast<long>(failed.partitions)},
+         {"parts_committed", static_cast<long>(failed.parts_committed)},
+         {"next_batch_discarded", next_discarded}});
     }
     // Records read after the failed batch's were applied on the state just
     // thrown away (on every partition still owned): read them again.
@@ -1536,7 +1655,13 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
   st.status = std::move(status);
   st.rebalance.st = &st;
   st.store = std::make_unique<storage::pg_store>(st.config.database_url);
-  st.commit_store = std::make_unique<storage::pg_store>(st.config.database_url);
+  for (std::size_t i = 0;
+       i < std::max<std::size_t>(1, st.config.commit_connections); ++i) {
+    auto lane = std::make_unique<coordinator_state::commit_lane>();
+    lane->store = std::make_unique<storage::pg_store>(st.config.database_url);
+    st.lanes.push_back(std::move(lane));
+  }
+  st.parts.resize(st.lanes.size());
   st.decoder = std::make_unique<messages::decoder>();
   const auto& topics = st.context->topics;
   auto main = kafka::consumer::group_member(

@@ -22,6 +22,12 @@ struct pipeline_config {
   kafka::client_config kafka;
   /// Largest number of records in one group commit.
   std::size_t max_batch_records = 5000;
+  /// PostgreSQL connections a batch commits on at once, each in its own
+  /// transaction for its own share of the partitions (partition number
+  /// modulo this count).
+  std::size_t commit_connections = 2;
+  /// A batch of fewer records commits in one transaction on one connection.
+  std::size_t commit_split_records = 1000;
   /// How long to wait for the first record of a batch.
   std::chrono::milliseconds poll_wait{50};
   /// How long to keep gathering after the first record (bounded by size).

@@ -126,6 +126,10 @@ actors::pipeline_config pipeline_config_from(const config::settings& settings) {
   }
   cfg.max_batch_records
     = static_cast<std::size_t>(settings.integer("batch-max-records"));
+  cfg.commit_connections
+    = static_cast<std::size_t>(settings.integer("commit-connections"));
+  cfg.commit_split_records
+    = static_cast<std::size_t>(settings.integer("commit-split-records"));
   cfg.linger = settings.duration("batch-linger");
   cfg.poll_wait = settings.duration("poll-wait");
   cfg.idle_timeout

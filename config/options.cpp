@@ -101,12 +101,21 @@ optional<string> topic_name(const string& value) {
   return std::nullopt;
 }
 
-optional<string> small_count(const string& value) {
+/// A positive integer no larger than `limit`.
+optional<string> count_up_to(const string& value, long long limit) {
   if (auto err = positive_integer(value))
     return err;
-  if (std::stoll(value) > 1024)
-    return "at most 1024: '" + value + "'";
+  if (std::stoll(value) > limit)
+    return "at most " + std::to_string(limit) + ": '" + value + "'";
   return std::nullopt;
+}
+
+optional<string> small_count(const string& value) {
+  return count_up_to(value, 1024);
+}
+
+optional<string> connection_count(const string& value) {
+  return count_up_to(value, 16);
 }
 
 string trim(const string& s) {
@@ -218,6 +227,14 @@ const std::vector<option_spec>& serve_options() {
     {"batch-max-records", "SEATLEDGER_BATCH_MAX_RECORDS",
      "largest number of records in one group commit", k::integer, "5000",
      positive_integer},
+    {"commit-connections", "SEATLEDGER_COMMIT_CONNECTIONS",
+     "PostgreSQL connections a batch commits on at once, each for its own "
+     "share of the partitions",
+     k::integer, "2", connection_count},
+    {"commit-split-records", "SEATLEDGER_COMMIT_SPLIT_RECORDS",
+     "a batch of fewer records commits in one transaction on one connection "
+     "(a commit's fixed cost outweighs what a second saves)",
+     k::integer, "1000", positive_integer},
     {"batch-linger", "SEATLEDGER_BATCH_LINGER",
      "how long a batch keeps gathering records after its first", k::duration,
      "3ms", positive_duration},

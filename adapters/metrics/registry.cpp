@@ -265,9 +265,12 @@ std::string registry::render(const actors::service_status& status) const {
   ready.metric.push_back(gauge_sample(status.ready(reason) ? 1 : 0));
   families.push_back(std::move(ready));
 
-  families.push_back(counter_family("seatledger_batches_committed_total",
-                                    "Batches committed to PostgreSQL.",
-                                    status.batches_committed.load()));
+  families.push_back(
+    counter_family("seatledger_batches_committed_total",
+                   "Batch transactions committed to PostgreSQL (one "
+                   "per commit connection a batch writes "
+                   "on).",
+                   status.batches_committed.load()));
   families.push_back(counter_family("seatledger_records_committed_total",
                                     "Records whose effects were committed.",
                                     status.records_committed.load()));

@@ -132,6 +132,10 @@ protected:
     options_.database_url = db_->conninfo();
     options_.bootstrap = cluster_->bootstrap_servers();
     options_.signing_key_file = signing_key_;
+    // Every batch commits on both commit connections, one transaction each
+    // (by default only batches of 1,000 records or more do), so a part can
+    // fail while the other commits.
+    options_.extra_args = {"--commit-split-records", "1"};
     service_ = start_service(options_);
   }
 
@@ -298,7 +302,8 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   service_->signal(SIGTERM);
   ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
   auto options = options_;
-  options.extra_args = {"--batch-max-records", "40"};
+  options.extra_args.insert(options.extra_args.end(),
+                            {"--batch-max-records", "40"});
   service_ = start_service(options);
   auto s = make_scenario({});
   run(s);
@@ -308,6 +313,10 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   auto log = service_->stderr_tail(1 << 22);
   EXPECT_NE(log.find("\"next_batch_discarded\":true"), std::string::npos)
     << "no refused commit had a batch applied on top of it";
+  // A batch's parts commit on two connections: the one refused is read
+  // again, the one committed is not applied twice.
+  EXPECT_NE(log.find("\"parts_committed\":1"), std::string::npos)
+    << "no batch was refused on one connection and committed on the other";
   expect_as_the_rules_say(s);
 }
 
@@ -330,9 +339,10 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
   first.replica_id = "scaling-1";
   // Small batches; a short session so the mock cluster's rebalance rounds
   // (session timeout minus one second each) end while records still flow.
-  first.extra_args = {"--batch-max-records", "40",
-                      "--kafka-property",    "session.timeout.ms=3000",
-                      "--kafka-property",    "heartbeat.interval.ms=500"};
+  first.extra_args.insert(first.extra_args.end(),
+                          {"--batch-max-records", "40", "--kafka-property",
+                           "session.timeout.ms=3000", "--kafka-property",
+                           "heartbeat.interval.ms=500"});
   service_ = start_service(first);
   auto second = first;
   second.replica_id = "scaling-2";
@@ -574,15 +584,18 @@ TEST_F(service_e2e,
 /// While the replica is paused, a writer outside the consumer group takes
 /// its lease of membership partition 0 in PostgreSQL, as a replica does
 /// whose lease acquisition outlasted its group membership. Records for
-/// partitions 0 and 1 are published meanwhile, so the replica's next commit
-/// covers both and is refused whole.
+/// partitions 0 and `other` are published meanwhile. With `other` 1 the
+/// replica's next batch commits them on two connections (partition mod 2)
+/// and only partition 0's transaction is refused; with `other` 2 one
+/// transaction covers both and is refused whole.
 class service_lease_taken : public service_e2e {
 protected:
   static constexpr int per_partition = 20;
   const std::string topic = "seatledger.membership.v1";
   std::unique_ptr<database_probe> db;
+  int other = 1;
   std::int64_t before0 = 0;
-  std::int64_t before1 = 0;
+  std::int64_t before_other = 0;
   std::int64_t applied = 0;
   std::int64_t taken_epoch = 0;
 
@@ -594,11 +607,11 @@ protected:
     run(s);
     db = std::make_unique<database_probe>(db_->conninfo());
     before0 = stored(0);
-    before1 = stored(1);
+    before_other = stored(other);
     applied = db->applied_events();
     std::vector<outgoing> records;
     for (int i = 0; i < per_partition; ++i)
-      for (int p : {0, 1}) {
+      for (int p : {0, other}) {
         domain::membership_event e{
           {"fence-test", "fence-" + std::to_string(p) + "-" + std::to_string(i),
            "seatledger.member.added",
@@ -647,7 +660,7 @@ protected:
                       + std::to_string(partition) + "-%'");
   }
 
-  /// Kafka's copies of partitions 0 and 1's positions, once they are
+  /// Kafka's copies of partitions 0 and `other`'s positions, once they are
   /// `expected` (or what they are after 20 s).
   std::map<int, std::int64_t>
   offset_copies_once(const std::map<int, std::int64_t>& expected) {
@@ -656,7 +669,8 @@ protected:
       [&] {
         auto copies = kafka::committed_offsets({options_.bootstrap, {}},
                                                options_.consumer_group,
-                                               {{topic, 0}, {topic, 1}}, 5000);
+                                               {{topic, 0}, {topic, other}},
+                                               5000);
         if (!copies)
           return false;
         copied.clear();
@@ -687,17 +701,17 @@ TEST_F(service_lease_taken, by_a_writer_outside_the_group_it_is_taken_back) {
   ASSERT_TRUE(wait_until(
     [&] {
       return stored(0) == before0 + per_partition
-             && stored(1) == before1 + per_partition;
+             && stored(other) == before_other + per_partition;
     },
     seconds{60}))
-    << "positions " << stored(0) << ", " << stored(1) << "; expected "
-    << before0 + per_partition << ", " << before1 + per_partition << "\n"
+    << "positions " << stored(0) << ", " << stored(other) << "; expected "
+    << before0 + per_partition << ", " << before_other + per_partition << "\n"
     << service_->stderr_tail(1 << 16);
   EXPECT_EQ(db->applied_events(), applied + 2 * per_partition);
   EXPECT_EQ(members_of(0), per_partition);
-  EXPECT_EQ(members_of(1), per_partition);
+  EXPECT_EQ(members_of(other), per_partition);
   EXPECT_EQ(ledger_entries_of(0), per_partition);
-  EXPECT_EQ(ledger_entries_of(1), per_partition);
+  EXPECT_EQ(ledger_entries_of(other), per_partition);
   EXPECT_EQ(db->scalar("SELECT epoch FROM seatledger.partition_leases "
                        "WHERE consumer_group = '"
                        + options_.consumer_group
@@ -705,9 +719,9 @@ TEST_F(service_lease_taken, by_a_writer_outside_the_group_it_is_taken_back) {
                          "AND owner <> 'another-replica'"),
             taken_epoch + 1);
   auto copied = offset_copies_once(
-    {{0, before0 + per_partition}, {1, before1 + per_partition}});
+    {{0, before0 + per_partition}, {other, before_other + per_partition}});
   EXPECT_EQ(copied[0], before0 + per_partition);
-  EXPECT_EQ(copied[1], before1 + per_partition);
+  EXPECT_EQ(copied[other], before_other + per_partition);
   auto line = log_line("fenced by a writer outside the consumer group");
   EXPECT_NE(line.find("\"leases\":\"membership/0\""), std::string::npos)
     << service_->stderr_tail(1 << 16);
@@ -719,15 +733,17 @@ TEST_F(service_lease_taken, when_kafka_does_not_confirm_it_is_dropped) {
   // longer a member of the group's current generation: then the taker may
   // be the rightful owner. The replica drops partition 0, never writing for
   // it again (in PostgreSQL or in Kafka's offset copies), and applies
-  // partition 1's records again.
+  // partition 2's records again. (Partition 2 commits on partition 0's
+  // connection: one refused transaction covers both leases.)
+  other = 2;
   take_lease_while_paused([&] { cluster_->refuse_offset_commits(2); });
   ASSERT_TRUE(wait_until(
     [&] {
       return db->applied_events() >= applied + per_partition
-             && stored(1) == before1 + per_partition;
+             && stored(other) == before_other + per_partition;
     },
     seconds{60}))
-    << "partition 1's records were not applied: " << db->applied_events()
+    << "partition 2's records were not applied: " << db->applied_events()
     << " applied events, " << applied << " before\n"
     << service_->stderr_tail(1 << 16);
   // Past the 5 s after which offset copies go to Kafka again.
@@ -735,14 +751,14 @@ TEST_F(service_lease_taken, when_kafka_does_not_confirm_it_is_dropped) {
   EXPECT_EQ(db->applied_events(), applied + per_partition);
   EXPECT_EQ(stored(0), before0);
   EXPECT_EQ(members_of(0), 0);
-  EXPECT_EQ(members_of(1), per_partition);
+  EXPECT_EQ(members_of(other), per_partition);
   EXPECT_EQ(ledger_entries_of(0), 0);
-  EXPECT_EQ(ledger_entries_of(1), per_partition);
+  EXPECT_EQ(ledger_entries_of(other), per_partition);
   // Kafka's copy of partition 0's position stays where the stored one is.
   auto copied
-    = offset_copies_once({{0, before0}, {1, before1 + per_partition}});
+    = offset_copies_once({{0, before0}, {other, before_other + per_partition}});
   EXPECT_EQ(copied[0], before0);
-  EXPECT_EQ(copied[1], before1 + per_partition);
+  EXPECT_EQ(copied[other], before_other + per_partition);
   EXPECT_NE(log_line("Kafka did not confirm"), "")
     << service_->stderr_tail(1 << 16);
   // The refused commit covered both partitions; only the one taken over

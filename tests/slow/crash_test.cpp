@@ -144,6 +144,9 @@ public:
     options.database_url = db_.conninfo();
     options.bootstrap = kafka_.bootstrap();
     options.signing_key_file = signing_key_;
+    // Every batch commits on both commit connections, one transaction
+    // each, so a crash can fall between them.
+    options.extra_args = {"--commit-split-records", "1"};
     auto service = start_service(options);
     database_probe probe{db_.conninfo()};
     std::mt19937_64 rng{plan.seed};

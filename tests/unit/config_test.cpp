@@ -136,6 +136,8 @@ TEST(config, contract_names_and_defaults_of_operations_md) {
   EXPECT_EQ(defaults.text("database-url"), "");
   EXPECT_EQ(defaults.text("topic-events"), "seatledger.events.v1");
   EXPECT_EQ(defaults.integer("batch-max-records"), 5000);
+  EXPECT_EQ(defaults.integer("commit-connections"), 2);
+  EXPECT_EQ(defaults.integer("commit-split-records"), 1000);
   EXPECT_EQ(defaults.duration("batch-linger"), 3ms);
   EXPECT_EQ(defaults.duration("dedup-window"), std::chrono::hours{24 * 7});
   EXPECT_EQ(defaults.duration("month-close-grace"), std::chrono::hours{1});
@@ -297,6 +299,8 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
     {"topic-events", "événements"},
     {"topic-dlq", std::string(250, 'd')},
     {"batch-max-records", "abc"},
+    {"commit-connections", "17"},
+    {"commit-split-records", "-5"},
     {"batch-linger", "5x"},
     {"poll-wait", "0ms"},
     {"actor-idle-timeout", "-1s"},
@@ -349,6 +353,10 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
   EXPECT_TRUE(contains(error_of({{"batch-linger", {"5x"}}}), "not a duration"));
   EXPECT_TRUE(
     contains(error_of({{"embedded-partitions", {"2000"}}}), "at most 1024"));
+  EXPECT_TRUE(
+    contains(error_of({{"commit-connections", {"17"}}}), "at most 16: '17'"));
+  EXPECT_TRUE(contains(error_of({{"commit-connections", {"0"}}}),
+                       "not a positive integer"));
   EXPECT_TRUE(contains(error_of({{"log-level", {"verbose"}}}), "'verbose'"));
   // HOST:PORT with port 0 (any free port) is fine.
   EXPECT_EQ(ok({{"http-listen", {"127.0.0.1:0"}}}).text("http-listen"),
