@@ -77,6 +77,8 @@ struct options {
   /// After the throughput phase, print which tables and indexes its WAL
   /// went to (pg_walinspect; takes a few seconds; 0: do not).
   bool wal_breakdown = false;
+  /// Extra arguments of `seatledger serve` (`--service-arg X`, repeatable).
+  std::vector<std::string> service_args;
 };
 
 double now_s() {
@@ -605,6 +607,11 @@ int main(int argc, char** argv) {
   options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
+    // Passed to `seatledger serve` as is (to compare its settings).
+    if (flag == "--service-arg") {
+      o.service_args.push_back(argv[i + 1]);
+      continue;
+    }
     long value = std::stol(argv[i + 1]);
     if (flag == "--events")
       o.events = value;
@@ -665,6 +672,8 @@ int main(int argc, char** argv) {
     svc.bootstrap = *bootstrap;
     svc.signing_key_file = signing_key;
     svc.extra_args = {"--log-level", "info"};
+    svc.extra_args.insert(svc.extra_args.end(), o.service_args.begin(),
+                          o.service_args.end());
     auto service = test::start_service(svc);
     pqxx::connection db{conninfo};
     // Setup: subscriptions and links.

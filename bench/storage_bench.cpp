@@ -20,6 +20,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unistd.h>
 #include <vector>
@@ -66,12 +67,23 @@ public:
 
   storage::storage_batch next_batch(int events,
                                     const std::vector<storage::lease>& held) {
-    storage::storage_batch b;
-    b.consumer_group = group;
-    b.leases = held;
+    return std::move(next_parts(events, held, 1).front());
+  }
+
+  /// A batch split the way the service splits one over its commit
+  /// connections: partition p's rows, position and lease in part p mod
+  /// `parts`. `held` is in partition order (lease_keys()).
+  std::vector<storage::storage_batch>
+  next_parts(int events, const std::vector<storage::lease>& held, int parts) {
+    std::vector<storage::storage_batch> out(static_cast<size_t>(parts));
+    for (auto& b : out)
+      b.consumer_group = group;
+    for (size_t p = 0; p < held.size(); ++p)
+      out[p % out.size()].leases.push_back(held[p]);
     std::map<std::string, sub_state*> touched;
     for (int i = 0; i < events; ++i) {
       auto& s = pick();
+      auto& b = out[static_cast<size_t>(s.partition) % out.size()];
       ++event_no_;
       auto event_id = uuid_like(event_no_);
       auto user = "user-" + std::to_string(event_no_);
@@ -109,10 +121,12 @@ public:
       offsets_[s.partition] += 1;
     }
     for (auto& [id, s] : touched)
-      b.subscriptions.push_back({s->record, s->partition, std::nullopt});
+      out[static_cast<size_t>(s->partition) % out.size()]
+        .subscriptions.push_back({s->record, s->partition, std::nullopt});
     for (int p = 0; p < partitions; ++p)
-      b.positions.push_back({{delta_topic, p}, offsets_[p]});
-    return b;
+      out[static_cast<size_t>(p) % out.size()].positions.push_back(
+        {{delta_topic, p}, offsets_[p]});
+    return out;
   }
 
 private:
@@ -209,20 +223,41 @@ struct figures {
   }
 };
 
-bool run_batches(storage::pg_store& store, workload& w,
+/// Commits part i of a batch on `stores[i]`, all at once (part 0 on this
+/// thread), as the service's commit lanes do.
+caf::expected<void> commit_parts(const std::vector<storage::pg_store*>& stores,
+                                 const std::vector<storage::storage_batch>& b) {
+  std::vector<caf::expected<void>> results(b.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < b.size(); ++i)
+    threads.emplace_back(
+      [&stores, &b, &results, i] { results[i] = stores[i]->commit(b[i]); });
+  results[0] = stores[0]->commit(b[0]);
+  for (auto& t : threads)
+    t.join();
+  for (auto& r : results)
+    if (!r)
+      return r;
+  return {};
+}
+
+bool run_batches(const std::vector<storage::pg_store*>& stores, workload& w,
                  const std::vector<storage::lease>& held, int batch_size,
                  double min_seconds, long long enough_events, figures& out) {
+  auto parts = static_cast<int>(stores.size());
   // One warm-up batch (prepares statements, fills caches), not counted.
-  auto warm = w.next_batch(batch_size, held);
-  if (auto ok = store.commit(warm); !ok) {
+  auto warm = w.next_parts(batch_size, held, parts);
+  if (auto ok = commit_parts(stores, warm); !ok) {
     std::cerr << "commit failed: " << describe(ok.error()) << '\n';
     return false;
   }
   while (out.seconds < min_seconds && out.events < enough_events) {
-    auto b = w.next_batch(batch_size, held);
-    auto rows = static_cast<long long>(b.row_count());
+    auto b = w.next_parts(batch_size, held, parts);
+    long long rows = 0;
+    for (const auto& part : b)
+      rows += static_cast<long long>(part.row_count());
     auto start = clock_type::now();
-    auto ok = store.commit(b);
+    auto ok = commit_parts(stores, b);
     auto took = seconds_since(start);
     out.seconds += took;
     out.batch_seconds.push_back(took);
@@ -474,6 +509,7 @@ int main(int argc, char** argv) {
 
     workload w;
     storage::pg_store store{conninfo};
+    storage::pg_store second_store{conninfo};
     auto held = store.acquire_leases(group, w.lease_keys(), "bench");
     if (!held)
       throw std::runtime_error{describe(held.error())};
@@ -491,12 +527,30 @@ int main(int argc, char** argv) {
       // (about 30 batches): ten were too few for a stable figure.
       long long enough = size == 1 ? 5'000 : size < 10'000 ? 100'000 : 300'000;
       double seconds = size < 10'000 ? min_seconds : 3 * min_seconds;
-      if (!run_batches(store, w, *held, size, seconds, enough, f))
+      if (!run_batches({&store}, w, *held, size, seconds, enough, f))
         return 1;
       results[size] = f;
       std::printf("%-10d %8lld %9lld %8.2f %16.0f %16.0f %11.1f\n", size,
                   f.batches, f.events, f.seconds, f.ledger_per_second(),
                   f.rows_per_second(), f.median_ms());
+      std::fflush(stdout);
+    }
+    // The service's default for batches of 1,000 records or more: the
+    // batch split by partition over two connections, committed at once.
+    figures split;
+    {
+      int size = sizes.back();
+      long long enough = size < 10'000 ? 100'000 : 300'000;
+      double seconds = size < 10'000 ? min_seconds : 3 * min_seconds;
+      if (!run_batches({&store, &second_store}, w, *held, size, seconds, enough,
+                       split))
+        return 1;
+      std::printf("%-10s %8lld %9lld %8.2f %16.0f %16.0f %11.1f\n",
+                  (std::to_string(size) + " x2").c_str(), split.batches,
+                  split.events, split.seconds, split.ledger_per_second(),
+                  split.rows_per_second(), split.median_ms());
+      std::printf("(x2: each batch in two transactions on two connections at "
+                  "once, split by partition, as the service commits one)\n");
       std::fflush(stdout);
     }
     if (only > 0)
@@ -510,14 +564,17 @@ int main(int argc, char** argv) {
     std::printf("(baseline: one event per SERIALIZABLE transaction, one "
                 "statement per row)\n\n");
 
-    const auto& top = results[10'000];
-    double ratio = top.ledger_per_second() / base.ledger_per_second();
-    bool fast = top.ledger_per_second() >= 100'000;
-    bool ahead = ratio >= 30;
-    std::printf("batch 10000: %.0f ledger rows/s (target >= 100000): %s\n",
-                top.ledger_per_second(), fast ? "met" : "NOT met");
-    std::printf("batch 10000 vs baseline: %.1fx (target >= 30x): %s\n", ratio,
-                ahead ? "met" : "NOT met");
+    for (const auto& [label, top] : {std::pair<const char*, const figures&>{
+                                       "batch 10000", results[10'000]},
+                                     {"batch 10000 x2", split}}) {
+      double ratio = top.ledger_per_second() / base.ledger_per_second();
+      bool fast = top.ledger_per_second() >= 100'000;
+      bool ahead = ratio >= 30;
+      std::printf("%s: %.0f ledger rows/s (target >= 100000): %s\n", label,
+                  top.ledger_per_second(), fast ? "met" : "NOT met");
+      std::printf("%s vs baseline: %.1fx (target >= 30x): %s\n", label, ratio,
+                  ahead ? "met" : "NOT met");
+    }
     if (fsync != "on")
       std::printf("note: fsync is %s; run with pg_virtualenv -o fsync=on for "
                   "figures that count\n",
