@@ -1195,6 +1195,9 @@ struct coordinator_state {
       handle_failure(*failure, failed, in_flight);
       return false;
     }
+    // Only a batch committed whole ends a run of failures: a lane that keeps
+    // failing beside one that commits must still back off further each time.
+    consecutive_failures = 0;
     if (done.has_catalog)
       refresh_catalog();
     return true;
@@ -1202,7 +1205,6 @@ struct coordinator_state {
 
   void committed(const batch_part& done, const commit_outcome& out) {
     const auto& b = done.rows;
-    consecutive_failures = 0;
     status->postgres_ok = true;
     ++status->batches_committed;
     status->records_committed
@@ -1263,6 +1265,8 @@ struct coordinator_state {
       ++consecutive_failures;
     }
     in_flight = false;
+    auto retry_in
+      = milliseconds{std::min(5000, 100 << std::min(consecutive_failures, 6))};
     pending.abandon();
     // Entity state ran ahead of what is committed: throw it away.
     passivate_all();
@@ -1286,7 +1290,8 @@ struct coordinator_state {
         {{"error", describe(err)},
          {"partitions", static_cast<long>(failed.partitions)},
          {"parts_committed", static_cast<long>(failed.parts_committed)},
-         {"next_batch_discarded", next_discarded}});
+         {"next_batch_discarded", next_discarded},
+         {"retry_in_ms", static_cast<long>(retry_in.count())}});
     }
     // Records read after the failed batch's were applied on the state just
     // thrown away (on every partition still owned): read them again.
@@ -1295,9 +1300,7 @@ struct coordinator_state {
       self->send(self, atoms::poll_atom_v);
       return;
     }
-    auto delay
-      = milliseconds{std::min(5000, 100 << std::min(consecutive_failures, 6))};
-    self->delayed_send(self, delay, atoms::poll_atom_v);
+    self->delayed_send(self, retry_in, atoms::poll_atom_v);
   }
 
   /// A commit was fenced: drops the leases of `batch_leases` another owner

@@ -320,6 +320,82 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   expect_as_the_rules_say(s);
 }
 
+TEST_F(service_e2e, a_connection_that_keeps_failing_backs_off_further) {
+  // For a few seconds PostgreSQL refuses every part of a batch that moves an
+  // odd partition (the second commit connection), while the parts of the
+  // even partitions commit. Each refusal must wait longer than the one
+  // before: the parts that did commit do not end the run of failures.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  {
+    pqxx::connection admin{db_->conninfo()};
+    pqxx::nontransaction tx{admin};
+    tx.exec("CREATE TABLE public.refuse_odd_until (until timestamptz)");
+    tx.exec("INSERT INTO public.refuse_odd_until VALUES ('-infinity')");
+    tx.exec("CREATE FUNCTION public.refuse_odd() RETURNS trigger "
+            "LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN\n"
+            "IF NEW.partition % 2 = 1 AND now() < (SELECT until FROM "
+            "public.refuse_odd_until) THEN\n"
+            "  RAISE EXCEPTION 'odd partition refused by the test';\n"
+            "END IF;\n"
+            "RETURN NEW; END $$");
+    tx.exec("CREATE TRIGGER refuse_odd BEFORE INSERT ON "
+            "seatledger.consumer_positions FOR EACH ROW "
+            "EXECUTE FUNCTION public.refuse_odd()");
+  }
+  service_ = start_service(options_);
+  // The refusals start with the first membership phase and last 3 s. Its
+  // records trickle in over 5 s, so the even partitions have new records
+  // for every retry: their parts commit meanwhile.
+  scenario_options more;
+  more.membership_events_per_phase = 10000;
+  auto s = make_scenario(more);
+  database_probe probe{db_->conninfo()};
+  std::int64_t applied = 0;
+  bool refused = false;
+  for (const auto& phase : s.phases) {
+    applied += phase.upstream;
+    if (refused || phase.topic != "seatledger.membership.v1") {
+      kafka_->publish(phase.topic, phase.records);
+    } else {
+      refused = true;
+      pqxx::connection admin{db_->conninfo()};
+      pqxx::nontransaction tx{admin};
+      tx.exec("UPDATE public.refuse_odd_until "
+              "SET until = now() + interval '3 seconds'");
+      constexpr std::size_t slice = 100;
+      for (std::size_t at = 0; at < phase.records.size(); at += slice) {
+        auto end = std::min(phase.records.size(), at + slice);
+        kafka_->publish(phase.topic, {phase.records.begin() + at,
+                                      phase.records.begin() + end});
+        std::this_thread::sleep_for(milliseconds{50});
+      }
+    }
+    ASSERT_TRUE(
+      wait_until([&] { return probe.settled(applied); }, seconds{120}))
+      << "phase on " << phase.topic << " not applied\n"
+      << service_->stderr_tail();
+  }
+  auto log = service_->stderr_tail(1 << 22);
+  // Each refusal beside a committed part logs its delay; the first is
+  // 200 ms, so a longer one means the count was not reset by the commit.
+  std::vector<long> delays;
+  for (std::size_t at = 0;
+       (at = log.find("\"parts_committed\":1,", at)) != std::string::npos;
+       ++at) {
+    auto key = log.find("\"retry_in_ms\":", at);
+    ASSERT_NE(key, std::string::npos) << "a refusal without its delay";
+    delays.push_back(std::stol(log.substr(key + 14)));
+  }
+  ASSERT_GE(delays.size(), 3u) << "too few parts refused beside a commit: "
+                               << ::testing::PrintToString(delays) << "\n"
+                               << log;
+  EXPECT_GE(*std::max_element(delays.begin(), delays.end()), 800)
+    << "the delay did not grow over three refusals beside commits: "
+    << ::testing::PrintToString(delays);
+  expect_as_the_rules_say(s);
+}
+
 TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
   // Scaling out and in while records flow: a second replica joins the
   // consumer group during the first membership phase and is stopped during
