@@ -321,7 +321,7 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
 }
 
 TEST_F(service_e2e, a_connection_that_keeps_failing_backs_off_further) {
-  // For a few seconds PostgreSQL refuses every part of a batch that moves an
+  // For 5 s PostgreSQL refuses every part of a batch that moves an
   // odd partition (the second commit connection), while the parts of the
   // even partitions commit. Each refusal must wait longer than the one
   // before: the parts that did commit do not end the run of failures.
@@ -344,9 +344,10 @@ TEST_F(service_e2e, a_connection_that_keeps_failing_backs_off_further) {
             "EXECUTE FUNCTION public.refuse_odd()");
   }
   service_ = start_service(options_);
-  // The refusals start with the first membership phase and last 3 s. Its
-  // records trickle in over 5 s, so the even partitions have new records
-  // for every retry: their parts commit meanwhile.
+  // The refusals start with the first membership phase and last 5 s (at
+  // 200, 400, 800 and 1,600 ms apart, five of them). Its records trickle in
+  // over 5 s or more, so the even partitions have new records for every
+  // retry: their parts commit meanwhile.
   scenario_options more;
   more.membership_events_per_phase = 10000;
   auto s = make_scenario(more);
@@ -362,7 +363,7 @@ TEST_F(service_e2e, a_connection_that_keeps_failing_backs_off_further) {
       pqxx::connection admin{db_->conninfo()};
       pqxx::nontransaction tx{admin};
       tx.exec("UPDATE public.refuse_odd_until "
-              "SET until = now() + interval '3 seconds'");
+              "SET until = now() + interval '5 seconds'");
       constexpr std::size_t slice = 100;
       for (std::size_t at = 0; at < phase.records.size(); at += slice) {
         auto end = std::min(phase.records.size(), at + slice);
