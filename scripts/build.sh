@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds one flavour of the project.
 #   scripts/build.sh release   -> build/release (everything)
-#   scripts/build.sh asan      -> build/asan (unit tests under ASan + UBSan)
+#   scripts/build.sh asan      -> build/asan (the service, unit and integration
+#                                 tests under ASan + UBSan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour="${1:-release}"
@@ -14,7 +15,8 @@ case "$flavour" in
   asan)
     cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DSEATLEDGER_SANITIZE=ON \
       -DSEATLEDGER_BENCH=OFF >/dev/null
-    cmake --build build/asan -j"$jobs" --target seatledger_unit_tests
+    cmake --build build/asan -j"$jobs" --target seatledger_unit_tests \
+      seatledger seatledger_integration_tests
     ;;
   *)
     echo "usage: scripts/build.sh [release|asan]" >&2

@@ -286,7 +286,11 @@ TEST_F(service_license, licenses_follow_create_update_issue_and_archive) {
   // The licenses answer as revoked, online.
   res = service_->get("/v1/subscriptions/" + sub + "/licenses");
   ASSERT_TRUE(res && res->status == 200) << describe_answer(res);
-  for (const auto& l : json::parse(res->body)["licenses"]) {
+  // Parsed into a variable: a range-for over a member of the temporary
+  // would read freed memory (ASan found it) and could check nothing.
+  auto answered = json::parse(res->body);
+  ASSERT_FALSE(answered["licenses"].empty()) << res->body;
+  for (const auto& l : answered["licenses"]) {
     EXPECT_EQ(l["status"], "revoked") << l.dump();
     EXPECT_TRUE(l["revoked_at"].is_string());
   }
