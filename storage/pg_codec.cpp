@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <libpq-fe.h>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -43,6 +44,37 @@ std::string trimmed_message(const char* text) {
   std::string result = text;
   while (!result.empty() && (result.back() == '\n' || result.back() == ' '))
     result.pop_back();
+  return result;
+}
+
+std::string uuid_bytes(std::string_view text) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  std::string result;
+  result.reserve(16);
+  int high = -1;
+  for (char c : text) {
+    if (c == '-')
+      continue;
+    auto value = nibble(c);
+    if (value < 0 || result.size() == 16)
+      throw std::invalid_argument{"not a uuid: " + std::string{text}};
+    if (high < 0) {
+      high = value;
+    } else {
+      result.push_back(static_cast<char>((high << 4) | value));
+      high = -1;
+    }
+  }
+  if (result.size() != 16 || high >= 0)
+    throw std::invalid_argument{"not a uuid: " + std::string{text}};
   return result;
 }
 

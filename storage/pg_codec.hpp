@@ -98,6 +98,11 @@ struct already_applied_error : std::runtime_error {
 /// An error message without its trailing line breaks and spaces.
 std::string trimmed_message(const char* text);
 
+/// The 16 bytes of a `uuid` in its text form (hex digits, dashes
+/// anywhere), as binary COPY sends a `uuid`; throws std::invalid_argument
+/// unless it holds exactly 32 hex digits.
+std::string uuid_bytes(std::string_view text);
+
 /// Whether a unique key refused a row.
 bool is_unique_violation(const pqxx::sql_error& e);
 

@@ -204,7 +204,8 @@ constexpr const char* copy_outbox_chunks
     "FROM STDIN (FORMAT binary)";
 
 constexpr const char* copy_applied_events
-  = "COPY seatledger.applied_events (key, source, id) FROM STDIN";
+  = "COPY seatledger.applied_events (key, source, id) FROM STDIN "
+    "(FORMAT binary)";
 
 constexpr const char* sql_apply_catalog
   = "SELECT seatledger.apply_catalog_changes($1::jsonb)";
@@ -1120,9 +1121,20 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
     }
   }
   if (!b.ledger.empty()) {
+    // In key order: a batch interleaves subscriptions, and each primary-key
+    // insert then lands next to the one before it.
+    std::vector<const domain::ledger_entry*> sorted;
+    sorted.reserve(b.ledger.size());
+    for (const auto& e : b.ledger)
+      sorted.push_back(&e);
+    std::sort(sorted.begin(), sorted.end(), [](const auto* x, const auto* y) {
+      return std::tie(x->subscription_id, x->seq)
+             < std::tie(y->subscription_id, y->seq);
+    });
     copy_stream out{c, copy_ledger, buf};
     buf.binary_header();
-    for (const auto& e : b.ledger) {
+    for (const auto* entry : sorted) {
+      const auto& e = *entry;
       buf.binary_row(12).binary_bytes(e.subscription_id);
       buf.binary_int8(e.seq).binary_int8(e.seats_in_use);
       buf.binary_time(e.effective_at).binary_bytes(e.cause.source);
@@ -1195,17 +1207,27 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
     // The unique key is what makes an upstream event apply once: the
     // service queries it before applying only after it refused a batch
     // (actors::coordinator), so a refusal here is told apart.
+    // In key order, so consecutive inserts descend to neighbouring leaves
+    // of the (random) key's index, and in binary: no uuid text to parse.
+    std::vector<std::pair<std::string, const applied_event*>> sorted;
+    sorted.reserve(b.applied_events.size());
+    for (const auto& a : b.applied_events)
+      // The key de-duplication computed, not a copy of it or a second hash.
+      sorted.emplace_back(
+        uuid_bytes(a.key.empty() ? domain::applied_event_key({a.source, a.id})
+                                 : a.key),
+        &a);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
     try {
       copy_stream out{c, copy_applied_events, buf};
-      for (const auto& a : b.applied_events) {
-        // The key de-duplication computed, not a copy of it or a second hash.
-        if (a.key.empty())
-          buf.text(domain::applied_event_key({a.source, a.id}));
-        else
-          buf.text(a.key);
-        buf.text(a.source).text(a.id).end_row();
+      buf.binary_header();
+      for (const auto& [key, a] : sorted) {
+        buf.binary_row(3).binary_bytes(key);
+        buf.binary_bytes(a->source).binary_bytes(a->id);
         out.row_done();
       }
+      buf.binary_trailer();
       out.finish();
     } catch (const pqxx::sql_error& e) {
       if (!is_unique_violation(e))

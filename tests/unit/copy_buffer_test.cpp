@@ -4,10 +4,12 @@
 // are.
 
 #include <gtest/gtest.h>
+#include <stdexcept>
 
 #include "storage/pg_codec.hpp"
 
 using seatledger::storage::detail::copy_buffer;
+using seatledger::storage::detail::uuid_bytes;
 
 TEST(copy_buffer, text_format_escapes_copy_specials_and_marks_nulls) {
   copy_buffer buf;
@@ -54,4 +56,20 @@ TEST(copy_buffer, binary_integers_times_and_nulls_use_postgresql_encodings) {
   expected += std::string("\xff\xff\xff\xff", 4);       // NULL
   EXPECT_EQ(buf.data(), expected);
   EXPECT_EQ(buf.rows(), 1u);
+}
+
+TEST(copy_buffer, uuid_bytes_reads_the_text_form_and_refuses_anything_else) {
+  EXPECT_EQ(uuid_bytes("00112233-4455-6677-8899-aabbccddeeff"),
+            std::string("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
+                        "\xcc\xdd\xee\xff",
+                        16));
+  EXPECT_EQ(uuid_bytes("00112233445566778899AABBCCDDEEFF"),
+            uuid_bytes("00112233-4455-6677-8899-aabbccddeeff"));
+  EXPECT_THROW(uuid_bytes(""), std::invalid_argument);
+  EXPECT_THROW(uuid_bytes("00112233-4455-6677-8899-aabbccddeef"),
+               std::invalid_argument); // 31 digits
+  EXPECT_THROW(uuid_bytes("00112233-4455-6677-8899-aabbccddeeff0"),
+               std::invalid_argument); // 33 digits
+  EXPECT_THROW(uuid_bytes("00112233-4455-6677-8899-aabbccddeefg"),
+               std::invalid_argument);
 }
