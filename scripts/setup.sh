@@ -10,7 +10,7 @@ packages=(
   # libraries
   libcaf-dev librdkafka-dev libpqxx-dev libpq-dev libssl-dev
   nlohmann-json3-dev libsimdjson-dev libcli11-dev prometheus-cpp-dev
-  libcpp-httplib-dev libjemalloc-dev
+  libcpp-httplib-dev libjemalloc-dev libzstd-dev
   # tests
   libgtest-dev libgmock-dev librapidcheck-dev
   # servers and tools the service and its tests run

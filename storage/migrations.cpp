@@ -696,12 +696,21 @@ END
 $$;
 )sql";
 
+// Migration 5: outbox chunks arrive compressed (zstd, by the service:
+// storage/outbox_chunk.hpp), about half the bytes of PostgreSQL's lz4, so
+// PostgreSQL stores them as they are instead of compressing them again.
+// Chunks already there stay lz4-compressed and read as before.
+constexpr const char* migration_0005_outbox_external = R"sql(
+ALTER TABLE seatledger.outbox_chunks ALTER COLUMN records SET STORAGE EXTERNAL;
+)sql";
+
 const std::vector<migration>& migrations() {
   static const std::vector<migration> all{
     {1, "initial schema", migration_0001_initial},
     {2, "catalog classification", migration_0002_catalog_classification},
     {3, "outbox chunks", migration_0003_outbox_chunks},
     {4, "lean indexes", migration_0004_lean_indexes},
+    {5, "outbox compressed by the service", migration_0005_outbox_external},
   };
   return all;
 }
