@@ -50,6 +50,64 @@ RETURNING l.lease_key
 // commit, which cost about 20 ms of commit latency per batch here (ext4
 // writing out the truncated temp files with the WAL flush).
 
+// Once running, nearly every state row a batch writes exists already. So
+// the store first updates rows (a plain UPDATE, last row per key chosen by
+// the client) and inserts, by the upsert, only the keys the UPDATE did not
+// return: the upsert's speculative insertion, tuple lock (a WAL record of
+// its own) and DISTINCT ON sort cost 11.6 ms for 3,000 existing orgs where
+// the UPDATE costs 7.3.
+constexpr const char* sql_update_orgs = R"sql(
+UPDATE seatledger.orgs AS t SET
+  subscription_id = x.subscription_id, partition = x.partition,
+  delta_seq = x.delta_seq, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::integer[], $4::bigint[])
+  AS x(org_id, subscription_id, partition, delta_seq)
+WHERE t.org_id = x.org_id
+RETURNING t.org_id
+)sql";
+
+constexpr const char* sql_update_subscription_orgs = R"sql(
+UPDATE seatledger.subscription_orgs AS t SET
+  linked = x.linked, last_delta_seq = x.last_delta_seq
+FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])
+  AS x(subscription_id, org_id, linked, last_delta_seq)
+WHERE t.subscription_id = x.subscription_id AND t.org_id = x.org_id
+RETURNING t.subscription_id, t.org_id
+)sql";
+
+constexpr const char* sql_update_subscriptions = R"sql(
+UPDATE seatledger.subscriptions AS t SET
+  partition = x.partition, status = x.status,
+  display_name = x.display_name, sf_account_id = x.sf_account_id,
+  sf_subscription_id = x.sf_subscription_id,
+  instance_domain = x.instance_domain, instance_type = x.instance_type,
+  plan_id = x.plan_id, seats = x.seats, term_start = x.term_start,
+  term_end = x.term_end, trial = x.trial, features = x.features::text[],
+  metadata = x.metadata::jsonb, archive_reason = x.archive_reason,
+  clock = x.clock, seats_in_use = x.seats_in_use,
+  ledger_seq = x.ledger_seq, ledger_hash = x.ledger_hash,
+  max_seats_used = x.max_seats_used,
+  max_seats_used_changed_at = x.max_seats_used_changed_at,
+  seats_owed = x.seats_owed, created_by_source = x.created_by_source,
+  created_by_id = x.created_by_id, next_month_end = x.next_month_end,
+  last_applied_at = now(), updated_at = now()
+FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[],
+            $11::timestamptz[], $12::timestamptz[], $13::boolean[],
+            $14::text[], $15::text[], $16::text[], $17::timestamptz[],
+            $18::bigint[], $19::bigint[], $20::text[], $21::bigint[],
+            $22::timestamptz[], $23::bigint[], $24::text[], $25::text[],
+            $26::timestamptz[])
+  AS x(subscription_id, partition, status, display_name, sf_account_id,
+    sf_subscription_id, instance_domain, instance_type, plan_id, seats,
+    term_start, term_end, trial, features, metadata, archive_reason, clock,
+    seats_in_use, ledger_seq, ledger_hash, max_seats_used,
+    max_seats_used_changed_at, seats_owed, created_by_source,
+    created_by_id, next_month_end)
+WHERE t.subscription_id = x.subscription_id
+RETURNING t.subscription_id
+)sql";
+
 constexpr const char* sql_merge_orgs = R"sql(
 INSERT INTO seatledger.orgs AS t
   (org_id, subscription_id, partition, delta_seq, updated_at)
@@ -537,6 +595,9 @@ constexpr named_statement prepared_statements[] = {
   {"merge_orgs", sql_merge_orgs},
   {"update_memberships", sql_update_memberships},
   {"delete_memberships", sql_delete_memberships},
+  {"update_orgs", sql_update_orgs},
+  {"update_subscription_orgs", sql_update_subscription_orgs},
+  {"update_subscriptions", sql_update_subscriptions},
   {"merge_subscriptions", sql_merge_subscriptions},
   {"merge_terms", sql_merge_terms},
   {"merge_subscription_orgs", sql_merge_subscription_orgs},
@@ -676,6 +737,43 @@ std::string catalog_changes_json(const storage_batch& b) {
 
 std::string text_of(const pqxx::field& f) {
   return std::string{f.c_str(), f.size()};
+}
+
+/// Two identifiers as one key (identifiers hold no NUL).
+std::string pair_key(std::string_view a, std::string_view b) {
+  std::string key;
+  key.reserve(a.size() + 1 + b.size());
+  key.append(a).push_back('\0');
+  key.append(b);
+  return key;
+}
+
+/// Writes state rows by `update` and then, for the keys it did not return,
+/// by `upsert` (see sql_update_orgs): the last row per key, in key order,
+/// as the upserts' DISTINCT ON chose it. `run(statement, rows)` executes a
+/// statement on the rows; `key_of` names a row's key, `returned_key` the
+/// key of a row the update returned.
+template<class Row, class KeyOf, class ReturnedKey, class Run>
+void update_then_upsert(const std::vector<Row>& rows, KeyOf key_of,
+                        ReturnedKey returned_key, const char* update,
+                        const char* upsert, Run run) {
+  std::map<std::string, const Row*> last;
+  for (const auto& row : rows)
+    last[key_of(row)] = &row;
+  std::vector<const Row*> chosen;
+  chosen.reserve(last.size());
+  for (const auto& [key, row] : last)
+    chosen.push_back(row);
+  auto updated = run(update, chosen);
+  if (updated.size() == chosen.size())
+    return;
+  for (const auto& r : updated)
+    last.erase(returned_key(r));
+  std::vector<const Row*> missing;
+  missing.reserve(last.size());
+  for (const auto& [key, row] : last)
+    missing.push_back(row);
+  run(upsert, missing);
 }
 
 domain::ledger_entry entry_of(const pqxx::row& r) {
@@ -877,8 +975,9 @@ struct pg_store::impl {
   }
 
   void commit(pg_connection& c, const storage_batch& b);
-  void merge_subscriptions(pqxx::work& tx,
-                           const std::vector<subscription_row>& rows);
+  pqxx::result
+  write_subscriptions(pqxx::work& tx, const char* statement,
+                      const std::vector<const subscription_row*>& rows);
   void write_memberships(pg_connection& c, pqxx::work& tx,
                          const std::vector<membership_row>& rows);
 };
@@ -939,8 +1038,9 @@ void pg_store::impl::write_memberships(
   out.finish();
 }
 
-void pg_store::impl::merge_subscriptions(
-  pqxx::work& tx, const std::vector<subscription_row>& rows) {
+pqxx::result pg_store::impl::write_subscriptions(
+  pqxx::work& tx, const char* statement,
+  const std::vector<const subscription_row*>& rows) {
   std::vector<std::string> ids, statuses, names, domains, types, plans,
     features, metadata, hashes;
   std::vector<std::optional<std::string>> sf_accounts, sf_subscriptions,
@@ -949,10 +1049,10 @@ void pg_store::impl::merge_subscriptions(
   std::vector<std::int64_t> seats, in_use, ledger_seqs, max_used, owed;
   std::vector<domain::timestamp> starts, ends, clocks, max_changed, month_ends;
   std::vector<std::optional<bool>> trials;
-  for (const auto& row : rows) {
-    const auto& r = row.record;
+  for (const auto* row : rows) {
+    const auto& r = row->record;
     ids.push_back(r.subscription_id);
-    partitions.push_back(row.partition);
+    partitions.push_back(row->partition);
     statuses.push_back(domain::to_string(r.status));
     names.push_back(r.display_name);
     sf_accounts.push_back(r.customer.salesforce_account_id);
@@ -981,18 +1081,19 @@ void pg_store::impl::merge_subscriptions(
     created_ids.push_back(r.created_by
                             ? std::optional<std::string>{r.created_by->id}
                             : std::nullopt);
-    month_ends.push_back(row.next_month_end.value_or(domain::timestamp::min()));
+    month_ends.push_back(
+      row->next_month_end.value_or(domain::timestamp::min()));
   }
-  tx.exec_prepared(
-    "merge_subscriptions", text_array(ids), int_array(partitions),
-    text_array(statuses), text_array(names), text_array(sf_accounts),
-    text_array(sf_subscriptions), text_array(domains), text_array(types),
-    text_array(plans), int_array(seats), time_array(starts), time_array(ends),
-    bool_array(trials), text_array(features), text_array(metadata),
-    text_array(archive_reasons), time_array(clocks), int_array(in_use),
-    int_array(ledger_seqs), text_array(hashes), int_array(max_used),
-    time_array(max_changed), int_array(owed), text_array(created_sources),
-    text_array(created_ids), time_array(month_ends));
+  return tx.exec_prepared(
+    statement, text_array(ids), int_array(partitions), text_array(statuses),
+    text_array(names), text_array(sf_accounts), text_array(sf_subscriptions),
+    text_array(domains), text_array(types), text_array(plans), int_array(seats),
+    time_array(starts), time_array(ends), bool_array(trials),
+    text_array(features), text_array(metadata), text_array(archive_reasons),
+    time_array(clocks), int_array(in_use), int_array(ledger_seqs),
+    text_array(hashes), int_array(max_used), time_array(max_changed),
+    int_array(owed), text_array(created_sources), text_array(created_ids),
+    time_array(month_ends));
 }
 
 void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
@@ -1023,24 +1124,36 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
       throw fenced_error{"lease taken over by another owner: " + lost};
     }
   }
-  if (!b.orgs.empty()) {
-    std::vector<std::string> ids;
-    std::vector<std::optional<std::string>> subs;
-    std::vector<std::int32_t> partitions;
-    std::vector<std::int64_t> seqs;
-    for (const auto& o : b.orgs) {
-      ids.push_back(o.org_id);
-      subs.push_back(o.subscription_id);
-      partitions.push_back(o.partition);
-      seqs.push_back(o.delta_seq);
-    }
-    tx.exec_prepared("merge_orgs", text_array(ids), text_array(subs),
-                     int_array(partitions), int_array(seqs));
-  }
+  if (!b.orgs.empty())
+    update_then_upsert(
+      b.orgs, [](const org_row& o) { return o.org_id; },
+      [](const pqxx::row& r) { return text_of(r[0]); }, "update_orgs",
+      "merge_orgs",
+      [&](const char* statement, const auto& rows) {
+        std::vector<std::string> ids;
+        std::vector<std::optional<std::string>> subs;
+        std::vector<std::int32_t> partitions;
+        std::vector<std::int64_t> seqs;
+        for (const auto* o : rows) {
+          ids.push_back(o->org_id);
+          subs.push_back(o->subscription_id);
+          partitions.push_back(o->partition);
+          seqs.push_back(o->delta_seq);
+        }
+        return tx.exec_prepared(statement, text_array(ids), text_array(subs),
+                                int_array(partitions), int_array(seqs));
+      });
   if (!b.memberships.empty())
     write_memberships(c, tx, b.memberships);
   if (!b.subscriptions.empty())
-    merge_subscriptions(tx, b.subscriptions);
+    update_then_upsert(
+      b.subscriptions,
+      [](const subscription_row& r) { return r.record.subscription_id; },
+      [](const pqxx::row& r) { return text_of(r[0]); }, "update_subscriptions",
+      "merge_subscriptions",
+      [&](const char* statement, const auto& rows) {
+        return write_subscriptions(tx, statement, rows);
+      });
   if (!b.terms.empty()) {
     std::vector<std::string> ids;
     std::vector<domain::timestamp> starts;
@@ -1058,20 +1171,28 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
                      time_array(ends), time_array(usage_ends),
                      int_array(closed));
   }
-  if (!b.subscription_orgs.empty()) {
-    std::vector<std::string> subs;
-    std::vector<std::string> orgs;
-    std::vector<std::optional<bool>> linked;
-    std::vector<std::int64_t> seqs;
-    for (const auto& o : b.subscription_orgs) {
-      subs.push_back(o.subscription_id);
-      orgs.push_back(o.org_id);
-      linked.push_back(o.linked);
-      seqs.push_back(o.last_delta_seq);
-    }
-    tx.exec_prepared("merge_subscription_orgs", text_array(subs),
-                     text_array(orgs), bool_array(linked), int_array(seqs));
-  }
+  if (!b.subscription_orgs.empty())
+    update_then_upsert(
+      b.subscription_orgs,
+      [](const subscription_org_row& o) {
+        return pair_key(o.subscription_id, o.org_id);
+      },
+      [](const pqxx::row& r) { return pair_key(text_of(r[0]), text_of(r[1])); },
+      "update_subscription_orgs", "merge_subscription_orgs",
+      [&](const char* statement, const auto& rows) {
+        std::vector<std::string> subs;
+        std::vector<std::string> orgs;
+        std::vector<std::optional<bool>> linked;
+        std::vector<std::int64_t> seqs;
+        for (const auto* o : rows) {
+          subs.push_back(o->subscription_id);
+          orgs.push_back(o->org_id);
+          linked.push_back(o->linked);
+          seqs.push_back(o->last_delta_seq);
+        }
+        return tx.exec_prepared(statement, text_array(subs), text_array(orgs),
+                                bool_array(linked), int_array(seqs));
+      });
   if (!b.holders.empty()) {
     // The subscription actor reports a holder change only when it flips the
     // holder, against state loaded from what is committed, so one key's

@@ -1,6 +1,7 @@
 // Batch commits: atomicity, fencing, de-duplication, positions, outbox.
 
 #include <map>
+#include <set>
 #include <thread>
 
 #include "domain/identifiers.hpp"
@@ -322,6 +323,65 @@ TEST_F(commit, last_row_wins_and_removals) {
   ASSERT_EQ(holders.size(), 1u);
   EXPECT_EQ(holders[0].user_id, "u2");
   EXPECT_EQ(holders[0].orgs, std::vector<std::string>{"org-9"});
+}
+
+// State rows go by UPDATE when they are stored and by the upsert when they
+// are new; both paths take a key's last row in the batch.
+TEST_F(commit, state_rows_take_their_last_row_whether_stored_or_new) {
+  auto record = [](const std::string& id, std::int64_t seats_in_use) {
+    domain::subscription_record r;
+    r.subscription_id = id;
+    r.status = domain::subscription_status::active;
+    r.display_name = "Customer " + id;
+    r.plan_id = "premium";
+    r.seats = 10;
+    r.term = {domain::timestamp::from_seconds(1'767'225'600),
+              domain::timestamp::from_seconds(1'798'761'600)};
+    r.instance = {id + ".example.com", domain::instance_type::primary};
+    r.seats_in_use = seats_in_use;
+    return r;
+  };
+  storage_batch first;
+  first.consumer_group = "seatledger";
+  first.orgs = {{"org-old", std::string{"sub-old"}, 1, 1}};
+  first.subscription_orgs = {{"sub-old", "org-old", true, 1}};
+  first.subscriptions = {{record("sub-old", 1), 1, std::nullopt}};
+  ASSERT_OK(store().commit(first));
+
+  // Each table gets a stored key and a new one, each twice.
+  storage_batch b;
+  b.consumer_group = "seatledger";
+  b.orgs = {{"org-old", std::string{"sub-old"}, 1, 2},
+            {"org-new", std::string{"sub-new"}, 1, 1},
+            {"org-old", std::string{"sub-new"}, 1, 3},
+            {"org-new", std::nullopt, 1, 2}};
+  b.subscription_orgs = {{"sub-old", "org-old", true, 2},
+                         {"sub-new", "org-new", false, 1},
+                         {"sub-old", "org-old", false, 3},
+                         {"sub-new", "org-new", true, 2}};
+  b.subscriptions = {{record("sub-old", 2), 1, std::nullopt},
+                     {record("sub-new", 5), 1, std::nullopt},
+                     {record("sub-old", 3), 1, std::nullopt},
+                     {record("sub-new", 6), 1, std::nullopt}};
+  ASSERT_OK(store().commit(b));
+
+  auto orgs = value_or_fail(store().load_orgs({"org-old", "org-new"}));
+  ASSERT_EQ(orgs.size(), 2u);
+  EXPECT_EQ(orgs.at("org-old").subscription_id,
+            std::optional<std::string>{"sub-new"});
+  EXPECT_EQ(orgs.at("org-old").delta_seq, 3);
+  EXPECT_EQ(orgs.at("org-new").subscription_id, std::nullopt);
+  EXPECT_EQ(orgs.at("org-new").delta_seq, 2);
+  auto subs = value_or_fail(store().load_subscriptions({"sub-old", "sub-new"}));
+  ASSERT_EQ(subs.size(), 2u);
+  EXPECT_EQ(subs.at("sub-old").record.seats_in_use, 3);
+  EXPECT_EQ(subs.at("sub-new").record.seats_in_use, 6);
+  EXPECT_TRUE(subs.at("sub-old").orgs.empty()); // unlinked by its last row
+  EXPECT_EQ(subs.at("sub-old").org_delta_seqs,
+            (std::map<std::string, std::int64_t>{{"org-old", 3}}));
+  EXPECT_EQ(subs.at("sub-new").orgs, std::set<std::string>{"org-new"});
+  EXPECT_EQ(subs.at("sub-new").org_delta_seqs,
+            (std::map<std::string, std::int64_t>{{"org-new", 2}}));
 }
 
 TEST_F(commit, ledger_insert_must_extend_the_chain) {
