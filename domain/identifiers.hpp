@@ -75,4 +75,7 @@ std::string applied_event_key(const event_key& key);
 /// Lowercase hex SHA-256.
 std::string sha256_hex(std::string_view data);
 
+/// The value of a hex digit (either case), or -1 for any other character.
+int hex_digit_value(char c);
+
 } // namespace seatledger::domain

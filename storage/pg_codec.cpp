@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/identifiers.hpp"
 #include "messages/service_error.hpp"
 #include "storage/conninfo.hpp"
 
@@ -48,22 +49,13 @@ std::string trimmed_message(const char* text) {
 }
 
 std::string uuid_bytes(std::string_view text) {
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
   std::string result;
   result.reserve(16);
   int high = -1;
   for (char c : text) {
     if (c == '-')
       continue;
-    auto value = nibble(c);
+    auto value = domain::hex_digit_value(c);
     if (value < 0 || result.size() == 16)
       throw std::invalid_argument{"not a uuid: " + std::string{text}};
     if (high < 0) {

@@ -252,16 +252,6 @@ bool is_param(std::string_view segment) {
   return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 } // namespace
 
 std::optional<std::string> percent_decode(std::string_view text) {
@@ -274,8 +264,8 @@ std::optional<std::string> percent_decode(std::string_view text) {
     }
     if (i + 2 >= text.size())
       return std::nullopt;
-    auto hi = hex_value(text[i + 1]);
-    auto lo = hex_value(text[i + 2]);
+    auto hi = domain::hex_digit_value(text[i + 1]);
+    auto lo = domain::hex_digit_value(text[i + 2]);
     if (hi < 0 || lo < 0)
       return std::nullopt;
     out.push_back(static_cast<char>(hi * 16 + lo));
