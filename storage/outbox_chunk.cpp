@@ -32,9 +32,22 @@ struct dctx_deleter {
   }
 };
 
-/// Contexts are reused per thread: creating one allocates its tables.
+/// Contexts are reused per thread: creating one allocates its tables. Each
+/// frame carries a checksum of its content, so a damaged chunk is refused,
+/// not relayed with other bytes.
 ZSTD_CCtx* compression_context() {
-  thread_local std::unique_ptr<ZSTD_CCtx, cctx_deleter> ctx{ZSTD_createCCtx()};
+  thread_local std::unique_ptr<ZSTD_CCtx, cctx_deleter> ctx{[] {
+    auto* c = ZSTD_createCCtx();
+    if (c != nullptr
+        && (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel,
+                                                compression_level))
+            || ZSTD_isError(
+              ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)))) {
+      ZSTD_freeCCtx(c);
+      return static_cast<ZSTD_CCtx*>(nullptr);
+    }
+    return c;
+  }()};
   return ctx.get();
 }
 
@@ -155,17 +168,18 @@ decode_plain(std::string_view chunk, const std::string& lease_key) {
 std::string encode_outbox_chunk(const std::vector<const outbox_row*>& rows,
                                 chunk_compression compression) {
   auto plain = encode_plain(rows);
-  if (compression == chunk_compression::none)
+  auto* ctx = compression_context();
+  // Without a context (no memory for it) the plain chunk is still a valid
+  // chunk.
+  if (compression == chunk_compression::none || ctx == nullptr)
     return plain;
   std::string out;
   out.resize(compressed_magic.size() + ZSTD_compressBound(plain.size()));
   std::copy(compressed_magic.begin(), compressed_magic.end(), out.begin());
-  auto size = ZSTD_compressCCtx(compression_context(),
-                                out.data() + compressed_magic.size(),
-                                out.size() - compressed_magic.size(),
-                                plain.data(), plain.size(), compression_level);
-  // Cannot fail with a buffer of ZSTD_compressBound (or without memory, as
-  // any allocation): the plain chunk is still a valid chunk.
+  auto size = ZSTD_compress2(ctx, out.data() + compressed_magic.size(),
+                             out.size() - compressed_magic.size(), plain.data(),
+                             plain.size());
+  // Cannot fail with a buffer of ZSTD_compressBound.
   if (ZSTD_isError(size))
     return plain;
   out.resize(compressed_magic.size() + size);
@@ -183,8 +197,12 @@ decode_outbox_chunk(std::string_view chunk, const std::string& lease_key) {
       || plain_size == ZSTD_CONTENTSIZE_ERROR || plain_size > max_plain_size)
     return std::nullopt;
   std::string plain(static_cast<std::size_t>(plain_size), '\0');
-  auto size = ZSTD_decompressDCtx(decompression_context(), plain.data(),
-                                  plain.size(), frame.data(), frame.size());
+  auto* ctx = decompression_context();
+  auto size = ctx != nullptr
+                ? ZSTD_decompressDCtx(ctx, plain.data(), plain.size(),
+                                      frame.data(), frame.size())
+                : ZSTD_decompress(plain.data(), plain.size(), frame.data(),
+                                  frame.size());
   if (ZSTD_isError(size) || size != plain.size())
     return std::nullopt;
   return decode_plain(plain, lease_key);
