@@ -6,6 +6,7 @@
 
 #include "domain/identifiers.hpp"
 #include "pg_fixture.hpp"
+#include "storage/outbox_chunk.hpp"
 
 using namespace seatledger;
 using namespace seatledger::test;
@@ -664,6 +665,42 @@ TEST_F(commit, outbox_rows_written_before_chunks_are_relayed_first) {
   EXPECT_EQ(value_or_fail(store().unpublished_count()), 0);
   EXPECT_TRUE(
     value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 10)).empty());
+}
+
+// Chunks are stored as the service compressed them (migration 5), and a
+// plain chunk an earlier version committed (lz4 by PostgreSQL) is still
+// relayed, before the compressed chunks after it.
+TEST_F(commit, plain_chunks_of_earlier_versions_are_relayed_beside_new_ones) {
+  storage::outbox_row old_row = outbox_for("subscriptions/1", "old-1");
+  auto plain = storage::encode_outbox_chunk({&old_row},
+                                            storage::chunk_compression::none);
+  {
+    auto admin = superuser();
+    pqxx::work tx{*admin};
+    EXPECT_EQ(tx.exec("SELECT attstorage FROM pg_attribute WHERE attrelid = "
+                      "'seatledger.outbox_chunks'::regclass AND attname = "
+                      "'records'")[0][0]
+                .as<std::string>(),
+              "e"); // EXTERNAL: not compressed again
+    tx.exec_params("INSERT INTO seatledger.outbox_chunks (lease_key, "
+                   "record_count, records) VALUES ($1, 1, $2)",
+                   "subscriptions/1", pqxx::binarystring{plain});
+    tx.commit();
+  }
+  storage_batch b;
+  b.outbox.push_back(outbox_for("subscriptions/1", "new-1"));
+  ASSERT_OK(store().commit(b));
+  auto all = value_or_fail(store().fetch_unpublished({"subscriptions/1"}, 10));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].row.event_id, "old-1");
+  EXPECT_EQ(all[0].row.value, old_row.value);
+  EXPECT_EQ(all[1].row.event_id, "new-1");
+  auto admin = superuser();
+  pqxx::work tx{*admin};
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM seatledger.outbox_chunks WHERE "
+                    "substring(records FROM 1 FOR 4) = 'SLZ1'::bytea")[0][0]
+              .as<int>(),
+            1);
 }
 
 TEST_F(commit, outbox_value_and_headers_round_trip) {

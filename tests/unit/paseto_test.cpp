@@ -1,6 +1,17 @@
 // PASETO v4.public, PASERK, base64url, PAE, BLAKE2b, PEM and signed JSON
 // documents. The official vectors live in tests/data/paseto (ISC license,
 // Paragon Initiative Enterprises).
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "domain/identifiers.hpp"
 #include "paseto/base64url.hpp"
 #include "paseto/blake2b.hpp"
 #include "paseto/keys.hpp"
@@ -9,15 +20,6 @@
 #include "paseto/signed_json.hpp"
 #include "paseto/trusted_keys.hpp"
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <string>
-#include <sys/stat.h>
-#include <unistd.h>
-
 using namespace seatledger::paseto;
 using json = nlohmann::json;
 
@@ -25,14 +27,12 @@ namespace {
 
 std::string from_hex(std::string_view hex) {
   auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    ADD_FAILURE() << "bad hex digit " << c;
-    return 0;
+    auto value = seatledger::domain::hex_digit_value(c);
+    if (value < 0) {
+      ADD_FAILURE() << "bad hex digit " << c;
+      return 0;
+    }
+    return value;
   };
   EXPECT_EQ(hex.size() % 2, 0u);
   std::string out;
