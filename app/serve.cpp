@@ -13,6 +13,7 @@
 #include "actors/coordinator.hpp"
 #include "adapters/crypto/keyring.hpp"
 #include "adapters/kafka/kafka.hpp"
+#include "app/allocator.hpp"
 #include "app/runtime.hpp"
 #include "log/log.hpp"
 #include "messages/service_error.hpp"
@@ -158,6 +159,7 @@ int run_serve(const config::settings& settings) {
   }
   announce("HTTP", http->url);
   auto pipeline = actors::spawn_pipeline(system, pipeline_cfg, context, status);
+  log_allocator_settings();
   log::info("seatledger serving",
             {{"consumer_group", pipeline_cfg.consumer_group},
              {"replica", pipeline_cfg.owner},

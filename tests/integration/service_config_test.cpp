@@ -240,5 +240,36 @@ TEST(service_config, flag_beats_environment_beats_file_end_to_end) {
   EXPECT_EQ(published_source(service, "sub-file"), "from-file");
 }
 
+/// The service's `allocator` log line, parsed; null if it logged none.
+json allocator_line(const std::string& log) {
+  for (const auto& line : lines_of(log)) {
+    auto parsed = json::parse(line, nullptr, false);
+    if (!parsed.is_discarded() && parsed.is_object()
+        && parsed.value("message", "") == "allocator")
+      return parsed;
+  }
+  return nullptr;
+}
+
+TEST(service_config,
+     allocator_keeps_freed_pages_unless_malloc_conf_says_otherwise) {
+  running_service service;
+  auto built_in = allocator_line(service.log_tail());
+  ASSERT_TRUE(built_in.is_object()) << service.log_tail();
+#ifdef SEATLEDGER_SANITIZED_BINARY
+  EXPECT_EQ(built_in.value("allocator", ""), "system") << built_in.dump();
+#else
+  EXPECT_EQ(built_in.value("allocator", ""), "jemalloc") << built_in.dump();
+  EXPECT_EQ(built_in.value("dirty_decay_ms", 0), 30000) << built_in.dump();
+  EXPECT_EQ(built_in.value("muzzy_decay_ms", 0), 30000) << built_in.dump();
+  // An operator's MALLOC_CONF wins over the built-in settings.
+  service.start({}, {{"MALLOC_CONF", "dirty_decay_ms:5000"}});
+  auto overridden = allocator_line(service.log_tail());
+  ASSERT_TRUE(overridden.is_object()) << service.log_tail();
+  EXPECT_EQ(overridden.value("dirty_decay_ms", 0), 5000) << overridden.dump();
+  EXPECT_EQ(overridden.value("muzzy_decay_ms", 0), 30000) << overridden.dump();
+#endif
+}
+
 } // namespace
 } // namespace seatledger::test

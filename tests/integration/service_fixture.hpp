@@ -260,6 +260,11 @@ public:
     child_.reset();
   }
 
+  /// What the running service has logged (its stderr), up to `bytes`.
+  std::string log_tail(std::size_t bytes = 1 << 20) const {
+    return child_ ? child_->stderr_tail(bytes) : std::string{};
+  }
+
   httplib::Result get(const std::string& path,
                       const char* token = service_read_token) {
     return client_->Get(path.c_str(), auth(token));
