@@ -146,3 +146,36 @@ TEST(outbox_chunk, a_huge_record_count_is_refused_without_allocating_it) {
   good[8] = '\xff';
   EXPECT_FALSE(decode_outbox_chunk(good, "k"));
 }
+
+TEST(outbox_chunk, a_small_chunk_after_a_large_one_holds_only_its_own_rows) {
+  // The codec keeps its buffers between chunks on a thread: what a larger
+  // chunk left in them must not reach a smaller one, encoded or decoded.
+  std::vector<outbox_row> large;
+  for (int i = 0; i < 2000; ++i) {
+    outbox_row r;
+    r.event_id = "large-" + std::to_string(i);
+    r.topic = "seatledger.events.v1";
+    r.key = "sub-large";
+    r.value = std::string(300 + i % 7, static_cast<char>('a' + i % 26));
+    r.lease_key = "subscriptions/1";
+    large.push_back(std::move(r));
+  }
+  auto small = sample_rows();
+  auto large_chunk = encode_outbox_chunk(pointers(large));
+  auto small_chunk = encode_outbox_chunk(pointers(small));
+  auto small_plain = encode_outbox_chunk(pointers(small),
+                                         chunk_compression::none);
+  EXPECT_LT(small_chunk.size(), 200u);
+  EXPECT_LT(small_plain.size(), 200u);
+  for (int round = 0; round < 2; ++round) {
+    auto large_back = decode_outbox_chunk(large_chunk, "subscriptions/1");
+    ASSERT_TRUE(large_back);
+    expect_same(*large_back, large);
+    auto small_back = decode_outbox_chunk(small_chunk, "subscriptions/3");
+    ASSERT_TRUE(small_back);
+    expect_same(*small_back, small);
+    auto plain_back = decode_outbox_chunk(small_plain, "subscriptions/3");
+    ASSERT_TRUE(plain_back);
+    expect_same(*plain_back, small);
+  }
+}
