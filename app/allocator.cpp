@@ -7,11 +7,11 @@
 
 // jemalloc reads this before the first allocation. By default it returns
 // pages unused for 10 s to the kernel and then, at once, gives them up for
-// good (muzzy_decay_ms 0), so every page reused afterwards faults in zeroed
-// again: the service frees and reallocates its batches' buffers all the
-// time. With 30 s for both steps the end-to-end benchmark's service used 31
-// and 32 ms of CPU per 1,000 events instead of 38 and 39, for about 30 MiB
-// more resident memory (docs/benchmarks.md, eleventh session).
+// good (muzzy_decay_ms 0), so a page reused afterwards faults in zeroed
+// again; on this VM a fault costs about 7 us. With 30 s for both steps the
+// service took 20,000 minor faults instead of 33,000 in 5 s of the
+// end-to-end benchmark's throughput phase (about 2 % of its CPU) for about
+// 20 MiB more resident memory (docs/benchmarks.md, eleventh session).
 // MALLOC_CONF still overrides it.
 extern "C" {
 // NOLINTNEXTLINE: the name is jemalloc's.
