@@ -133,8 +133,9 @@ struct coordinator_state {
   std::size_t batch_records = 0;
   std::int64_t current_order = 0;
   bool batch_has_catalog = false;
-  /// The upstream events this batch applies.
-  std::set<domain::event_key> batch_keys;
+  /// The applied-event keys (domain::applied_event_key) of the upstream
+  /// events this batch applies.
+  std::unordered_set<std::string> batch_keys;
   steady_clock::time_point batch_started;
 
   /// PostgreSQL's answer for a part committed on a commit lane.
@@ -153,7 +154,7 @@ struct coordinator_state {
     std::vector<batch_part> parts;
     /// One per part; no future for a part with nothing to write.
     std::vector<std::future<commit_outcome>> outcomes;
-    std::set<domain::event_key> keys;
+    std::unordered_set<std::string> keys;
     bool has_catalog = false;
   };
   std::optional<committing_batch> committing;
@@ -781,16 +782,15 @@ struct coordinator_state {
     // from the stored positions, and for `query_applied_period` after that
     // every batch asks first (one round trip). Asking every time cost
     // PostgreSQL an eighth of its CPU per event for the rare duplicate.
-    std::vector<domain::event_key> keys;
+    // Events are told apart by their applied-event key, as PostgreSQL's
+    // unique index does: a hash set of one string each instead of an
+    // ordered set of (source, id) pairs.
     std::vector<std::string> applied_keys;
-    keys.reserve(upstream.size());
     applied_keys.reserve(upstream.size());
-    for (const auto& p : upstream) {
-      keys.push_back(p.key);
+    for (const auto& p : upstream)
       applied_keys.push_back(domain::applied_event_key(p.key));
-    }
-    std::vector<bool> seen(keys.size(), false);
-    if (!keys.empty() && steady_clock::now() < query_applied_until) {
+    std::vector<bool> seen(applied_keys.size(), false);
+    if (!applied_keys.empty() && steady_clock::now() < query_applied_until) {
       auto applied = store->filter_applied_keys(applied_keys);
       if (!applied) {
         fail_batch(applied.error());
@@ -800,22 +800,24 @@ struct coordinator_state {
     }
     // The batch on the commit thread is not visible to that query yet.
     if (committing)
-      for (size_t i = 0; i < keys.size(); ++i)
-        if (!seen[i] && committing->keys.count(keys[i]) > 0)
+      for (size_t i = 0; i < applied_keys.size(); ++i)
+        if (!seen[i] && committing->keys.count(applied_keys[i]) > 0)
           seen[i] = true;
     times.dedup += seconds_since(dedup_started);
-    std::set<domain::event_key> in_batch;
+    std::unordered_set<std::string> in_batch;
+    in_batch.reserve(upstream.size());
     std::map<std::string, messages::org_job> org_jobs;
     std::map<std::string, std::vector<timed_item>> command_items;
     for (size_t i = 0; i < upstream.size(); ++i) {
       auto& p = upstream[i];
-      if (seen[i] || !in_batch.insert(p.key).second) {
+      if (seen[i] || !in_batch.insert(applied_keys[i]).second) {
         ++status->duplicates_skipped;
         continue;
       }
       auto& part = parts[p.lane];
-      part.rows.applied_events.push_back(
-        {p.key.source, p.key.id, std::move(applied_keys[i])});
+      part.rows.applied_events.push_back({std::move(p.key.source),
+                                          std::move(p.key.id),
+                                          std::move(applied_keys[i])});
       part.types.emplace_back(p.topic, p.type);
       std::visit(
         [&](auto& event) {
