@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "domain/commands.hpp"
@@ -44,11 +45,17 @@ public:
 
   explicit org_state(std::string org_id) : org_id_(std::move(org_id)) {}
 
+  /// user_id -> billable. Hashed: an event looks up one member of what can
+  /// be thousands, and a tree's string comparisons along the path (a cache
+  /// miss each) were the org stage's largest cost in small batches. Nothing
+  /// depends on its order: what is emitted from it is sorted first.
+  using member_map = std::unordered_map<std::string, bool>;
+
   org_state(std::string org_id, std::optional<std::string> subscription_id,
-            std::map<std::string, bool> members, std::int64_t delta_seq)
+            const std::map<std::string, bool>& members, std::int64_t delta_seq)
       : org_id_(std::move(org_id)),
         subscription_id_(std::move(subscription_id)),
-        members_(std::move(members)), delta_seq_(delta_seq) {}
+        members_(members.begin(), members.end()), delta_seq_(delta_seq) {}
 
   /// Applies one membership event (its org must be this org).
   org_effects apply(const membership_event& event,
@@ -62,7 +69,7 @@ public:
     return subscription_id_;
   }
 
-  const std::map<std::string, bool>& members() const {
+  const member_map& members() const {
     return members_;
   }
 
@@ -87,7 +94,7 @@ private:
 
   std::string org_id_;
   std::optional<std::string> subscription_id_;
-  std::map<std::string, bool> members_; // user_id -> billable
+  member_map members_;
   std::int64_t delta_seq_ = 0;
 };
 

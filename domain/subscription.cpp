@@ -1,6 +1,7 @@
 #include "domain/subscription.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 namespace seatledger::domain {
 
@@ -144,7 +145,9 @@ subscription::subscription(subscription_record record,
                            std::map<std::string, std::int64_t> org_delta_seqs,
                            ledger_window window,
                            std::vector<license_record> licenses)
-    : record_(std::move(record)), holders_(std::move(holders)),
+    : record_(std::move(record)),
+      holders_(std::make_move_iterator(holders.begin()),
+               std::make_move_iterator(holders.end())),
       orgs_(std::move(orgs)), org_delta_seqs_(std::move(org_delta_seqs)),
       window_(std::move(window)), licenses_(std::move(licenses)) {}
 

@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -287,7 +288,12 @@ public:
     return record_;
   }
 
-  const std::map<std::string, std::set<std::string>>& holders() const {
+  /// user -> the linked orgs through which the user holds a seat. Hashed for
+  /// the lookup each delta's change makes (see org_state::member_map);
+  /// nothing depends on its order.
+  using holder_map = std::unordered_map<std::string, std::set<std::string>>;
+
+  const holder_map& holders() const {
     return holders_;
   }
 
@@ -336,7 +342,7 @@ private:
   subscription_effects reject(const command_event& command, rejection error);
 
   subscription_record record_;
-  std::map<std::string, std::set<std::string>> holders_; // user -> orgs
+  holder_map holders_;
   std::set<std::string> orgs_;
   std::map<std::string, std::int64_t> org_delta_seqs_;
   ledger_window window_;

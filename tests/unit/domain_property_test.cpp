@@ -315,7 +315,9 @@ private:
       auto& p = progress_[id];
       // Seat pool against the recount.
       auto expected = model_.expected_holders(id);
-      EXPECT_EQ(s.holders(), expected);
+      EXPECT_EQ((std::map<std::string, std::set<std::string>>{
+                  s.holders().begin(), s.holders().end()}),
+                expected);
       EXPECT_EQ(rec.seats_in_use, static_cast<std::int64_t>(expected.size()));
       std::set<std::string> expected_orgs;
       for (const auto& [org, sub] : model_.links)

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include "domain/org.hpp"
@@ -186,4 +187,43 @@ TEST(org, large_changes_are_split_into_parts) {
   EXPECT_LT(fx.deltas[0].changes.back().user_id,
             fx.deltas[1].changes.front().user_id);
   EXPECT_NE(fx.deltas[0].delta_id, fx.deltas[1].delta_id);
+}
+
+TEST(org, what_it_emits_is_in_user_order_however_its_members_are_held) {
+  // Members are held in a hash map: deltas and member changes must not
+  // follow its order, or a re-run would emit other deltas.
+  org_state org{"o1"};
+  std::vector<std::string> users;
+  for (int i = 0; i < 300; ++i)
+    users.push_back("user-" + std::to_string((i * 7919) % 1000));
+  for (const auto& u : users)
+    apply(org, "add-" + u, member_added{"o1", u, true, {}});
+  auto sorted = users;
+  std::sort(sorted.begin(), sorted.end());
+  auto in_order = [](const std::vector<seat_contribution>& changes) {
+    return std::is_sorted(changes.begin(), changes.end(),
+                          [](const auto& a, const auto& b) {
+                            return a.user_id < b.user_id;
+                          });
+  };
+  auto linked = all_changes(apply(org, "link", org_linked{"o1", "s1"}), "s1");
+  ASSERT_EQ(linked.size(), users.size());
+  EXPECT_TRUE(in_order(linked));
+  // A snapshot that keeps every third user: the others leave in user order.
+  std::vector<snapshot_member> kept;
+  for (std::size_t i = 0; i < sorted.size(); i += 3)
+    kept.push_back({sorted[i], true});
+  auto fx = apply(org, "snapshot", org_snapshot{"o1", kept});
+  EXPECT_EQ(fx.member_changes.size(), sorted.size() - kept.size());
+  EXPECT_TRUE(std::is_sorted(fx.member_changes.begin(), fx.member_changes.end(),
+                             [](const auto& a, const auto& b) {
+                               return a.user_id < b.user_id;
+                             }));
+  auto left = all_changes(fx, "s1");
+  EXPECT_EQ(left.size(), sorted.size() - kept.size());
+  EXPECT_TRUE(in_order(left));
+  auto unlinked = all_changes(apply(org, "unlink", org_unlinked{"o1", "s1"}),
+                              "s1");
+  EXPECT_EQ(unlinked.size(), kept.size());
+  EXPECT_TRUE(in_order(unlinked));
 }
