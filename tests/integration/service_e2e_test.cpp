@@ -282,6 +282,26 @@ TEST_F(service_e2e, a_scenario_is_committed_and_published_as_the_rules_say) {
   expect_as_the_rules_say(s);
 }
 
+TEST_F(service_e2e, copies_side_by_side_count_once) {
+  // A producer's retry can put an event's copy right behind it, in the same
+  // batch. The service must tell them apart before applying (by the
+  // applied-event key): PostgreSQL's unique key would refuse that batch
+  // every time it is applied again, and the partition would never move on.
+  scenario_options options;
+  options.poison_per_phase = 0;
+  auto s = make_scenario(options);
+  for (auto& phase : s.phases) {
+    std::vector<outgoing> doubled;
+    for (const auto& r : phase.records) {
+      doubled.push_back(r);
+      doubled.push_back(r);
+    }
+    phase.records = std::move(doubled);
+  }
+  run(s);
+  expect_as_the_rules_say(s);
+}
+
 TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   // PostgreSQL refuses every third batch that records upstream events. The
   // service applies the next batch while one commits, so a refusal must
