@@ -1,5 +1,7 @@
 #include "actors/relay.hpp"
 
+#include <algorithm>
+
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -30,11 +32,45 @@ struct relay_state {
   steady_clock::time_point next_depth_check = steady_clock::now();
   steady_clock::time_point next_purge = steady_clock::now();
 
+  /// Where the relay's time went in the last period, logged every 10 s
+  /// beside the coordinator's `pipeline` line. A committed event waits for
+  /// the round in progress, then for its own.
+  struct round_times {
+    double fetch = 0;
+    double publish = 0; // producing and waiting for every delivery report
+    double mark = 0;
+    double round_max = 0;
+    long rounds = 0;
+    long events = 0;
+    steady_clock::time_point since = steady_clock::now();
+  } times;
+
+  static double seconds_between(steady_clock::time_point from,
+                                steady_clock::time_point to) {
+    return duration_cast<duration<double>>(to - from).count();
+  }
+
+  void report_times() {
+    auto elapsed = seconds_between(times.since, steady_clock::now());
+    if (elapsed < 10)
+      return;
+    if (times.events > 0)
+      log::info("relay", {{"seconds", elapsed},
+                          {"rounds", times.rounds},
+                          {"events", times.events},
+                          {"fetch_s", times.fetch},
+                          {"publish_s", times.publish},
+                          {"mark_s", times.mark},
+                          {"round_max_s", times.round_max}});
+    times = round_times{};
+  }
+
   /// Publishes one round; returns how many rows were published, or -1 on a
   /// failure (nothing marked, retried later).
   long publish_round() {
     if (lease_keys.empty())
       return 0;
+    auto started = steady_clock::now();
     auto fetched = store->fetch_unpublished(lease_keys, fetch_limit);
     if (!fetched) {
       log::error("relay cannot read the outbox",
@@ -43,6 +79,7 @@ struct relay_state {
     }
     if (fetched->empty())
       return 0;
+    auto fetched_at = steady_clock::now();
     // Shared with the reports, which may come after this round (see
     // delivery_round) and name the event they are about.
     auto rows = std::make_shared<const std::vector<storage::pending_event>>(
@@ -76,6 +113,7 @@ struct relay_state {
     }
     if (!producer->flush(60'000))
       round.fail();
+    auto delivered_at = steady_clock::now();
     // What the reports said by now; a report arriving later changes nothing
     // here (the chunk goes again in the next round).
     std::vector<std::int64_t> chunk_of;
@@ -93,12 +131,21 @@ struct relay_state {
       }
       status->published_events += static_cast<std::int64_t>(published);
     }
+    auto marked_at = steady_clock::now();
+    times.fetch += seconds_between(started, fetched_at);
+    times.publish += seconds_between(fetched_at, delivered_at);
+    times.mark += seconds_between(delivered_at, marked_at);
+    times.round_max = std::max(times.round_max,
+                               seconds_between(started, marked_at));
+    ++times.rounds;
+    times.events += static_cast<long>(rows->size());
     if (failed)
       return -1;
     return static_cast<long>(rows->size());
   }
 
   void housekeeping() {
+    report_times();
     auto now = steady_clock::now();
     if (now >= next_depth_check) {
       if (auto depth = store->unpublished_count())

@@ -4,7 +4,8 @@
 //   - sustained events/s from the first record to the last commit (both
 //     stages: org stage, internal deltas, subscription stage),
 //   - p50/p99 latency from event production to its commit at a fixed offered
-//     load (10,000 events/s by default),
+//     load (10,000 events/s by default), for the whole phase and for each 5 s
+//     of it beside the CPU each component used meanwhile,
 //   - the service's peak resident memory,
 //   - the same stream through a one-event-per-transaction baseline,
 //   - for scale, rows/s of a bare single-stage consume→COPY loop on the
@@ -25,6 +26,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <signal.h>
@@ -413,6 +415,71 @@ double percentile(std::vector<double> xs, double p) {
   return xs[i];
 }
 
+/// An event of the latency phase: where it went and when (seconds since the
+/// epoch) it was handed to the producer.
+struct sent_record {
+  int partition;
+  std::int64_t offset;
+  double at;
+};
+
+/// A committed position of a partition and when the poller first saw it.
+using offset_step = std::pair<std::int64_t, double>;
+
+constexpr seconds latency_slice{5};
+
+/// Milliseconds from handing the event over to the first committed position
+/// past it, if one was seen.
+std::optional<double>
+latency_of(const sent_record& r,
+           const std::vector<std::vector<offset_step>>& steps) {
+  const auto& st = steps[static_cast<size_t>(r.partition)];
+  auto it = std::find_if(st.begin(), st.end(), [&](const offset_step& step) {
+    return step.first > r.offset;
+  });
+  if (it == st.end())
+    return std::nullopt;
+  return (it->second - r.at) * 1000.0;
+}
+
+/// The latency phase in slices of `latency_slice` by when each event was
+/// handed to the producer, with the cores each component kept busy in the
+/// same slice of the offering (the last CPU slice ends with the offering;
+/// events still in flight then are counted in the latencies only).
+void print_latency_slices(const std::vector<sent_record>& sent,
+                          const std::vector<std::vector<offset_step>>& steps,
+                          double start_s,
+                          const std::vector<cpu_sample>& slice_cpu) {
+  auto slice_s = duration_cast<duration<double>>(latency_slice).count();
+  std::vector<std::vector<double>> by_slice(
+    slice_cpu.size() > 1 ? slice_cpu.size() - 1 : 1);
+  for (const auto& r : sent) {
+    auto at = latency_of(r, steps);
+    if (!at)
+      continue;
+    auto slice = static_cast<size_t>(std::max(0.0, r.at - start_s) / slice_s);
+    by_slice[std::min(slice, by_slice.size() - 1)].push_back(*at);
+  }
+  std::printf("latency by %.0f s slice of the phase (p50 / p99; cores busy: "
+              "service, PostgreSQL, Kafka (dev-kafka)):\n",
+              slice_s);
+  for (size_t i = 0; i < by_slice.size(); ++i) {
+    std::printf("  %4.0f-%.0f s: %.1f / %.1f ms",
+                slice_s * static_cast<double>(i),
+                slice_s * static_cast<double>(i + 1),
+                percentile(by_slice[i], 0.5), percentile(by_slice[i], 0.99));
+    if (i + 1 < slice_cpu.size()) {
+      const auto& a = slice_cpu[i];
+      const auto& b = slice_cpu[i + 1];
+      auto seconds = duration_cast<duration<double>>(b.at - a.at).count();
+      std::printf("; %.2f, %.2f, %.2f", (b.service - a.service) / seconds,
+                  (b.postgres - a.postgres) / seconds,
+                  (b.kafka - a.kafka) / seconds);
+    }
+    std::printf("\n");
+  }
+}
+
 // -- the one-event-per-transaction baseline
 // ------------------------------------
 
@@ -771,14 +838,9 @@ int main(int argc, char** argv) {
     if (!ends)
       throw std::runtime_error("no watermarks");
     std::vector<std::int64_t> next_offset = *ends;
-    struct sent_record {
-      int partition;
-      std::int64_t offset;
-      double at;
-    };
     std::vector<sent_record> sent;
     std::atomic<bool> polling{true};
-    std::vector<std::vector<std::pair<std::int64_t, double>>> steps(
+    std::vector<std::vector<offset_step>> steps(
       static_cast<size_t>(o.partitions));
     std::thread poller{[&] {
       pqxx::connection pc{conninfo};
@@ -809,7 +871,11 @@ int main(int argc, char** argv) {
     auto latency_wal_before = wal_sample::take(db);
     auto period = duration<double>(1.0 / o.rate);
     auto start = steady_clock::now();
+    auto start_s = now_s();
     long total = static_cast<long>(o.rate) * o.latency_seconds;
+    // CPU of each component per slice of the phase: the latency is not
+    // steady along the phase, and these say which component it follows.
+    std::vector<cpu_sample> slice_cpu{latency_cpu_before};
     long i = 0;
     backlog_monitor latency_backlog{db, kafka_cfg, svc.consumer_group,
                                     seconds{1}};
@@ -844,6 +910,9 @@ int main(int argc, char** argv) {
           sent.push_back({p, next_offset[static_cast<size_t>(p)]++, t});
         steady.publish_async(membership, chunk);
       }
+      if (steady_clock::now() - slice_cpu.back().at >= latency_slice)
+        slice_cpu.push_back(
+          cpu_sample::take(service->pid(), kafka_process.pid()));
       std::this_thread::sleep_for(microseconds{500});
     }
     steady.flush();
@@ -858,14 +927,9 @@ int main(int argc, char** argv) {
     polling = false;
     poller.join();
     std::vector<double> latencies;
-    for (const auto& r : sent) {
-      const auto& st = steps[static_cast<size_t>(r.partition)];
-      auto it = std::find_if(st.begin(), st.end(), [&](const auto& step) {
-        return step.first > r.offset;
-      });
-      if (it != st.end())
-        latencies.push_back((it->second - r.at) * 1000.0);
-    }
+    for (const auto& r : sent)
+      if (auto latency = latency_of(r, steps))
+        latencies.push_back(*latency);
     std::printf("latency at %d events/s offered for %d s as a steady stream "
                 "(producer linger.ms %d; from handing an event to the "
                 "producer to its commit, observed through the committed "
@@ -876,16 +940,19 @@ int main(int argc, char** argv) {
                 percentile(latencies, 1.0), latencies.size(), total);
     print_cpu("latency phase", latency_cpu_before, latency_cpu_after, total);
     print_wal("latency phase", latency_wal_before, latency_wal_after, total);
+    print_latency_slices(sent, steps, start_s, slice_cpu);
     auto rss = peak_rss_kib(service->pid());
     std::printf("service peak resident memory: %.1f MiB\n",
                 static_cast<double>(rss) / 1024.0);
     std::fflush(stdout);
-    // Where the service's time went (its own periodic "pipeline" lines).
+    // Where the service's time went (its own periodic "pipeline" and
+    // "relay" lines).
     {
       std::istringstream log{service->stderr_tail(1 << 20)};
       std::string line;
       while (std::getline(log, line))
-        if (line.find("\"message\":\"pipeline\"") != std::string::npos)
+        if (line.find("\"message\":\"pipeline\"") != std::string::npos
+            || line.find("\"message\":\"relay\"") != std::string::npos)
           std::printf("  service: %s\n", line.c_str());
     }
     service->signal(SIGTERM);
