@@ -302,6 +302,50 @@ TEST_F(service_e2e, copies_side_by_side_count_once) {
   expect_as_the_rules_say(s);
 }
 
+TEST_F(service_e2e, a_copy_behind_a_committing_batch_counts_once) {
+  // The service applies the next batch while one commits. An event's copy
+  // that arrives then is not among the applied events PostgreSQL shows
+  // yet, so the service must find it among the keys of the batch still
+  // committing. Otherwise the next batch is applied with it, refused on the
+  // unique key and applied again (and the log says so).
+  on_each_commit_of_upstream_events("PERFORM pg_sleep(2);");
+  scenario_options options;
+  options.poison_per_phase = 0;
+  auto s = make_scenario(options);
+  auto phase = std::find_if(s.phases.begin(), s.phases.end(), [](auto& p) {
+    return p.topic == "seatledger.membership.v1";
+  });
+  ASSERT_NE(phase, s.phases.end());
+  const std::vector<outgoing> event{phase->records.front()};
+  database_probe db{db_->conninfo()};
+  kafka_->publish(phase->topic, event);
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return db.scalar("SELECT count(*) FROM pg_stat_activity "
+                       "WHERE wait_event = 'PgSleep'")
+             > 0;
+    },
+    seconds{60}))
+    << "the event's commit never started\n"
+    << service_->stderr_tail();
+  kafka_->publish(phase->topic, event);
+  // Both records are behind the stored position, the event applied once.
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return db.scalar("SELECT coalesce(sum(next_offset), 0) FROM "
+                       "seatledger.consumer_positions WHERE topic = "
+                       "'seatledger.membership.v1'")
+             == 2;
+    },
+    seconds{60}))
+    << service_->stderr_tail();
+  EXPECT_EQ(db.applied_events(), 1);
+  auto log = service_->stderr_tail(1 << 22);
+  EXPECT_EQ(log.find("was applied before"), std::string::npos)
+    << "the copy was applied and refused at commit:\n"
+    << log;
+}
+
 TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   // PostgreSQL refuses every third batch that records upstream events. The
   // service applies the next batch while one commits, so a refusal must
