@@ -22,6 +22,9 @@ const storage::record_headers cloudevents_headers{
 
 struct org_actor_state {
   std::unique_ptr<domain::org_state> org;
+  /// Its row is stored or in a batch committing before the next one (a
+  /// batch that fails passivates every actor, so this is read again).
+  bool row_stored = false;
   std::int32_t partition = 0;
   std::string lease_key;
   std::shared_ptr<const entity_context> context;
@@ -32,6 +35,8 @@ entity_result apply_org_job(org_actor_state& st, messages::org_job& job) {
   entity_result result;
   auto& rows = result.rows;
   const auto& ctx = *st.context;
+  auto link_before = st.org->subscription_id();
+  auto delta_seq_before = st.org->delta_seq();
   for (size_t i = 0; i < job.events.size(); ++i) {
     const auto& event = job.events[i];
     auto fx = st.org->apply(event, ctx.max_delta_changes);
@@ -48,9 +53,15 @@ entity_result apply_org_job(org_actor_state& st, messages::org_job& job) {
       result.outbox_order.push_back(order);
     }
   }
-  // The org row exists from the first event on (an org never seen is 404).
-  rows.orgs.push_back({st.org->org_id(), st.org->subscription_id(),
-                       st.partition, st.org->delta_seq()});
+  // The org row exists from the first event on (an org never seen is 404),
+  // and is written again only when its link or last delta moved: many
+  // membership events change neither (a member added again, a guest, any
+  // change in an org not linked).
+  if (!st.row_stored || st.org->subscription_id() != link_before
+      || st.org->delta_seq() != delta_seq_before)
+    rows.orgs.push_back({st.org->org_id(), st.org->subscription_id(),
+                         st.partition, st.org->delta_seq()});
+  st.row_stored = true;
   return result;
 }
 
@@ -61,6 +72,7 @@ caf::behavior org_actor(caf::stateful_actor<org_actor_state>* self,
   st.org = std::make_unique<domain::org_state>(
     snapshot.org_id, std::move(snapshot.subscription_id),
     std::move(snapshot.members), snapshot.delta_seq);
+  st.row_stored = snapshot.stored;
   st.partition = partition;
   st.lease_key = membership_lease(partition);
   st.context = std::move(context);

@@ -1522,6 +1522,7 @@ pg_store::load_orgs(const std::vector<std::string>& org_ids) {
       snap.org_id = text_of(r[0]);
       snap.subscription_id = opt_text_of(r[1]);
       snap.delta_seq = r[2].as<std::int64_t>();
+      snap.stored = true;
     }
     for (const auto& r : tx.exec_prepared("load_memberships", ids)) {
       auto& snap = result[text_of(r[0])];

@@ -197,6 +197,8 @@ struct org_snapshot {
   std::optional<std::string> subscription_id;
   std::map<std::string, bool> members;
   std::int64_t delta_seq = 0;
+  /// The org's row is stored (an org first seen in this batch has none).
+  bool stored = false;
 };
 
 struct subscription_snapshot {

@@ -346,6 +346,52 @@ TEST_F(service_e2e, a_copy_behind_a_committing_batch_counts_once) {
     << log;
 }
 
+TEST_F(service_e2e, an_org_row_is_written_again_only_when_it_changes) {
+  scenario_options options;
+  options.membership_events_per_phase = 100;
+  options.poison_per_phase = 0;
+  auto s = make_scenario(options);
+  run(s);
+  database_probe db{db_->conninfo()};
+  auto member = db.rows(
+    "SELECT m.org_id, m.user_id FROM seatledger.memberships m JOIN "
+    "seatledger.orgs o USING (org_id) WHERE m.billable AND "
+    "o.subscription_id IS NOT NULL ORDER BY 1, 2 LIMIT 1");
+  ASSERT_EQ(member.size(), 1u) << "no billable member of a linked org";
+  auto org = member[0].substr(0, member[0].find('|'));
+  auto user = member[0].substr(member[0].find('|') + 1);
+  auto org_row = [&] {
+    return db.rows("SELECT xmin, delta_seq FROM seatledger.orgs WHERE "
+                   "org_id = '"
+                   + org + "'");
+  };
+  auto applied = db.applied_events();
+  auto publish = [&](const std::string& id, const std::string& who) {
+    domain::membership_event e{{"test", id, "seatledger.member.added",
+                                *domain::parse_rfc3339("2026-06-01T00:00:00Z")},
+                               domain::member_added{org, who, true,
+                                                    std::nullopt}};
+    kafka_->publish("seatledger.membership.v1",
+                    {{org, messages::encode_membership_event(e)}});
+    ++applied;
+    ASSERT_TRUE(wait_until([&] { return db.settled(applied); }, seconds{60}))
+      << service_->stderr_tail();
+  };
+  // A member added again changes nothing: the row stays the version it was.
+  auto before = org_row();
+  publish("again-1", user);
+  EXPECT_EQ(org_row(), before);
+  // A new billable member sends a delta: the row moves on.
+  publish("new-1", "user-new");
+  auto after = org_row();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after, before);
+  auto seq = [](const std::string& row) {
+    return std::stoll(row.substr(row.find('|') + 1));
+  };
+  EXPECT_EQ(seq(after[0]), seq(before.at(0)) + 1);
+}
+
 TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   // PostgreSQL refuses every third batch that records upstream events. The
   // service applies the next batch while one commits, so a refusal must
