@@ -120,9 +120,11 @@ public:
       touched[s.id] = &s;
       offsets_[s.partition] += 1;
     }
+    // What seat deltas leave: a subscription's counts moved (the first
+    // batch writes each row whole, as the service does for a row not stored).
     for (auto& [id, s] : touched)
       out[static_cast<size_t>(s->partition) % out.size()]
-        .subscriptions.push_back({s->record, s->partition, std::nullopt});
+        .subscriptions.push_back({s->record, s->partition, std::nullopt, true});
     for (int p = 0; p < partitions; ++p)
       out[static_cast<size_t>(p) % out.size()].positions.push_back(
         {{delta_topic, p}, offsets_[p]});

@@ -108,6 +108,25 @@ WHERE t.subscription_id = x.subscription_id
 RETURNING t.subscription_id
 )sql";
 
+// What a seat delta moves; the descriptive columns (metadata above all, a
+// JSON document parsed per row) stay as they are.
+constexpr const char* sql_update_subscription_counts = R"sql(
+UPDATE seatledger.subscriptions AS t SET
+  clock = x.clock, seats_in_use = x.seats_in_use,
+  ledger_seq = x.ledger_seq, ledger_hash = x.ledger_hash,
+  max_seats_used = x.max_seats_used,
+  max_seats_used_changed_at = x.max_seats_used_changed_at,
+  seats_owed = x.seats_owed, next_month_end = x.next_month_end,
+  last_applied_at = now(), updated_at = now()
+FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[],
+            $5::text[], $6::bigint[], $7::timestamptz[], $8::bigint[],
+            $9::timestamptz[])
+  AS x(subscription_id, clock, seats_in_use, ledger_seq, ledger_hash,
+    max_seats_used, max_seats_used_changed_at, seats_owed, next_month_end)
+WHERE t.subscription_id = x.subscription_id
+RETURNING t.subscription_id
+)sql";
+
 constexpr const char* sql_merge_orgs = R"sql(
 INSERT INTO seatledger.orgs AS t
   (org_id, subscription_id, partition, delta_seq, updated_at)
@@ -598,6 +617,7 @@ constexpr named_statement prepared_statements[] = {
   {"update_orgs", sql_update_orgs},
   {"update_subscription_orgs", sql_update_subscription_orgs},
   {"update_subscriptions", sql_update_subscriptions},
+  {"update_subscription_counts", sql_update_subscription_counts},
   {"merge_subscriptions", sql_merge_subscriptions},
   {"merge_terms", sql_merge_terms},
   {"merge_subscription_orgs", sql_merge_subscription_orgs},
@@ -748,15 +768,11 @@ std::string pair_key(std::string_view a, std::string_view b) {
   return key;
 }
 
-/// Writes state rows by `update` and then, for the keys it did not return,
-/// by `upsert` (see sql_update_orgs): the last row per key, in key order,
-/// as the upserts' DISTINCT ON chose it. `run(statement, rows)` executes a
-/// statement on the rows; `key_of` names a row's key, `returned_key` the
-/// key of a row the update returned.
-template<class Row, class KeyOf, class ReturnedKey, class Run>
-void update_then_upsert(const std::vector<Row>& rows, KeyOf key_of,
-                        ReturnedKey returned_key, const char* update,
-                        const char* upsert, Run run) {
+/// The last row per key, in key order, as the upserts' DISTINCT ON would
+/// choose it.
+template<class Row, class KeyOf>
+std::vector<const Row*>
+last_per_key(const std::vector<Row>& rows, KeyOf key_of) {
   std::map<std::string, const Row*> last;
   for (const auto& row : rows)
     last[key_of(row)] = &row;
@@ -764,16 +780,40 @@ void update_then_upsert(const std::vector<Row>& rows, KeyOf key_of,
   chosen.reserve(last.size());
   for (const auto& [key, row] : last)
     chosen.push_back(row);
-  auto updated = run(update, chosen);
-  if (updated.size() == chosen.size())
+  return chosen;
+}
+
+/// Runs `statement` on `rows` by `run(statement, rows)` and returns the rows
+/// whose keys it did not return (`key_of` names a row's key, `returned_key`
+/// the key of a row the statement returned), in their order.
+template<class Row, class KeyOf, class ReturnedKey, class Run>
+std::vector<const Row*> not_returned(const std::vector<const Row*>& rows,
+                                     KeyOf key_of, ReturnedKey returned_key,
+                                     const char* statement, Run run) {
+  auto returned = run(statement, rows);
+  if (returned.size() == rows.size())
+    return {};
+  std::set<std::string> done;
+  for (const auto& r : returned)
+    done.insert(returned_key(r));
+  std::vector<const Row*> rest;
+  for (const auto* row : rows)
+    if (done.count(key_of(*row)) == 0)
+      rest.push_back(row);
+  return rest;
+}
+
+/// Writes state rows by `update` and then, for the keys it did not return,
+/// by `upsert` (see sql_update_orgs): one row per key, in key order.
+template<class Row, class KeyOf, class ReturnedKey, class Run>
+void update_then_upsert(const std::vector<const Row*>& chosen, KeyOf key_of,
+                        ReturnedKey returned_key, const char* update,
+                        const char* upsert, Run run) {
+  if (chosen.empty())
     return;
-  for (const auto& r : updated)
-    last.erase(returned_key(r));
-  std::vector<const Row*> missing;
-  missing.reserve(last.size());
-  for (const auto& [key, row] : last)
-    missing.push_back(row);
-  run(upsert, missing);
+  auto missing = not_returned(chosen, key_of, returned_key, update, run);
+  if (!missing.empty())
+    run(upsert, missing);
 }
 
 domain::ledger_entry entry_of(const pqxx::row& r) {
@@ -980,6 +1020,11 @@ struct pg_store::impl {
                       const std::vector<const subscription_row*>& rows);
   void write_memberships(pg_connection& c, pqxx::work& tx,
                          const std::vector<membership_row>& rows);
+  void write_subscription_rows(pqxx::work& tx,
+                               const std::vector<subscription_row>& rows);
+  pqxx::result
+  write_subscription_counts(pqxx::work& tx, const char* statement,
+                            const std::vector<const subscription_row*>& rows);
 };
 
 void pg_store::impl::write_memberships(
@@ -1096,6 +1141,69 @@ pqxx::result pg_store::impl::write_subscriptions(
     time_array(month_ends));
 }
 
+void pg_store::impl::write_subscription_rows(
+  pqxx::work& tx, const std::vector<subscription_row>& rows) {
+  auto key = [](const subscription_row& r) { return r.record.subscription_id; };
+  auto returned_id = [](const pqxx::row& r) { return text_of(r[0]); };
+  auto whole_rows = [&](const char* statement, const auto& chosen) {
+    return write_subscriptions(tx, statement, chosen);
+  };
+  // Counts only if every row of the subscription in the batch is.
+  std::set<std::string_view> written_whole;
+  for (const auto& r : rows)
+    if (!r.counts_only)
+      written_whole.insert(r.record.subscription_id);
+  std::vector<const subscription_row*> counts;
+  std::vector<const subscription_row*> whole;
+  for (const auto* r : last_per_key(rows, key))
+    (r->counts_only && written_whole.count(r->record.subscription_id) == 0
+       ? counts
+       : whole)
+      .push_back(r);
+  if (!counts.empty()) {
+    auto not_stored
+      = not_returned(counts, key, returned_id, "update_subscription_counts",
+                     [&](const char* statement, const auto& chosen) {
+                       return write_subscription_counts(tx, statement, chosen);
+                     });
+    if (!not_stored.empty()) {
+      whole.insert(whole.end(), not_stored.begin(), not_stored.end());
+      std::sort(whole.begin(), whole.end(), [](const auto* x, const auto* y) {
+        return x->record.subscription_id < y->record.subscription_id;
+      });
+    }
+  }
+  update_then_upsert(whole, key, returned_id, "update_subscriptions",
+                     "merge_subscriptions", whole_rows);
+}
+
+pqxx::result pg_store::impl::write_subscription_counts(
+  pqxx::work& tx, const char* statement,
+  const std::vector<const subscription_row*>& rows) {
+  std::vector<std::string> ids, hashes;
+  std::vector<std::int64_t> in_use, ledger_seqs, max_used, owed;
+  std::vector<domain::timestamp> clocks, max_changed, month_ends;
+  for (const auto* row : rows) {
+    const auto& r = row->record;
+    ids.push_back(r.subscription_id);
+    clocks.push_back(r.clock); // min: NULL
+    in_use.push_back(r.seats_in_use);
+    ledger_seqs.push_back(r.ledger_seq);
+    hashes.push_back(r.ledger_hash);
+    max_used.push_back(r.max_seats_used);
+    max_changed.push_back(
+      r.max_seats_used_changed_at.value_or(domain::timestamp::min()));
+    owed.push_back(r.seats_owed);
+    month_ends.push_back(
+      row->next_month_end.value_or(domain::timestamp::min()));
+  }
+  return tx.exec_prepared(statement, text_array(ids), time_array(clocks),
+                          int_array(in_use), int_array(ledger_seqs),
+                          text_array(hashes), int_array(max_used),
+                          time_array(max_changed), int_array(owed),
+                          time_array(month_ends));
+}
+
 void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
   pqxx::work tx{c};
   if (!b.leases.empty()) {
@@ -1124,12 +1232,12 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
       throw fenced_error{"lease taken over by another owner: " + lost};
     }
   }
+  auto returned_id = [](const pqxx::row& r) { return text_of(r[0]); };
+  auto org_key = [](const org_row& o) { return o.org_id; };
   if (!b.orgs.empty())
     update_then_upsert(
-      b.orgs, [](const org_row& o) { return o.org_id; },
-      [](const pqxx::row& r) { return text_of(r[0]); }, "update_orgs",
-      "merge_orgs",
-      [&](const char* statement, const auto& rows) {
+      last_per_key(b.orgs, org_key), org_key, returned_id, "update_orgs",
+      "merge_orgs", [&](const char* statement, const auto& rows) {
         std::vector<std::string> ids;
         std::vector<std::optional<std::string>> subs;
         std::vector<std::int32_t> partitions;
@@ -1146,14 +1254,7 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
   if (!b.memberships.empty())
     write_memberships(c, tx, b.memberships);
   if (!b.subscriptions.empty())
-    update_then_upsert(
-      b.subscriptions,
-      [](const subscription_row& r) { return r.record.subscription_id; },
-      [](const pqxx::row& r) { return text_of(r[0]); }, "update_subscriptions",
-      "merge_subscriptions",
-      [&](const char* statement, const auto& rows) {
-        return write_subscriptions(tx, statement, rows);
-      });
+    write_subscription_rows(tx, b.subscriptions);
   if (!b.terms.empty()) {
     std::vector<std::string> ids;
     std::vector<domain::timestamp> starts;
@@ -1171,12 +1272,13 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
                      time_array(ends), time_array(usage_ends),
                      int_array(closed));
   }
+  auto subscription_org_key = [](const subscription_org_row& o) {
+    return pair_key(o.subscription_id, o.org_id);
+  };
   if (!b.subscription_orgs.empty())
     update_then_upsert(
-      b.subscription_orgs,
-      [](const subscription_org_row& o) {
-        return pair_key(o.subscription_id, o.org_id);
-      },
+      last_per_key(b.subscription_orgs, subscription_org_key),
+      subscription_org_key,
       [](const pqxx::row& r) { return pair_key(text_of(r[0]), text_of(r[1])); },
       "update_subscription_orgs", "merge_subscription_orgs",
       [&](const char* statement, const auto& rows) {

@@ -90,6 +90,12 @@ struct subscription_row {
   std::int32_t partition = 0;
   /// End of the earliest month still open (for the month-close sweeper).
   std::optional<domain::timestamp> next_month_end;
+  /// Only the counts moved (seats in use, the ledger's head, the
+  /// statistics, the clock, the next month end), as seat deltas move them:
+  /// a stored row gets just those columns. A row not stored yet, or another
+  /// row of the same subscription in the batch without this, is written
+  /// whole.
+  bool counts_only = false;
 };
 
 struct term_row {

@@ -385,6 +385,73 @@ TEST_F(commit, state_rows_take_their_last_row_whether_stored_or_new) {
             (std::map<std::string, std::int64_t>{{"org-new", 2}}));
 }
 
+TEST_F(commit, a_row_of_counts_only_writes_just_the_counts_of_a_stored_row) {
+  auto record = [](const std::string& id, const std::string& name,
+                   std::int64_t seats_in_use) {
+    domain::subscription_record r;
+    r.subscription_id = id;
+    r.status = domain::subscription_status::active;
+    r.display_name = name;
+    r.plan_id = "premium";
+    r.seats = 10;
+    r.term = {domain::timestamp::from_seconds(1'767'225'600),
+              domain::timestamp::from_seconds(1'798'761'600)};
+    r.instance = {id + ".example.com", domain::instance_type::primary};
+    r.seats_in_use = seats_in_use;
+    r.ledger_seq = seats_in_use;
+    r.ledger_hash = std::string(64, static_cast<char>('a' + seats_in_use));
+    r.max_seats_used = seats_in_use;
+    r.max_seats_used_changed_at
+      = domain::timestamp::from_seconds(1'767'300'000);
+    r.seats_owed = seats_in_use > 10 ? seats_in_use - 10 : 0;
+    r.clock = domain::timestamp::from_seconds(1'767'300'000 + seats_in_use);
+    return r;
+  };
+  auto month_end = domain::timestamp::from_seconds(1'769'904'000);
+  storage_batch first;
+  first.consumer_group = "seatledger";
+  first.subscriptions = {{record("sub-a", "A", 1), 1, month_end},
+                         {record("sub-b", "B", 1), 1, month_end}};
+  ASSERT_OK(store().commit(first));
+
+  storage_batch b;
+  b.consumer_group = "seatledger";
+  // Stored, counts only: the counts move; a name the row carries is not
+  // written (a seat delta never changes it).
+  b.subscriptions.push_back({record("sub-a", "not written", 12), 1, {}, true});
+  // Stored, a whole row then one of counts only: written whole.
+  b.subscriptions.push_back({record("sub-b", "B renamed", 2), 1, {}, false});
+  b.subscriptions.push_back({record("sub-b", "B renamed", 3), 1, {}, true});
+  // Not stored yet, counts only: written whole.
+  b.subscriptions.push_back({record("sub-c", "C", 4), 1, month_end, true});
+  ASSERT_OK(store().commit(b));
+
+  auto subs
+    = value_or_fail(store().load_subscriptions({"sub-a", "sub-b", "sub-c"}));
+  ASSERT_EQ(subs.size(), 3u);
+  const auto& a = subs.at("sub-a").record;
+  auto expected_a = record("sub-a", "A", 12);
+  EXPECT_EQ(a.display_name, "A");
+  EXPECT_EQ(a.seats_in_use, 12);
+  EXPECT_EQ(a.ledger_seq, 12);
+  EXPECT_EQ(a.ledger_hash, expected_a.ledger_hash);
+  EXPECT_EQ(a.max_seats_used, 12);
+  EXPECT_EQ(a.max_seats_used_changed_at, expected_a.max_seats_used_changed_at);
+  EXPECT_EQ(a.seats_owed, 2);
+  EXPECT_EQ(a.clock, expected_a.clock);
+  EXPECT_EQ(subs.at("sub-b").record.display_name, "B renamed");
+  EXPECT_EQ(subs.at("sub-b").record.seats_in_use, 3);
+  EXPECT_EQ(subs.at("sub-c").record.display_name, "C");
+  EXPECT_EQ(subs.at("sub-c").record.seats_in_use, 4);
+  // The month-close sweeper's column moves with the counts: cleared here.
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  EXPECT_TRUE(tx.exec1("SELECT next_month_end IS NULL FROM "
+                       "seatledger.subscriptions WHERE subscription_id = "
+                       "'sub-a'")[0]
+                .as<bool>());
+}
+
 TEST_F(commit, ledger_insert_must_extend_the_chain) {
   auto l = chain("sub-1", 3, at("2026-02-01T00:00:00Z"), 10);
   storage_batch ok;
