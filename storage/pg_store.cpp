@@ -30,6 +30,9 @@ using read_snapshot = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
 constexpr const char* sql_set_role = "SELECT set_config('role', $1, false)";
 constexpr const char* sql_set_application
   = "SELECT set_config('application_name', $1, false)";
+constexpr const char* sql_commit_without_flush
+  = "SELECT set_config('synchronous_commit', 'off', false)";
+constexpr const char* sql_setting = "SELECT current_setting($1)";
 
 // -- commit -------------------------------------------------------------------
 
@@ -986,6 +989,8 @@ struct pg_store::impl {
       tx.exec_params(sql_set_application, options.application_name);
       if (options.runtime_role && !options.runtime_role->empty())
         tx.exec_params(sql_set_role, *options.runtime_role);
+      if (options.commits_may_be_lost_in_a_crash)
+        tx.exec(sql_commit_without_flush);
     }
     for (const auto& s : prepared_statements)
       fresh->prepare(s.name, s.sql);
@@ -1500,6 +1505,13 @@ caf::expected<void> pg_store::ping() {
   return impl_->run("ping", [](pg_connection& c) {
     pqxx::nontransaction tx{c};
     tx.exec("SELECT 1");
+  });
+}
+
+caf::expected<std::string> pg_store::setting(const std::string& name) {
+  return impl_->run("setting", [&](pg_connection& c) {
+    pqxx::nontransaction tx{c};
+    return text_of(tx.exec_params1(sql_setting, name)[0]);
   });
 }
 

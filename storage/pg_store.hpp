@@ -28,6 +28,11 @@ struct pg_store_options {
   std::optional<std::string> runtime_role = std::string{runtime_role_name};
   /// `application_name` of the session (shows in pg_stat_activity).
   std::string application_name = "seatledger";
+  /// Commits on this session do not wait for their WAL to reach the disk
+  /// (`synchronous_commit = off`). Only for writes a server crash may lose
+  /// without harm: it loses the last few hundred milliseconds of them, whole
+  /// transactions, never one whose later WAL survived.
+  bool commits_may_be_lost_in_a_crash = false;
 };
 
 /// One connection to PostgreSQL implementing every storage port. Not
@@ -52,6 +57,9 @@ public:
 
   /// Connects now if not connected and checks the server answers.
   caf::expected<void> ping();
+
+  /// The value of a server setting in this session (`current_setting`).
+  caf::expected<std::string> setting(const std::string& name);
 
   /// Drops the connection (the next call connects again).
   void disconnect();

@@ -41,6 +41,21 @@ bool eventually(Predicate done, milliseconds limit) {
 
 class relay_test : public pg_test {};
 
+TEST_F(relay_test, its_marks_do_not_wait_for_the_wal_flush) {
+  // A mark lost in a crash of PostgreSQL only publishes its chunk again,
+  // with the same ids; the service's other sessions keep waiting.
+  storage::pg_store relay_store{conninfo(), actors::relay_store_options()};
+  auto relay_setting = relay_store.setting("synchronous_commit");
+  ASSERT_TRUE(relay_setting) << describe(relay_setting.error());
+  EXPECT_EQ(*relay_setting, "off");
+  auto name = relay_store.setting("application_name");
+  ASSERT_TRUE(name) << describe(name.error());
+  EXPECT_EQ(*name, "seatledger-relay");
+  auto service_setting = store().setting("synchronous_commit");
+  ASSERT_TRUE(service_setting) << describe(service_setting.error());
+  EXPECT_EQ(*service_setting, "on");
+}
+
 // A round publishes at most 5,000 rows and a full one is followed by
 // another at once. The relay used to stop its timer in that case, and with
 // it the housekeeping: the outbox depth it reports stayed at what it was
