@@ -1088,17 +1088,43 @@ void pg_store::impl::write_memberships(
   out.finish();
 }
 
+namespace {
+
+/// The columns of subscription rows a seat delta moves, one array element
+/// per row.
+struct count_columns {
+  std::vector<std::string> hashes;
+  std::vector<std::int64_t> in_use, ledger_seqs, max_used, owed;
+  std::vector<domain::timestamp> clocks, max_changed, month_ends;
+
+  void add(const subscription_row& row) {
+    const auto& r = row.record;
+    clocks.push_back(r.clock); // min: NULL
+    in_use.push_back(r.seats_in_use);
+    ledger_seqs.push_back(r.ledger_seq);
+    hashes.push_back(r.ledger_hash);
+    max_used.push_back(r.max_seats_used);
+    max_changed.push_back(
+      r.max_seats_used_changed_at.value_or(domain::timestamp::min()));
+    owed.push_back(r.seats_owed);
+    month_ends.push_back(row.next_month_end.value_or(domain::timestamp::min()));
+  }
+};
+
+} // namespace
+
 pqxx::result pg_store::impl::write_subscriptions(
   pqxx::work& tx, const char* statement,
   const std::vector<const subscription_row*>& rows) {
   std::vector<std::string> ids, statuses, names, domains, types, plans,
-    features, metadata, hashes;
+    features, metadata;
   std::vector<std::optional<std::string>> sf_accounts, sf_subscriptions,
     archive_reasons, created_sources, created_ids;
   std::vector<std::int32_t> partitions;
-  std::vector<std::int64_t> seats, in_use, ledger_seqs, max_used, owed;
-  std::vector<domain::timestamp> starts, ends, clocks, max_changed, month_ends;
+  std::vector<std::int64_t> seats;
+  std::vector<domain::timestamp> starts, ends;
   std::vector<std::optional<bool>> trials;
+  count_columns counts;
   for (const auto* row : rows) {
     const auto& r = row->record;
     ids.push_back(r.subscription_id);
@@ -1117,22 +1143,13 @@ pqxx::result pg_store::impl::write_subscriptions(
     features.push_back(text_array(r.features));
     metadata.push_back(metadata_json(r));
     archive_reasons.push_back(r.archive_reason);
-    clocks.push_back(r.clock); // min: NULL
-    in_use.push_back(r.seats_in_use);
-    ledger_seqs.push_back(r.ledger_seq);
-    hashes.push_back(r.ledger_hash);
-    max_used.push_back(r.max_seats_used);
-    max_changed.push_back(
-      r.max_seats_used_changed_at.value_or(domain::timestamp::min()));
-    owed.push_back(r.seats_owed);
+    counts.add(*row);
     created_sources.push_back(
       r.created_by ? std::optional<std::string>{r.created_by->source}
                    : std::nullopt);
     created_ids.push_back(r.created_by
                             ? std::optional<std::string>{r.created_by->id}
                             : std::nullopt);
-    month_ends.push_back(
-      row->next_month_end.value_or(domain::timestamp::min()));
   }
   return tx.exec_prepared(
     statement, text_array(ids), int_array(partitions), text_array(statuses),
@@ -1140,10 +1157,11 @@ pqxx::result pg_store::impl::write_subscriptions(
     text_array(domains), text_array(types), text_array(plans), int_array(seats),
     time_array(starts), time_array(ends), bool_array(trials),
     text_array(features), text_array(metadata), text_array(archive_reasons),
-    time_array(clocks), int_array(in_use), int_array(ledger_seqs),
-    text_array(hashes), int_array(max_used), time_array(max_changed),
-    int_array(owed), text_array(created_sources), text_array(created_ids),
-    time_array(month_ends));
+    time_array(counts.clocks), int_array(counts.in_use),
+    int_array(counts.ledger_seqs), text_array(counts.hashes),
+    int_array(counts.max_used), time_array(counts.max_changed),
+    int_array(counts.owed), text_array(created_sources),
+    text_array(created_ids), time_array(counts.month_ends));
 }
 
 void pg_store::impl::write_subscription_rows(
@@ -1185,28 +1203,19 @@ void pg_store::impl::write_subscription_rows(
 pqxx::result pg_store::impl::write_subscription_counts(
   pqxx::work& tx, const char* statement,
   const std::vector<const subscription_row*>& rows) {
-  std::vector<std::string> ids, hashes;
-  std::vector<std::int64_t> in_use, ledger_seqs, max_used, owed;
-  std::vector<domain::timestamp> clocks, max_changed, month_ends;
+  std::vector<std::string> ids;
+  count_columns counts;
   for (const auto* row : rows) {
-    const auto& r = row->record;
-    ids.push_back(r.subscription_id);
-    clocks.push_back(r.clock); // min: NULL
-    in_use.push_back(r.seats_in_use);
-    ledger_seqs.push_back(r.ledger_seq);
-    hashes.push_back(r.ledger_hash);
-    max_used.push_back(r.max_seats_used);
-    max_changed.push_back(
-      r.max_seats_used_changed_at.value_or(domain::timestamp::min()));
-    owed.push_back(r.seats_owed);
-    month_ends.push_back(
-      row->next_month_end.value_or(domain::timestamp::min()));
+    ids.push_back(row->record.subscription_id);
+    counts.add(*row);
   }
-  return tx.exec_prepared(statement, text_array(ids), time_array(clocks),
-                          int_array(in_use), int_array(ledger_seqs),
-                          text_array(hashes), int_array(max_used),
-                          time_array(max_changed), int_array(owed),
-                          time_array(month_ends));
+  return tx.exec_prepared(statement, text_array(ids), time_array(counts.clocks),
+                          int_array(counts.in_use),
+                          int_array(counts.ledger_seqs),
+                          text_array(counts.hashes), int_array(counts.max_used),
+                          time_array(counts.max_changed),
+                          int_array(counts.owed),
+                          time_array(counts.month_ends));
 }
 
 void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {

@@ -326,22 +326,26 @@ TEST_F(commit, last_row_wins_and_removals) {
   EXPECT_EQ(holders[0].orgs, std::vector<std::string>{"org-9"});
 }
 
+/// An active subscription of 10 seats, `seats_in_use` of them in use.
+domain::subscription_record active_record(const std::string& id,
+                                          std::int64_t seats_in_use) {
+  domain::subscription_record r;
+  r.subscription_id = id;
+  r.status = domain::subscription_status::active;
+  r.display_name = "Customer " + id;
+  r.plan_id = "premium";
+  r.seats = 10;
+  r.term = {domain::timestamp::from_seconds(1'767'225'600),
+            domain::timestamp::from_seconds(1'798'761'600)};
+  r.instance = {id + ".example.com", domain::instance_type::primary};
+  r.seats_in_use = seats_in_use;
+  return r;
+}
+
 // State rows go by UPDATE when they are stored and by the upsert when they
 // are new; both paths take a key's last row in the batch.
 TEST_F(commit, state_rows_take_their_last_row_whether_stored_or_new) {
-  auto record = [](const std::string& id, std::int64_t seats_in_use) {
-    domain::subscription_record r;
-    r.subscription_id = id;
-    r.status = domain::subscription_status::active;
-    r.display_name = "Customer " + id;
-    r.plan_id = "premium";
-    r.seats = 10;
-    r.term = {domain::timestamp::from_seconds(1'767'225'600),
-              domain::timestamp::from_seconds(1'798'761'600)};
-    r.instance = {id + ".example.com", domain::instance_type::primary};
-    r.seats_in_use = seats_in_use;
-    return r;
-  };
+  auto record = active_record;
   storage_batch first;
   first.consumer_group = "seatledger";
   first.orgs = {{"org-old", std::string{"sub-old"}, 1, 1}};
@@ -388,16 +392,8 @@ TEST_F(commit, state_rows_take_their_last_row_whether_stored_or_new) {
 TEST_F(commit, a_row_of_counts_only_writes_just_the_counts_of_a_stored_row) {
   auto record = [](const std::string& id, const std::string& name,
                    std::int64_t seats_in_use) {
-    domain::subscription_record r;
-    r.subscription_id = id;
-    r.status = domain::subscription_status::active;
+    auto r = active_record(id, seats_in_use);
     r.display_name = name;
-    r.plan_id = "premium";
-    r.seats = 10;
-    r.term = {domain::timestamp::from_seconds(1'767'225'600),
-              domain::timestamp::from_seconds(1'798'761'600)};
-    r.instance = {id + ".example.com", domain::instance_type::primary};
-    r.seats_in_use = seats_in_use;
     r.ledger_seq = seats_in_use;
     r.ledger_hash = std::string(64, static_cast<char>('a' + seats_in_use));
     r.max_seats_used = seats_in_use;
