@@ -168,9 +168,6 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
                     std::shared_ptr<service_status> status) {
   auto& st = self->state;
   st.status = std::move(status);
-  // A mark lost in a crash of PostgreSQL publishes its chunk again with the
-  // same event ids, as a crash between publishing and marking always could;
-  // so a round does not wait for the mark's WAL flush before the next.
   st.store = std::make_unique<storage::pg_store>(database_url,
                                                  relay_store_options());
   auto producer = kafka::producer::make(kafka);
@@ -223,6 +220,9 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
 
 storage::pg_store_options relay_store_options() {
   storage::pg_store_options options;
+  // A mark lost in a crash of PostgreSQL publishes its chunk again with the
+  // same event ids, as a crash between publishing and marking always could;
+  // so a round does not wait for the mark's WAL flush before the next.
   options.application_name = "seatledger-relay";
   options.commits_may_be_lost_in_a_crash = true;
   return options;

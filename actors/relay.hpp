@@ -11,6 +11,10 @@
 
 namespace seatledger::actors {
 
+/// How the relay's PostgreSQL session is set up: named `seatledger-relay`,
+/// its commits (the marks) not waiting for the WAL flush.
+storage::pg_store_options relay_store_options();
+
 /// The outbox relay: a detached actor with its own PostgreSQL connection and
 /// an idempotent producer. Publishes committed outbox rows of the leases this
 /// replica holds, in commit order, then marks them published. After a crash
@@ -18,10 +22,6 @@ namespace seatledger::actors {
 /// Messages: `leases_atom, lease_set` (what to publish for), `wake_atom`
 /// (something was committed), `drain_atom` (publish everything pending, then
 /// reply `ok`).
-/// How the relay's PostgreSQL session is set up: named `seatledger-relay`,
-/// its commits (the marks) not waiting for the WAL flush.
-storage::pg_store_options relay_store_options();
-
 caf::actor spawn_relay(caf::actor_system& system, std::string database_url,
                        kafka::client_config kafka,
                        std::shared_ptr<service_status> status);

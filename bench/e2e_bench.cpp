@@ -442,41 +442,42 @@ latency_of(const sent_record& r,
   return (it->second - r.at) * 1000.0;
 }
 
-/// The latency phase in slices of `latency_slice` by when each event was
-/// handed to the producer, with the cores each component kept busy in the
-/// same slice of the offering (the last CPU slice ends with the offering;
-/// events still in flight then are counted in the latencies only).
+/// The latency phase in slices between consecutive CPU samples (every
+/// `latency_slice` while offering, and one when offering ended), each event
+/// in the slice it was handed to the producer in, beside the cores each
+/// component kept busy in that slice. `latencies[i]` belongs to `sent[i]`.
 void print_latency_slices(const std::vector<sent_record>& sent,
-                          const std::vector<std::vector<offset_step>>& steps,
-                          double start_s,
+                          const std::vector<std::optional<double>>& latencies,
+                          double start_s, steady_clock::time_point start,
                           const std::vector<cpu_sample>& slice_cpu) {
-  auto slice_s = duration_cast<duration<double>>(latency_slice).count();
-  std::vector<std::vector<double>> by_slice(
-    slice_cpu.size() > 1 ? slice_cpu.size() - 1 : 1);
-  for (const auto& r : sent) {
-    auto at = latency_of(r, steps);
-    if (!at)
+  if (slice_cpu.size() < 2)
+    return;
+  auto offset_s = [&](const cpu_sample& c) {
+    return std::max(0.0, duration_cast<duration<double>>(c.at - start).count());
+  };
+  std::vector<std::vector<double>> by_slice(slice_cpu.size() - 1);
+  for (size_t i = 0; i < sent.size(); ++i) {
+    if (!latencies[i])
       continue;
-    auto slice = static_cast<size_t>(std::max(0.0, r.at - start_s) / slice_s);
-    by_slice[std::min(slice, by_slice.size() - 1)].push_back(*at);
+    auto at = sent[i].at - start_s;
+    size_t slice = 0;
+    while (slice + 1 < by_slice.size() && offset_s(slice_cpu[slice + 1]) <= at)
+      ++slice;
+    by_slice[slice].push_back(*latencies[i]);
   }
   std::printf("latency by %.0f s slice of the phase (p50 / p99; cores busy: "
               "service, PostgreSQL, Kafka (dev-kafka)):\n",
-              slice_s);
+              duration_cast<duration<double>>(latency_slice).count());
   for (size_t i = 0; i < by_slice.size(); ++i) {
-    std::printf("  %4.0f-%.0f s: %.1f / %.1f ms",
-                slice_s * static_cast<double>(i),
-                slice_s * static_cast<double>(i + 1),
-                percentile(by_slice[i], 0.5), percentile(by_slice[i], 0.99));
-    if (i + 1 < slice_cpu.size()) {
-      const auto& a = slice_cpu[i];
-      const auto& b = slice_cpu[i + 1];
-      auto seconds = duration_cast<duration<double>>(b.at - a.at).count();
-      std::printf("; %.2f, %.2f, %.2f", (b.service - a.service) / seconds,
-                  (b.postgres - a.postgres) / seconds,
-                  (b.kafka - a.kafka) / seconds);
-    }
-    std::printf("\n");
+    const auto& a = slice_cpu[i];
+    const auto& b = slice_cpu[i + 1];
+    auto seconds = duration_cast<duration<double>>(b.at - a.at).count();
+    std::printf("  %4.1f-%.1f s: %.1f / %.1f ms; %.2f, %.2f, %.2f\n",
+                offset_s(a), offset_s(b), percentile(by_slice[i], 0.5),
+                percentile(by_slice[i], 0.99),
+                (b.service - a.service) / seconds,
+                (b.postgres - a.postgres) / seconds,
+                (b.kafka - a.kafka) / seconds);
   }
 }
 
@@ -915,6 +916,13 @@ int main(int argc, char** argv) {
           cpu_sample::take(service->pid(), kafka_process.pid()));
       std::this_thread::sleep_for(microseconds{500});
     }
+    // The last slice ends with the offering; one under a second long joins
+    // the slice before it.
+    auto offered = cpu_sample::take(service->pid(), kafka_process.pid());
+    if (slice_cpu.size() > 1 && offered.at - slice_cpu.back().at < seconds{1})
+      slice_cpu.back() = offered;
+    else
+      slice_cpu.push_back(offered);
     steady.flush();
     expect += total;
     settle_or_fail(probe, expect, seconds{600}, "latency", [&] {
@@ -926,10 +934,14 @@ int main(int argc, char** argv) {
     auto latency_wal_after = wal_sample::take(db);
     polling = false;
     poller.join();
+    std::vector<std::optional<double>> latency_of_sent;
+    latency_of_sent.reserve(sent.size());
     std::vector<double> latencies;
-    for (const auto& r : sent)
-      if (auto latency = latency_of(r, steps))
-        latencies.push_back(*latency);
+    for (const auto& r : sent) {
+      latency_of_sent.push_back(latency_of(r, steps));
+      if (latency_of_sent.back())
+        latencies.push_back(*latency_of_sent.back());
+    }
     std::printf("latency at %d events/s offered for %d s as a steady stream "
                 "(producer linger.ms %d; from handing an event to the "
                 "producer to its commit, observed through the committed "
@@ -940,7 +952,7 @@ int main(int argc, char** argv) {
                 percentile(latencies, 1.0), latencies.size(), total);
     print_cpu("latency phase", latency_cpu_before, latency_cpu_after, total);
     print_wal("latency phase", latency_wal_before, latency_wal_after, total);
-    print_latency_slices(sent, steps, start_s, slice_cpu);
+    print_latency_slices(sent, latency_of_sent, start_s, start, slice_cpu);
     auto rss = peak_rss_kib(service->pid());
     std::printf("service peak resident memory: %.1f MiB\n",
                 static_cast<double>(rss) / 1024.0);

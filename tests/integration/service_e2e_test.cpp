@@ -374,15 +374,14 @@ TEST_F(service_e2e, an_org_row_is_written_again_only_when_it_changes) {
     kafka_->publish("seatledger.membership.v1",
                     {{org, messages::encode_membership_event(e)}});
     ++applied;
-    ASSERT_TRUE(wait_until([&] { return db.settled(applied); }, seconds{60}))
-      << service_->stderr_tail();
+    return wait_until([&] { return db.settled(applied); }, seconds{60});
   };
   // A member added again changes nothing: the row stays the version it was.
   auto before = org_row();
-  publish("again-1", user);
+  ASSERT_TRUE(publish("again-1", user)) << service_->stderr_tail();
   EXPECT_EQ(org_row(), before);
   // A new billable member sends a delta: the row moves on.
-  publish("new-1", "user-new");
+  ASSERT_TRUE(publish("new-1", "user-new")) << service_->stderr_tail();
   auto after = org_row();
   ASSERT_EQ(after.size(), 1u);
   EXPECT_NE(after, before);
