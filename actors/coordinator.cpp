@@ -200,6 +200,10 @@ struct coordinator_state {
     // The longest single commit and apply: the tail of the latency.
     double commit_max = 0;
     double apply_max = 0;
+    // Periodic checks on the coordinator's thread hold every record that
+    // arrives meanwhile.
+    double housekeeping = 0;
+    double housekeeping_max = 0;
     long cycles = 0;
     long records = 0;
     long rows = 0;
@@ -229,6 +233,8 @@ struct coordinator_state {
                              {"commit_wait_s", times.commit_wait},
                              {"commit_max_s", times.commit_max},
                              {"apply_max_s", times.apply_max},
+                             {"housekeeping_s", times.housekeeping},
+                             {"housekeeping_max_s", times.housekeeping_max},
                              {"active_orgs", static_cast<long>(orgs.size())},
                              {"active_subscriptions",
                               static_cast<long>(subscriptions.size())}});
@@ -598,7 +604,13 @@ struct coordinator_state {
       self->delayed_send(self, seconds{1}, atoms::poll_atom_v);
       return;
     }
-    if (!housekeeping())
+    auto housekeeping_started = steady_clock::now();
+    auto housekept = housekeeping();
+    auto housekeeping_took = seconds_since(housekeeping_started);
+    times.housekeeping += housekeeping_took;
+    times.housekeeping_max = std::max(times.housekeeping_max,
+                                      housekeeping_took);
+    if (!housekept)
       return;
     if (!placement_stopped.empty()) {
       log_placement_problem(placement_stopped
