@@ -37,7 +37,7 @@ struct pipeline_config {
   /// `usage.month_closed` is published within this time after a month ends.
   std::chrono::seconds month_close_grace{3600};
   /// How long `(source, id)` of applied upstream events is remembered.
-  std::chrono::hours dedup_window{24 * 7};
+  std::chrono::microseconds dedup_window{std::chrono::hours{24 * 7}};
   /// How long an entity actor may take for one job.
   std::chrono::seconds entity_timeout{60};
 };

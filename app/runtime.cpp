@@ -136,9 +136,8 @@ actors::pipeline_config pipeline_config_from(const config::settings& settings) {
     = duration_cast<seconds>(settings.duration("actor-idle-timeout"));
   cfg.month_close_grace
     = duration_cast<seconds>(settings.duration("month-close-grace"));
-  cfg.dedup_window = duration_cast<hours>(settings.duration("dedup-window"));
-  if (cfg.dedup_window.count() == 0)
-    cfg.dedup_window = hours{1};
+  cfg.dedup_window
+    = duration_cast<microseconds>(settings.duration("dedup-window"));
   return cfg;
 }
 

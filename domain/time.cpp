@@ -124,10 +124,12 @@ std::optional<timestamp> parse_rfc3339(std::string_view text) {
     ++pos;
     size_t digits = 0;
     int micros = 0;
+    // RFC 3339 sets no limit on the fraction's digits (Java's and Go's
+    // nanosecond times carry nine); time is kept in microseconds, so the
+    // digits past the sixth are dropped, not refused.
     while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-      if (digits == 6)
-        return std::nullopt;
-      micros = micros * 10 + (text[pos] - '0');
+      if (digits < 6)
+        micros = micros * 10 + (text[pos] - '0');
       ++digits;
       ++pos;
     }

@@ -79,8 +79,9 @@ std::optional<timestamp> from_civil(const civil_time& c);
 int days_in_month(int year, int month);
 
 /// Parses RFC 3339 (`2026-01-15T00:00:00Z`, `…T01:00:00.5+01:00`). Lowercase
-/// `t`/`z` are accepted as RFC 3339 allows; fractions beyond microseconds are
-/// rejected rather than silently rounded, so a stored time equals its input.
+/// `t`/`z` are accepted as RFC 3339 allows. Time is kept in microseconds:
+/// fraction digits past the sixth are dropped (truncated, never rounded up
+/// into the next second), as producers writing nanoseconds are common.
 std::optional<timestamp> parse_rfc3339(std::string_view text);
 
 /// Formats in UTC with `Z`; a fraction only when the instant has one, with

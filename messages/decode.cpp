@@ -634,7 +634,11 @@ bool read(context& c, dom::object d, const path* p,
           domain::rate_plan_upserted& x) {
   return req_object(c, d, p, "product",
                     [&](dom::object obj, const path& at) {
-                      return req_id(c, obj, &at, "id", x.product.id)
+                      // Not an identifier in the spec's sense (it names
+                      // plan and charge ids only): the billing system's.
+                      return req_nonempty_text(c, obj, &at, "id",
+                                               limits::external_id,
+                                               x.product.id)
                              && req_text(c, obj, &at, "name", limits::text,
                                          x.product.name);
                     })
@@ -737,6 +741,9 @@ struct envelope {
 
 // The `ce_` headers of a binary-mode record (the last of a repeated key).
 struct binary_attributes {
+  /// A `content-type` header naming a CloudEvents format: structured mode,
+  /// whatever `ce_` headers come with it.
+  bool structured = false;
   const std::string* specversion = nullptr;
   const std::string* id = nullptr;
   const std::string* source = nullptr;
@@ -744,9 +751,29 @@ struct binary_attributes {
   const std::string* time = nullptr;
 };
 
+bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size())
+    return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    auto c = text[i];
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i])
+      return false;
+  }
+  return true;
+}
+
+// The CloudEvents Kafka binding: a CloudEvents content type means
+// structured mode; otherwise `ce_specversion` means binary mode.
 binary_attributes scan_headers(const header_list& headers) {
   binary_attributes result;
   for (const auto& [key, value] : headers) {
+    if (key == "content-type") {
+      result.structured = starts_with_ignoring_case(value,
+                                                    "application/cloudevents");
+      continue;
+    }
     if (key.size() < 4 || key.compare(0, 3, "ce_") != 0)
       continue;
     auto name = std::string_view{key}.substr(3);
@@ -937,7 +964,7 @@ struct decoder::impl {
                              "record value is larger than 1 MiB");
     if (record.headers != nullptr) {
       auto attrs = scan_headers(*record.headers);
-      if (attrs.specversion != nullptr)
+      if (!attrs.structured && attrs.specversion != nullptr)
         return read_binary(attrs, record.value, topic, env);
     }
     return read_structured(record.value, topic, env);

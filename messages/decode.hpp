@@ -22,7 +22,9 @@ namespace seatledger::messages {
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
 /// A record as consumed: its value and, when it has any, its headers. Binary
-/// mode is recognized by a `ce_specversion` header.
+/// mode is recognized by a `ce_specversion` header, unless a `content-type`
+/// header names a CloudEvents format (`application/cloudevents…`), which
+/// means structured mode (the CloudEvents Kafka binding).
 struct record_view {
   std::string_view value;
   const header_list* headers = nullptr;

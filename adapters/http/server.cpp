@@ -796,10 +796,17 @@ struct server::impl {
     auto filter = parse_rate_plan_filter(params);
     if (!filter)
       return error_answer(filter.error());
+    // One more than asked tells whether another page follows.
+    auto limit = filter->limit;
+    if (limit)
+      filter->limit = *limit + 1;
     auto catalog = catalogs.take();
     auto plans = catalog->rate_plans(*filter);
     if (!plans)
       return error_answer(storage_error(plans.error(), "catalog rate_plans"));
+    bool more = limit && plans->size() > *limit;
+    if (more)
+      plans->resize(*limit);
     messages::json_writer out;
     out.begin_object();
     out.key("rate_plans");
@@ -807,8 +814,8 @@ struct server::impl {
     for (const auto& p : *plans)
       write_rate_plan(out, p);
     out.end_array();
-    // A full page may have more after it; without `limit` it is everything.
-    if (filter->limit && !plans->empty() && plans->size() == *filter->limit)
+    // Without `limit` the answer is everything.
+    if (more)
       out.string_member("next_after", plans->back().rate_plan_id);
     else
       out.null_member("next_after");

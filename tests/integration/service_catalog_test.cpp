@@ -309,7 +309,7 @@ TEST_F(service_catalog,
             (std::vector<std::string>{retired + "|t", revived + "|f"}));
 }
 
-TEST_F(service_catalog, incomplete_plans_and_bad_filters_over_http) {
+TEST_F(service_catalog, incomplete_plans_paging_and_bad_filters_over_http) {
   publish_fixture();
   auto res = api_b_->get("/v1/catalog/incomplete");
   ASSERT_TRUE(res);
@@ -345,6 +345,35 @@ TEST_F(service_catalog, incomplete_plans_and_bad_filters_over_http) {
   EXPECT_EQ(plans[0].at("charges")[0].at("billing_period"), "annual");
   EXPECT_EQ(plans[0].at("charges")[0].at("custom_fields").at("ChargeTier__c"),
             "Ultimate");
+
+  // Pages by id; `next_after` is null on the last page, also when that
+  // page is full (http.md).
+  auto page = [&](const std::string& query) {
+    auto res = api_b_->get("/v1/catalog/rate-plans?true_up=true" + query);
+    EXPECT_TRUE(res && res->status == 200) << query;
+    return res ? json::parse(res->body, nullptr, false) : json{};
+  };
+  const std::vector<std::string> true_up = {"rp-true-up-premium-sm",
+                                            "rp-true-up-starter-sm",
+                                            "rp-true-up-ultimate-saas"};
+  auto whole = page("&limit=3");
+  ASSERT_EQ(whole.at("rate_plans").size(), 3u) << whole;
+  EXPECT_TRUE(whole.at("next_after").is_null()) << whole;
+  std::vector<std::string> paged;
+  std::string after;
+  for (int pages = 0; pages < 5; ++pages) {
+    auto body = page("&limit=2" + (after.empty() ? "" : "&after=" + after));
+    for (const auto& p : body.at("rate_plans"))
+      paged.push_back(p.at("rate_plan_id").get<std::string>());
+    if (body.at("next_after").is_null())
+      break;
+    after = body.at("next_after").get<std::string>();
+    EXPECT_EQ(after, paged.back());
+  }
+  EXPECT_EQ(paged, true_up);
+  auto last = page("&limit=1&after=rp-true-up-starter-sm");
+  ASSERT_EQ(last.at("rate_plans").size(), 1u) << last;
+  EXPECT_TRUE(last.at("next_after").is_null()) << last;
 
   // Bad filters are 400s that name the parameter.
   for (auto [query, name] : std::vector<std::pair<std::string, std::string>>{

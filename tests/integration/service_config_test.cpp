@@ -240,6 +240,35 @@ TEST(service_config, flag_beats_environment_beats_file_end_to_end) {
   EXPECT_EQ(published_source(service, "sub-file"), "from-file");
 }
 
+// The de-duplication window is kept as configured: it was cut to whole
+// hours (and raised to one), so a 90-minute window forgot events after 60.
+TEST(service_config, the_dedup_window_is_kept_as_configured) {
+  running_service service;
+  database_probe probe{service.conninfo()};
+  auto applied_ago = [&](const std::string& id, int minutes) {
+    return probe.scalar(
+      "WITH added AS (INSERT INTO seatledger.applied_events "
+      "(source, id, key, applied_at) VALUES ('window-test', '"
+      + id + "', seatledger.applied_event_key('window-test', '" + id
+      + "'), now() - interval '" + std::to_string(minutes)
+      + " minutes') RETURNING 1) SELECT count(*) FROM added");
+  };
+  ASSERT_EQ(applied_ago("seventy-minutes", 70), 1);
+  ASSERT_EQ(applied_ago("hundred-minutes", 100), 1);
+  auto remembered = [&](const std::string& id) {
+    return probe.scalar("SELECT count(*) FROM seatledger.applied_events "
+                        "WHERE source = 'window-test' AND id = '"
+                        + id + "'");
+  };
+  // A replica forgets what is past the window as it starts; both rows go in
+  // one statement.
+  service.start({"--dedup-window", "90m"});
+  ASSERT_TRUE(
+    wait_until([&] { return remembered("hundred-minutes") == 0; }, seconds{30}))
+    << service.log_tail();
+  EXPECT_EQ(remembered("seventy-minutes"), 1);
+}
+
 /// The service's `allocator` log line, parsed; null if it logged none.
 json allocator_line(const std::string& log) {
   for (const auto& line : lines_of(log)) {

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/time.hpp"
 #include "messages/decode.hpp"
 #include "messages/types.hpp"
 
@@ -306,8 +307,8 @@ TEST(messages_errors, bad_identifiers_are_invalid_identifier) {
   const std::set<std::string> id_keys = {"org_id",          "user_id",
                                          "subscription_id", "plan_id",
                                          "delta_id",        "rate_plan_id"};
-  const std::set<std::string> id_paths
-    = {"data.product.id", "data.rate_plan.id", "data.charges[0].id"};
+  const std::set<std::string> id_paths = {"data.rate_plan.id",
+                                          "data.charges[0].id"};
   const std::vector<std::string> bad = {
     "",
     std::string(129, 'a'),
@@ -356,7 +357,7 @@ TEST(messages_errors, bad_times_are_invalid_timestamp) {
     "2026-01-15 00:00:00Z",
     "2026-01-15T00:00:00",
     "2026-01-15",
-    "2026-01-15T00:00:00.1234567Z",
+    "2026-01-15T00:00:00.1234567",
     "2026-01-15T25:00:00Z",
     // Outside four-digit years once in UTC: could not be written back.
     "0000-01-01T00:00:00+01:00",
@@ -384,6 +385,42 @@ TEST(messages_errors, bad_times_are_invalid_timestamp) {
       }
   }
   EXPECT_GT(checked, 17 * 11 + 60);
+}
+
+// RFC 3339 allows any number of fraction digits; a nanosecond time (Java's
+// Instant, Go's RFC3339Nano) decodes, cut to microseconds.
+TEST(messages_errors, nanosecond_times_decode_to_microseconds) {
+  int checked = 0;
+  for (const auto& [type, required] : required_fields) {
+    const auto& f = find_fixture(type);
+    std::vector<json::json_pointer> times = {json::json_pointer{"/time"}};
+    for (const auto& x : data_fields(f)) {
+      auto key = x.ptr.back();
+      if (key == "start" || key == "end" || key == "expires_at"
+          || x.path == "data.cause.time")
+        times.push_back(x.ptr);
+    }
+    for (const auto& ptr : times) {
+      auto doc = f.doc;
+      auto original = doc[ptr].get<std::string>();
+      ASSERT_EQ(original.back(), 'Z') << type;
+      // Nine digits after the whole seconds, wherever the fixture's were.
+      doc[ptr] = original.substr(0, 19) + ".123456789Z";
+      auto result = decode_doc(f, doc);
+      EXPECT_TRUE(result) << type << " " << ptr.to_string() << ": "
+                          << (result ? "" : result.error().message);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 25); // every envelope and data time of the fixtures
+  const auto& f = find_fixture("seatledger.member.added");
+  auto doc = f.doc;
+  doc["time"] = "2026-01-15T00:00:00.123456789Z";
+  auto result = decode_doc(f, doc);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(
+    std::get<seatledger::domain::membership_event>(result.value()).ref.time,
+    *seatledger::domain::parse_rfc3339("2026-01-15T00:00:00.123456Z"));
 }
 
 TEST(messages_errors, every_fixture_on_another_topic_is_unknown_type) {
@@ -552,6 +589,8 @@ TEST(messages_errors, long_strings_and_arrays_are_oversized) {
     {event_types::member_updated, "/data/role", 1024, "data.role"},
     {event_types::rate_plan_upserted, "/data/product/name", 1024,
      "data.product.name"},
+    {event_types::rate_plan_upserted, "/data/product/id", 128,
+     "data.product.id"},
     {event_types::rate_plan_upserted, "/data/rate_plan/name", 1024,
      "data.rate_plan.name"},
     {event_types::rate_plan_upserted, "/data/charges/0/name", 1024,
@@ -630,6 +669,8 @@ TEST(messages_errors, out_of_range_values_are_invalid_value) {
      "data.instance.domain"},
     {event_types::subscription_create, "/data/customer/salesforce_account_id",
      "", "data.customer.salesforce_account_id"},
+    {event_types::rate_plan_upserted, "/data/product/id", "",
+     "data.product.id"},
     {event_types::subscription_update_entitlements, "/data/features/1", "",
      "data.features[1]"},
     {event_types::rate_plan_upserted, "/data/charges/1/billing_period", 0,
@@ -651,6 +692,12 @@ TEST(messages_errors, out_of_range_values_are_invalid_value) {
     EXPECT_TRUE(fails_with(decode_doc(f, doc), code::invalid_value, c.field))
       << c.type << " " << c.ptr << " = " << c.value.dump();
   }
+  // A product id is the billing system's text, not an identifier of the
+  // spec's alphabet.
+  auto upsert = find_fixture(event_types::rate_plan_upserted).doc;
+  upsert["data"]["product"]["id"] = "Zuora product #8a28 (EU)";
+  EXPECT_TRUE(
+    decode_doc(find_fixture(event_types::rate_plan_upserted), upsert));
   // Sanity of the edges: a free plan, the largest part.
   auto create = find_fixture(event_types::subscription_create).doc;
   create["data"]["seats"] = 0;

@@ -199,6 +199,29 @@ TEST(messages_binary, headers_without_specversion_mean_structured_mode) {
   EXPECT_EQ(result.value().ref.id, f.doc.at("id"));
 }
 
+// The content type decides first (the CloudEvents Kafka binding): a
+// structured record that also carries a stray `ce_specversion` is still
+// structured; any other content type leaves binary mode to the headers.
+TEST(messages_binary, a_cloudevents_content_type_means_structured_mode) {
+  auto f = find_fixture(load_fixtures(), event_types::member_added);
+  decoder dec;
+  for (const auto* content_type :
+       {"application/cloudevents+json", "Application/CloudEvents+JSON",
+        "application/cloudevents+json; charset=utf-8"}) {
+    header_list headers{{"ce_specversion", "1.0"},
+                        {"content-type", content_type}};
+    auto result = dec.decode_membership({f.text, &headers});
+    ASSERT_TRUE(result) << content_type << ": " << result.error().message;
+    EXPECT_EQ(result.value().ref.id, f.doc.at("id"));
+  }
+  auto headers = binary_headers(f.doc);
+  headers.emplace_back("content-type", "application/json");
+  auto value = f.doc.at("data").dump();
+  auto binary = dec.decode_membership({value, &headers});
+  ASSERT_TRUE(binary) << binary.error().message;
+  EXPECT_EQ(binary.value().ref.id, f.doc.at("id"));
+}
+
 TEST(messages_binary, last_of_repeated_headers_wins) {
   auto f = find_fixture(load_fixtures(), event_types::org_linked);
   auto headers = binary_headers(f.doc);
