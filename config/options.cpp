@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <fstream>
+#include <libpq-fe.h>
 #include <set>
 #include <sstream>
 
@@ -36,6 +37,23 @@ optional<string> non_empty(const string& value) {
   if (value.empty())
     return string{"must not be empty"};
   return std::nullopt;
+}
+
+// Parsed as libpq will parse it, so a string it cannot read stops start-up
+// as a configuration error. libpq's reason is not repeated: it quotes the
+// string, which may hold a password.
+optional<string> connection_string(const string& value) {
+  if (value.empty())
+    return std::nullopt; // unset: the embedded server
+  char* error = nullptr;
+  auto* options = PQconninfoParse(value.c_str(), &error);
+  if (options != nullptr) {
+    PQconninfoFree(options);
+    return std::nullopt;
+  }
+  PQfreemem(error);
+  return string{"not a PostgreSQL connection string (a postgresql:// URI or "
+                "key=value pairs)"};
 }
 
 optional<string> host_port(const string& value) {
@@ -190,7 +208,7 @@ const std::vector<option_spec>& serve_options() {
     {"database-url", "SEATLEDGER_DATABASE_URL",
      "PostgreSQL connection string (libpq URI or key=value); unset: an "
      "embedded server under --data-dir",
-     k::text, "", nullptr},
+     k::text, "", connection_string},
     {"http-listen", "SEATLEDGER_HTTP_LISTEN", "HTTP address HOST:PORT", k::text,
      "0.0.0.0:8080", host_port},
     {"api-token", "SEATLEDGER_API_TOKENS",

@@ -287,6 +287,7 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
   // option without an entry here fails the test.
   const std::map<std::string, std::string> bad{
     {"kafka-property", "novalue"},
+    {"database-url", "garbage"},
     {"http-listen", "nonsense"},
     {"api-token", "tiny:admin"},
     {"trusted-key", ""},
@@ -358,6 +359,19 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
   EXPECT_TRUE(contains(error_of({{"commit-connections", {"0"}}}),
                        "not a positive integer"));
   EXPECT_TRUE(contains(error_of({{"log-level", {"verbose"}}}), "'verbose'"));
+  // A connection string libpq cannot parse, without echoing it (it may
+  // hold a password); URIs, key=value pairs and unset are fine.
+  auto bad_url
+    = error_of({{"database-url", {"host=db password=s3cret-pw dbname"}}});
+  EXPECT_TRUE(contains(bad_url, "not a PostgreSQL connection string"))
+    << bad_url;
+  EXPECT_FALSE(contains(bad_url, "s3cret-pw")) << bad_url;
+  EXPECT_TRUE(
+    contains(error_of({{"database-url", {"postgresql://db/x?nope=1"}}}),
+             "--database-url"));
+  for (const auto* url : {"postgresql://app:pw@db:5432/seatledger",
+                          "host=db dbname=seatledger sslmode=require", ""})
+    EXPECT_EQ(ok({{"database-url", {url}}}).text("database-url"), url);
   // HOST:PORT with port 0 (any free port) is fine.
   EXPECT_EQ(ok({{"http-listen", {"127.0.0.1:0"}}}).text("http-listen"),
             "127.0.0.1:0");
