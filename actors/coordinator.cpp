@@ -75,6 +75,10 @@ struct batch_part {
   std::vector<std::int64_t> outbox_order;
   std::vector<double> event_times; // seconds since epoch, for latency
   std::vector<std::pair<std::string, std::string>> types; // topic, type
+  /// Counted when the batch commits, so a batch read again after a failed
+  /// commit does not count them twice.
+  std::vector<std::pair<std::string, std::string>> rejections; // type, reason
+  std::vector<std::string> dead_letter_codes;
 };
 
 struct coordinator_state;
@@ -450,8 +454,7 @@ struct coordinator_state {
                   {"offset", static_cast<long long>(r.offset)},
                   {"code", code},
                   {"reason", message}});
-    if (auto* m = metrics())
-      m->dead_letter(code);
+    part.dead_letter_codes.push_back(code);
   }
 
   kafka::placement_topics placement_topics() const {
@@ -1081,6 +1084,8 @@ struct coordinator_state {
       append(to.outbox_order, from.outbox_order);
       append(to.event_times, from.event_times);
       append(to.types, from.types);
+      append(to.rejections, from.rejections);
+      append(to.dead_letter_codes, from.dead_letter_codes);
     }
     parts.resize(1);
   }
@@ -1090,9 +1095,7 @@ struct coordinator_state {
     append(part.outbox_order, result.outbox_order);
     status->licenses_issued += result.licenses_issued;
     status->overages_detected += result.overages;
-    if (auto* m = metrics())
-      for (const auto& reason : result.rejection_reasons)
-        m->rejected(context->topics.subscriptions, "command", reason);
+    append(part.rejections, result.rejections);
   }
 
   void commit_batch() {
@@ -1229,6 +1232,10 @@ struct coordinator_state {
         m->latency(std::max(0.0, out.finished_unix_s - t));
       for (const auto& [topic, type] : done.types)
         m->consumed(topic, type);
+      for (const auto& [type, reason] : done.rejections)
+        m->rejected(context->topics.subscriptions, type, reason);
+      for (const auto& code : done.dead_letter_codes)
+        m->dead_letter(code);
       // Consumer lag of the partitions this batch advanced: the high
       // watermark of the last fetch minus the committed position.
       for (const auto& p : b.positions) {
@@ -1540,11 +1547,27 @@ struct coordinator_state {
       status->placement_ok = false;
   }
 
+  /// Readiness follows PostgreSQL as well: an idle replica makes no other
+  /// call that would notice it gone (its commits and lease loads do).
+  void check_postgres() {
+    auto answered = store->ping();
+    bool reachable = static_cast<bool>(answered);
+    if (reachable != status->postgres_ok.load()) {
+      if (reachable)
+        log::info("PostgreSQL is reachable again");
+      else
+        log::error("PostgreSQL is not reachable; not ready until it is",
+                   {{"error", describe(answered.error())}});
+    }
+    status->postgres_ok = reachable;
+  }
+
   /// False when a commit failed on the way (the next cycle is scheduled).
   bool housekeeping() {
     auto now = steady_clock::now();
     if (now >= next_kafka_check) {
       check_kafka();
+      check_postgres();
       next_kafka_check = now + seconds{5};
     }
     if (now < next_catalog_check && now < next_passivation && now < next_sweep

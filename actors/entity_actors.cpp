@@ -102,7 +102,12 @@ void collect(subscription_actor_state& st, domain::subscription_effects& fx,
   state_changed = state_changed || fx.state_changed;
   if (fx.rejected) {
     ++result.rejected;
-    result.rejection_reasons.emplace_back(to_string(fx.rejected->code));
+    std::string command_type;
+    for (const auto& e : fx.events)
+      if (const auto* r = std::get_if<domain::command_rejected>(&e.payload))
+        command_type = r->command_type;
+    result.rejections.emplace_back(std::move(command_type),
+                                   to_string(fx.rejected->code));
   }
   for (auto& entry : fx.entries)
     rows.ledger.push_back(std::move(entry));

@@ -47,8 +47,9 @@ struct entity_result {
   std::int64_t rejected = 0;
   std::int64_t licenses_issued = 0;
   std::int64_t overages = 0;
-  /// Commands rejected, by reason code (for metrics).
-  std::vector<std::string> rejection_reasons;
+  /// Commands rejected: their CloudEvents type and reason code (for
+  /// metrics, counted once the batch commits).
+  std::vector<std::pair<std::string, std::string>> rejections;
 };
 
 /// Lease keys a relay publishes for.

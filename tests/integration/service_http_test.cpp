@@ -7,10 +7,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <gtest/gtest.h>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "paseto/license_verifier.hpp"
 #include "paseto/signed_json.hpp"
@@ -271,6 +273,66 @@ TEST_F(service_http, every_endpoint_answers_its_happy_path_and_errors) {
   expect(s.get("/v1/no-such-thing"), 404, "not_found");
 }
 
+TEST_F(service_http, readyz_follows_postgres_while_idle) {
+  // An idle replica made no call to PostgreSQL, so /readyz stayed 200
+  // while the database refused every connection.
+  auto& s = *service_;
+  expect(s.get("/readyz", nullptr), 200);
+  std::string database;
+  {
+    pqxx::connection own{s.conninfo()};
+    pqxx::nontransaction tx{own};
+    database = tx.exec1("SELECT current_database()")[0].as<std::string>();
+  }
+  pqxx::connection admin{"dbname=postgres"};
+  auto allow = [&](bool on) {
+    pqxx::nontransaction tx{admin};
+    tx.exec("ALTER DATABASE " + tx.quote_name(database)
+            + (on ? " ALLOW_CONNECTIONS true" : " ALLOW_CONNECTIONS false"));
+    if (!on)
+      tx.exec_params("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                     database);
+  };
+  allow(false);
+  struct connections_back {
+    std::function<void(bool)> allow;
+    ~connections_back() {
+      allow(true);
+    }
+  } restore{allow};
+  auto res = s.get("/readyz", nullptr);
+  EXPECT_TRUE(wait_until(
+    [&] {
+      res = s.get("/readyz", nullptr);
+      return res && res->status == 503;
+    },
+    seconds{30}, milliseconds{200}))
+    << describe_answer(res);
+  if (res && res->status == 503) {
+    EXPECT_EQ(body_of(res)["error"]["message"], "PostgreSQL is not reachable")
+      << res->body;
+  }
+  expect(s.get("/healthz", nullptr), 200);
+  allow(true);
+  EXPECT_TRUE(wait_until(
+    [&] {
+      res = s.get("/readyz", nullptr);
+      return res && res->status == 200;
+    },
+    seconds{60}, milliseconds{200}))
+    << describe_answer(res);
+  // And the replica still works: a command is applied.
+  s.publish(subscriptions_topic, sub,
+            cloud_event("seatledger.subscription.update_metadata",
+                        "metadata-after-outage", rfc3339_from_now(seconds{0}),
+                        {{"subscription_id", sub},
+                         {"display_name", "After the outage"}}));
+  EXPECT_FALSE(
+    s.wait_for(sub, "seatledger.subscription.metadata_updated").empty())
+    << s.log_tail();
+}
+
 TEST_F(service_http, readyz_follows_kafka) {
   // Liveness never depends on Kafka; readiness does. A poll that returns
   // nothing looked the same whether the topics were idle or the brokers
@@ -318,11 +380,19 @@ TEST_F(service_http, readyz_and_metrics_after_traffic) {
   s.get(std::string{"/v1/subscriptions/"} + sub);
   s.get("/v1/subscriptions/no-such-sub");
   s.publish(membership_topic, org, "this is not JSON");
+  // And a command that breaks a rule (a rejection).
+  const std::string unknown = "sub-never-created";
+  s.publish(subscriptions_topic, unknown,
+            cloud_event("seatledger.subscription.expire", "expire-" + unknown,
+                        rfc3339_from_now(seconds{0}),
+                        {{"subscription_id", unknown}}));
   ASSERT_TRUE(wait_until(
     [&] {
       res = s.get("/metrics", nullptr);
       return res && res->status == 200
              && res->body.find("seatledger_dead_letters_total{")
+                  != std::string::npos
+             && res->body.find("seatledger_records_rejected_total{")
                   != std::string::npos;
     },
     seconds{60}, milliseconds{100}))
@@ -352,6 +422,12 @@ TEST_F(service_http, readyz_and_metrics_after_traffic) {
   EXPECT_NE(
     text.find("seatledger_dead_letters_total{code=\"malformed_json\"} 1"),
     std::string::npos)
+    << text;
+  // Rejections by topic, the command's CloudEvents type and reason.
+  EXPECT_NE(text.find("seatledger_records_rejected_total{reason=\"unknown_"
+                      "subscription\",topic=\"seatledger.subscriptions.v1\","
+                      "type=\"seatledger.subscription.expire\"} 1"),
+            std::string::npos)
     << text;
   for (const auto* family :
        {"seatledger_records_consumed_total", "seatledger_dead_letters_total",
