@@ -215,13 +215,21 @@ int run_document_verify(const std::vector<std::string>& public_keys,
   paseto::trusted_keys keys;
   if (!load_trusted(public_keys, keys))
     return 2;
+  std::string text;
   std::ifstream in{file};
-  if (!in) {
+  // A directory opens; reading it fails, and libstdc++'s filebuf throws
+  // then rather than setting badbit.
+  try {
+    if (in)
+      text.assign(std::istreambuf_iterator<char>{in},
+                  std::istreambuf_iterator<char>{});
+  } catch (const std::ios_base::failure&) {
+    in.setstate(std::ios::badbit);
+  }
+  if (!in || in.bad()) {
     std::cerr << "cannot read " << file << "\n";
     return 2;
   }
-  std::string text{std::istreambuf_iterator<char>{in},
-                   std::istreambuf_iterator<char>{}};
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
     text.pop_back();
   auto verified = paseto::verify_json_document(keys, text);

@@ -1,6 +1,7 @@
 #include "config/options.hpp"
 
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <libpq-fe.h>
 #include <set>
@@ -179,18 +180,26 @@ optional<std::chrono::milliseconds> parse_duration(const string& text) {
     return std::nullopt;
   auto n = std::stoll(text.substr(0, digits));
   auto unit = text.substr(digits);
-  using namespace std::chrono;
+  std::int64_t unit_ms = 0;
   if (unit.empty() || unit == "ms")
-    return milliseconds{n};
-  if (unit == "s")
-    return duration_cast<milliseconds>(seconds{n});
-  if (unit == "m")
-    return duration_cast<milliseconds>(minutes{n});
-  if (unit == "h")
-    return duration_cast<milliseconds>(hours{n});
-  if (unit == "d")
-    return duration_cast<milliseconds>(hours{24 * n});
-  return std::nullopt;
+    unit_ms = 1;
+  else if (unit == "s")
+    unit_ms = 1000;
+  else if (unit == "m")
+    unit_ms = 60 * 1000;
+  else if (unit == "h")
+    unit_ms = 3600 * 1000;
+  else if (unit == "d")
+    unit_ms = 24 * 3600 * 1000;
+  else
+    return std::nullopt;
+  // Twelve digits of days would overflow (and wrap to a short window);
+  // nothing here is meant to last a century.
+  constexpr std::int64_t century_ms = std::int64_t{100} * 366 * 24 * 3600
+                                      * 1000;
+  if (n > century_ms / unit_ms)
+    return std::nullopt;
+  return std::chrono::milliseconds{n * unit_ms};
 }
 
 const std::vector<option_spec>& serve_options() {
@@ -377,7 +386,9 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
     file = env->second;
   if (!file.empty()) {
     std::ifstream in{file};
-    if (!in)
+    // A directory opens, and reading it only sets badbit: it would count
+    // as an empty file.
+    if (!in || std::filesystem::is_directory(file))
       return fail("--config: cannot read '" + file + "'");
     string line;
     int number = 0;
@@ -400,6 +411,8 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
       file_values[key].push_back(value);
       file_lines[key].push_back(file + ":" + std::to_string(number));
     }
+    if (in.bad())
+      return fail("--config: cannot read '" + file + "'");
   }
   for (const auto& spec : specs) {
     std::vector<string> values;

@@ -75,7 +75,8 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
 /// The process environment as a map.
 std::map<std::string, std::string> process_environment();
 
-/// "250ms", "5s", "10m", "1h", "7d" (a bare number is milliseconds).
+/// "250ms", "5s", "10m", "1h", "7d" (a bare number is milliseconds), at
+/// most 36,600 days.
 std::optional<std::chrono::milliseconds>
 parse_duration(const std::string& text);
 

@@ -1,7 +1,5 @@
 #include "paseto/keys.hpp"
 
-#include "paseto/detail/ed25519.hpp"
-
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -16,6 +14,8 @@
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "paseto/detail/ed25519.hpp"
 
 namespace seatledger::paseto {
 
@@ -65,11 +65,17 @@ result<std::string> read_file(const std::string& path) {
   std::ifstream in{path, std::ios::binary};
   if (!in)
     return errc::io_error;
-  std::string text{std::istreambuf_iterator<char>{in},
-                   std::istreambuf_iterator<char>{}};
-  if (in.bad())
+  // A directory opens; reading it fails, and libstdc++'s filebuf throws
+  // then rather than setting badbit.
+  try {
+    std::string text{std::istreambuf_iterator<char>{in},
+                     std::istreambuf_iterator<char>{}};
+    if (in.bad())
+      return errc::io_error;
+    return text;
+  } catch (const std::ios_base::failure&) {
     return errc::io_error;
-  return text;
+  }
 }
 
 result<void> write_file(const std::string& path, const std::string& text,

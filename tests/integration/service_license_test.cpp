@@ -446,6 +446,21 @@ TEST_F(service_license, cli_verifies_license_keys_and_signed_documents) {
   EXPECT_NE(r.status, std::optional<int>{1});
   EXPECT_NE(r.err.find("--public-key"), std::string::npos) << r.err;
 
+  // A directory where a file belongs is a usage error naming it (reading a
+  // directory threw inside libstdc++ and aborted the program).
+  auto a_directory = other_dir.file("a-directory");
+  std::filesystem::create_directories(a_directory);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+         {"license", "verify", "--public-key", a_directory, valid},
+         {"license", "verify-document", "--public-key", a_directory,
+          a_directory},
+         {"license", "verify-document", "--public-key", pub, a_directory}}) {
+    r = run_cli(args);
+    EXPECT_EQ(r.status, std::optional<int>{2}) << args[1] << ": " << r.err;
+    EXPECT_NE(r.err.find(a_directory), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
+  }
+
   // verify-document: the signed usage export (twelve complete months of
   // the past term) and the revocation list.
   auto res = service_->get("/v1/subscriptions/sub-expired/usage?export=1");

@@ -485,8 +485,11 @@ TEST(config, durations_parse) {
   EXPECT_EQ(parse_duration("7d"), std::chrono::hours{7 * 24});
   EXPECT_EQ(parse_duration("100"), 100ms); // a bare number: milliseconds
   EXPECT_EQ(parse_duration("0s"), 0ms);    // parses; the options refuse 0
+  EXPECT_EQ(parse_duration("36500d"), std::chrono::hours{36500 * 24});
   for (const auto* bad : {"5x", "", "-1s", "s", "1.5s", " 5s", "5s ", "5 s",
-                          "5sec", "1h30m", "ms", "9999999999999s"})
+                          "5sec", "1h30m", "ms", "9999999999999s",
+                          // would overflow milliseconds and wrap around
+                          "213503982335d", "36601d"})
     EXPECT_FALSE(parse_duration(bad)) << "'" << bad << "'";
   // A duration option refuses zero and garbage, naming the setting.
   EXPECT_TRUE(contains(error_of({{"poll-wait", {"0s"}}}), "--poll-wait"));
