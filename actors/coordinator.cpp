@@ -18,6 +18,7 @@
 #include "domain/identifiers.hpp"
 #include "log/log.hpp"
 #include "messages/decode.hpp"
+#include "messages/encode.hpp"
 #include "messages/service_error.hpp"
 #include "messages/type_ids.hpp"
 #include "storage/pg_store.hpp"
@@ -776,6 +777,9 @@ struct coordinator_state {
             break;
           }
           auto& event = decoded.value();
+          // Per-key order holds only for records where the key puts them.
+          if (!check_key(r, messages::record_key(event)))
+            break;
           // Read before `event` is moved into the list (a braced list is
           // evaluated left to right).
           auto type = event.ref.type;

@@ -309,6 +309,45 @@ TEST_F(service_catalog,
             (std::vector<std::string>{retired + "|t", revived + "|f"}));
 }
 
+// A catalog record goes where its key puts it, and its key is its plan's
+// id, as on every other topic (the key and partition were not checked for
+// the catalog: a record keyed by one plan changed another).
+TEST_F(service_catalog, a_record_keyed_by_another_plan_is_a_dead_letter) {
+  publish_fixture();
+  const auto version = catalog_version();
+  const auto line
+    = changed_upsert("rp-premium-saas-1y", "catalog-wrong-key",
+                     [](json& f) { f["CDotActions__c"] = json{"renew"}; });
+  kafka_->publish(catalog_topic, {{"rp-duo-pro-saas", line}});
+  std::vector<kafka::record> dlq;
+  ASSERT_TRUE(wait_until(
+    [&] {
+      dlq = kafka_->read_all("seatledger.dlq.v1");
+      return !dlq.empty();
+    },
+    seconds{60}))
+    << a_->stderr_tail() << "\n"
+    << b_->stderr_tail();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].value, line);
+  EXPECT_EQ(dlq[0].key, "rp-duo-pro-saas");
+  std::map<std::string, std::string> h(dlq[0].headers.begin(),
+                                       dlq[0].headers.end());
+  EXPECT_EQ(h["seatledger.error.code"], "key_mismatch");
+  EXPECT_NE(h["seatledger.error.message"].find("rp-premium-saas-1y"),
+            std::string::npos)
+    << h["seatledger.error.message"];
+  EXPECT_EQ(h["seatledger.source.topic"], catalog_topic);
+  EXPECT_EQ(h["seatledger.source.partition"],
+            std::to_string(kafka::partition_for_key("rp-duo-pro-saas", 4)));
+  EXPECT_FALSE(h["seatledger.source.offset"].empty());
+  // Nothing of it was applied.
+  EXPECT_EQ(catalog_version(), version);
+  EXPECT_EQ(api_b_->plan_set("?status=active&tier=premium&deployment=gitlab."
+                             "com&action=initial_purchase"),
+            id_set{"rp-premium-saas-1y"});
+}
+
 TEST_F(service_catalog, incomplete_plans_paging_and_bad_filters_over_http) {
   publish_fixture();
   auto res = api_b_->get("/v1/catalog/incomplete");

@@ -267,7 +267,9 @@ void service_e2e::expect_as_the_rules_say(const scenario& s) {
     EXPECT_EQ(r.value, "{\"specversion\":\"1.0\",\"broken");
     std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
     EXPECT_EQ(h["seatledger.error.code"], "malformed_json");
+    EXPECT_FALSE(h["seatledger.error.message"].empty());
     EXPECT_EQ(h["seatledger.source.topic"], "seatledger.membership.v1");
+    EXPECT_FALSE(h["seatledger.source.partition"].empty());
     EXPECT_FALSE(h["seatledger.source.offset"].empty());
   }
   // The hash chains verify with the service's own command.
