@@ -531,6 +531,21 @@ struct coordinator_state {
     return true;
   }
 
+  /// Whether an upstream event's time is not too far ahead of this
+  /// replica's clock (`latest`, microseconds since the epoch).
+  bool check_time(const kafka::record& r, const domain::event_ref& ref,
+                  std::int64_t latest) {
+    if (ref.time.micros() <= latest)
+      return true;
+    dead_letter(
+      r, "time_in_future",
+      "time " + domain::format_rfc3339(ref.time) + " is more than "
+        + std::to_string(
+          duration_cast<seconds>(config.max_event_time_ahead).count())
+        + " s ahead of this replica's clock (--max-event-time-ahead)");
+    return false;
+  }
+
   std::vector<kafka::record> gather() {
     std::vector<kafka::record> records;
     std::vector<pollfd> fds = {{main->wake_fd(), POLLIN, 0},
@@ -704,6 +719,8 @@ struct coordinator_state {
     std::vector<pending> upstream;
     std::map<std::string, std::vector<timed_item>> delta_items;
     std::int64_t record_index = -1;
+    const auto latest_time = wall_now().micros()
+                             + config.max_event_time_ahead.count();
     for (auto& r : records) {
       current_order = ++record_index;
       topic_partition tp{r.topic, r.partition};
@@ -723,7 +740,8 @@ struct coordinator_state {
             break;
           }
           auto& event = decoded.value();
-          if (!check_key(r, domain::org_id_of(event.change)))
+          if (!check_key(r, domain::org_id_of(event.change))
+              || !check_time(r, event.ref, latest_time))
             break;
           // Read before `event` is moved into the list (a braced list is
           // evaluated left to right).
@@ -741,7 +759,8 @@ struct coordinator_state {
             break;
           }
           auto& event = decoded.value();
-          if (!check_key(r, domain::subscription_id_of(event.command)))
+          if (!check_key(r, domain::subscription_id_of(event.command))
+              || !check_time(r, event.ref, latest_time))
             break;
           // Read before `event` is moved into the list (a braced list is
           // evaluated left to right).
@@ -778,7 +797,8 @@ struct coordinator_state {
           }
           auto& event = decoded.value();
           // Per-key order holds only for records where the key puts them.
-          if (!check_key(r, messages::record_key(event)))
+          if (!check_key(r, messages::record_key(event))
+              || !check_time(r, event.ref, latest_time))
             break;
           // Read before `event` is moved into the list (a braced list is
           // evaluated left to right).

@@ -36,6 +36,10 @@ struct pipeline_config {
   std::chrono::seconds idle_timeout{300};
   /// `usage.month_closed` is published within this time after a month ends.
   std::chrono::seconds month_close_grace{3600};
+  /// An upstream event stamped later than this ahead of the wall clock is
+  /// a dead letter: applied, it would move its entity's clock (and every
+  /// later entry of a ledger) to that time for good.
+  std::chrono::microseconds max_event_time_ahead{std::chrono::hours{1}};
   /// How long `(source, id)` of applied upstream events is remembered.
   std::chrono::microseconds dedup_window{std::chrono::hours{24 * 7}};
   /// How long an entity actor may take for one job.

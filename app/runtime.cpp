@@ -138,6 +138,8 @@ actors::pipeline_config pipeline_config_from(const config::settings& settings) {
     = duration_cast<seconds>(settings.duration("month-close-grace"));
   cfg.dedup_window
     = duration_cast<microseconds>(settings.duration("dedup-window"));
+  cfg.max_event_time_ahead
+    = duration_cast<microseconds>(settings.duration("max-event-time-ahead"));
   return cfg;
 }
 

@@ -274,6 +274,10 @@ const std::vector<option_spec>& serve_options() {
     {"month-close-grace", "SEATLEDGER_MONTH_CLOSE_GRACE",
      "usage.month_closed is published within this time after a month ends",
      k::duration, "1h", positive_duration},
+    {"max-event-time-ahead", "SEATLEDGER_MAX_EVENT_TIME_AHEAD",
+     "an upstream event whose time is further ahead of this replica's clock "
+     "is a dead letter (time_in_future)",
+     k::duration, "1h", positive_duration},
     {"dedup-window", "SEATLEDGER_DEDUP_WINDOW",
      "how long (source, id) of applied upstream events is remembered",
      k::duration, "7d", positive_duration},

@@ -218,6 +218,7 @@ public:
       "--api-token",       std::string{service_admin_token} + ":admin",
       "--api-token",       std::string{service_read_token} + ":read"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
+    env.insert(synthetic_history_env.begin(), synthetic_history_env.end());
     child_ = std::make_unique<child_process>(args, std::move(env));
     auto url = child_->wait_for_value("HTTP", std::chrono::seconds{90});
     if (!url)
@@ -347,6 +348,9 @@ public:
   }
   std::string conninfo() const {
     return db_->conninfo();
+  }
+  kafka_io& kafka() {
+    return *kafka_;
   }
   std::string bootstrap() const {
     return cluster_->bootstrap_servers();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <gtest/gtest.h>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -271,6 +272,62 @@ TEST_F(service_http, every_endpoint_answers_its_happy_path_and_errors) {
   expect(s.get("/v1/licenses/verify"), 405, "method_not_allowed");
   expect(s.post(base, "{}"), 405, "method_not_allowed");
   expect(s.get("/v1/no-such-thing"), 404, "not_found");
+}
+
+// An upstream event stamped far in the future would move the subscription's
+// clock there for good (every later ledger entry at that time, every month
+// of the term closed at once); it is a dead letter instead.
+TEST_F(service_http, an_event_far_in_the_future_is_a_dead_letter) {
+  auto& s = *service_;
+  // The tests' services allow a century (synthetic histories); this one
+  // the default hour.
+  s.start({"--max-event-time-ahead", "1h"});
+  s.publish(membership_topic, org,
+            membership("member.added", "add-from-the-future",
+                       {{"org_id", org}, {"user_id", "dave"}},
+                       "2999-01-01T00:00:00Z"));
+  s.publish(membership_topic, org,
+            membership("member.added", "add-two-hours-ahead",
+                       {{"org_id", org}, {"user_id", "frank"}},
+                       rfc3339_from_now(hours{2})));
+  // Within the allowed hour ahead: applied.
+  s.publish(membership_topic, org,
+            membership("member.added", "add-erin",
+                       {{"org_id", org}, {"user_id", "erin"}},
+                       rfc3339_from_now(minutes{30})));
+  s.wait_for(sub, "seatledger.seats.changed", 3);
+  std::vector<kafka::record> dlq;
+  ASSERT_TRUE(wait_until(
+    [&] {
+      dlq = s.kafka().read_all("seatledger.dlq.v1");
+      return dlq.size() >= 2;
+    },
+    seconds{60}))
+    << s.log_tail();
+  ASSERT_EQ(dlq.size(), 2u);
+  for (const auto& r : dlq) {
+    std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+    EXPECT_EQ(h["seatledger.error.code"], "time_in_future");
+    EXPECT_NE(h["seatledger.error.message"].find("--max-event-time-ahead"),
+              std::string::npos)
+      << h["seatledger.error.message"];
+  }
+  std::map<std::string, std::string> first(dlq[0].headers.begin(),
+                                           dlq[0].headers.end());
+  EXPECT_NE(first["seatledger.error.message"].find("2999-01-01T00:00:00Z"),
+            std::string::npos)
+    << first["seatledger.error.message"];
+  auto holders = body_of(
+    s.get(std::string{"/v1/subscriptions/"} + sub + "/seats/holders"));
+  std::set<std::string> users;
+  for (const auto& holder : holders["holders"])
+    users.insert(holder["user_id"].get<std::string>());
+  EXPECT_EQ(users, (std::set<std::string>{"alice", "bob", "erin"})) << holders;
+  auto ledger
+    = body_of(s.get(std::string{"/v1/subscriptions/"} + sub + "/ledger"));
+  ASSERT_EQ(ledger["entries"].size(), 3u) << ledger;
+  for (const auto& entry : ledger["entries"])
+    EXPECT_LT(entry["effective_at"].get<std::string>(), "2027") << entry;
 }
 
 TEST_F(service_http, readyz_follows_postgres_while_idle) {

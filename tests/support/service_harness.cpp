@@ -268,7 +268,7 @@ std::unique_ptr<child_process> launch_service(const service_options& options) {
                                 "--http-listen",     "127.0.0.1:0",
                                 "--poll-wait",       "20ms"};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
-  return std::make_unique<child_process>(args);
+  return std::make_unique<child_process>(args, synthetic_history_env);
 }
 
 std::unique_ptr<child_process> start_service(const service_options& options) {

@@ -22,6 +22,13 @@ namespace seatledger::test {
 /// The `seatledger` binary under test.
 std::string seatledger_binary();
 
+/// The services under test replay synthetic histories that run past today
+/// (the scenarios start on 2026-01-01 and take months), so they accept
+/// event times up to a century ahead of the clock (an environment
+/// variable: a test's flag still beats it).
+inline const std::map<std::string, std::string> synthetic_history_env{
+  {"SEATLEDGER_MAX_EVENT_TIME_AHEAD", "36500d"}};
+
 /// A child process; its stdout lines are collected, stderr goes to a file.
 class child_process {
 public:

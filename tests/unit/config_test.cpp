@@ -141,6 +141,7 @@ TEST(config, contract_names_and_defaults_of_operations_md) {
   EXPECT_EQ(defaults.duration("batch-linger"), 3ms);
   EXPECT_EQ(defaults.duration("dedup-window"), std::chrono::hours{24 * 7});
   EXPECT_EQ(defaults.duration("month-close-grace"), std::chrono::hours{1});
+  EXPECT_EQ(defaults.duration("max-event-time-ahead"), std::chrono::hours{1});
   EXPECT_TRUE(defaults.list("api-token").empty());
   for (const auto& s : serve_options())
     EXPECT_EQ(defaults.origin(s.name), "default") << s.name;
@@ -307,6 +308,7 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
     {"actor-idle-timeout", "-1s"},
     {"month-close-grace", "1 h"},
     {"dedup-window", "7days"},
+    {"max-event-time-ahead", "0s"},
     {"data-dir", ""},
     {"embedded-partitions", "0"},
     {"embedded-brokers", "2000"},
