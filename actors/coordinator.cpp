@@ -686,7 +686,12 @@ struct coordinator_state {
                "earliest record still there",
                {{"topic", g.tp.topic},
                 {"partition", g.tp.partition},
-                {"stored_offset", static_cast<long long>(g.requested)}});
+                {"stored_offset", static_cast<long long>(g.requested)},
+                {"earliest_offset", static_cast<long long>(g.earliest)},
+                {"skipped_records", static_cast<long long>(
+                                      g.earliest >= 0 ? std::max<std::int64_t>(
+                                        0, g.earliest - g.requested)
+                                                      : -1)}});
     if (auto* m = metrics())
       m->gap(g.tp.topic, g.tp.partition);
   }

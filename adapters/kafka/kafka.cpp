@@ -414,7 +414,15 @@ std::vector<record> consumer::poll(std::size_t max, int timeout_ms) {
           || msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
         topic_partition tp{msg->rkt ? rd_kafka_topic_name(msg->rkt) : "",
                            msg->partition};
-        impl_->gaps.push_back({tp, msg->offset});
+        // Where reading resumes, so the log can say what was skipped (one
+        // round trip, only when retention has overtaken a position).
+        std::int64_t low = -1;
+        std::int64_t high = -1;
+        if (rd_kafka_query_watermark_offsets(impl_->rk, tp.topic.c_str(),
+                                             tp.partition, &low, &high, 2000)
+            != RD_KAFKA_RESP_ERR_NO_ERROR)
+          low = -1;
+        impl_->gaps.push_back({tp, msg->offset, low});
         // Resume from the earliest record still there. librdkafka refuses
         // to seek a partition in this state ("Erroneous state"), so it is
         // assigned afresh.

@@ -140,6 +140,9 @@ public:
   struct gap {
     topic_partition tp;
     std::int64_t requested = 0;
+    /// The earliest offset Kafka still has, where reading resumes (-1 when
+    /// the brokers did not say): the records in between are lost.
+    std::int64_t earliest = -1;
   };
 
   /// Offset-out-of-range incidents seen since the last call.

@@ -68,6 +68,8 @@ void expect_resumed_after_one_gap(
   EXPECT_EQ(gaps.front().requested, 0);
   ASSERT_FALSE(offsets.empty()) << "nothing consumed after the gap";
   EXPECT_GT(offsets.front(), 0) << "the mock cluster kept the whole log";
+  // The gap says what was skipped: reading resumed at the earliest offset.
+  EXPECT_EQ(gaps.front().earliest, offsets.front());
   EXPECT_EQ(offsets.back(), records_produced - 1);
   for (std::size_t i = 1; i < offsets.size(); ++i)
     ASSERT_EQ(offsets[i], offsets[i - 1] + 1) << "at " << i;
