@@ -123,9 +123,13 @@ void collect(subscription_actor_state& st, domain::subscription_effects& fx,
     touched.insert(fx.org_delta_seq->first);
   for (const auto& org : touched) {
     auto seq_it = sub.org_delta_seqs().find(org);
+    auto owed_it = sub.owed_before_parts().find(org);
     rows.subscription_orgs.push_back(
       {id, org, sub.orgs().count(org) > 0,
-       seq_it == sub.org_delta_seqs().end() ? 0 : seq_it->second});
+       seq_it == sub.org_delta_seqs().end() ? 0 : seq_it->second,
+       owed_it == sub.owed_before_parts().end()
+         ? std::nullopt
+         : std::optional<std::int64_t>{owed_it->second}});
   }
   for (const auto& t : fx.term_changes)
     rows.terms.push_back({id, t});
@@ -206,7 +210,8 @@ subscription_actor(caf::stateful_actor<subscription_actor_state>* self,
     st.sub = std::make_unique<domain::subscription>(
       std::move(snapshot->record), std::move(snapshot->holders),
       std::move(snapshot->orgs), std::move(snapshot->org_delta_seqs),
-      std::move(snapshot->window), std::move(snapshot->licenses));
+      std::move(snapshot->window), std::move(snapshot->licenses),
+      std::move(snapshot->owed_before_parts));
   else
     st.sub = std::make_unique<domain::subscription>(std::move(subscription_id));
   st.partition = partition;

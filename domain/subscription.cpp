@@ -133,22 +133,27 @@ struct subscription::application {
   int next_ordinal = 0;
   timestamp t;
   std::int64_t owed_before = 0;
+  /// A part of a delta split in several, not the last: its record's
+  /// overage, if any, is published with the last part.
+  bool overage_deferred = false;
 };
 
 subscription::subscription(std::string subscription_id) {
   record_.subscription_id = std::move(subscription_id);
 }
 
-subscription::subscription(subscription_record record,
-                           std::map<std::string, std::set<std::string>> holders,
-                           std::set<std::string> orgs,
-                           std::map<std::string, std::int64_t> org_delta_seqs,
-                           ledger_window window,
-                           std::vector<license_record> licenses)
+subscription::subscription(
+  subscription_record record,
+  std::map<std::string, std::set<std::string>> holders,
+  std::set<std::string> orgs,
+  std::map<std::string, std::int64_t> org_delta_seqs, ledger_window window,
+  std::vector<license_record> licenses,
+  std::map<std::string, std::int64_t> owed_before_parts)
     : record_(std::move(record)),
       holders_(std::make_move_iterator(holders.begin()),
                std::make_move_iterator(holders.end())),
       orgs_(std::move(orgs)), org_delta_seqs_(std::move(org_delta_seqs)),
+      owed_before_parts_(std::move(owed_before_parts)),
       window_(std::move(window)), licenses_(std::move(licenses)) {}
 
 bool subscription::statistics_live() const {
@@ -191,7 +196,8 @@ void subscription::begin(application& app, const event_ref& cause,
 }
 
 void subscription::finish(application& app) {
-  if (statistics_live() && record_.seats_owed > app.owed_before) {
+  if (!app.overage_deferred && statistics_live()
+      && record_.seats_owed > app.owed_before) {
     overage_detected overage;
     overage.seats = record_.seats;
     overage.max_seats_used = record_.max_seats_used;
@@ -536,6 +542,21 @@ subscription_effects subscription::apply(const seat_delta& delta) {
   for (const auto& change : delta.changes)
     set_contribution(app, delta.org_id, change);
   app.effects.org_delta_seq.emplace(delta.org_id, delta.org_seq);
+  // The parts of one delta are one applied record: one overage at most,
+  // from what was owed before the first part to what is owed after the
+  // last (they arrive in order; another org's deltas or a command may come
+  // between them, hence per org and, across a new term, the lower owed).
+  if (delta.part == 1)
+    owed_before_parts_.erase(delta.org_id);
+  auto base = owed_before_parts_.find(delta.org_id);
+  if (delta.part < delta.parts) {
+    if (base == owed_before_parts_.end())
+      owed_before_parts_.emplace(delta.org_id, app.owed_before);
+    app.overage_deferred = true;
+  } else if (base != owed_before_parts_.end()) {
+    app.owed_before = std::min(app.owed_before, base->second);
+    owed_before_parts_.erase(base);
+  }
   finish(app);
   return std::move(app.effects);
 }

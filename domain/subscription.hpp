@@ -264,11 +264,13 @@ public:
                std::map<std::string, std::set<std::string>> holders,
                std::set<std::string> orgs,
                std::map<std::string, std::int64_t> org_delta_seqs,
-               ledger_window window, std::vector<license_record> licenses);
+               ledger_window window, std::vector<license_record> licenses,
+               std::map<std::string, std::int64_t> owed_before_parts = {});
 
   /// Applies one delta from the org stage. A delta whose `org_seq` is not
   /// newer than the last one applied for its org is a re-publication and
-  /// changes nothing.
+  /// changes nothing. The parts of a delta split in several are one applied
+  /// record: `overage.detected` comes with the last part, if at all.
   subscription_effects apply(const seat_delta& delta);
 
   /// Applies one command; a rule it breaks gives `rejected` and a
@@ -304,6 +306,12 @@ public:
   /// Last `org_seq` applied, per org that ever sent a delta.
   const std::map<std::string, std::int64_t>& org_delta_seqs() const {
     return org_delta_seqs_;
+  }
+
+  /// Seats owed before the first part of a delta split in parts whose last
+  /// part has not arrived yet, per org (see `apply`).
+  const std::map<std::string, std::int64_t>& owed_before_parts() const {
+    return owed_before_parts_;
   }
 
   const ledger_window& window() const {
@@ -345,6 +353,7 @@ private:
   holder_map holders_;
   std::set<std::string> orgs_;
   std::map<std::string, std::int64_t> org_delta_seqs_;
+  std::map<std::string, std::int64_t> owed_before_parts_;
   ledger_window window_;
   std::vector<license_record> licenses_;
 };

@@ -704,6 +704,14 @@ constexpr const char* migration_0005_outbox_external = R"sql(
 ALTER TABLE seatledger.outbox_chunks ALTER COLUMN records SET STORAGE EXTERNAL;
 )sql";
 
+// Migration 6: a delta split in parts is one applied record, with one
+// overage at most (domain/subscription.hpp); what was owed before its first
+// part is kept, per subscription and org, until its last part is applied,
+// so a restart between parts changes nothing.
+constexpr const char* migration_0006_owed_before_parts = R"sql(
+ALTER TABLE seatledger.subscription_orgs ADD COLUMN owed_before_parts bigint;
+)sql";
+
 const std::vector<migration>& migrations() {
   static const std::vector<migration> all{
     {1, "initial schema", migration_0001_initial},
@@ -711,6 +719,7 @@ const std::vector<migration>& migrations() {
     {3, "outbox chunks", migration_0003_outbox_chunks},
     {4, "lean indexes", migration_0004_lean_indexes},
     {5, "outbox compressed by the service", migration_0005_outbox_external},
+    {6, "owed before a delta's parts", migration_0006_owed_before_parts},
   };
   return all;
 }

@@ -522,6 +522,17 @@ std::string int_array(const std::vector<std::int32_t>& values) {
   return int_array_impl(values);
 }
 
+std::string int_array(const std::vector<std::optional<std::int64_t>>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0)
+      out.push_back(',');
+    out += values[i] ? std::to_string(*values[i]) : std::string{"NULL"};
+  }
+  out.push_back('}');
+  return out;
+}
+
 std::string time_array(const std::vector<domain::timestamp>& values) {
   std::string out = "{";
   for (std::size_t i = 0; i < values.size(); ++i) {

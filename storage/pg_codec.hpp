@@ -253,6 +253,8 @@ std::string text_array(const std::vector<std::string>& values);
 std::string text_array(const std::vector<std::optional<std::string>>& values);
 std::string int_array(const std::vector<std::int64_t>& values);
 std::string int_array(const std::vector<std::int32_t>& values);
+/// Empty optionals are NULL elements.
+std::string int_array(const std::vector<std::optional<std::int64_t>>& values);
 /// NULL elements for `timestamp::min()`.
 std::string time_array(const std::vector<domain::timestamp>& values);
 std::string bool_array(const std::vector<std::optional<bool>>& values);

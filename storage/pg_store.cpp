@@ -71,9 +71,10 @@ RETURNING t.org_id
 
 constexpr const char* sql_update_subscription_orgs = R"sql(
 UPDATE seatledger.subscription_orgs AS t SET
-  linked = x.linked, last_delta_seq = x.last_delta_seq
-FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])
-  AS x(subscription_id, org_id, linked, last_delta_seq)
+  linked = x.linked, last_delta_seq = x.last_delta_seq,
+  owed_before_parts = x.owed_before_parts
+FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::bigint[])
+  AS x(subscription_id, org_id, linked, last_delta_seq, owed_before_parts)
 WHERE t.subscription_id = x.subscription_id AND t.org_id = x.org_id
 RETURNING t.subscription_id, t.org_id
 )sql";
@@ -234,14 +235,17 @@ ON CONFLICT (subscription_id, start) DO UPDATE SET
 
 constexpr const char* sql_merge_subscription_orgs = R"sql(
 INSERT INTO seatledger.subscription_orgs AS t
-  (subscription_id, org_id, linked, last_delta_seq)
+  (subscription_id, org_id, linked, last_delta_seq, owed_before_parts)
 SELECT DISTINCT ON (x.subscription_id COLLATE "C", x.org_id COLLATE "C")
-       x.subscription_id, x.org_id, x.linked, x.last_delta_seq
-FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])
-  WITH ORDINALITY AS x(subscription_id, org_id, linked, last_delta_seq, ord)
+       x.subscription_id, x.org_id, x.linked, x.last_delta_seq,
+       x.owed_before_parts
+FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::bigint[])
+  WITH ORDINALITY
+  AS x(subscription_id, org_id, linked, last_delta_seq, owed_before_parts, ord)
 ORDER BY x.subscription_id COLLATE "C", x.org_id COLLATE "C", x.ord DESC
 ON CONFLICT (subscription_id, org_id) DO UPDATE SET
-  linked = EXCLUDED.linked, last_delta_seq = EXCLUDED.last_delta_seq
+  linked = EXCLUDED.linked, last_delta_seq = EXCLUDED.last_delta_seq,
+  owed_before_parts = EXCLUDED.owed_before_parts
 )sql";
 
 // Seat holders change by their net change per key (see commit): additions
@@ -378,8 +382,8 @@ constexpr const char* sql_load_holders
     "WHERE subscription_id = ANY($1::text[])";
 
 constexpr const char* sql_load_subscription_orgs
-  = "SELECT subscription_id, org_id, linked, last_delta_seq "
-    "FROM seatledger.subscription_orgs "
+  = "SELECT subscription_id, org_id, linked, last_delta_seq, "
+    "owed_before_parts FROM seatledger.subscription_orgs "
     "WHERE subscription_id = ANY($1::text[])";
 
 constexpr const char* sql_load_license_records = R"sql(
@@ -940,6 +944,8 @@ load_subscriptions_in(pqxx::transaction_base& tx,
     if (r[2].as<bool>())
       snap.orgs.insert(org_id);
     snap.org_delta_seqs[org_id] = r[3].as<std::int64_t>();
+    if (!r[4].is_null())
+      snap.owed_before_parts[org_id] = r[4].as<std::int64_t>();
   }
   for (const auto& r : tx.exec_prepared("load_license_records", found_array)) {
     domain::license_record lic;
@@ -1300,14 +1306,17 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
         std::vector<std::string> orgs;
         std::vector<std::optional<bool>> linked;
         std::vector<std::int64_t> seqs;
+        std::vector<std::optional<std::int64_t>> owed;
         for (const auto* o : rows) {
           subs.push_back(o->subscription_id);
           orgs.push_back(o->org_id);
           linked.push_back(o->linked);
           seqs.push_back(o->last_delta_seq);
+          owed.push_back(o->owed_before_parts);
         }
         return tx.exec_prepared(statement, text_array(subs), text_array(orgs),
-                                bool_array(linked), int_array(seqs));
+                                bool_array(linked), int_array(seqs),
+                                int_array(owed));
       });
   if (!b.holders.empty()) {
     // The subscription actor reports a holder change only when it flips the

@@ -110,6 +110,9 @@ struct subscription_org_row {
   std::string org_id;
   bool linked = false;
   std::int64_t last_delta_seq = 0;
+  /// Seats owed before the first part of a delta from this org whose last
+  /// part is still to come.
+  std::optional<std::int64_t> owed_before_parts;
 };
 
 /// A seat holder that appeared (`added`) or went. Only real flips: an
@@ -214,6 +217,7 @@ struct subscription_snapshot {
   std::map<std::string, std::int64_t> org_delta_seqs;
   domain::ledger_window window; // from ledger_window_start(record) on
   std::vector<domain::license_record> licenses;
+  std::map<std::string, std::int64_t> owed_before_parts;
 };
 
 // -- published events ---------------------------------------------------------

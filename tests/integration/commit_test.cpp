@@ -349,9 +349,14 @@ TEST_F(commit, state_rows_take_their_last_row_whether_stored_or_new) {
   storage_batch first;
   first.consumer_group = "seatledger";
   first.orgs = {{"org-old", std::string{"sub-old"}, 1, 1}};
-  first.subscription_orgs = {{"sub-old", "org-old", true, 1}};
+  // With what was owed before a delta's first part, its last to come.
+  first.subscription_orgs = {{"sub-old", "org-old", true, 1, 4}};
   first.subscriptions = {{record("sub-old", 1), 1, std::nullopt}};
   ASSERT_OK(store().commit(first));
+  EXPECT_EQ(value_or_fail(store().load_subscriptions({"sub-old"}))
+              .at("sub-old")
+              .owed_before_parts,
+            (std::map<std::string, std::int64_t>{{"org-old", 4}}));
 
   // Each table gets a stored key and a new one, each twice.
   storage_batch b;
@@ -360,10 +365,10 @@ TEST_F(commit, state_rows_take_their_last_row_whether_stored_or_new) {
             {"org-new", std::string{"sub-new"}, 1, 1},
             {"org-old", std::string{"sub-new"}, 1, 3},
             {"org-new", std::nullopt, 1, 2}};
-  b.subscription_orgs = {{"sub-old", "org-old", true, 2},
+  b.subscription_orgs = {{"sub-old", "org-old", true, 2, 4},
                          {"sub-new", "org-new", false, 1},
                          {"sub-old", "org-old", false, 3},
-                         {"sub-new", "org-new", true, 2}};
+                         {"sub-new", "org-new", true, 2, 7}};
   b.subscriptions = {{record("sub-old", 2), 1, std::nullopt},
                      {record("sub-new", 5), 1, std::nullopt},
                      {record("sub-old", 3), 1, std::nullopt},
@@ -387,6 +392,10 @@ TEST_F(commit, state_rows_take_their_last_row_whether_stored_or_new) {
   EXPECT_EQ(subs.at("sub-new").orgs, std::set<std::string>{"org-new"});
   EXPECT_EQ(subs.at("sub-new").org_delta_seqs,
             (std::map<std::string, std::int64_t>{{"org-new", 2}}));
+  // The last part came for one (NULL again), a first part for the other.
+  EXPECT_TRUE(subs.at("sub-old").owed_before_parts.empty());
+  EXPECT_EQ(subs.at("sub-new").owed_before_parts,
+            (std::map<std::string, std::int64_t>{{"org-new", 7}}));
 }
 
 TEST_F(commit, a_row_of_counts_only_writes_just_the_counts_of_a_stored_row) {

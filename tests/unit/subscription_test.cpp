@@ -377,6 +377,70 @@ TEST(terms, each_rise_of_seats_owed_yields_one_overage_event) {
   EXPECT_EQ(h.events_of<overage_detected>("s1").size(), 4u);
 }
 
+// An org linked with more members than one delta record holds reaches the
+// subscription in parts; the record is still one, so is its overage
+// (domain.md: once per applied record), from before the first part to
+// after the last.
+TEST(terms, a_link_split_in_parts_yields_one_overage_for_the_record) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 100, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
+  for (int i = 0; i < 2500; ++i)
+    add(h, "m" + std::to_string(i), "o1", "user-" + std::to_string(10000 + i),
+        "2026-01-02T00:00:00Z");
+  auto fx = h.membership(ref("link", "2026-01-03T00:00:00Z"),
+                         org_linked{"o1", "s1"}, 1000);
+  ASSERT_EQ(fx.deltas.size(), 3u);
+  auto overages = h.events_of<overage_detected>("s1");
+  ASSERT_EQ(overages.size(), 1u);
+  EXPECT_EQ(overages[0].previous_seats_owed, 0);
+  EXPECT_EQ(overages[0].seats_owed, 2400);
+  EXPECT_EQ(overages[0].max_seats_used, 2500);
+  EXPECT_EQ(h.ledger("s1").size(), 2500u);
+  EXPECT_TRUE(h.sub("s1").owed_before_parts().empty());
+}
+
+// Between two parts the subscription may be passivated, or the replica
+// restart: what was owed before the first part is part of its state.
+TEST(terms, one_overage_for_parts_applied_across_a_restore) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 10, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
+  linked_org(h, "o0", "s1",
+             {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k",
+              "l"}); // owed 2
+  for (int i = 0; i < 30; ++i)
+    add(h, "n" + std::to_string(i), "o1", "user-" + std::to_string(100 + i),
+        "2026-01-11T00:00:00Z");
+  auto deltas
+    = h.org("o1")
+        .apply({ref("link", "2026-01-12T00:00:00Z"), org_linked{"o1", "s1"}},
+               10)
+        .deltas;
+  ASSERT_EQ(deltas.size(), 3u);
+  auto& live = h.sub("s1");
+  auto first = live.apply(deltas[0]);
+  ASSERT_EQ(live.owed_before_parts(),
+            (std::map<std::string, std::int64_t>{{"o1", 2}}));
+  std::map<std::string, std::set<std::string>> holders(live.holders().begin(),
+                                                       live.holders().end());
+  subscription restored{live.record(),           holders,       live.orgs(),
+                        live.org_delta_seqs(),   live.window(), live.licenses(),
+                        live.owed_before_parts()};
+  std::vector<overage_detected> overages;
+  for (const auto& fx :
+       {first, restored.apply(deltas[1]), restored.apply(deltas[2])})
+    for (const auto& e : fx.events)
+      if (const auto* o = std::get_if<overage_detected>(&e.payload))
+        overages.push_back(*o);
+  ASSERT_EQ(overages.size(), 1u);
+  EXPECT_EQ(overages[0].previous_seats_owed, 2);
+  EXPECT_EQ(overages[0].seats_owed, 32);
+  EXPECT_TRUE(restored.owed_before_parts().empty());
+}
+
 TEST(terms, expire_freezes_statistics_and_the_ledger_keeps_recording) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
