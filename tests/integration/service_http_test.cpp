@@ -86,6 +86,49 @@ protected:
     service_.reset();
   }
 
+  /// /readyz answers 503 with `reason` once `begin` started an outage
+  /// (liveness stays 200), and 200 again after `end` (which runs however
+  /// the checks went).
+  void expect_not_ready_during(const std::function<void()>& begin,
+                               const std::function<void()>& end,
+                               const std::string& reason) {
+    auto& s = *service_;
+    expect(s.get("/readyz", nullptr), 200);
+    begin();
+    struct ended {
+      const std::function<void()>& end;
+      bool done = false;
+      void operator()() {
+        if (!done)
+          end();
+        done = true;
+      }
+      ~ended() {
+        (*this)();
+      }
+    } outage_over{end};
+    auto res = s.get("/readyz", nullptr);
+    EXPECT_TRUE(wait_until(
+      [&] {
+        res = s.get("/readyz", nullptr);
+        return res && res->status == 503;
+      },
+      seconds{30}, milliseconds{200}))
+      << describe_answer(res);
+    if (res && res->status == 503) {
+      EXPECT_EQ(body_of(res)["error"]["message"], reason) << res->body;
+    }
+    expect(s.get("/healthz", nullptr), 200);
+    outage_over();
+    EXPECT_TRUE(wait_until(
+      [&] {
+        res = s.get("/readyz", nullptr);
+        return res && res->status == 200;
+      },
+      seconds{60}, milliseconds{200}))
+      << describe_answer(res);
+  }
+
   /// Expects `status` (and the error code for an error).
   void expect(const httplib::Result& res, int status,
               const std::string& code = {}) {
@@ -334,7 +377,6 @@ TEST_F(service_http, readyz_follows_postgres_while_idle) {
   // An idle replica made no call to PostgreSQL, so /readyz stayed 200
   // while the database refused every connection.
   auto& s = *service_;
-  expect(s.get("/readyz", nullptr), 200);
   std::string database;
   {
     pqxx::connection own{s.conninfo()};
@@ -351,34 +393,8 @@ TEST_F(service_http, readyz_follows_postgres_while_idle) {
                      "WHERE datname = $1 AND pid <> pg_backend_pid()",
                      database);
   };
-  allow(false);
-  struct connections_back {
-    std::function<void(bool)> allow;
-    ~connections_back() {
-      allow(true);
-    }
-  } restore{allow};
-  auto res = s.get("/readyz", nullptr);
-  EXPECT_TRUE(wait_until(
-    [&] {
-      res = s.get("/readyz", nullptr);
-      return res && res->status == 503;
-    },
-    seconds{30}, milliseconds{200}))
-    << describe_answer(res);
-  if (res && res->status == 503) {
-    EXPECT_EQ(body_of(res)["error"]["message"], "PostgreSQL is not reachable")
-      << res->body;
-  }
-  expect(s.get("/healthz", nullptr), 200);
-  allow(true);
-  EXPECT_TRUE(wait_until(
-    [&] {
-      res = s.get("/readyz", nullptr);
-      return res && res->status == 200;
-    },
-    seconds{60}, milliseconds{200}))
-    << describe_answer(res);
+  expect_not_ready_during([&] { allow(false); }, [&] { allow(true); },
+                          "PostgreSQL is not reachable");
   // And the replica still works: a command is applied.
   s.publish(subscriptions_topic, sub,
             cloud_event("seatledger.subscription.update_metadata",
@@ -395,35 +411,9 @@ TEST_F(service_http, readyz_follows_kafka) {
   // nothing looked the same whether the topics were idle or the brokers
   // gone, so /readyz stayed 200 through a Kafka outage.
   auto& s = *service_;
-  expect(s.get("/readyz", nullptr), 200);
-  s.cluster().set_brokers_down(true);
-  struct brokers_back {
-    running_service& s;
-    ~brokers_back() {
-      s.cluster().set_brokers_down(false);
-    }
-  } restore{s};
-  auto res = s.get("/readyz", nullptr);
-  EXPECT_TRUE(wait_until(
-    [&] {
-      res = s.get("/readyz", nullptr);
-      return res && res->status == 503;
-    },
-    seconds{30}, milliseconds{200}))
-    << describe_answer(res);
-  if (res && res->status == 503) {
-    EXPECT_EQ(body_of(res)["error"]["message"], "Kafka is not reachable")
-      << res->body;
-  }
-  expect(s.get("/healthz", nullptr), 200);
-  s.cluster().set_brokers_down(false);
-  EXPECT_TRUE(wait_until(
-    [&] {
-      res = s.get("/readyz", nullptr);
-      return res && res->status == 200;
-    },
-    seconds{60}, milliseconds{200}))
-    << describe_answer(res);
+  expect_not_ready_during([&] { s.cluster().set_brokers_down(true); },
+                          [&] { s.cluster().set_brokers_down(false); },
+                          "Kafka is not reachable");
 }
 
 TEST_F(service_http, readyz_and_metrics_after_traffic) {
