@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -100,7 +102,21 @@ optional<string> kafka_property(const string& value) {
   // Values may be secrets (sasl.password): not echoed.
   if (eq == 0)
     return string{"not KEY=VALUE: the key is empty"};
-  return std::nullopt;
+  // Checked as librdkafka will check it, before anything starts (it used
+  // to fail with exit status 1 once the embedded servers were up).
+  auto key = value.substr(0, eq);
+  auto setting = value.substr(eq + 1);
+  std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf{
+    rd_kafka_conf_new(), &rd_kafka_conf_destroy};
+  char reason[512] = {0};
+  if (rd_kafka_conf_set(conf.get(), key.c_str(), setting.c_str(), reason,
+                        sizeof(reason))
+      == RD_KAFKA_CONF_OK)
+    return std::nullopt;
+  string why = reason;
+  if (!setting.empty() && why.find(setting) != string::npos)
+    why = "librdkafka refuses its value";
+  return "librdkafka property " + key + ": " + why;
 }
 
 optional<string> log_level(const string& value) {

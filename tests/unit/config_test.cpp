@@ -353,6 +353,20 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
     contains(error_of({{"http-listen", {"host:70000"}}}), "not HOST:PORT"));
   EXPECT_TRUE(contains(error_of({{"kafka-property", {"novalue"}}}),
                        "not KEY=VALUE: 'novalue'"));
+  // As librdkafka reads them: an unknown property, a value it refuses
+  // (not echoed: values may be secrets); a password is any text.
+  auto unknown = error_of({{"kafka-property", {"bogus.prop=1"}}});
+  EXPECT_TRUE(contains(unknown, "--kafka-property")) << unknown;
+  EXPECT_TRUE(contains(unknown, "bogus.prop")) << unknown;
+  auto refused
+    = error_of({{"kafka-property", {"security.protocol=carrier_pigeon"}}});
+  EXPECT_TRUE(contains(refused, "security.protocol")) << refused;
+  EXPECT_FALSE(contains(refused, "carrier_pigeon")) << refused;
+  EXPECT_EQ(ok({{"kafka-property",
+                 {"sasl.password=s3cret", "security.protocol=SASL_SSL"}}})
+              .list("kafka-property")
+              .size(),
+            2u);
   EXPECT_TRUE(contains(error_of({{"batch-linger", {"5x"}}}), "not a duration"));
   EXPECT_TRUE(
     contains(error_of({{"embedded-partitions", {"2000"}}}), "at most 1024"));
