@@ -11,6 +11,7 @@
 #include "adapters/crypto/keyring.hpp"
 #include "app/runtime.hpp"
 #include "messages/service_error.hpp"
+#include "paseto/keys.hpp"
 #include "paseto/license_verifier.hpp"
 #include "paseto/signed_json.hpp"
 #include "paseto/trusted_keys.hpp"
@@ -215,21 +216,12 @@ int run_document_verify(const std::vector<std::string>& public_keys,
   paseto::trusted_keys keys;
   if (!load_trusted(public_keys, keys))
     return 2;
-  std::string text;
-  std::ifstream in{file};
-  // A directory opens; reading it fails, and libstdc++'s filebuf throws
-  // then rather than setting badbit.
-  try {
-    if (in)
-      text.assign(std::istreambuf_iterator<char>{in},
-                  std::istreambuf_iterator<char>{});
-  } catch (const std::ios_base::failure&) {
-    in.setstate(std::ios::badbit);
-  }
-  if (!in || in.bad()) {
+  auto read = paseto::read_text_file(file);
+  if (!read) {
     std::cerr << "cannot read " << file << "\n";
     return 2;
   }
+  auto text = std::move(*read);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
     text.pop_back();
   auto verified = paseto::verify_json_document(keys, text);

@@ -4,10 +4,6 @@
 // into the domain's typed inputs. Every failure is a `decode_error`; nothing
 // throws and no input crashes the decoder.
 
-#include "domain/commands.hpp"
-#include "messages/errors.hpp"
-#include "messages/types.hpp"
-
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -15,6 +11,10 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "domain/commands.hpp"
+#include "messages/errors.hpp"
+#include "messages/types.hpp"
 
 namespace seatledger::messages {
 

@@ -61,23 +61,6 @@ bool is_ed25519(EVP_PKEY* pkey) {
   return EVP_PKEY_is_a(pkey, "ED25519") == 1;
 }
 
-result<std::string> read_file(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return errc::io_error;
-  // A directory opens; reading it fails, and libstdc++'s filebuf throws
-  // then rather than setting badbit.
-  try {
-    std::string text{std::istreambuf_iterator<char>{in},
-                     std::istreambuf_iterator<char>{}};
-    if (in.bad())
-      return errc::io_error;
-    return text;
-  } catch (const std::ios_base::failure&) {
-    return errc::io_error;
-  }
-}
-
 result<void> write_file(const std::string& path, const std::string& text,
                         mode_t mode) {
   if (text.empty())
@@ -110,6 +93,23 @@ result<void> write_file(const std::string& path, const std::string& text,
 }
 
 } // namespace
+
+result<std::string> read_text_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return errc::io_error;
+  // A directory opens; reading it fails, and libstdc++'s filebuf throws
+  // then rather than setting badbit.
+  try {
+    std::string text{std::istreambuf_iterator<char>{in},
+                     std::istreambuf_iterator<char>{}};
+    if (in.bad())
+      return errc::io_error;
+    return text;
+  } catch (const std::ios_base::failure&) {
+    return errc::io_error;
+  }
+}
 
 // -- public_key ---------------------------------------------------------------
 
@@ -230,7 +230,7 @@ result<public_key> public_key_from_pem(std::string_view pem) {
 }
 
 result<secret_key> load_secret_key_pem_file(const std::string& path) {
-  auto text = read_file(path);
+  auto text = read_text_file(path);
   if (!text)
     return text.error();
   auto out = secret_key_from_pem(*text);
@@ -239,7 +239,7 @@ result<secret_key> load_secret_key_pem_file(const std::string& path) {
 }
 
 result<public_key> load_public_key_pem_file(const std::string& path) {
-  auto text = read_file(path);
+  auto text = read_text_file(path);
   if (!text)
     return text.error();
   return public_key_from_pem(*text);

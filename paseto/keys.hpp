@@ -1,13 +1,13 @@
 // Ed25519 key material for PASETO v4.public.
 #pragma once
 
-#include "paseto/result.hpp"
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "paseto/result.hpp"
 
 namespace seatledger::paseto {
 
@@ -98,6 +98,10 @@ result<secret_key> secret_key_from_pem(std::string_view pem);
 /// Parses a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`) holding an
 /// Ed25519 key.
 result<public_key> public_key_from_pem(std::string_view pem);
+
+/// A file's whole content; `io_error` when it cannot be read (missing,
+/// unreadable, or a directory).
+result<std::string> read_text_file(const std::string& path);
 
 /// Reads a file and parses it like `secret_key_from_pem`.
 result<secret_key> load_secret_key_pem_file(const std::string& path);

@@ -501,12 +501,22 @@ std::string text_array(const std::vector<std::optional<std::string>>& values) {
 namespace {
 
 template<class Int>
+std::string int_element(Int value) {
+  return std::to_string(value);
+}
+
+template<class Int>
+std::string int_element(const std::optional<Int>& value) {
+  return value ? std::to_string(*value) : std::string{"NULL"};
+}
+
+template<class Int>
 std::string int_array_impl(const std::vector<Int>& values) {
   std::string out = "{";
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (i > 0)
       out.push_back(',');
-    out += std::to_string(values[i]);
+    out += int_element(values[i]);
   }
   out.push_back('}');
   return out;
@@ -523,14 +533,7 @@ std::string int_array(const std::vector<std::int32_t>& values) {
 }
 
 std::string int_array(const std::vector<std::optional<std::int64_t>>& values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0)
-      out.push_back(',');
-    out += values[i] ? std::to_string(*values[i]) : std::string{"NULL"};
-  }
-  out.push_back('}');
-  return out;
+  return int_array_impl(values);
 }
 
 std::string time_array(const std::vector<domain::timestamp>& values) {

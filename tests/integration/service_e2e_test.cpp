@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <set>
 #include <thread>
 
@@ -429,6 +430,20 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   EXPECT_NE(log.find("\"parts_committed\":1"), std::string::npos)
     << "no batch was refused on one connection and committed on the other";
   expect_as_the_rules_say(s);
+  // Dead letters are counted when their batch commits: a refused batch
+  // read again counted its dead letters twice.
+  auto url = service_->wait_for_value("HTTP", seconds{5});
+  ASSERT_TRUE(url);
+  httplib::Client http{"127.0.0.1",
+                       std::stoi(url->substr(url->rfind(':') + 1))};
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics && metrics->status == 200);
+  EXPECT_NE(metrics->body.find("seatledger_dead_letters_total{code=\"malformed_"
+                               "json\"} "
+                               + std::to_string(s.poison) + "\n"),
+            std::string::npos)
+    << s.poison << " poison records\n"
+    << metrics->body;
 }
 
 TEST_F(service_e2e, a_connection_that_keeps_failing_backs_off_further) {

@@ -108,25 +108,22 @@ protected:
       }
     } outage_over{end};
     auto res = s.get("/readyz", nullptr);
-    EXPECT_TRUE(wait_until(
-      [&] {
-        res = s.get("/readyz", nullptr);
-        return res && res->status == 503;
-      },
-      seconds{30}, milliseconds{200}))
-      << describe_answer(res);
+    auto readyz_turns = [&](int status, seconds within) {
+      EXPECT_TRUE(wait_until(
+        [&] {
+          res = s.get("/readyz", nullptr);
+          return res && res->status == status;
+        },
+        within, milliseconds{200}))
+        << describe_answer(res);
+    };
+    readyz_turns(503, seconds{30});
     if (res && res->status == 503) {
       EXPECT_EQ(body_of(res)["error"]["message"], reason) << res->body;
     }
     expect(s.get("/healthz", nullptr), 200);
     outage_over();
-    EXPECT_TRUE(wait_until(
-      [&] {
-        res = s.get("/readyz", nullptr);
-        return res && res->status == 200;
-      },
-      seconds{60}, milliseconds{200}))
-      << describe_answer(res);
+    readyz_turns(200, seconds{60});
   }
 
   /// Expects `status` (and the error code for an error).

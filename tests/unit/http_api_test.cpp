@@ -293,6 +293,9 @@ TEST(http_params, rfc3339_times) {
             at("2026-01-20T12:00:00Z"));
   EXPECT_EQ(*parse_time_param("at", "2026-01-20T13:00:00.5+01:00"),
             at("2026-01-20T12:00:00.5Z"));
+  // Nanoseconds (RFC 3339 sets no limit on the digits) are cut to micros.
+  EXPECT_EQ(*parse_time_param("at", "2026-01-20T12:00:00.123456789Z"),
+            at("2026-01-20T12:00:00.123456Z"));
   // An unencoded '+' arrives as a space.
   EXPECT_EQ(*parse_time_param("at", "2026-01-20T13:00:00 01:00"),
             at("2026-01-20T12:00:00Z"));
