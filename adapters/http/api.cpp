@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <new>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -373,10 +374,15 @@ api_result<std::int64_t>
 parse_after_seq(const std::optional<std::string>& text) {
   if (!text)
     return std::int64_t{0};
-  // 18 digits always fit in an int64_t.
-  if (!all_digits(*text) || text->size() > 18)
+  // Every int64 is a seq a client may hold (a page's next_after echoes it),
+  // so the bound is the type's, checked by from_chars rather than a digit
+  // count.
+  std::int64_t seq = 0;
+  const char* end = text->data() + text->size();
+  auto parsed = std::from_chars(text->data(), end, seq);
+  if (!all_digits(*text) || parsed.ec != std::errc{} || parsed.ptr != end)
     return bad_request("after must be a non-negative integer (a ledger seq)");
-  return static_cast<std::int64_t>(std::stoll(*text));
+  return seq;
 }
 
 api_result<domain::timestamp> parse_time_param(std::string_view name,

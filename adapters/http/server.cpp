@@ -109,14 +109,23 @@ void write_term(messages::json_writer& out, const domain::term_usage& term) {
   out.end_object();
 }
 
+/// Every database connection of a pool stayed lent for the whole wait.
+struct pool_busy {
+  std::size_t connections;
+};
+
 /// The stores of the server (pg_store for queries, pg_catalog for the
-/// catalog), lent to one request at a time.
+/// catalog), lent to one request at a time; at most `max_stores` exist so
+/// that many connections do not become as many PostgreSQL backends.
 template<class Store>
 class basic_store_pool {
 public:
   using factory = std::function<std::unique_ptr<Store>()>;
 
-  explicit basic_store_pool(factory make) : make_(std::move(make)) {}
+  basic_store_pool(factory make, std::size_t max_stores,
+                   std::chrono::milliseconds wait)
+      : make_(std::move(make)), max_(std::max<std::size_t>(max_stores, 1)),
+        wait_(wait) {}
 
   class lease {
   public:
@@ -139,36 +148,67 @@ public:
     std::unique_ptr<Store> store_;
   };
 
+  /// A store, or `pool_busy` once all `max_stores` stayed lent for `wait`.
   lease take() {
-    {
-      std::lock_guard<std::mutex> guard{mutex_};
-      if (!idle_.empty()) {
-        auto store = std::move(idle_.back());
-        idle_.pop_back();
-        return {*this, std::move(store)};
-      }
+    std::unique_lock<std::mutex> guard{mutex_};
+    auto deadline = steady_clock::now() + wait_;
+    while (idle_.empty() && made_ >= max_) {
+      if (returned_.wait_until(guard, deadline) == std::cv_status::timeout
+          && idle_.empty() && made_ >= max_)
+        throw pool_busy{max_};
     }
+    if (!idle_.empty()) {
+      auto store = std::move(idle_.back());
+      idle_.pop_back();
+      return {*this, std::move(store)};
+    }
+    ++made_;
+    guard.unlock();
     // Connecting happens lazily inside the store, outside the lock.
-    auto store = make_();
-    if (!store)
+    std::unique_ptr<Store> store;
+    try {
+      store = make_();
+    } catch (...) {
+      forget_one();
+      throw;
+    }
+    if (!store) {
+      forget_one();
       throw std::runtime_error("the store factory returned no store");
+    }
     return {*this, std::move(store)};
   }
 
   void clear() {
     std::lock_guard<std::mutex> guard{mutex_};
+    made_ -= std::min(made_, idle_.size());
     idle_.clear();
   }
 
 private:
   void give_back(std::unique_ptr<Store> store) {
-    std::lock_guard<std::mutex> guard{mutex_};
-    idle_.push_back(std::move(store));
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      idle_.push_back(std::move(store));
+    }
+    returned_.notify_one();
+  }
+
+  void forget_one() {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      --made_;
+    }
+    returned_.notify_one();
   }
 
   factory make_;
+  std::size_t max_;
+  std::chrono::milliseconds wait_;
   std::mutex mutex_;
+  std::condition_variable returned_;
   std::vector<std::unique_ptr<Store>> idle_;
+  std::size_t made_ = 0;
 };
 
 using store_pool = basic_store_pool<storage::query_store>;
@@ -184,8 +224,9 @@ bool is_blank(const std::string& text) {
 
 struct server::impl {
   explicit impl(server_dependencies d)
-      : deps(std::move(d)), stores(deps.make_store),
-        catalogs(deps.make_catalog) {}
+      : deps(std::move(d)),
+        stores(deps.make_store, deps.max_stores, deps.store_wait),
+        catalogs(deps.make_catalog, deps.max_stores, deps.store_wait) {}
 
   server_dependencies deps;
   token_table tokens;
@@ -232,6 +273,14 @@ struct server::impl {
       } else {
         a = error_answer(not_found("no such resource"));
       }
+    } catch (const pool_busy& busy) {
+      log::warning("HTTP request found every database connection busy",
+                   {{"route", pattern}, {"connections", busy.connections}});
+      a = error_answer(
+        api_error{503, "busy",
+                  "all " + std::to_string(busy.connections)
+                    + " database connections of this replica are busy; retry"});
+      a.headers.emplace_back("Retry-After", "1");
     } catch (const std::exception& e) {
       log::error("HTTP handler failed", {{"method", req.method},
                                          {"route", pattern},
@@ -673,12 +722,14 @@ struct server::impl {
     auto value = messages::encode_command_event(decoded.value());
     if (!deps.publish)
       return error_answer(not_ready("this replica cannot publish commands"));
-    auto store = stores.take();
-    // Saves a round trip through Kafka for the common mistake; the actor
-    // still decides everything else.
-    auto snap = created_subscription(store, id);
-    if (!snap)
-      return error_answer(snap.error());
+    {
+      auto store = stores.take();
+      // Saves a round trip through Kafka for the common mistake; the actor
+      // still decides everything else.
+      auto snap = created_subscription(store, id);
+      if (!snap)
+        return error_answer(snap.error());
+    }
     auto published = deps.publish(deps.commands_topic, id, value);
     if (!published) {
       log::error("cannot publish a license.issue command",
@@ -689,40 +740,25 @@ struct server::impl {
     }
     log::info("license.issue command published",
               {{"subscription_id", id}, {"command_id", command_id}});
-    return await_license(store, id, command_id);
+    return await_license(id, command_id);
   }
 
   /// Polls PostgreSQL until the command's result is committed: the license
-  /// it issued, or the rejection event the actor committed instead.
-  answer await_license(store_pool::lease& store, const std::string& id,
-                       const std::string& command_id) {
+  /// it issued, or the rejection event the actor committed instead. A
+  /// connection is borrowed for each look only, so that waiting writes do
+  /// not hold the pool; a look that finds the pool busy counts as a
+  /// transient error (the command is published: answering `busy` would
+  /// invite a retry that issues a second license).
+  answer await_license(const std::string& id, const std::string& command_id) {
     auto deadline = steady_clock::now() + deps.write_timeout;
     domain::event_key command{deps.source, command_id};
     auto rejection_id
       = domain::derived_id({"rejected", deps.source, command_id, id});
     bool rejections_supported = true;
     for (;;) {
-      auto issued = store->license_issued_by(command);
-      if (issued && *issued) {
-        log::info("license issued through the API",
-                  {{"subscription_id", id},
-                   {"command_id", command_id},
-                   {"license_id", (*issued)->license.grant.license_id}});
-        auto a = license_answer(201, **issued);
-        a.headers.emplace_back(
-          "Location", "/v1/licenses/" + (*issued)->license.grant.license_id);
-        return a;
-      }
-      if (rejections_supported) {
-        auto event = store->outbox_event(rejection_id);
-        if (event && *event) {
-          if (auto a = rejection_answer(**event, id, command_id))
-            return std::move(*a);
-        } else if (!event && is(event.error(), service_errc::internal)) {
-          // A store without the lookup: only the license can end the wait.
-          rejections_supported = false;
-        }
-      }
+      if (auto a = look_for_result(id, command_id, command, rejection_id,
+                                   rejections_supported))
+        return std::move(*a);
       // Transient storage errors are retried until the deadline: the
       // command is in Kafka and will be applied regardless.
       auto next = std::min(deadline,
@@ -740,6 +776,41 @@ struct server::impl {
             "may still be applied (look for a license issued by it)"));
       }
     }
+  }
+
+  /// One look at PostgreSQL for the command's result; nothing while it is
+  /// not committed or the look failed.
+  std::optional<answer>
+  look_for_result(const std::string& id, const std::string& command_id,
+                  const domain::event_key& command,
+                  const std::string& rejection_id, bool& rejections_supported) {
+    try {
+      auto store = stores.take();
+      auto issued = store->license_issued_by(command);
+      if (issued && *issued) {
+        log::info("license issued through the API",
+                  {{"subscription_id", id},
+                   {"command_id", command_id},
+                   {"license_id", (*issued)->license.grant.license_id}});
+        auto a = license_answer(201, **issued);
+        a.headers.emplace_back(
+          "Location", "/v1/licenses/" + (*issued)->license.grant.license_id);
+        return a;
+      }
+      if (rejections_supported) {
+        auto event = store->outbox_event(rejection_id);
+        if (event && *event) {
+          if (auto a = rejection_answer(**event, id, command_id))
+            return a;
+        } else if (!event && is(event.error(), service_errc::internal)) {
+          // A store without the lookup: only the license can end the wait.
+          rejections_supported = false;
+        }
+      }
+    } catch (const pool_busy&) {
+      // Looked again at the next poll.
+    }
+    return std::nullopt;
   }
 
   std::optional<answer> rejection_answer(const std::string& event_json,

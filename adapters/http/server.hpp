@@ -31,7 +31,7 @@ namespace seatledger::http {
 struct server_dependencies {
   /// Makes a connection to PostgreSQL for one request at a time (a
   /// `pg_store` is not thread-safe): the server keeps a pool of them and
-  /// lends one to each request; at most `threads` exist.
+  /// lends one to each request; at most `max_stores` exist.
   std::function<std::unique_ptr<storage::query_store>()> make_store;
 
   /// Like `make_store`, for the catalog queries (`/v1/catalog/…`); empty:
@@ -73,8 +73,16 @@ struct server_dependencies {
   /// How often a waiting write looks for its result in PostgreSQL.
   std::chrono::milliseconds write_poll_interval{20};
 
-  /// Worker threads (each request holds one; a waiting write too).
-  std::size_t threads = 8;
+  /// Connection threads. httplib holds one for as long as a connection is
+  /// open, idle keep-alive and half-sent requests included, so there are
+  /// many more of them than database connections: a few stalled clients
+  /// must not leave `/healthz` unanswered.
+  std::size_t threads = 64;
+
+  /// Database connections per pool (queries; catalog). A request that finds
+  /// all of them lent waits up to `store_wait`, then answers 503 `busy`.
+  std::size_t max_stores = 8;
+  std::chrono::milliseconds store_wait{5'000};
 
   /// Largest request body accepted (413 above).
   std::size_t max_body_bytes = 64 * 1024;

@@ -3,17 +3,22 @@
 // domain rules apply membership events and commands; their effects are
 // committed through pg_store), real signed licenses, and httplib's client.
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <httplib.h>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <netinet/in.h>
 #include <set>
 #include <sstream>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -1014,6 +1019,113 @@ TEST_F(http_api, unreachable_postgresql_is_503) {
   EXPECT_API_ERROR(get("/v1/subscriptions/sub-1/ledger"), 503, "not_ready");
   // Liveness does not depend on it.
   EXPECT_STATUS(get("/healthz", nullptr), 200);
+}
+
+TEST_F(http_api, stalled_connections_leave_the_api_answering) {
+  // Connections that send nothing, or half a request, each hold one of
+  // httplib's connection threads until the read timeout (10 s): with as
+  // many of them as the old pool had threads, nothing was answered.
+  std::vector<int> stalled;
+  for (int i = 0; i < 24; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(server_->port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(
+      ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    if (i % 2 == 1) {
+      std::string_view partial = "GET /v1/subscriptions/sub-1 HTTP/1.1\r\nHo";
+      ASSERT_EQ(::send(fd, partial.data(), partial.size(), 0),
+                static_cast<ssize_t>(partial.size()));
+    }
+    stalled.push_back(fd);
+  }
+  // Let the listener accept them all and hand them to threads.
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  httplib::Client quick{"127.0.0.1", server_->port()};
+  quick.set_connection_timeout(std::chrono::seconds{2});
+  quick.set_read_timeout(std::chrono::seconds{2});
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_STATUS(quick.Get("/healthz"), 200);
+  EXPECT_STATUS(quick.Get("/v1/subscriptions/sub-1", auth(read_token)), 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - started,
+            std::chrono::seconds{2});
+  for (int fd : stalled)
+    ::close(fd);
+}
+
+TEST_F(http_api, database_connections_are_bounded_and_a_full_pool_is_busy) {
+  std::atomic<int> made{0};
+  std::mutex gate_mutex;
+  std::condition_variable gate_cv;
+  bool gate_open = true;
+  auto d = dependencies();
+  auto info = conninfo();
+  d.max_stores = 2;
+  d.store_wait = std::chrono::milliseconds{300};
+  d.make_store = [&, info] {
+    ++made;
+    std::unique_lock<std::mutex> guard{gate_mutex};
+    gate_cv.wait(guard, [&] { return gate_open; });
+    return std::make_unique<storage::pg_store>(info);
+  };
+  start(d);
+  // Many concurrent readers share the two connections (each waits its turn
+  // well inside store_wait).
+  std::vector<std::thread> readers;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 12; ++i)
+    readers.emplace_back([&] {
+      httplib::Client c{"127.0.0.1", server_->port()};
+      c.set_read_timeout(std::chrono::seconds{20});
+      for (int n = 0; n < 5; ++n) {
+        auto res = c.Get("/v1/subscriptions/sub-1/ledger?limit=3",
+                         auth(read_token));
+        if (res && res->status == 200)
+          ++answered;
+      }
+    });
+  for (auto& t : readers)
+    t.join();
+  EXPECT_EQ(answered.load(), 60);
+  EXPECT_LE(made.load(), 2);
+  EXPECT_GE(made.load(), 1);
+
+  // Both connections lent (the factory is held while connecting a third
+  // would be needed): the next request waits store_wait, then is 503 busy.
+  start(d);
+  made = 0;
+  {
+    std::lock_guard<std::mutex> guard{gate_mutex};
+    gate_open = false;
+  }
+  std::vector<std::thread> holders;
+  for (int i = 0; i < 2; ++i)
+    holders.emplace_back([&] {
+      httplib::Client c{"127.0.0.1", server_->port()};
+      c.set_read_timeout(std::chrono::seconds{20});
+      EXPECT_STATUS(c.Get("/v1/subscriptions/sub-1", auth(read_token)), 200);
+    });
+  auto limit = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+  while (made.load() < 2 && std::chrono::steady_clock::now() < limit)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  ASSERT_EQ(made.load(), 2);
+  auto res = get("/v1/subscriptions/sub-1");
+  EXPECT_API_ERROR(res, 503, "busy");
+  EXPECT_EQ(res->get_header_value("Retry-After"), "1");
+  // Liveness needs no database connection.
+  EXPECT_STATUS(get("/healthz", nullptr), 200);
+  {
+    std::lock_guard<std::mutex> guard{gate_mutex};
+    gate_open = true;
+  }
+  gate_cv.notify_all();
+  for (auto& t : holders)
+    t.join();
+  EXPECT_STATUS(get("/v1/subscriptions/sub-1"), 200);
+  EXPECT_EQ(made.load(), 2);
 }
 
 TEST_F(http_api, access_log_is_json_lines_without_secrets) {

@@ -2,6 +2,7 @@
 // the JSON / CSV shapes (no server).
 
 #include <gtest/gtest.h>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -281,7 +282,11 @@ TEST(http_params, after_is_a_non_negative_sequence_number) {
   EXPECT_EQ(*parse_after_seq(std::nullopt), 0);
   EXPECT_EQ(*parse_after_seq(std::string{"0"}), 0);
   EXPECT_EQ(*parse_after_seq(std::string{"17"}), 17);
-  for (auto bad : {"-1", "x", "", "1e3", "9999999999999999999"}) {
+  EXPECT_EQ(*parse_after_seq(std::string{"9223372036854775807"}),
+            std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(*parse_after_seq(std::string{"00000000000000000000017"}), 17);
+  for (auto bad : {"-1", "x", "", "1e3", "+1", "9223372036854775808",
+                   "9999999999999999999", "12345678901234567890123"}) {
     auto r = parse_after_seq(std::string{bad});
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().status, 400);
