@@ -411,6 +411,12 @@ struct coordinator_state {
         delta_partitions.push_back(d);
       }
     }
+    if (auto* m = metrics()) {
+      for (const auto& tp : partitions)
+        m->lag_gone(tp.topic, tp.partition);
+      for (const auto& tp : delta_partitions)
+        m->lag_gone(tp.topic, tp.partition);
+    }
     main->forget_offset_copies(delta_partitions);
     if (auto ok = deltas->unassign(delta_partitions); !ok)
       log::error("cannot unassign delta partitions",

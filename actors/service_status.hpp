@@ -77,6 +77,12 @@ struct service_status {
       (void)partition;
       (void)lag;
     }
+    /// The replica gave the partition up: its lag is another replica's to
+    /// report now.
+    virtual void lag_gone(const std::string& topic, std::int32_t partition) {
+      (void)topic;
+      (void)partition;
+    }
     virtual void gap(const std::string& topic, std::int32_t partition) {
       (void)topic;
       (void)partition;

@@ -20,8 +20,10 @@ namespace {
 
 /// The series of one labelled family, cached by their label values so the
 /// pipeline's per-record calls skip prometheus-cpp's label-map hashing and
-/// allocation after the first call for a combination. Series are never
-/// removed, so the pointers stay valid for the registry's lifetime.
+/// allocation after the first call for a combination. Only `remove` frees a
+/// series; a family whose series are removed is set and removed from one
+/// thread (the coordinator's), so a reference `get` returned is not freed
+/// while in use.
 template<class T>
 class series_cache {
 public:
@@ -31,11 +33,7 @@ public:
 
   template<class... Args>
   T& get(std::initializer_list<std::string_view> values, Args&&... args) {
-    std::string key;
-    for (auto v : values) {
-      key.append(v);
-      key.push_back('\0'); // label values cannot be confused across positions
-    }
+    auto key = key_of(values);
     std::lock_guard<std::mutex> guard{mutex_};
     auto it = cache_.find(key);
     if (it != cache_.end())
@@ -49,7 +47,27 @@ public:
     return series;
   }
 
+  /// Drops the series from the exposition (nothing when it does not exist).
+  void remove(std::initializer_list<std::string_view> values) {
+    auto key = key_of(values);
+    std::lock_guard<std::mutex> guard{mutex_};
+    auto it = cache_.find(key);
+    if (it == cache_.end())
+      return;
+    family_.Remove(it->second);
+    cache_.erase(it);
+  }
+
 private:
+  static std::string key_of(std::initializer_list<std::string_view> values) {
+    std::string key;
+    for (auto v : values) {
+      key.append(v);
+      key.push_back('\0'); // label values cannot be confused across positions
+    }
+    return key;
+  }
+
   prometheus::Family<T>& family_;
   std::vector<std::string> label_names_;
   std::mutex mutex_;
@@ -212,6 +230,10 @@ void registry::lag(const std::string& topic, std::int32_t partition,
                    std::int64_t lag) {
   impl_->lag.get({topic, std::to_string(partition)})
     .Set(static_cast<double>(lag));
+}
+
+void registry::lag_gone(const std::string& topic, std::int32_t partition) {
+  impl_->lag.remove({topic, std::to_string(partition)});
 }
 
 void registry::gap(const std::string& topic, std::int32_t partition) {

@@ -6,13 +6,13 @@
 // already keeps in `service_status` are read when the text is rendered.
 // prometheus-cpp stays behind a pimpl: no prometheus header leaks from here.
 
-#include "actors/service_status.hpp"
-
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "actors/service_status.hpp"
 
 namespace seatledger::metrics {
 
@@ -45,6 +45,8 @@ public:
 
   void lag(const std::string& topic, std::int32_t partition,
            std::int64_t lag) override;
+
+  void lag_gone(const std::string& topic, std::int32_t partition) override;
 
   void gap(const std::string& topic, std::int32_t partition) override;
 

@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -558,6 +560,39 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
   int membership_phases = 0;
   bool joined_mid_stream = false;
   bool left_mid_stream = false;
+  // While the second replica holds partitions, the first reports consumer
+  // lag only for those it kept: a series left from before it gave one up
+  // was summed with the new owner's into the group's lag.
+  auto lag_reported_for_own_partitions_only = [&] {
+    auto given_up = probe.rows(
+      "SELECT lease_key FROM seatledger.partition_leases WHERE consumer_group "
+      "= '"
+      + second.consumer_group + "' AND owner = '" + second.replica_id + "'");
+    ASSERT_FALSE(given_up.empty());
+    auto url = service_->wait_for_value("HTTP", seconds{5});
+    ASSERT_TRUE(url);
+    httplib::Client http{"127.0.0.1",
+                         std::stoi(url->substr(url->rfind(':') + 1))};
+    auto metrics = http.Get("/metrics");
+    ASSERT_TRUE(metrics && metrics->status == 200);
+    std::istringstream lines{metrics->body};
+    int reported = 0;
+    for (std::string line; std::getline(lines, line);) {
+      std::smatch m;
+      static const std::regex lag_line{
+        R"re(seatledger_consumer_lag_records\{partition="(\d+)",topic="([^"]+)"\} .*)re"};
+      if (!std::regex_match(line, m, lag_line))
+        continue;
+      ++reported;
+      std::string stage = m[2] == "seatledger.membership.v1" ? "membership/"
+                          : m[2] == "seatledger.catalog.v1"  ? "catalog/"
+                                                             : "subscriptions/";
+      auto lease = stage + m[1].str();
+      EXPECT_EQ(std::count(given_up.begin(), given_up.end(), lease), 0)
+        << line << " is reported by the replica that gave " << lease << " up";
+    }
+    EXPECT_GT(reported, 0) << metrics->body;
+  };
   for (const auto& phase : s.phases) {
     applied += phase.upstream;
     if (phase.topic != "seatledger.membership.v1") {
@@ -613,6 +648,8 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
       << applied << "\n"
       << service_->stderr_tail()
       << (joined ? "\nsecond replica:\n" + joined->stderr_tail() : "");
+    if (membership_phases == 1 && phase.topic == "seatledger.membership.v1")
+      lag_reported_for_own_partitions_only();
   }
   ASSERT_EQ(membership_phases, 2);
   EXPECT_TRUE(joined_mid_stream) << "the second replica joined too late";

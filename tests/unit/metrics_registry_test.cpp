@@ -233,6 +233,29 @@ TEST(metrics_registry, readiness_follows_service_status) {
   EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 0"));
 }
 
+TEST(metrics_registry, lag_of_a_partition_given_up_is_not_reported) {
+  // Another replica reports it now; a stale series would be summed with
+  // that replica's into the group's lag for good.
+  metrics::registry r;
+  actors::service_status status;
+  r.lag("seatledger.membership.v1", 0, 42);
+  r.lag("seatledger.membership.v1", 1, 7);
+  r.lag_gone("seatledger.membership.v1", 0);
+  r.lag_gone("seatledger.membership.v1", 5); // never reported: nothing
+  auto text = r.render(status);
+  EXPECT_FALSE(has_line(text, "seatledger_consumer_lag_records{partition=\"0\","
+                              "topic=\"seatledger.membership.v1\"} 42"))
+    << text;
+  EXPECT_TRUE(has_line(text, "seatledger_consumer_lag_records{partition=\"1\","
+                             "topic=\"seatledger.membership.v1\"} 7"))
+    << text;
+  // Taken back later, it is reported again.
+  r.lag("seatledger.membership.v1", 0, 3);
+  EXPECT_TRUE(has_line(r.render(status),
+                       "seatledger_consumer_lag_records{partition=\"0\","
+                       "topic=\"seatledger.membership.v1\"} 3"));
+}
+
 TEST(metrics_registry, promtool_check_metrics_passes) {
   ASSERT_EQ(access(promtool, X_OK), 0) << promtool << " is missing";
   metrics::registry r;
