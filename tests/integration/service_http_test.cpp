@@ -370,6 +370,89 @@ TEST_F(service_http, an_event_far_in_the_future_is_a_dead_letter) {
     EXPECT_LT(entry["effective_at"].get<std::string>(), "2027") << entry;
 }
 
+TEST_F(service_http, a_month_ending_while_the_replica_runs_is_closed_once) {
+  // The sweeper's path: no record arrives after the month's end, so only
+  // the replica's clock can close it. The term ends a few seconds from now,
+  // which cuts its second month there (domain.md), whatever today's date.
+  auto& s = *service_;
+  s.start({"--month-close-grace", "2s", "--actor-idle-timeout", "1s"});
+  const std::string swept = "sub-sweep";
+  auto term_end_at = system_clock::now() + seconds{8};
+  auto term_end = rfc3339_from_now(seconds{8});
+  s.publish(subscriptions_topic, swept,
+            cloud_event("seatledger.subscription.create", "create-sweep",
+                        rfc3339_from_now(-seconds{1}),
+                        create_data(swept, plan, 5,
+                                    rfc3339_from_now(-hours{24 * 40}), term_end,
+                                    "sweep.example")));
+  s.publish(membership_topic, "org-sweep",
+            membership("org.linked", "link-sweep",
+                       {{"org_id", "org-sweep"}, {"subscription_id", swept}},
+                       rfc3339_from_now(seconds{0})));
+  s.publish(membership_topic, "org-sweep",
+            membership("member.added", "add-dave",
+                       {{"org_id", "org-sweep"}, {"user_id", "dave"}},
+                       rfc3339_from_now(seconds{0})));
+  s.wait_for(swept, "seatledger.seats.changed");
+  // Month 1 was over when the subscription was created: closed at once.
+  auto closed = s.wait_for(swept, "seatledger.usage.month_closed");
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0]["data"]["month_index"], 1) << closed[0];
+  EXPECT_LT(system_clock::now(), term_end_at)
+    << "the test was too slow to see month 2 open";
+
+  closed = s.wait_for(swept, "seatledger.usage.month_closed", 2);
+  EXPECT_GE(system_clock::now(), term_end_at) << "closed before its end";
+  ASSERT_EQ(closed.size(), 2u);
+  const auto& month2 = closed[1]["data"];
+  EXPECT_EQ(month2["month_index"], 2) << closed[1];
+  EXPECT_EQ(month2["end"], term_end) << closed[1];
+  EXPECT_EQ(month2["peak_seats"], 1) << closed[1];
+  // A term whose end passed without `expire` keeps its status.
+  auto state = body_of(s.get("/v1/subscriptions/" + swept));
+  EXPECT_EQ(state["status"], "active") << state;
+  auto usage = body_of(s.get("/v1/subscriptions/" + swept + "/usage"));
+  ASSERT_EQ(usage["months"].size(), 2u) << usage;
+  EXPECT_EQ(usage["months"][1]["complete"], true) << usage;
+
+  // Idle actors are passivated (1 s here), and a record for a passivated
+  // subscription continues from its stored state.
+  auto active = [&] {
+    auto metrics = s.get("/metrics", nullptr);
+    std::istringstream lines{metrics ? metrics->body : std::string{}};
+    long total = 0;
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("seatledger_active_actors{", 0) == 0)
+        total += std::stol(line.substr(line.rfind(' ') + 1));
+    return total;
+  };
+  EXPECT_TRUE(wait_until([&] { return active() == 0; }, seconds{30}))
+    << active() << " actors still active\n"
+    << s.log_tail();
+  s.publish(membership_topic, org,
+            membership("member.added", "add-erin-after-rest",
+                       {{"org_id", org}, {"user_id", "erin"}},
+                       rfc3339_from_now(seconds{0})));
+  auto changed = s.wait_for(sub, "seatledger.seats.changed", 3);
+  ASSERT_EQ(changed.size(), 3u);
+  EXPECT_EQ(changed[2]["data"]["seats_in_use"], 3) << changed[2];
+  auto ledger
+    = body_of(s.get(std::string{"/v1/subscriptions/"} + sub + "/ledger"));
+  ASSERT_EQ(ledger["entries"].size(), 3u) << ledger;
+  EXPECT_EQ(ledger["entries"][2]["seq"], 3) << ledger;
+  EXPECT_EQ(ledger["entries"][2]["prev_hash"], ledger["entries"][1]["hash"]);
+
+  // Nothing is closed twice, by this run or the next.
+  std::this_thread::sleep_for(seconds{3});
+  s.start({"--month-close-grace", "2s"});
+  std::this_thread::sleep_for(seconds{3});
+  std::vector<json> all_closes;
+  for (auto& e : s.events_of(swept))
+    if (e["type"] == "seatledger.usage.month_closed")
+      all_closes.push_back(e);
+  EXPECT_EQ(all_closes.size(), 2u) << ::testing::PrintToString(all_closes);
+}
+
 TEST_F(service_http, readyz_follows_postgres_while_idle) {
   // An idle replica made no call to PostgreSQL, so /readyz stayed 200
   // while the database refused every connection.
