@@ -48,6 +48,12 @@ add_serve_flags(CLI::App& cmd) {
   return flags;
 }
 
+/// Refuses an empty value: an empty id or path given on purpose is a
+/// mistake (an empty --subscription would mean every subscription).
+std::string refuse_empty(const std::string& value) {
+  return value.empty() ? "must not be empty" : "";
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -92,8 +98,12 @@ int main(int argc, char** argv) {
   publish->add_option("--kafka-bootstrap", bootstrap,
                       "Kafka bootstrap servers [env "
                       "SEATLEDGER_KAFKA_BOOTSTRAP]");
-  publish->add_option("--kafka-property", kafka_properties,
-                      "librdkafka property KEY=VALUE (repeatable)");
+  // One value per occurrence: a vector option takes every following
+  // argument otherwise, the FILE too.
+  publish
+    ->add_option("--kafka-property", kafka_properties,
+                 "librdkafka property KEY=VALUE (repeatable)")
+    ->allow_extra_args(false);
   publish->add_option("--key-field", key_field,
                       "data field to key by (default: by topic: org_id, "
                       "subscription_id or rate_plan.id)");
@@ -104,20 +114,28 @@ int main(int argc, char** argv) {
     "keygen", "write a new Ed25519 key pair (signing-key.pem, "
               "public-key.pem)");
   std::string out_dir = ".";
-  keygen->add_option("--out", out_dir, "directory for the key files");
+  keygen
+    ->add_option("--out", out_dir,
+                 "directory for the key files (created; its parent must "
+                 "exist)")
+    ->check(CLI::Validator{refuse_empty, ""});
   auto* verify = license->add_subcommand(
     "verify", "verify a license key offline; prints its claims; exit 0 only "
               "when valid");
   std::vector<std::string> public_keys;
   std::string key;
-  verify->add_option("--public-key", public_keys,
-                     "trusted public key PEM (repeatable)");
+  verify
+    ->add_option("--public-key", public_keys,
+                 "trusted public key PEM (repeatable)")
+    ->allow_extra_args(false);
   verify->add_option("key", key, "the license key")->required();
   auto* verify_doc = license->add_subcommand(
     "verify-document", "verify a signed usage export or revocation list");
   std::string document;
-  verify_doc->add_option("--public-key", public_keys,
-                         "trusted public key PEM (repeatable)");
+  verify_doc
+    ->add_option("--public-key", public_keys,
+                 "trusted public key PEM (repeatable)")
+    ->allow_extra_args(false);
   verify_doc->add_option("file", document, "the signed JSON document")
     ->required();
 
@@ -126,8 +144,11 @@ int main(int argc, char** argv) {
   auto* ledger_verify = ledger->add_subcommand(
     "verify", "walk the hash chains and report the first broken entry");
   std::string subscription;
-  ledger_verify->add_option("--subscription", subscription,
-                            "only this subscription");
+  ledger_verify
+    ->add_option("--subscription", subscription,
+                 "only this subscription (exit 2 if it has neither ledger "
+                 "nor state)")
+    ->check(CLI::Validator{refuse_empty, ""});
   ledger_verify->add_option("--database-url", database_url,
                             "PostgreSQL connection string [env "
                             "SEATLEDGER_DATABASE_URL]");
@@ -141,7 +162,11 @@ int main(int argc, char** argv) {
     "sample", "write a realistic sample (JSON-lines CloudEvents, one file per "
               "phase) for `publish`; prints TOPIC FILE lines");
   std::string sample_dir = "./var/sample";
-  sample->add_option("--out", sample_dir, "output directory");
+  auto* sample_out
+    = sample
+        ->add_option("--out", sample_dir,
+                     "output directory (created; its parent must exist)")
+        ->check(CLI::Validator{refuse_empty, ""});
 
   try {
     app.parse(argc, argv);
@@ -157,7 +182,11 @@ int main(int argc, char** argv) {
       std::cerr << "invalid configuration: " << what << "\n";
       return 2;
     }
-    return app.exit(e);
+    // Every other mistake on the command line is a usage error with the
+    // same status as bad configuration, not CLI11's own codes (105, 106,
+    // 109…), which scripts cannot tell from a program's other failures.
+    auto status = app.exit(e);
+    return status == 0 ? 0 : 2;
   }
 
   if (*serve) {
@@ -214,6 +243,8 @@ int main(int argc, char** argv) {
   if (*demo)
     return app::run_demo(std::cout);
   if (*sample)
-    return app::run_sample(sample_dir);
+    // The default is the tool's own layout (like serve's ./var), created
+    // whole; a directory the user names must have an existing parent.
+    return app::run_sample(sample_dir, sample_out->count() == 0);
   return 0;
 }

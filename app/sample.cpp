@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "app/tools.hpp"
 #include "domain/commands.hpp"
 #include "messages/encode.hpp"
 
@@ -212,10 +213,10 @@ std::vector<sample_phase> make_sample(timestamp now) {
   return phases;
 }
 
-int run_sample(const std::string& out_dir) {
+int run_sample(const std::string& out_dir, bool create_parents) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
+  if (!make_output_dir(out_dir, create_parents))
+    return 2;
   auto now = timestamp::from_micros(
     std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::system_clock::now().time_since_epoch())

@@ -22,6 +22,8 @@ struct sample_phase {
 std::vector<sample_phase> make_sample(domain::timestamp now);
 
 /// `seatledger sample --out DIR`: writes the phases as JSON-lines files.
-int run_sample(const std::string& out_dir);
+/// DIR is created if missing; its missing parents only when
+/// `create_parents`.
+int run_sample(const std::string& out_dir, bool create_parents);
 
 } // namespace seatledger::app

@@ -1,6 +1,8 @@
 #include "app/tools.hpp"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -92,10 +94,18 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   std::ifstream file_in;
   std::istream* in = &std::cin;
   if (!file.empty() && file != "-") {
+    // A directory opens as a stream that reads as empty, which would end
+    // in "published 0 records" and exit 0; a pipe or device is fine.
+    std::error_code ec;
+    if (std::filesystem::is_directory(file, ec)) {
+      std::cerr << "cannot read " << file << ": is a directory\n";
+      return 2;
+    }
     file_in.open(file);
     if (!file_in) {
-      std::cerr << "cannot read " << file << "\n";
-      return 1;
+      std::cerr << "cannot read " << file << ": " << std::strerror(errno)
+                << "\n";
+      return 2;
     }
     in = &file_in;
   }
@@ -134,6 +144,12 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     return 1;
   }
   std::cerr << "published " << published << " records to " << topic << "\n";
+  if (in->bad()) {
+    // What was read is published; the rest is not, which must not pass.
+    std::cerr << "cannot read " << (in == &std::cin ? "stdin" : file)
+              << " to its end\n";
+    return 1;
+  }
   return failed == 0 ? 0 : 1;
 }
 
@@ -161,10 +177,42 @@ int run_ledger_verify(const std::string& database_url,
     return 2;
   }
   storage::pg_store store{db.url};
-  return storage::verify_command(store, subscription_id, std::cout);
+  return storage::verify_command(store, subscription_id, std::cout, std::cerr);
+}
+
+bool make_output_dir(const std::string& dir, bool create_parents) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(dir, ec))
+    return true;
+  if (fs::exists(dir, ec)) {
+    std::cerr << "cannot write to " << dir << ": not a directory\n";
+    return false;
+  }
+  // Only the last level is created unless asked: a mistyped parent would
+  // otherwise quietly become a new tree the user does not look in.
+  if (create_parents)
+    fs::create_directories(dir, ec);
+  else
+    fs::create_directory(dir, ec);
+  if (!ec)
+    return true;
+  std::cerr << "cannot create " << dir << ": ";
+  if (ec == std::errc::no_such_file_or_directory) {
+    auto parent = fs::path{dir};
+    if (!parent.has_filename())
+      parent = parent.parent_path();
+    std::cerr << "its parent directory " << parent.parent_path().string()
+              << " does not exist\n";
+  } else {
+    std::cerr << ec.message() << "\n";
+  }
+  return false;
 }
 
 int run_license_keygen(const std::string& out_dir) {
+  if (!make_output_dir(out_dir, false))
+    return 2;
   auto files = crypto::generate_key_pair(out_dir);
   if (!files) {
     std::cerr << describe(files.error()) << "\n";

@@ -29,7 +29,14 @@ int run_ledger_verify(const std::string& database_url,
                       const std::string& data_dir,
                       const std::optional<std::string>& subscription_id);
 
-/// `seatledger license keygen [--out DIR]`.
+/// Makes `dir` ready to take a command's output files: an existing
+/// directory, or created (with its missing parents only when
+/// `create_parents`). Otherwise says why on stderr, naming `dir`, and
+/// returns false.
+bool make_output_dir(const std::string& dir, bool create_parents);
+
+/// `seatledger license keygen [--out DIR]`: DIR is created if missing, its
+/// parent is not.
 int run_license_keygen(const std::string& out_dir);
 
 /// `seatledger license verify [--public-key F]… KEY`.

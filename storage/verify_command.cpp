@@ -1,17 +1,32 @@
 #include "storage/verify_command.hpp"
 
-#include "messages/service_error.hpp"
-
 #include <ostream>
+
+#include "messages/service_error.hpp"
 
 namespace seatledger::storage {
 
 int verify_command(query_store& store,
                    const std::optional<std::string>& subscription_id,
-                   std::ostream& out) {
+                   std::ostream& out, std::ostream& err) {
+  if (subscription_id) {
+    // An id nothing was ever recorded for is most likely mistyped; walking
+    // its empty chain would report it intact.
+    auto known = store.pool_exists(*subscription_id);
+    if (!known) {
+      err << "error: cannot verify the ledger: " << describe(known.error())
+          << '\n';
+      return 2;
+    }
+    if (!*known) {
+      err << "error: unknown subscription '" << *subscription_id
+          << "': no ledger entries and no state\n";
+      return 2;
+    }
+  }
   auto reports = store.verify_ledger(subscription_id);
   if (!reports) {
-    out << "error: cannot verify the ledger: " << describe(reports.error())
+    err << "error: cannot verify the ledger: " << describe(reports.error())
         << '\n';
     return 2;
   }

@@ -1,9 +1,9 @@
 // Append-only enforced by PostgreSQL, and the ledger verification.
 
+#include <sstream>
+
 #include "pg_fixture.hpp"
 #include "storage/verify_command.hpp"
-
-#include <sstream>
 
 using namespace seatledger;
 using namespace seatledger::test;
@@ -152,8 +152,8 @@ TEST_F(verify, intact_chains_pass) {
   EXPECT_EQ(reports[0].subscription_id, "sub-1");
   EXPECT_EQ(reports[0].entries_verified, 5);
   EXPECT_FALSE(reports[0].first_break);
-  std::ostringstream out;
-  EXPECT_EQ(storage::verify_command(store(), std::nullopt, out), 0)
+  std::ostringstream out, err;
+  EXPECT_EQ(storage::verify_command(store(), std::nullopt, out, err), 0)
     << out.str();
   EXPECT_NE(out.str().find("5 entries, chain intact"), std::string::npos);
 }
@@ -170,9 +170,33 @@ TEST_F(verify, finds_an_entry_edited_in_the_database) {
   ASSERT_TRUE(reports[0].first_break);
   EXPECT_EQ(reports[0].first_break->seq, 3);
   EXPECT_EQ(reports[0].entries_verified, 2);
-  std::ostringstream out;
-  EXPECT_EQ(storage::verify_command(store(), std::string{"sub-1"}, out), 1);
+  std::ostringstream out, err;
+  EXPECT_EQ(storage::verify_command(store(), std::string{"sub-1"}, out, err),
+            1);
   EXPECT_NE(out.str().find("BROKEN at seq 3"), std::string::npos) << out.str();
+}
+
+TEST_F(verify, an_unknown_subscription_is_named_on_stderr_and_fails) {
+  // Its empty chain read as intact: a mistyped id passed with exit 0.
+  std::ostringstream out, err;
+  EXPECT_EQ(storage::verify_command(store(), std::string{"sub-x"}, out, err),
+            2);
+  EXPECT_EQ(out.str(), "");
+  EXPECT_EQ(err.str(), "error: unknown subscription 'sub-x': no ledger "
+                       "entries and no state\n");
+}
+
+TEST_F(verify, a_subscription_with_state_and_no_ledger_is_known) {
+  storage_batch b;
+  b.subscriptions.push_back({record_for("sub-new", {}), 0, std::nullopt});
+  ASSERT_OK(store().commit(b));
+  std::ostringstream out, err;
+  EXPECT_EQ(storage::verify_command(store(), std::string{"sub-new"}, out, err),
+            0)
+    << err.str();
+  EXPECT_NE(out.str().find("sub-new: no ledger entries"), std::string::npos)
+    << out.str();
+  EXPECT_EQ(err.str(), "");
 }
 
 TEST_F(verify, finds_a_deleted_entry) {
@@ -228,8 +252,8 @@ TEST_F(verify, walks_long_chains_page_by_page_and_every_subscription) {
   EXPECT_EQ(reports[1].entries_verified, 21233);
   EXPECT_FALSE(reports[2].first_break);
   EXPECT_EQ(reports[2].entries_verified, 10);
-  std::ostringstream out;
-  EXPECT_EQ(storage::verify_command(store(), std::nullopt, out), 1);
+  std::ostringstream out, err;
+  EXPECT_EQ(storage::verify_command(store(), std::nullopt, out, err), 1);
   EXPECT_NE(out.str().find("1 broken chain(s)"), std::string::npos)
     << out.str();
 }

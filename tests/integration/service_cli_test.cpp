@@ -1,0 +1,216 @@
+// The `seatledger` tools on bad input, run as the real binary: a mistake on
+// the command line is a usage error (exit 2, CLI11's message on stderr); a
+// path or id that names nothing is refused with one line naming it (exit
+// 2) instead of doing nothing successfully; errors go to stderr and only
+// results to stdout.
+
+#include <filesystem>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "service_fixture.hpp"
+
+namespace seatledger::test {
+namespace {
+
+using json = nlohmann::json;
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string line;
+  for (auto c : text) {
+    if (c == '\n') {
+      lines.push_back(line);
+      line.clear();
+    } else {
+      line.push_back(c);
+    }
+  }
+  if (!line.empty())
+    lines.push_back(line);
+  return lines;
+}
+
+/// Nothing listens there: a database (or broker) that cannot be reached.
+constexpr const char* unreachable_database
+  = "host=127.0.0.1 port=1 dbname=none connect_timeout=5";
+constexpr const char* unreachable_bootstrap = "127.0.0.1:1";
+
+class cli_ledger_verify : public pg_test {
+protected:
+  cli_result verify(std::vector<std::string> extra) {
+    std::vector<std::string> args{"ledger", "verify", "--database-url",
+                                  conninfo()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args);
+  }
+};
+
+TEST_F(cli_ledger_verify, an_unknown_subscription_is_named_and_fails) {
+  auto entries = chain("sub-1", 3, at("2026-02-01T00:00:00Z"), 1'000);
+  storage::storage_batch b;
+  b.ledger = entries;
+  b.subscriptions.push_back({record_for("sub-1", entries), 0, std::nullopt});
+  ASSERT_OK(store().commit(b));
+
+  auto r = verify({"--subscription", "sub-1"});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_NE(r.out.find("3 entries, chain intact"), std::string::npos) << r.out;
+
+  // A typo: exit 2 like every "nothing was verified", never 0 ("intact") or
+  // 1 (a broken chain, which monitoring treats as tampering).
+  r = verify({"--subscription", "sub-l"});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.out << r.err;
+  auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find("unknown subscription 'sub-l'"), std::string::npos)
+    << lines[0];
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(cli_ledger_verify, an_empty_subscription_is_a_usage_error) {
+  // It verified every subscription.
+  auto r = verify({"--subscription", ""});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.out << r.err;
+  EXPECT_NE(r.err.find("--subscription"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "") << "verified anyway";
+}
+
+TEST(cli_errors, go_to_stderr_and_results_to_stdout) {
+  auto r
+    = run_cli({"ledger", "verify", "--database-url", unreachable_database});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.out << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("cannot verify the ledger"), std::string::npos) << r.err;
+  r = run_cli({"ledger", "verify", "--subscription", "sub-1", "--database-url",
+               unreachable_database});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.out << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("cannot verify the ledger"), std::string::npos) << r.err;
+}
+
+TEST(cli_usage, mistakes_on_the_command_line_exit_2_with_cli11s_message) {
+  temp_dir dir{"seatledger_cli_usage"};
+  struct usage_case {
+    std::vector<std::string> args;
+    /// Must appear on stderr.
+    std::string says;
+  };
+  const std::vector<usage_case> cases{
+    {{}, "subcommand"},
+    {{"no-such-command"}, "subcommand"},
+    {{"ledger"}, "subcommand"},
+    {{"ledger", "verify", "--no-such-option"}, "--no-such-option"},
+    {{"ledger", "verify", "--subscription"}, "--subscription"},
+    {{"dev-kafka", "--brokers", "99"}, "--brokers"},
+    {{"dev-kafka", "--partitions", "many"}, "--partitions"},
+    {{"publish", "--kafka-bootstrap", unreachable_bootstrap}, "--topic"},
+    {{"license", "verify"}, "key"},
+    {{"license", "keygen", "--out", ""}, "--out"},
+    {{"sample", "--out", ""}, "--out"},
+    {{"sample", "--out", dir.file("a"), dir.file("b")}, dir.file("b")},
+  };
+  for (const auto& c : cases) {
+    std::string name;
+    for (const auto& a : c.args)
+      name += a + " ";
+    SCOPED_TRACE(name);
+    auto r = run_cli(c.args);
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  // Nothing of the refused commands was done.
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a")));
+
+  // Help is no mistake.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+         {"--help"}, {"ledger", "verify", "--help"}, {"publish", "--help"}}) {
+    auto r = run_cli(args);
+    EXPECT_EQ(r.status, std::optional<int>{0}) << args[0] << ": " << r.err;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
+  }
+}
+
+/// A JSON-lines file of two subscription commands.
+std::string write_commands(const temp_dir& dir) {
+  auto file = dir.file("commands.jsonl");
+  write_file(file, cloud_event("seatledger.subscription.create", "cli-1",
+                               "2026-01-01T00:00:00Z",
+                               json{{"subscription_id", "sub-a"}})
+                     + "\n"
+                     + cloud_event("seatledger.subscription.create", "cli-2",
+                                   "2026-01-01T00:00:00Z",
+                                   json{{"subscription_id", "sub-b"}})
+                     + "\n");
+  return file;
+}
+
+TEST(cli_publish, takes_one_value_per_kafka_property_and_the_file_after_it) {
+  auto cluster = kafka::mock_cluster::start(1, service_topic_names(), 4);
+  ASSERT_TRUE(cluster) << describe(cluster.error());
+  temp_dir dir{"seatledger_cli_publish"};
+  auto file = write_commands(dir);
+  // The FILE was taken for a second --kafka-property value.
+  auto r
+    = run_cli({"publish", "--kafka-bootstrap", (*cluster)->bootstrap_servers(),
+               "--topic", subscriptions_topic, "--kafka-property", "acks=all",
+               "--kafka-property", "client.id=cli-test", file});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_NE(r.err.find("published 2 records"), std::string::npos) << r.err;
+  kafka_io io{(*cluster)->bootstrap_servers()};
+  std::set<std::string> keys;
+  for (const auto& record : io.read_all(subscriptions_topic))
+    keys.insert(record.key);
+  EXPECT_EQ(keys, (std::set<std::string>{"sub-a", "sub-b"}));
+}
+
+TEST(cli_publish, refuses_a_directory_or_a_missing_file_naming_it) {
+  temp_dir dir{"seatledger_cli_publish"};
+  // A directory read as an empty file: "published 0 records", exit 0.
+  for (const auto& path : {dir.path(), dir.file("missing.jsonl")}) {
+    SCOPED_TRACE(path);
+    auto r = run_cli({"publish", "--kafka-bootstrap", unreachable_bootstrap,
+                      "--topic", subscriptions_topic, path});
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_NE(lines[0].find(path), std::string::npos) << lines[0];
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST(cli_output_dir, keygen_and_sample_refuse_a_missing_parent_naming_it) {
+  temp_dir dir{"seatledger_cli_out"};
+  const auto missing_parent = dir.file("no-such-dir");
+  const auto target = missing_parent + "/out";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+         {"license", "keygen", "--out", target}, {"sample", "--out", target}}) {
+    SCOPED_TRACE(args[0]);
+    auto r = run_cli(args);
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_NE(lines[0].find(target), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find("parent"), std::string::npos) << lines[0];
+    EXPECT_EQ(r.out, "");
+    // The mistyped tree was not created.
+    EXPECT_FALSE(std::filesystem::exists(missing_parent));
+  }
+  // A file where the directory belongs.
+  write_file(dir.file("a-file"), "x");
+  auto r = run_cli({"sample", "--out", dir.file("a-file")});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  EXPECT_NE(r.err.find(dir.file("a-file")), std::string::npos) << r.err;
+  // The last level alone is created, as before.
+  r = run_cli({"sample", "--out", dir.file("sample")});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_NE(r.out.find(dir.file("sample") + "/1-catalog.jsonl"),
+            std::string::npos)
+    << r.out;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("sample") + "/1-catalog.jsonl"));
+}
+
+} // namespace
+} // namespace seatledger::test
