@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <string>
 #include <variant>
 
 #include <CLI/CLI.hpp>
@@ -54,6 +56,15 @@ std::string refuse_empty(const std::string& value) {
   return value.empty() ? "must not be empty" : "";
 }
 
+/// What serve's configuration says of a database URL given to another
+/// command: the same rules (empty is not "unset"), declared once.
+std::optional<std::string> database_url_problem(const std::string& url) {
+  for (const auto& spec : config::serve_options())
+    if (spec.name == "database-url" && spec.validate)
+      return spec.validate(url);
+  return std::nullopt;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -68,9 +79,10 @@ int main(int argc, char** argv) {
                                      "bring the PostgreSQL schema up to date");
   std::string database_url = env_or("SEATLEDGER_DATABASE_URL", "");
   std::string data_dir = env_or("SEATLEDGER_DATA_DIR", "./var");
-  migrate->add_option("--database-url", database_url,
-                      "PostgreSQL connection string; unset: the embedded "
-                      "server under --data-dir [env SEATLEDGER_DATABASE_URL]");
+  auto* migrate_url = migrate->add_option(
+    "--database-url", database_url,
+    "PostgreSQL connection string; unset: the embedded "
+    "server under --data-dir [env SEATLEDGER_DATABASE_URL]");
   migrate->add_option("--data-dir", data_dir,
                       "data directory of the "
                       "embedded server");
@@ -149,9 +161,10 @@ int main(int argc, char** argv) {
                  "only this subscription (exit 2 if it has neither ledger "
                  "nor state)")
     ->check(CLI::Validator{refuse_empty, ""});
-  ledger_verify->add_option("--database-url", database_url,
-                            "PostgreSQL connection string [env "
-                            "SEATLEDGER_DATABASE_URL]");
+  auto* verify_url
+    = ledger_verify->add_option("--database-url", database_url,
+                                "PostgreSQL connection string [env "
+                                "SEATLEDGER_DATABASE_URL]");
   ledger_verify->add_option("--data-dir", data_dir,
                             "data directory of the embedded server");
 
@@ -201,6 +214,16 @@ int main(int argc, char** argv) {
       return 2;
     }
     return app::run_serve(std::get<config::settings>(resolved));
+  }
+  if (*migrate || *ledger_verify) {
+    auto given = migrate_url->count() + verify_url->count() > 0
+                 || std::getenv("SEATLEDGER_DATABASE_URL") != nullptr;
+    if (given)
+      if (auto problem = database_url_problem(database_url)) {
+        std::cerr << "invalid configuration: --database-url: " << *problem
+                  << "\n";
+        return 2;
+      }
   }
   if (*migrate)
     return app::run_migrate(database_url, data_dir);

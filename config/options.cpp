@@ -46,8 +46,12 @@ optional<string> non_empty(const string& value) {
 // as a configuration error. libpq's reason is not repeated: it quotes the
 // string, which may hold a password.
 optional<string> connection_string(const string& value) {
+  // Only an unset option means the embedded server (defaults skip the
+  // validator); an empty value is most likely a template or secret that
+  // rendered nothing, and a replica must not quietly run on its own
+  // private database.
   if (value.empty())
-    return std::nullopt; // unset: the embedded server
+    return string{"empty; leave it unset for the embedded server"};
   char* error = nullptr;
   auto* options = PQconninfoParse(value.c_str(), &error);
   if (options != nullptr) {
@@ -57,6 +61,14 @@ optional<string> connection_string(const string& value) {
   PQfreemem(error);
   return string{"not a PostgreSQL connection string (a postgresql:// URI or "
                 "key=value pairs)"};
+}
+
+// Empty means nothing in a cluster: refused like the database URL, so that
+// a replica never quietly consumes an in-process cluster of its own.
+optional<string> bootstrap_servers(const string& value) {
+  if (value.empty())
+    return string{"empty; leave it unset for the embedded mock cluster"};
+  return std::nullopt;
 }
 
 optional<string> host_port(const string& value) {
@@ -225,7 +237,7 @@ const std::vector<option_spec>& serve_options() {
      k::text, "", nullptr},
     {"kafka-bootstrap", "SEATLEDGER_KAFKA_BOOTSTRAP",
      "Kafka bootstrap servers; unset: an embedded mock cluster", k::text, "",
-     nullptr},
+     bootstrap_servers},
     {"kafka-property", "SEATLEDGER_KAFKA_PROPERTIES",
      "librdkafka client property KEY=VALUE, passed through (security "
      "protocol, SASL, TLS …); repeatable, comma-separated in the variable",

@@ -77,6 +77,47 @@ TEST_F(cli_ledger_verify, an_empty_subscription_is_a_usage_error) {
   EXPECT_EQ(r.out, "") << "verified anyway";
 }
 
+TEST(cli_usage, an_empty_database_url_or_bootstrap_is_not_unset) {
+  // Only an unset setting means the embedded server or cluster. An empty
+  // one (a secret or template that rendered nothing) started a replica on
+  // a private database, or ready on an in-process Kafka cluster of its own
+  // that nothing publishes to.
+  temp_dir dir{"seatledger_cli_empty"};
+  struct empty_case {
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    std::string says;
+  };
+  const std::vector<empty_case> cases{
+    {{"migrate", "--database-url", "", "--data-dir", dir.file("var")},
+     {},
+     "--database-url"},
+    {{"ledger", "verify", "--data-dir", dir.file("var")},
+     {{"SEATLEDGER_DATABASE_URL", ""}},
+     "--database-url"},
+    {{"serve", "--kafka-bootstrap", "", "--database-url", unreachable_database,
+      "--data-dir", dir.file("var")},
+     {},
+     "--kafka-bootstrap"},
+    {{"serve", "--kafka-bootstrap", unreachable_bootstrap, "--data-dir",
+      dir.file("var")},
+     {{"SEATLEDGER_DATABASE_URL", ""}},
+     "SEATLEDGER_DATABASE_URL"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.args[0] + " " + c.says);
+    auto r = run_cli(c.args, c.env, std::chrono::seconds{30});
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_NE(lines[0].find(c.says), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find("empty; leave it unset"), std::string::npos)
+      << lines[0];
+  }
+  // Nothing was started under the data directory.
+  EXPECT_FALSE(std::filesystem::exists(dir.file("var/postgres")));
+}
+
 TEST(cli_errors, go_to_stderr_and_results_to_stdout) {
   auto r
     = run_cli({"ledger", "verify", "--database-url", unreachable_database});

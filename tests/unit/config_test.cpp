@@ -288,6 +288,7 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
   // option without an entry here fails the test.
   const std::map<std::string, std::string> bad{
     {"kafka-property", "novalue"},
+    {"kafka-bootstrap", ""},
     {"database-url", "garbage"},
     {"http-listen", "nonsense"},
     {"api-token", "tiny:admin"},
@@ -386,8 +387,19 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
     contains(error_of({{"database-url", {"postgresql://db/x?nope=1"}}}),
              "--database-url"));
   for (const auto* url : {"postgresql://app:pw@db:5432/seatledger",
-                          "host=db dbname=seatledger sslmode=require", ""})
+                          "host=db dbname=seatledger sslmode=require"})
     EXPECT_EQ(ok({{"database-url", {url}}}).text("database-url"), url);
+  // Only unset means embedded: an empty value (a secret or template that
+  // rendered nothing) would have run a replica on a private database or
+  // an in-process Kafka cluster of its own, ready and consuming nothing.
+  EXPECT_EQ(ok({}).text("database-url"), "");
+  EXPECT_EQ(ok({}).text("kafka-bootstrap"), "");
+  for (const auto* name : {"database-url", "kafka-bootstrap"}) {
+    auto empty = error_of({{name, {""}}});
+    EXPECT_TRUE(contains(empty, "empty; leave it unset")) << empty;
+  }
+  auto empty_env = error_of({}, {{"SEATLEDGER_KAFKA_BOOTSTRAP", ""}});
+  EXPECT_TRUE(contains(empty_env, "SEATLEDGER_KAFKA_BOOTSTRAP")) << empty_env;
   // HOST:PORT with port 0 (any free port) is fine.
   EXPECT_EQ(ok({{"http-listen", {"127.0.0.1:0"}}}).text("http-listen"),
             "127.0.0.1:0");
