@@ -1,10 +1,12 @@
 #include "messages/decode.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <new>
 #include <optional>
 #include <simdjson.h>
+#include <vector>
 
 #include "domain/identifiers.hpp"
 #include "domain/time.hpp"
@@ -838,15 +840,71 @@ bool check_attribute(context& c, std::string_view value, const path& at) {
 struct decoder::impl {
   dom::parser parser;
   context ctx;
+  /// Member names of the objects being checked, outermost first.
+  std::vector<std::string_view> names;
 
-  bool parse(std::string_view value, dom::element& root) {
+  /// No object of the record holds a member name twice (RFC 7493, I-JSON).
+  /// Parsers disagree on which one counts: simdjson's lookup finds the
+  /// first; Jackson, Python and JavaScript keep the last. What the producer
+  /// meant cannot be known, so the record is refused rather than read
+  /// differently from the topic's other consumers.
+  bool unique_members(dom::element e, const path* at) {
+    auto type = e.type();
+    if (type == dom::element_type::ARRAY) {
+      std::size_t index = 0;
+      for (auto item : dom::array(e)) {
+        path item_at{at, {}, index++};
+        if (!unique_members(item, &item_at))
+          return false;
+      }
+      return true;
+    }
+    if (type != dom::element_type::OBJECT)
+      return true;
+    dom::object obj(e);
+    auto first = names.size();
+    std::optional<std::string_view> twice;
+    // Pairwise for the small objects of every message; sorted for large
+    // ones, which a hostile record could make quadratic.
+    constexpr std::size_t pairwise_up_to = 16;
+    for (auto field : obj) {
+      if (names.size() - first < pairwise_up_to)
+        for (auto i = first; i < names.size() && !twice; ++i)
+          if (names[i] == field.key)
+            twice = field.key;
+      names.push_back(field.key);
+    }
+    if (!twice && names.size() - first > pairwise_up_to) {
+      auto begin = names.begin() + static_cast<std::ptrdiff_t>(first);
+      std::sort(begin, names.end());
+      if (auto it = std::adjacent_find(begin, names.end()); it != names.end())
+        twice = *it;
+    }
+    names.resize(first);
+    if (twice)
+      return ctx.fail(code::malformed_json, path{at, *twice},
+                      "appears more than once in its object");
+    for (auto field : obj) {
+      auto value_type = field.value.type();
+      if (value_type != dom::element_type::OBJECT
+          && value_type != dom::element_type::ARRAY)
+        continue;
+      path member_at{at, field.key};
+      if (!unique_members(field.value, &member_at))
+        return false;
+    }
+    return true;
+  }
+
+  bool parse(std::string_view value, dom::element& root,
+             const path* root_at = nullptr) {
     // An empty string_view may have a null data pointer, which must not
     // reach memcpy.
     if (value.empty())
       return ctx.fail_record(code::malformed_json, "record value is empty");
     auto err = parser.parse(value.data(), value.size()).get(root);
     switch (err) {
-      case simdjson::SUCCESS: return true;
+      case simdjson::SUCCESS: return unique_members(root, root_at);
       case simdjson::UTF8_ERROR:
         return ctx.fail_record(code::malformed_json,
                                "record value is not valid UTF-8");
@@ -898,7 +956,8 @@ struct decoder::impl {
     if (!parse_time(ctx, *attrs.time, time_at, env.ref.time))
       return false;
     dom::element root;
-    if (!parse(value, root))
+    path data_at{nullptr, "data"};
+    if (!parse(value, root, &data_at))
       return false;
     if (root.get_object().get(env.data) != simdjson::SUCCESS)
       return ctx.fail(code::not_cloudevents, path{nullptr, "data"},

@@ -509,6 +509,53 @@ TEST(messages_errors, not_json_and_not_cloudevents) {
   }
 }
 
+TEST(messages_errors, a_member_given_twice_is_malformed) {
+  // Parsers disagree on which of the two counts (simdjson's lookup finds
+  // the first; Jackson, Python and JavaScript keep the last), so the
+  // producer's intent is unknown: refused, never read one way.
+  struct twice_case {
+    std::string_view type;
+    std::string after; // the duplicate goes right after this text
+    std::string member;
+    std::string field;
+  };
+  const std::vector<twice_case> cases = {
+    {event_types::subscription_create, "{", R"("id":"other",)", "id"},
+    {event_types::subscription_create, R"("data":{)", R"("seats":1000,)",
+     "data.seats"},
+    {event_types::subscription_create, R"("customer":{)",
+     R"("salesforce_account_id":"0015000000zzzzz",)",
+     "data.customer.salesforce_account_id"},
+    {event_types::rate_plan_upserted, R"("charges":[{)", R"("id":"dup",)",
+     "data.charges[0].id"},
+  };
+  for (const auto& c : cases) {
+    const auto& f = find_fixture(c.type);
+    auto text = f.doc.dump();
+    auto at = text.find(c.after);
+    ASSERT_NE(at, std::string::npos) << c.after << " in " << text;
+    auto once = text;
+    text.insert(at + c.after.size(), c.member);
+    decoder dec;
+    EXPECT_TRUE(
+      fails_with(dec.decode(f.topic, {text}), code::malformed_json, c.field))
+      << text;
+    EXPECT_TRUE(dec.decode(f.topic, {once})) << once;
+  }
+  // Binary mode: the value is the data.
+  const auto& f = find_fixture(event_types::org_linked);
+  header_list headers;
+  for (auto attr : {"specversion", "id", "source", "type", "time"})
+    headers.emplace_back(std::string{"ce_"} + attr,
+                         f.doc.at(attr).get<std::string>());
+  auto value = f.doc.at("data").dump();
+  value.insert(1, R"("org_id":"org-other",)");
+  decoder dec;
+  EXPECT_TRUE(fails_with(dec.decode(topic_kind::membership, {value, &headers}),
+                         code::malformed_json, "data.org_id"))
+    << value;
+}
+
 TEST(messages_errors, truncated_fixtures_are_malformed) {
   for (const auto& [type, required] : required_fields) {
     const auto& f = find_fixture(type);
