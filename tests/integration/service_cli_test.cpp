@@ -16,22 +16,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::string line;
-  for (auto c : text) {
-    if (c == '\n') {
-      lines.push_back(line);
-      line.clear();
-    } else {
-      line.push_back(c);
-    }
-  }
-  if (!line.empty())
-    lines.push_back(line);
-  return lines;
-}
-
 /// Nothing listens there: a database (or broker) that cannot be reached.
 constexpr const char* unreachable_database
   = "host=127.0.0.1 port=1 dbname=none connect_timeout=5";

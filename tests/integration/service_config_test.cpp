@@ -21,22 +21,6 @@ namespace {
 using namespace std::chrono;
 using json = nlohmann::json;
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::string line;
-  for (auto c : text) {
-    if (c == '\n') {
-      lines.push_back(line);
-      line.clear();
-    } else {
-      line.push_back(c);
-    }
-  }
-  if (!line.empty())
-    lines.push_back(line);
-  return lines;
-}
-
 /// A loopback port held by a listening socket for the test's lifetime.
 class taken_port {
 public:

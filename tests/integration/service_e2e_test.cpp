@@ -31,6 +31,17 @@ namespace {
 
 using namespace std::chrono;
 
+/// The service's /metrics text ("" when it does not answer).
+std::string metrics_of(child_process& service) {
+  auto url = service.wait_for_value("HTTP", seconds{5});
+  if (!url)
+    return {};
+  httplib::Client http{"127.0.0.1",
+                       std::stoi(url->substr(url->rfind(':') + 1))};
+  auto metrics = http.Get("/metrics");
+  return metrics && metrics->status == 200 ? metrics->body : std::string{};
+}
+
 const std::vector<std::string> service_topics{
   "seatledger.membership.v1", "seatledger.subscriptions.v1",
   "seatledger.catalog.v1",    "seatledger.internal.seat-deltas.v1",
@@ -434,18 +445,13 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
   expect_as_the_rules_say(s);
   // Dead letters are counted when their batch commits: a refused batch
   // read again counted its dead letters twice.
-  auto url = service_->wait_for_value("HTTP", seconds{5});
-  ASSERT_TRUE(url);
-  httplib::Client http{"127.0.0.1",
-                       std::stoi(url->substr(url->rfind(':') + 1))};
-  auto metrics = http.Get("/metrics");
-  ASSERT_TRUE(metrics && metrics->status == 200);
-  EXPECT_NE(metrics->body.find("seatledger_dead_letters_total{code=\"malformed_"
-                               "json\"} "
-                               + std::to_string(s.poison) + "\n"),
+  auto metrics = metrics_of(*service_);
+  EXPECT_NE(metrics.find("seatledger_dead_letters_total{code=\"malformed_"
+                         "json\"} "
+                         + std::to_string(s.poison) + "\n"),
             std::string::npos)
     << s.poison << " poison records\n"
-    << metrics->body;
+    << metrics;
 }
 
 TEST_F(service_e2e, a_connection_that_keeps_failing_backs_off_further) {
@@ -569,13 +575,8 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
       "= '"
       + second.consumer_group + "' AND owner = '" + second.replica_id + "'");
     ASSERT_FALSE(given_up.empty());
-    auto url = service_->wait_for_value("HTTP", seconds{5});
-    ASSERT_TRUE(url);
-    httplib::Client http{"127.0.0.1",
-                         std::stoi(url->substr(url->rfind(':') + 1))};
-    auto metrics = http.Get("/metrics");
-    ASSERT_TRUE(metrics && metrics->status == 200);
-    std::istringstream lines{metrics->body};
+    auto metrics = metrics_of(*service_);
+    std::istringstream lines{metrics};
     int reported = 0;
     for (std::string line; std::getline(lines, line);) {
       std::smatch m;
@@ -591,7 +592,7 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
       EXPECT_EQ(std::count(given_up.begin(), given_up.end(), lease), 0)
         << line << " is reported by the replica that gave " << lease << " up";
     }
-    EXPECT_GT(reported, 0) << metrics->body;
+    EXPECT_GT(reported, 0) << metrics;
   };
   for (const auto& phase : s.phases) {
     applied += phase.upstream;

@@ -131,6 +131,23 @@ create_data(const std::string& subscription_id, const std::string& plan_id,
           {"trial", false}};
 }
 
+/// The lines of a program's output (a last line without '\n' included).
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string line;
+  for (auto c : text) {
+    if (c == '\n') {
+      lines.push_back(line);
+      line.clear();
+    } else {
+      line.push_back(c);
+    }
+  }
+  if (!line.empty())
+    lines.push_back(line);
+  return lines;
+}
+
 /// A temporary directory, removed with everything in it at the end.
 class temp_dir {
 public:
