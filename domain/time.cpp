@@ -106,6 +106,16 @@ std::optional<timestamp> from_civil(const civil_time& c) {
   return timestamp::from_micros(seconds * micros_per_second + c.micros);
 }
 
+timestamp first_writable_instant() {
+  // 0001-01-01T00:00:00Z
+  return timestamp::from_micros(-62'135'596'800'000'000);
+}
+
+timestamp last_writable_instant() {
+  // 9999-12-31T23:59:59.999999Z
+  return timestamp::from_micros(253'402'300'799'999'999);
+}
+
 std::optional<timestamp> parse_rfc3339(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
   civil_time c;
@@ -162,17 +172,22 @@ std::optional<timestamp> parse_rfc3339(std::string_view text) {
   auto local = from_civil(c);
   if (!local)
     return std::nullopt;
-  return timestamp::from_micros(local->micros()
-                                - offset_seconds * micros_per_second);
+  auto utc = timestamp::from_micros(local->micros()
+                                    - offset_seconds * micros_per_second);
+  // Year 0000 is RFC 3339 but not PostgreSQL (it has no year 0; its text
+  // input refuses it): an instant there in a record made every commit of
+  // its batch fail, and the replica retried it for ever. Beyond 9999 the
+  // instant could not be written back in four digits.
+  if (utc < first_writable_instant() || utc > last_writable_instant())
+    return std::nullopt;
+  return utc;
 }
 
 std::string format_rfc3339(timestamp t) {
-  // RFC 3339 writes four-digit years: instants outside 0000–9999 (sentinels
-  // such as timestamp::min(), or arithmetic far past a term) saturate.
-  static const timestamp first = *parse_rfc3339("0000-01-01T00:00:00Z");
-  static const timestamp last = timestamp::from_micros(
-    parse_rfc3339("9999-12-31T23:59:59Z")->micros() + 999'999);
-  t = std::clamp(t, first, last);
+  // Instants outside what parses (sentinels such as timestamp::min(), or
+  // arithmetic far past a term) saturate, so that whatever is written
+  // parses again and PostgreSQL accepts it.
+  t = std::clamp(t, first_writable_instant(), last_writable_instant());
   auto c = to_civil(t);
   // Digits written by hand: snprintf took 3.5 % of the service's CPU, every
   // outgoing event carrying several instants.

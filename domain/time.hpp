@@ -82,7 +82,14 @@ int days_in_month(int year, int month);
 /// `t`/`z` are accepted as RFC 3339 allows. Time is kept in microseconds:
 /// fraction digits past the sixth are dropped (truncated, never rounded up
 /// into the next second), as producers writing nanoseconds are common.
+/// Instants before `first_writable_instant()` or after
+/// `last_writable_instant()` (in UTC) are refused.
 std::optional<timestamp> parse_rfc3339(std::string_view text);
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z: the instants
+/// that are four-digit years in UTC and that PostgreSQL reads.
+timestamp first_writable_instant();
+timestamp last_writable_instant();
 
 /// Formats in UTC with `Z`; a fraction only when the instant has one, with
 /// trailing zeros removed (`2026-01-15T00:00:00Z`, `…:00.25Z`). Instants

@@ -361,6 +361,9 @@ TEST(messages_errors, bad_times_are_invalid_timestamp) {
     "2026-01-15T25:00:00Z",
     // Outside four-digit years once in UTC: could not be written back.
     "0000-01-01T00:00:00+01:00",
+    // Year 0000, which PostgreSQL refuses.
+    "0000-06-01T00:00:00Z",
+    "0001-01-01T00:00:00+00:01",
     "9999-12-31T23:59:59-01:00",
   };
   int checked = 0;

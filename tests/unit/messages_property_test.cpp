@@ -61,9 +61,10 @@ std::string gen_id() {
 }
 
 domain::timestamp gen_time() {
-  // 0000-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z
+  // 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z
   return domain::timestamp::from_micros(*rc::gen::inRange<std::int64_t>(
-    -62167219200000000LL, 253402300800000000LL));
+    domain::first_writable_instant().micros(),
+    domain::last_writable_instant().micros() + 1));
 }
 
 domain::event_ref gen_ref(std::string_view type) {

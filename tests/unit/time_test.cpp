@@ -103,17 +103,31 @@ TEST(add_months, negative_and_zero_offsets) {
   EXPECT_EQ(format_rfc3339(add_months(anchor, -15)), "2024-12-31T00:00:00Z");
 }
 
+TEST(time, year_zero_and_past_9999_are_refused) {
+  // PostgreSQL has no year 0: such an instant in a record failed every
+  // commit of its batch, and the replica retried it for ever.
+  for (auto text : {"0000-01-01T00:00:00Z", "0000-12-31T23:59:59.999999Z",
+                    "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01",
+                    "9999-12-31T23:00:00-05:00"})
+    EXPECT_FALSE(parse_rfc3339(text)) << text;
+  EXPECT_EQ(parse_rfc3339("0001-01-01T00:00:00Z"), first_writable_instant());
+  EXPECT_EQ(parse_rfc3339("0001-01-01T00:59:00+00:59"),
+            first_writable_instant());
+  EXPECT_EQ(parse_rfc3339("9999-12-31T23:59:59.999999Z"),
+            last_writable_instant());
+}
+
 TEST(time, instants_outside_four_digit_years_saturate) {
-  EXPECT_EQ(format_rfc3339(timestamp::min()), "0000-01-01T00:00:00Z");
+  EXPECT_EQ(format_rfc3339(timestamp::min()), "0001-01-01T00:00:00Z");
   EXPECT_EQ(format_rfc3339(timestamp::from_micros(INT64_MAX)),
             "9999-12-31T23:59:59.999999Z");
   auto last = at("9999-12-31T23:59:59.999999Z");
   EXPECT_EQ(format_rfc3339(last), "9999-12-31T23:59:59.999999Z");
   EXPECT_EQ(format_rfc3339(timestamp::from_micros(last.micros() + 1)),
             "9999-12-31T23:59:59.999999Z");
-  auto first = at("0000-01-01T00:00:00Z");
+  auto first = at("0001-01-01T00:00:00Z");
   EXPECT_EQ(format_rfc3339(timestamp::from_micros(first.micros() - 1)),
-            "0000-01-01T00:00:00Z");
+            "0001-01-01T00:00:00Z");
   // Whatever is formatted parses again.
   for (auto t : {timestamp::min(), timestamp::from_micros(INT64_MAX)})
     EXPECT_TRUE(parse_rfc3339(format_rfc3339(t))) << t.micros();
