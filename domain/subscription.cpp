@@ -378,6 +378,15 @@ void subscription::grant_license(
   license_grant grant;
   grant.license_id
     = derived_id({"license", cause.source, cause.id, record_.subscription_id});
+  // The command was applied before and its (source, id) has left the
+  // de-duplication window since: applied afresh, it would issue the same
+  // license again, which exists, immutable. Its license stands; a second
+  // insert would fail every commit of the batch for ever.
+  if (std::any_of(licenses_.begin(), licenses_.end(),
+                  [&](const license_record& l) {
+                    return l.license_id == grant.license_id;
+                  }))
+    return;
   grant.subscription_id = record_.subscription_id;
   grant.issued_at = app.t;
   grant.not_before = record_.term.start;

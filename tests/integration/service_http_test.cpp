@@ -453,6 +453,49 @@ TEST_F(service_http, a_month_ending_while_the_replica_runs_is_closed_once) {
   EXPECT_EQ(all_closes.size(), 2u) << ::testing::PrintToString(all_closes);
 }
 
+TEST_F(service_http,
+       a_license_command_read_again_past_the_window_stalls_nothing) {
+  // Past the de-duplication window a command read again is applied afresh.
+  // A license-issuing one issued the same license id again, which every
+  // commit of its batch refused: the partition stopped for good.
+  auto& s = *service_;
+  s.start({"--dedup-window", "2s"});
+  auto issue = cloud_event("seatledger.license.issue", "issue-twice",
+                           rfc3339_from_now(-seconds{5}),
+                           {{"subscription_id", sub}});
+  s.publish(subscriptions_topic, sub, issue);
+  ASSERT_EQ(s.wait_for(sub, "seatledger.license.issued", 2).size(), 2u);
+  // Forgotten: the window passes, and a start purges what is past it.
+  std::this_thread::sleep_for(seconds{3});
+  s.start({"--dedup-window", "2s"});
+  database_probe db{s.conninfo()};
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return db.scalar("SELECT count(*) FROM seatledger.applied_events") == 0;
+    },
+    seconds{30}))
+    << "the command was not forgotten\n"
+    << s.log_tail();
+  s.publish(subscriptions_topic, sub, issue);
+  s.publish(subscriptions_topic, sub,
+            cloud_event("seatledger.subscription.update_metadata",
+                        "metadata-after-reissue", rfc3339_from_now(seconds{0}),
+                        {{"subscription_id", sub},
+                         {"display_name", "After the re-issue"}}));
+  EXPECT_FALSE(
+    s.wait_for(sub, "seatledger.subscription.metadata_updated").empty())
+    << s.log_tail();
+  auto licenses = body_of(
+    s.get(std::string{"/v1/subscriptions/"} + sub + "/licenses"))["licenses"];
+  EXPECT_EQ(licenses.size(), 2u) << licenses;
+  std::size_t issued = 0;
+  for (const auto& e : s.events_of(sub))
+    issued += e["type"] == "seatledger.license.issued" ? 1 : 0;
+  EXPECT_EQ(issued, 2u);
+  EXPECT_EQ(s.log_tail().find("batch not committed"), std::string::npos)
+    << s.log_tail();
+}
+
 TEST_F(service_http, readyz_follows_postgres_while_idle) {
   // An idle replica made no call to PostgreSQL, so /readyz stayed 200
   // while the database refused every connection.

@@ -534,6 +534,45 @@ TEST(licenses, an_unknown_plan_applies_the_command_but_issues_no_license) {
   EXPECT_EQ(explicit_issue.rejected->code, rejection_code::unknown_plan);
 }
 
+TEST(licenses, a_command_applied_again_issues_no_second_license) {
+  // Past the de-duplication window a command read again is applied
+  // afresh; its license exists already (same id), and inserting it again
+  // failed every commit of the batch for ever.
+  domain_harness h;
+  auto created = h.command(ref("c", "2026-01-01T00:00:00Z"),
+                           create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                                      "2027-01-01T00:00:00Z"));
+  ASSERT_EQ(created.grants.size(), 1u);
+  auto first = h.command(ref("l", "2026-01-02T00:00:00Z"),
+                         issue_license{"s1", {}, {}});
+  ASSERT_EQ(first.grants.size(), 1u);
+  auto renewal = renew_subscription{
+    "s1", {at("2027-01-01T00:00:00Z"), at("2028-01-01T00:00:00Z")}, {}, {}};
+  auto renewed = h.command(ref("r", "2026-06-01T00:00:00Z"), renewal);
+  ASSERT_FALSE(renewed.rejected);
+  ASSERT_EQ(renewed.grants.size(), 1u);
+
+  auto again = h.command(ref("l", "2026-08-02T00:00:00Z"),
+                         issue_license{"s1", {}, {}});
+  EXPECT_FALSE(again.rejected);
+  EXPECT_TRUE(again.grants.empty());
+  auto renewed_again = h.command(ref("r", "2026-08-03T00:00:00Z"), renewal);
+  EXPECT_FALSE(renewed_again.rejected);
+  EXPECT_TRUE(renewed_again.grants.empty());
+  EXPECT_EQ(h.sub("s1").licenses().size(), 3u);
+  EXPECT_EQ(h.events_of<license_issued>("s1").size(), 3u);
+  // A subscription restored from its stored state knows its licenses too.
+  const auto& live = h.sub("s1");
+  subscription restored{live.record(), {},
+                        live.orgs(),   live.org_delta_seqs(),
+                        live.window(), live.licenses()};
+  auto fx = restored.apply(command_event{ref("l", "2026-08-04T00:00:00Z"),
+                                         issue_license{"s1", {}, {}}},
+                           h.catalog);
+  EXPECT_FALSE(fx.rejected);
+  EXPECT_TRUE(fx.grants.empty());
+}
+
 TEST(licenses, explicit_issue_respects_the_term_end) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
