@@ -510,6 +510,11 @@ struct server::impl {
     if (!limit)
       return error_answer(limit.error());
     auto after = query_param(req, "after").value_or("");
+    // A user id, as next_after gave it; anything else (bytes that are not
+    // UTF-8 among them, which PostgreSQL refused with a 500) names no page.
+    if (!after.empty() && !domain::is_valid_identifier(after))
+      return error_answer(bad_request("after must be a user id (a page's "
+                                      "next_after)"));
     auto store = stores.take();
     if (auto missing = require_pool(store, id))
       return error_answer(*missing);
@@ -601,7 +606,9 @@ struct server::impl {
   }
 
   answer license(const std::string& license_id) {
-    if (license_id.size() > domain::max_identifier_length)
+    // License ids are identifiers (derived uuids); bytes that are not UTF-8
+    // made PostgreSQL refuse the query, a 500.
+    if (!domain::is_valid_identifier(license_id))
       return error_answer(not_found("unknown license"));
     auto store = stores.take();
     auto found = store->license(license_id);

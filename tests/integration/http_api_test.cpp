@@ -646,6 +646,12 @@ TEST_F(http_api, holders_are_paged_with_their_orgs) {
   EXPECT_TRUE(whole["next_after"].is_null());
   EXPECT_API_ERROR(get("/v1/subscriptions/sub-1/seats/holders?limit=0"), 400,
                    "bad_request");
+  // Not a user id: bytes that are not UTF-8 were a 500 from PostgreSQL.
+  for (auto bad : {"%FF", "%00", "a%20b"})
+    EXPECT_API_ERROR(
+      get(std::string{"/v1/subscriptions/sub-1/seats/holders?after="} + bad),
+      400, "bad_request");
+  EXPECT_API_ERROR(get("/v1/licenses/%FF"), 404, "not_found");
   EXPECT_API_ERROR(get("/v1/subscriptions/sub-none/seats/holders"), 404,
                    "not_found");
 }
@@ -673,6 +679,13 @@ TEST_F(http_api, seats_at_an_instant) {
                    "bad_request");
   EXPECT_API_ERROR(get("/v1/subscriptions/sub-1/seats?at=2026-02-30T00:00:00Z"),
                    400, "bad_request");
+  // Year 0000, which PostgreSQL refuses (it was a 500), also once in UTC.
+  EXPECT_API_ERROR(get("/v1/subscriptions/sub-1/seats?at=0000-01-01T00:00:00Z"),
+                   400, "bad_request");
+  EXPECT_API_ERROR(
+    get("/v1/subscriptions/sub-1/seats?at=0001-01-01T00:00:00%2B00:01"), 400,
+    "bad_request");
+  EXPECT_EQ(seats_at("at=0001-01-01T00:00:00Z")["seats_in_use"], 0);
   EXPECT_API_ERROR(
     get("/v1/subscriptions/sub-none/seats?at=2026-02-01T00:00:00Z"), 404,
     "not_found");
