@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
+#include <set>
 #include <string>
 
 #include "messages/decode.hpp"
@@ -101,8 +102,13 @@ std::string gen_json_object() {
   json_writer w;
   w.begin_object();
   auto n = *rc::gen::inRange(0, 4);
+  // Member names are unique: a name given twice is refused (I-JSON).
+  std::set<std::string> names;
   for (int i = 0; i < n; ++i) {
-    w.key(gen_text(10));
+    auto name = gen_text(10);
+    if (!names.insert(name).second)
+      continue;
+    w.key(name);
     switch (*rc::gen::inRange(0, 4)) {
       case 0: w.string(gen_text(10)); break;
       case 1: w.integer(*rc::gen::arbitrary<std::int64_t>()); break;
