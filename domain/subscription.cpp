@@ -529,6 +529,13 @@ subscription::check_lifecycle(const subscription_command& cmd,
           return rejection{rejection_code::invalid_expires_at,
                            "expires_at must be in the future and not after "
                            "the term end"};
+        // The default, the term's end, would be as useless as an explicit
+        // one in the past (a term can end without `expire`).
+        if (!x.expires_at && record_.term.end <= effective)
+          return rejection{rejection_code::invalid_expires_at,
+                           "the term ended at "
+                             + format_rfc3339(record_.term.end)
+                             + ": a license would be expired when issued"};
         return std::nullopt;
       },
     },

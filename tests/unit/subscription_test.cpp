@@ -589,6 +589,16 @@ TEST(licenses, explicit_issue_respects_the_term_end) {
   EXPECT_EQ(ok.grants[0].features,
             (std::vector<std::string>{"audit_events", "extra", "sso"}));
   EXPECT_NE(ok.grants[0].license_id, h.sub("s1").licenses().front().license_id);
+  // Once the term has ended (without `expire`), the default expiry, the
+  // term's end, is in the past too: no license born expired.
+  auto after_end = h.command(ref("l3", "2027-01-02T00:00:00Z"),
+                             issue_license{"s1", {}, {}});
+  ASSERT_TRUE(after_end.rejected);
+  EXPECT_EQ(after_end.rejected->code, rejection_code::invalid_expires_at);
+  EXPECT_NE(after_end.rejected->message.find("2027-01-01T00:00:00Z"),
+            std::string::npos)
+    << after_end.rejected->message;
+  EXPECT_TRUE(after_end.grants.empty());
 }
 
 TEST(licenses, the_instance_domain_is_locked_while_a_license_is_valid) {
