@@ -41,6 +41,10 @@ api_error not_ready(std::string message) {
   return {503, "not_ready", std::move(message)};
 }
 
+api_error busy(std::string message) {
+  return {503, "busy", std::move(message)};
+}
+
 api_error internal_error(std::string message) {
   return {500, "internal", std::move(message)};
 }

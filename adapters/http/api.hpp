@@ -42,6 +42,8 @@ api_error method_not_allowed(std::string message);
 /// A broken rule: `code` is the rejection's own reason code.
 api_error conflict(std::string code, std::string message);
 api_error not_ready(std::string message);
+/// 503: the replica is ready but every database connection is lent.
+api_error busy(std::string message);
 api_error internal_error(std::string message);
 
 /// `{"error":{"code":…,"message":…}}`.

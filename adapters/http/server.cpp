@@ -273,13 +273,12 @@ struct server::impl {
       } else {
         a = error_answer(not_found("no such resource"));
       }
-    } catch (const pool_busy& busy) {
+    } catch (const pool_busy& full) {
       log::warning("HTTP request found every database connection busy",
-                   {{"route", pattern}, {"connections", busy.connections}});
+                   {{"route", pattern}, {"connections", full.connections}});
       a = error_answer(
-        api_error{503, "busy",
-                  "all " + std::to_string(busy.connections)
-                    + " database connections of this replica are busy; retry"});
+        busy("all " + std::to_string(full.connections)
+             + " database connections of this replica are busy; retry"));
       a.headers.emplace_back("Retry-After", "1");
     } catch (const std::exception& e) {
       log::error("HTTP handler failed", {{"method", req.method},

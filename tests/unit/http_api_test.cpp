@@ -341,6 +341,8 @@ TEST(http_shapes, error_body_is_the_contract_shape) {
   EXPECT_EQ(c.code, "subscription_archived");
   EXPECT_EQ(not_ready("x").code, "not_ready");
   EXPECT_EQ(not_ready("x").status, 503);
+  EXPECT_EQ(busy("x").code, "busy");
+  EXPECT_EQ(busy("x").status, 503);
   EXPECT_EQ(internal_error("x").code, "internal");
   EXPECT_EQ(error_for_status(413).status, 413);
   EXPECT_EQ(error_for_status(400).code, "bad_request");
