@@ -178,6 +178,9 @@ struct coordinator_state {
   /// Moves on whenever a failure throws away what the entity actors hold, so
   /// records gathered before it are not applied on top of reloaded state.
   std::uint64_t generation = 0;
+  /// Records read but left for the next batch: those from the first command
+  /// after a catalog change on (see hold_after_catalog_change).
+  std::vector<kafka::record> held;
 
   // Month closes waiting for the next cycle.
   std::set<std::string> due_closes;
@@ -361,6 +364,7 @@ struct coordinator_state {
       return {};
     for (const auto& l : *acquired)
       leases[l.lease_key] = l.epoch;
+    drop_held(wanted);
     auto stored = with_retry("load positions", [&] {
       return store->load_positions(config.consumer_group, wanted);
     });
@@ -411,6 +415,8 @@ struct coordinator_state {
         delta_partitions.push_back(d);
       }
     }
+    drop_held(partitions);
+    drop_held(delta_partitions);
     if (auto* m = metrics()) {
       for (const auto& tp : partitions)
         m->lag_gone(tp.topic, tp.partition);
@@ -553,7 +559,8 @@ struct coordinator_state {
   }
 
   std::vector<kafka::record> gather() {
-    std::vector<kafka::record> records;
+    std::vector<kafka::record> records = std::move(held);
+    held.clear();
     std::vector<pollfd> fds = {{main->wake_fd(), POLLIN, 0},
                                {deltas->wake_fd(), POLLIN, 0}};
     for (const auto& lane : lanes)
@@ -601,7 +608,39 @@ struct coordinator_state {
       if (records.size() == before)
         break;
     }
+    hold_after_catalog_change(records);
     return records;
+  }
+
+  // A catalog change is in effect for the next record processed
+  // (domain.md), but a batch's commands see the catalog as it was before
+  // the batch. So a batch ends before the first command that follows a
+  // catalog record, and the rest waits for the next batch, which starts
+  // once the change is committed (see start_batch).
+  void hold_after_catalog_change(std::vector<kafka::record>& records) {
+    auto catalog_seen = false;
+    for (auto it = records.begin(); it != records.end(); ++it) {
+      auto kind = stage_of(it->topic);
+      if (kind == stage::catalog) {
+        catalog_seen = true;
+      } else if (catalog_seen && kind == stage::subscriptions) {
+        held.assign(std::make_move_iterator(it),
+                    std::make_move_iterator(records.end()));
+        records.erase(it, records.end());
+        return;
+      }
+    }
+  }
+
+  /// Held records of partitions the consumers are about to read again
+  /// from their stored positions (or no longer read) would be doubled.
+  void drop_held(const std::vector<topic_partition>& partitions) {
+    std::set<topic_partition> gone{partitions.begin(), partitions.end()};
+    held.erase(std::remove_if(held.begin(), held.end(),
+                              [&](const kafka::record& r) {
+                                return gone.count({r.topic, r.partition}) > 0;
+                              }),
+               held.end());
   }
 
   bool commit_finished() const {
@@ -1506,6 +1545,7 @@ struct coordinator_state {
     // is dropped: a record read past a thrown-away batch would be committed
     // over.
     rewind_pending = true;
+    held.clear();
     std::vector<topic_partition> tps;
     for (const auto& [tp, lease] : owned)
       tps.push_back(tp);
