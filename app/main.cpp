@@ -105,7 +105,9 @@ int main(int argc, char** argv) {
   std::string key_field;
   std::string bootstrap = env_or("SEATLEDGER_KAFKA_BOOTSTRAP", "");
   std::vector<std::string> kafka_properties;
-  publish->add_option("--topic", topic, "topic to publish to")->required();
+  publish->add_option("--topic", topic, "topic to publish to")
+    ->required()
+    ->check(CLI::Validator{refuse_empty, ""});
   publish->add_option("file", file, "JSON-lines file; - or none: stdin");
   publish->add_option("--kafka-bootstrap", bootstrap,
                       "Kafka bootstrap servers [env "
@@ -180,6 +182,23 @@ int main(int argc, char** argv) {
         ->add_option("--out", sample_dir,
                      "output directory (created; its parent must exist)")
         ->check(CLI::Validator{refuse_empty, ""});
+
+  // CLI11 answers an unknown first word with "A subcommand is required",
+  // which does not say which word it did not know.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string word = argv[1];
+    std::string known;
+    auto found = false;
+    for (const auto* sub : app.get_subcommands({})) {
+      found = found || sub->get_name() == word;
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!found) {
+      std::cerr << "unknown command '" << word << "' (commands: " << known
+                << "; see --help)\n";
+      return 2;
+    }
+  }
 
   try {
     app.parse(argc, argv);

@@ -124,7 +124,13 @@ TEST(cli_usage, mistakes_on_the_command_line_exit_2_with_cli11s_message) {
   };
   const std::vector<usage_case> cases{
     {{}, "subcommand"},
-    {{"no-such-command"}, "subcommand"},
+    // The word it did not know is named (CLI11 said only "A subcommand
+    // is required").
+    {{"no-such-command"}, "unknown command 'no-such-command'"},
+    {{"no-such-command", "--help"}, "unknown command 'no-such-command'"},
+    {{"publish", "--kafka-bootstrap", unreachable_bootstrap, "--topic", "",
+      dir.file("missing.jsonl")},
+     "--topic"},
     {{"ledger"}, "subcommand"},
     {{"ledger", "verify", "--no-such-option"}, "--no-such-option"},
     {{"ledger", "verify", "--subscription"}, "--subscription"},
