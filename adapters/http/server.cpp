@@ -150,8 +150,14 @@ public:
 
   /// A store, or `pool_busy` once all `max_stores` stayed lent for `wait`.
   lease take() {
+    return take_until(steady_clock::now() + wait_);
+  }
+
+  /// A store, or `pool_busy` once all `max_stores` stayed lent until
+  /// `deadline` (at most `wait` from now).
+  lease take_until(steady_clock::time_point deadline) {
     std::unique_lock<std::mutex> guard{mutex_};
-    auto deadline = steady_clock::now() + wait_;
+    deadline = std::min(deadline, steady_clock::now() + wait_);
     while (idle_.empty() && made_ >= max_) {
       if (returned_.wait_until(guard, deadline) == std::cv_status::timeout
           && idle_.empty() && made_ >= max_)
@@ -762,13 +768,16 @@ struct server::impl {
       = domain::derived_id({"rejected", deps.source, command_id, id});
     bool rejections_supported = true;
     for (;;) {
+      // A look waits for a connection no longer than until the next one
+      // would start (a full pool held it the pool's whole wait, past the
+      // request's deadline and past a shutdown).
+      auto next = std::min(deadline,
+                           steady_clock::now() + deps.write_poll_interval);
       if (auto a = look_for_result(id, command_id, command, rejection_id,
-                                   rejections_supported))
+                                   rejections_supported, next))
         return std::move(*a);
       // Transient storage errors are retried until the deadline: the
       // command is in Kafka and will be applied regardless.
-      auto next = std::min(deadline,
-                           steady_clock::now() + deps.write_poll_interval);
       if (!sleep_or_stop(next))
         return error_answer(not_ready("shutting down; command " + command_id
                                       + " was published and may still be "
@@ -789,9 +798,10 @@ struct server::impl {
   std::optional<answer>
   look_for_result(const std::string& id, const std::string& command_id,
                   const domain::event_key& command,
-                  const std::string& rejection_id, bool& rejections_supported) {
+                  const std::string& rejection_id, bool& rejections_supported,
+                  steady_clock::time_point wait_until) {
     try {
-      auto store = stores.take();
+      auto store = stores.take_until(wait_until);
       auto issued = store->license_issued_by(command);
       if (issued && *issued) {
         log::info("license issued through the API",

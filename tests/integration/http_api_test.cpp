@@ -1141,6 +1141,63 @@ TEST_F(http_api, database_connections_are_bounded_and_a_full_pool_is_busy) {
   EXPECT_EQ(made.load(), 2);
 }
 
+// A waiting license request borrows a connection for each look at its
+// result. With every connection held by queries that do not end, a look
+// waited the pool's whole store_wait (here 3 s) before giving up, so the
+// request answered far past its own deadline (300 ms).
+TEST_F(http_api, issue_license_answers_at_its_deadline_while_the_pool_is_held) {
+  actor_running_ = false; // published, but no actor applies it
+  auto d = dependencies();
+  d.max_stores = 1;
+  d.store_wait = std::chrono::milliseconds{3000};
+  d.write_timeout = std::chrono::milliseconds{300};
+  pqxx::connection locker{conninfo()};
+  pqxx::work lock_tx{locker};
+  std::thread holder;
+  std::chrono::steady_clock::time_point published_at;
+  auto port = std::make_shared<int>(0);
+  auto publish = d.publish;
+  d.publish = [&, publish, port](const std::string& topic,
+                                 const std::string& key,
+                                 const std::string& value) {
+    auto ok = publish(topic, key, value);
+    // The pool's only connection, taken by a read that waits for a lock.
+    lock_tx.exec0("LOCK TABLE seatledger.subscriptions IN ACCESS EXCLUSIVE "
+                  "MODE");
+    holder = std::thread([port] {
+      httplib::Client c{"127.0.0.1", *port};
+      c.set_read_timeout(std::chrono::seconds{30});
+      EXPECT_STATUS(c.Get("/v1/subscriptions/sub-1", auth(read_token)), 200);
+    });
+    pqxx::connection probe{conninfo()};
+    auto limit = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    auto waiting = 0;
+    while (waiting == 0 && std::chrono::steady_clock::now() < limit) {
+      pqxx::nontransaction tx{probe};
+      waiting = tx.exec1("SELECT count(*) FROM pg_stat_activity "
+                         "WHERE wait_event_type = 'Lock'")[0]
+                  .as<int>();
+      if (waiting == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    EXPECT_EQ(waiting, 1) << "the holder's read never waited for the lock";
+    published_at = std::chrono::steady_clock::now();
+    return ok;
+  };
+  start(d);
+  *port = server_->port();
+  auto res = post("/v1/subscriptions/sub-1/licenses", "{}");
+  auto answered_at = std::chrono::steady_clock::now();
+  EXPECT_API_ERROR(res, 503, "not_ready");
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(
+              answered_at - published_at)
+              .count(),
+            1500);
+  lock_tx.abort();
+  if (holder.joinable())
+    holder.join();
+}
+
 TEST_F(http_api, access_log_is_json_lines_without_secrets) {
   auto sub1 = parse(get("/v1/subscriptions/sub-1/licenses"))["licenses"][0];
   auto license_key = sub1["license_key"].get<std::string>();
