@@ -183,20 +183,31 @@ int main(int argc, char** argv) {
                      "output directory (created; its parent must exist)")
         ->check(CLI::Validator{refuse_empty, ""});
 
-  // CLI11 answers an unknown first word with "A subcommand is required",
-  // which does not say which word it did not know.
-  if (argc > 1 && argv[1][0] != '-') {
-    std::string word = argv[1];
-    std::string known;
-    auto found = false;
-    for (const auto* sub : app.get_subcommands({})) {
-      found = found || sub->get_name() == word;
-      known += (known.empty() ? "" : ", ") + sub->get_name();
-    }
-    if (!found) {
-      std::cerr << "unknown command '" << word << "' (commands: " << known
-                << "; see --help)\n";
-      return 2;
+  // CLI11 answers an unknown command word (`seatledger bogus`, `seatledger
+  // ledger bogus`) with "A subcommand is required", which does not say
+  // which word it did not know.
+  {
+    CLI::App* level = &app;
+    std::string path = "seatledger";
+    for (int i = 1; i < argc && argv[i][0] != '-'; ++i) {
+      auto subs = level->get_subcommands({});
+      if (subs.empty())
+        break;
+      std::string word = argv[i];
+      std::string known;
+      CLI::App* next = nullptr;
+      for (auto* sub : subs) {
+        if (sub->get_name() == word)
+          next = sub;
+        known += (known.empty() ? "" : ", ") + sub->get_name();
+      }
+      if (!next) {
+        std::cerr << "unknown command '" << word << "' (" << path
+                  << " commands: " << known << "; see " << path << " --help)\n";
+        return 2;
+      }
+      level = next;
+      path += " " + word;
     }
   }
 

@@ -128,6 +128,9 @@ TEST(cli_usage, mistakes_on_the_command_line_exit_2_with_cli11s_message) {
     // is required").
     {{"no-such-command"}, "unknown command 'no-such-command'"},
     {{"no-such-command", "--help"}, "unknown command 'no-such-command'"},
+    {{"ledger", "check"},
+     "unknown command 'check' (seatledger ledger "
+     "commands: verify"},
     {{"publish", "--kafka-bootstrap", unreachable_bootstrap, "--topic", "",
       dir.file("missing.jsonl")},
      "--topic"},
