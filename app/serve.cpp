@@ -38,6 +38,39 @@ std::string error_text(const caf::error& err) {
   return describe(err);
 }
 
+enum class migration { done, failed, stopped };
+
+/// Brings the schema up to date. While PostgreSQL cannot be reached (a
+/// database restarting with the pods, a network policy not in place yet)
+/// it waits and tries again, like Kafka at start, instead of exiting into a
+/// crash loop whose back-off outlasts the outage. Any other failure ends
+/// start-up. A termination signal ends the wait.
+migration migrate_when_reachable(const std::string& database_url,
+                                 const sigset_t& signals, int& signal) {
+  auto delay = std::chrono::seconds{1};
+  for (long attempt = 1;; ++attempt) {
+    auto migrated = storage::migrate(database_url);
+    if (migrated)
+      return migration::done;
+    if (!is(migrated.error(), service_errc::storage_unavailable)) {
+      std::cerr << "cannot migrate the database: " << describe(migrated.error())
+                << "\n";
+      return migration::failed;
+    }
+    log::error("PostgreSQL not reachable at start; trying again",
+               {{"error", describe(migrated.error())},
+                {"attempt", attempt},
+                {"retry_in_s", static_cast<long>(delay.count())}});
+    timespec wait{static_cast<time_t>(delay.count()), 0};
+    auto received = sigtimedwait(&signals, nullptr, &wait);
+    if (received > 0) {
+      signal = received;
+      return migration::stopped;
+    }
+    delay = std::min(delay * 2, std::chrono::seconds{5});
+  }
+}
+
 } // namespace
 
 int run_serve(const config::settings& settings) {
@@ -96,11 +129,6 @@ int run_serve(const config::settings& settings) {
     database_url = *started;
   }
   announce("DATABASE_URL", database_url);
-  if (auto migrated = storage::migrate(database_url); !migrated) {
-    std::cerr << "cannot migrate the database: " << describe(migrated.error())
-              << "\n";
-    return 1;
-  }
   // Kafka: the configured cluster, or the mock cluster in this process.
   auto topics = topics_from(settings);
   std::unique_ptr<kafka::mock_cluster> mock;
@@ -158,6 +186,18 @@ int run_serve(const config::settings& settings) {
     return 1;
   }
   announce("HTTP", http->url);
+  // The schema, once PostgreSQL answers; meanwhile /healthz answers and
+  // /readyz says why the replica is not ready.
+  int early_signal = 0;
+  switch (migrate_when_reachable(database_url, signals, early_signal)) {
+    case migration::done: break;
+    case migration::failed: http->stop(); return 1;
+    case migration::stopped:
+      log::info("stopped before PostgreSQL was reachable",
+                {{"signal", early_signal}});
+      http->stop();
+      return 0;
+  }
   auto pipeline = actors::spawn_pipeline(system, pipeline_cfg, context, status);
   log_allocator_settings();
   log::info("seatledger serving",

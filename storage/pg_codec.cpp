@@ -42,9 +42,20 @@ bool sqlstate_means_unavailable(const std::string& state) {
 } // namespace
 
 std::string trimmed_message(const char* text) {
-  std::string result = text;
-  while (!result.empty() && (result.back() == '\n' || result.back() == ' '))
-    result.pop_back();
+  // libpq puts hints on lines of their own ("...refused\n\tIs the server
+  // running...?"); an error is one line wherever it is printed.
+  std::string result;
+  auto space = false;
+  for (const char* c = text; *c != '\0'; ++c) {
+    if (*c == '\n' || *c == '\r' || *c == '\t' || *c == ' ') {
+      space = !result.empty();
+      continue;
+    }
+    if (space)
+      result += ' ';
+    space = false;
+    result += *c;
+  }
   return result;
 }
 

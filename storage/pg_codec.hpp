@@ -95,7 +95,8 @@ struct already_applied_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// An error message without its trailing line breaks and spaces.
+/// An error message on one line: runs of line breaks, tabs and spaces
+/// become one space, none at either end.
 std::string trimmed_message(const char* text);
 
 /// The 16 bytes of a `uuid` in its text form (hex digits, dashes

@@ -1067,6 +1067,67 @@ TEST_F(service_e2e, kafka_unreachable_at_start_is_waited_for) {
   expect_as_the_rules_say(s);
 }
 
+TEST_F(service_e2e, postgres_unreachable_at_start_is_waited_for) {
+  // The database is not there yet when the replica starts (here: it does
+  // not exist; the same for a server still starting). The replica exited
+  // at once with status 1, so a database outage became a crash loop whose
+  // back-off outlasts it. Now it keeps trying, answers /healthz and says
+  // on /readyz why it is not ready, and starts once the database is there.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  const auto name = db_->name();
+  auto admin_exec = [](const std::string& sql) {
+    pqxx::connection admin{"dbname=postgres"};
+    pqxx::nontransaction tx{admin};
+    tx.exec(sql);
+  };
+  admin_exec("DROP DATABASE \"" + name + "\" WITH (FORCE)");
+  service_ = launch_service(options_);
+  auto url = service_->wait_for_value("HTTP", seconds{60});
+  ASSERT_TRUE(url) << service_->stderr_tail();
+  auto colon = url->rfind(':');
+  httplib::Client http{"127.0.0.1", std::stoi(url->substr(colon + 1))};
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return service_->stderr_tail().find(
+               "PostgreSQL not reachable at start; trying again")
+             != std::string::npos;
+    },
+    seconds{30}))
+    << service_->stderr_tail();
+  // Longer than the first few retries.
+  std::this_thread::sleep_for(seconds{4});
+  ASSERT_TRUE(service_->running()) << service_->stderr_tail();
+  auto health = http.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_NE(ready->body.find("PostgreSQL"), std::string::npos) << ready->body;
+  // Every attempt's line is one line (libpq's hint was on a second).
+  std::istringstream log{service_->stderr_tail()};
+  for (std::string line; std::getline(log, line);)
+    if (!line.empty())
+      EXPECT_EQ(line.front(), '{') << line;
+  admin_exec("CREATE DATABASE \"" + name + "\"");
+  database_probe probe{db_->conninfo()};
+  ASSERT_TRUE(wait_until(
+    [&] {
+      try {
+        return probe.leases_of(options_.consumer_group, options_.replica_id)
+               > 0;
+      } catch (const std::exception&) {
+        return false;
+      }
+    },
+    seconds{60}))
+    << service_->stderr_tail();
+  auto s = make_scenario({});
+  run(s);
+  expect_as_the_rules_say(s);
+}
+
 TEST_F(service_e2e, sigterm_publishes_every_pending_event_before_it_exits) {
   // Events committed but not yet published when SIGTERM comes go out
   // before the replica leaves the group. The relay publishes for the leases

@@ -73,3 +73,19 @@ TEST(copy_buffer, uuid_bytes_reads_the_text_form_and_refuses_anything_else) {
   EXPECT_THROW(uuid_bytes("00112233-4455-6677-8899-aabbccddeefg"),
                std::invalid_argument);
 }
+
+// libpq's messages carry hints on lines of their own; printed as they came,
+// `migrate` and `serve` wrote a two-line error where one line is promised.
+TEST(pg_error_text, is_one_line) {
+  using seatledger::storage::detail::trimmed_message;
+  EXPECT_EQ(trimmed_message("connection to server at \"127.0.0.1\", port 1 "
+                            "failed: Connection refused\n\tIs the server "
+                            "running on that host and accepting TCP/IP "
+                            "connections?\n"),
+            "connection to server at \"127.0.0.1\", port 1 failed: Connection "
+            "refused Is the server running on that host and accepting TCP/IP "
+            "connections?");
+  EXPECT_EQ(trimmed_message("  ERROR:  relation \"x\" does not exist\r\n"),
+            "ERROR: relation \"x\" does not exist");
+  EXPECT_EQ(trimmed_message("\n \t"), "");
+}
