@@ -11,6 +11,7 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/catalog_hold.hpp"
 #include "actors/entity_actors.hpp"
 #include "actors/job_thread.hpp"
 #include "actors/pending_answers.hpp"
@@ -178,8 +179,8 @@ struct coordinator_state {
   /// Moves on whenever a failure throws away what the entity actors hold, so
   /// records gathered before it are not applied on top of reloaded state.
   std::uint64_t generation = 0;
-  /// Records read but left for the next batch: those from the first command
-  /// after a catalog change on (see hold_after_catalog_change).
+  /// Commands read but left for the next batch (see
+  /// hold_commands_read_with_catalog).
   std::vector<kafka::record> held;
 
   // Month closes waiting for the next cycle.
@@ -561,6 +562,7 @@ struct coordinator_state {
   std::vector<kafka::record> gather() {
     std::vector<kafka::record> records = std::move(held);
     held.clear();
+    const auto held_before = records.size();
     std::vector<pollfd> fds = {{main->wake_fd(), POLLIN, 0},
                                {deltas->wake_fd(), POLLIN, 0}};
     for (const auto& lane : lanes)
@@ -608,28 +610,10 @@ struct coordinator_state {
       if (records.size() == before)
         break;
     }
-    hold_after_catalog_change(records);
+    held = hold_commands_read_with_catalog(records, held_before,
+                                           context->topics.catalog,
+                                           context->topics.subscriptions);
     return records;
-  }
-
-  // A catalog change is in effect for the next record processed
-  // (domain.md), but a batch's commands see the catalog as it was before
-  // the batch. So a batch ends before the first command that follows a
-  // catalog record, and the rest waits for the next batch, which starts
-  // once the change is committed (see start_batch).
-  void hold_after_catalog_change(std::vector<kafka::record>& records) {
-    auto catalog_seen = false;
-    for (auto it = records.begin(); it != records.end(); ++it) {
-      auto kind = stage_of(it->topic);
-      if (kind == stage::catalog) {
-        catalog_seen = true;
-      } else if (catalog_seen && kind == stage::subscriptions) {
-        held.assign(std::make_move_iterator(it),
-                    std::make_move_iterator(records.end()));
-        records.erase(it, records.end());
-        return;
-      }
-    }
   }
 
   /// Held records of partitions the consumers are about to read again

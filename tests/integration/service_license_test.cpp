@@ -371,22 +371,24 @@ TEST_F(service_license, rule_breaking_commands_arrive_as_command_rejected) {
   EXPECT_TRUE(json::parse(res->body)["licenses"].empty()) << res->body;
 }
 
-// A plan published just before the create that names it: read in one
-// batch, the create must see the plan (domain.md: a catalog change is in
-// effect for the next message processed). It got license.not_issued /
-// unknown_plan while a batch's commands saw the catalog of before the batch.
+// A plan and the create that names it, read in one batch: the create must
+// see the plan (domain.md: a catalog change is in effect for the next
+// message processed). Nothing orders records across topics, so the create
+// is published first here: read before the plan in the same poll, it got
+// license.not_issued / unknown_plan (so did the README's run command when
+// its sample was published before the replica had its partitions).
 TEST_F(service_license,
        a_plan_read_in_the_same_batch_as_its_create_is_in_effect) {
   const std::string new_plan = "premium-sm-annual";
   const std::string sub = "sub-new-plan";
   // Published while the service is down, so the restart reads both at once.
   service_->stop();
-  service_->publish(catalog_topic, new_plan,
-                    rate_plan_event(new_plan, "Premium", {"epics"},
-                                    "catalog-new-plan"));
   command("create", "create-new-plan",
           create_data(sub, new_plan, 7, rfc3339_from_now(-hours{24}),
                       rfc3339_from_now(hours{24 * 364}), "new-plan.example"));
+  service_->publish(catalog_topic, new_plan,
+                    rate_plan_event(new_plan, "Premium", {"epics"},
+                                    "catalog-new-plan"));
   service_->start();
   auto licenses = issued(sub, 1);
   ASSERT_EQ(licenses.size(), 1u) << service_->log_tail();
