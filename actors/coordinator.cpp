@@ -450,6 +450,8 @@ struct coordinator_state {
     row.topic = context->topics.dlq;
     row.key = r.key;
     row.value = r.value;
+    row.null_key = r.null_key;
+    row.null_value = r.null_value;
     row.headers = r.headers;
     row.headers.emplace_back("seatledger.error.code", code);
     row.headers.emplace_back("seatledger.error.message", message);
@@ -525,10 +527,11 @@ struct coordinator_state {
   /// producer must use the default partitioner), so one replica owns the
   /// entity.
   bool check_key(const kafka::record& r, const std::string& entity_id) {
-    if (r.key != entity_id) {
+    if (r.null_key || r.key != entity_id) {
       dead_letter(r, "key_mismatch",
-                  "record key '" + r.key + "' is not the entity id '"
-                    + entity_id + "'");
+                  (r.null_key ? std::string{"record key is null, not"}
+                              : "record key '" + r.key + "' is not")
+                    + " the entity id '" + entity_id + "'");
       return false;
     }
     auto it = partition_counts.find(r.topic);
@@ -764,8 +767,16 @@ struct coordinator_state {
       next_offsets[tp] = r.offset + 1;
       auto lane = lane_of(r.partition);
       batch_leases[lane].insert(owner->second);
+      const auto record_stage = stage_of(r.topic);
+      // The decoder sees bytes only, and would call a tombstone empty.
+      if (r.null_value && record_stage != stage::unknown) {
+        dead_letter(
+          r, messages::to_string(messages::decode_error_code::malformed_json),
+          "record value is null (a tombstone)");
+        continue;
+      }
       messages::record_view view{r.value, &r.headers};
-      switch (stage_of(r.topic)) {
+      switch (record_stage) {
         case stage::membership: {
           auto decoded = decoder->decode_membership(view);
           if (!decoded) {

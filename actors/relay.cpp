@@ -1,6 +1,8 @@
 #include "actors/relay.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -19,6 +21,15 @@ namespace {
 using namespace std::chrono;
 
 constexpr std::size_t fetch_limit = 5000;
+
+/// A row's key or value as the producer takes it: Kafka's null where the
+/// row has one (a dead letter of a tombstone or a keyless record).
+std::optional<std::string_view> bytes_or_null(const std::string& bytes,
+                                              bool null) {
+  if (null)
+    return std::nullopt;
+  return bytes;
+}
 
 struct relay_state {
   static inline const char* name = "relay";
@@ -88,7 +99,8 @@ struct relay_state {
     for (size_t i = 0; i < rows->size(); ++i) {
       const auto& pending = (*rows)[i];
       auto ok = producer->produce(
-        pending.row.topic, pending.row.key, pending.row.value,
+        pending.row.topic, bytes_or_null(pending.row.key, pending.row.null_key),
+        bytes_or_null(pending.row.value, pending.row.null_value),
         pending.row.headers,
         round.report(i, [counters = status, rows,
                          i](kafka::delivery_status outcome,

@@ -12,6 +12,9 @@ namespace {
 constexpr std::string_view magic = "SLO1";
 constexpr std::string_view compressed_magic = "SLZ1";
 
+/// The length that stands for Kafka's null key or value (see put_nullable).
+constexpr std::uint32_t null_length = 0xffffffff;
+
 /// zstd's fastest level: about twice lz4's ratio on CloudEvents JSON (the
 /// TOAST and WAL bytes a commit writes), at a similar speed.
 constexpr int compression_level = 1;
@@ -66,6 +69,18 @@ void put_str(std::string& out, std::string_view s) {
   out.append(s.data(), s.size());
 }
 
+/// A key or value that may be Kafka's null: `null_length` then, as Kafka's
+/// own records write null as length -1. No chunk of an earlier version has
+/// that length (a chunk is a bytea, at most 1 GiB), so their keys and
+/// values read as not null, and a chunk without nulls is byte for byte what
+/// earlier versions wrote and read: no format version to bump.
+void put_nullable(std::string& out, std::string_view s, bool null) {
+  if (null)
+    put_u32(out, null_length);
+  else
+    put_str(out, s);
+}
+
 class reader {
 public:
   explicit reader(std::string_view in) : in_(in) {}
@@ -83,11 +98,16 @@ public:
 
   bool str(std::string& s) {
     std::uint32_t n = 0;
-    if (!u32(n) || in_.size() - pos_ < n)
+    return u32(n) && bytes(n, s);
+  }
+
+  /// A key or value written by put_nullable.
+  bool nullable_str(std::string& s, bool& null) {
+    std::uint32_t n = 0;
+    if (!u32(n))
       return false;
-    s.assign(in_.data() + pos_, n);
-    pos_ += n;
-    return true;
+    null = n == null_length;
+    return null || bytes(n, s);
   }
 
   bool done() const {
@@ -102,6 +122,14 @@ public:
   }
 
 private:
+  bool bytes(std::uint32_t n, std::string& s) {
+    if (in_.size() - pos_ < n)
+      return false;
+    s.assign(in_.data() + pos_, n);
+    pos_ += n;
+    return true;
+  }
+
   std::string_view in_;
   std::size_t pos_ = 0;
 };
@@ -124,8 +152,8 @@ void encode_plain(const std::vector<const outbox_row*>& rows,
   for (const auto* r : rows) {
     put_str(out, r->event_id);
     put_str(out, r->topic);
-    put_str(out, r->key);
-    put_str(out, r->value);
+    put_nullable(out, r->key, r->null_key);
+    put_nullable(out, r->value, r->null_value);
     put_u32(out, static_cast<std::uint32_t>(r->headers.size()));
     for (const auto& [name, value] : r->headers) {
       put_str(out, name);
@@ -168,8 +196,9 @@ decode_plain(std::string_view chunk, const std::string& lease_key) {
   for (std::uint32_t i = 0; i < count; ++i) {
     outbox_row r;
     std::uint32_t headers = 0;
-    if (!in.str(r.event_id) || !in.str(r.topic) || !in.str(r.key)
-        || !in.str(r.value) || !in.u32(headers))
+    if (!in.str(r.event_id) || !in.str(r.topic)
+        || !in.nullable_str(r.key, r.null_key)
+        || !in.nullable_str(r.value, r.null_value) || !in.u32(headers))
       return std::nullopt;
     for (std::uint32_t h = 0; h < headers; ++h) {
       std::string name;

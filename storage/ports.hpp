@@ -166,6 +166,12 @@ struct outbox_row {
   record_headers headers;
   /// The lease whose owner publishes it (per-key order follows ownership).
   std::string lease_key;
+  /// Kafka's null key or value, as opposed to an empty one (`key` or
+  /// `value` is then empty): a dead letter copies its record's byte for
+  /// byte, null included. Flags rather than optionals, so the many rows
+  /// that are never null are built and read as before.
+  bool null_key = false;
+  bool null_value = false;
 };
 
 /// Everything one group commit writes, in one transaction or not at all.

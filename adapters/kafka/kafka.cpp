@@ -447,8 +447,12 @@ std::vector<record> consumer::poll(std::size_t max, int timeout_ms) {
     r.offset = msg->offset;
     if (msg->key)
       r.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+    else
+      r.null_key = true;
     if (msg->payload)
       r.value.assign(static_cast<const char*>(msg->payload), msg->len);
+    else
+      r.null_value = true;
     rd_kafka_timestamp_type_t ts_type;
     auto ts = rd_kafka_message_timestamp(msg, &ts_type);
     r.timestamp_ms = ts > 0 ? ts : 0;
@@ -651,21 +655,32 @@ producer::make(const client_config& config) {
 }
 
 caf::expected<void> producer::produce(
-  const std::string& topic, std::string_view key, std::string_view value,
-  const record_headers& headers,
+  const std::string& topic, std::optional<std::string_view> key,
+  std::optional<std::string_view> value, const record_headers& headers,
   std::function<void(delivery_status, const std::string&)> done) {
+  // librdkafka writes a null pointer as Kafka's null (length -1) and any
+  // other pointer, even with length 0, as bytes; an empty view's data() may
+  // be either, so the pointer is chosen here.
+  static constexpr char no_bytes[] = "";
+  auto bytes_of = [](const std::optional<std::string_view>& x) {
+    return x ? const_cast<char*>(x->data() ? x->data() : no_bytes) : nullptr;
+  };
+  auto* key_bytes = bytes_of(key);
+  auto* value_bytes = bytes_of(value);
+  auto key_size = key ? key->size() : 0;
+  auto value_size = value ? value->size() : 0;
   auto* hdrs = rd_kafka_headers_new(headers.size());
   for (const auto& [name, v] : headers)
     rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()),
                         v.data(), static_cast<ssize_t>(v.size()));
   auto* cb = new impl::callback(std::move(done));
   for (;;) {
-    auto err = rd_kafka_producev(
-      impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()),
-      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-      RD_KAFKA_V_OPAQUE(cb), RD_KAFKA_V_END);
+    auto err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+                                 RD_KAFKA_V_KEY(key_bytes, key_size),
+                                 RD_KAFKA_V_VALUE(value_bytes, value_size),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_HEADERS(hdrs),
+                                 RD_KAFKA_V_OPAQUE(cb), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
       return caf::unit; // the headers now belong to librdkafka
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -678,8 +693,8 @@ caf::expected<void> producer::produce(
       if (*report)
         (*report)(delivery_status::refused,
                   std::string{"produce to "} + topic + ": "
-                    + rd_kafka_err2str(err) + " ("
-                    + std::to_string(value.size()) + " bytes)");
+                    + rd_kafka_err2str(err) + " (" + std::to_string(value_size)
+                    + " bytes)");
       return caf::unit;
     }
     return kafka_error(std::string{"produce to "} + topic + ": "

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,6 +54,11 @@ struct record {
   record_headers headers;
   /// Broker or producer timestamp, milliseconds since the epoch (0 if none).
   std::int64_t timestamp_ms = 0;
+  /// Kafka tells a null key or value (a tombstone) from an empty one, and
+  /// so do its other clients (Java's null vs ""): a dead letter must copy
+  /// which it was. `key` or `value` is then empty.
+  bool null_key = false;
+  bool null_value = false;
 };
 
 /// What the group consumer tells its owner when partitions move. Called on
@@ -181,10 +187,11 @@ public:
   /// broker acknowledged it or it finally failed. A record the client
   /// refuses outright (larger than message.max.bytes) is reported through
   /// `done` as refused before this returns, not as an error here: errors
-  /// here are the producer's own state.
+  /// here are the producer's own state. A key or value of `std::nullopt`
+  /// is Kafka's null, not an empty one.
   caf::expected<void>
-  produce(const std::string& topic, std::string_view key,
-          std::string_view value, const record_headers& headers,
+  produce(const std::string& topic, std::optional<std::string_view> key,
+          std::optional<std::string_view> value, const record_headers& headers,
           std::function<void(delivery_status, const std::string& error)> done);
 
   /// Serves delivery reports.

@@ -3,6 +3,7 @@
 // gap and consumption resumes from the earliest record still there (the
 // mock cluster keeps about 5 MB per partition). librdkafka refuses to seek
 // a partition in that state; before the fix the partition stalled for good.
+// Null keys and values are told from empty ones, produced and consumed.
 
 #include <chrono>
 #include <gtest/gtest.h>
@@ -146,4 +147,42 @@ TEST(kafka_consumer, offset_copies_held_before_the_join_are_committed_after) {
   }
   EXPECT_EQ(seen, 42);
   (*consumer)->close();
+}
+
+// Kafka tells a null key or value from an empty one, and so must the
+// adapter both ways: dead letters copy which it was. An empty view whose
+// data() is null is still empty, not null.
+TEST(kafka_consumer, null_and_empty_keys_and_values_are_told_apart) {
+  auto cluster = kafka::mock_cluster::start(1, {"nulls.test.v1"}, 1);
+  ASSERT_TRUE(cluster);
+  kafka::client_config cfg;
+  cfg.bootstrap_servers = (*cluster)->bootstrap_servers();
+  auto producer = kafka::producer::make(cfg);
+  ASSERT_TRUE(producer);
+  using bytes = std::optional<std::string_view>;
+  const std::vector<std::pair<bytes, bytes>> sent{{std::nullopt, std::nullopt},
+                                                  {bytes{""}, bytes{""}},
+                                                  {bytes{std::string_view{}},
+                                                   bytes{std::string_view{}}},
+                                                  {bytes{"k"}, std::nullopt},
+                                                  {std::nullopt, bytes{"v"}}};
+  int delivered = 0;
+  for (const auto& [key, value] : sent)
+    ASSERT_TRUE((*producer)->produce(
+      "nulls.test.v1", key, value, {},
+      [&](kafka::delivery_status s, const std::string&) {
+        delivered += s == kafka::delivery_status::delivered;
+      }));
+  ASSERT_TRUE((*producer)->flush(30'000));
+  ASSERT_EQ(delivered, static_cast<int>(sent.size()));
+  test::kafka_io io{cfg.bootstrap_servers};
+  auto got = io.read_all("nulls.test.v1");
+  ASSERT_EQ(got.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    const auto& [key, value] = sent[i];
+    EXPECT_EQ(got[i].null_key, !key) << i;
+    EXPECT_EQ(got[i].key, key.value_or("")) << i;
+    EXPECT_EQ(got[i].null_value, !value) << i;
+    EXPECT_EQ(got[i].value, value.value_or("")) << i;
+  }
 }

@@ -201,8 +201,11 @@ void kafka_io::publish(const std::string& topic,
 void kafka_io::publish_async(const std::string& topic,
                              const std::vector<outgoing>& records) {
   for (const auto& r : records) {
+    using bytes = std::optional<std::string_view>;
     auto ok = producer_->produce(
-      topic, r.key, r.value, {{"content-type", "application/cloudevents+json"}},
+      topic, r.null_key ? bytes{} : bytes{r.key},
+      r.null_value ? bytes{} : bytes{r.value},
+      {{"content-type", "application/cloudevents+json"}},
       [failed = failed_](kafka::delivery_status status, const std::string&) {
         if (status != kafka::delivery_status::delivered)
           ++*failed;

@@ -87,10 +87,13 @@ public:
   void on_revoked(const std::vector<kafka::topic_partition>&, bool) override {}
 };
 
-/// A record to publish.
+/// A record to publish; `null_key`/`null_value` send Kafka's null instead
+/// of `key`/`value` (a keyless record, a tombstone).
 struct outgoing {
   std::string key;
   std::string value;
+  bool null_key = false;
+  bool null_value = false;
 };
 
 /// Publishes and reads records over real Kafka protocol.

@@ -41,7 +41,71 @@ void expect_same(const std::vector<outbox_row>& a,
     EXPECT_EQ(a[i].value, b[i].value);
     EXPECT_EQ(a[i].headers, b[i].headers);
     EXPECT_EQ(a[i].lease_key, b[i].lease_key);
+    EXPECT_EQ(a[i].null_key, b[i].null_key) << i;
+    EXPECT_EQ(a[i].null_value, b[i].null_value) << i;
   }
+}
+
+/// Dead letters of records with Kafka's null and empty keys and values, in
+/// every combination.
+std::vector<outbox_row> null_and_empty_rows() {
+  std::vector<outbox_row> rows;
+  for (int key = 0; key < 3; ++key) {
+    for (int value = 0; value < 3; ++value) {
+      outbox_row r;
+      r.event_id = "dlq-" + std::to_string(key) + std::to_string(value);
+      r.topic = "seatledger.dlq.v1";
+      r.null_key = key == 0; // 0 null, 1 empty, 2 bytes
+      r.key = key == 2 ? "org-1" : "";
+      r.null_value = value == 0;
+      r.value = value == 2 ? "{\"broken" : "";
+      r.headers = {{"seatledger.error.code", "malformed_json"}};
+      r.lease_key = "membership/0";
+      rows.push_back(std::move(r));
+    }
+  }
+  return rows;
+}
+
+/// Two rows as the version before null keys and values stored them: a
+/// tombstone's dead letter (its value kept as empty, key empty) and an
+/// event. "SLO1" plain and "SLZ1" compressed, made by that version's
+/// encode_outbox_chunk.
+const std::string legacy_plain_chunk{
+  "\x53\x4c\x4f\x31\x02\x00\x00\x00\x05\x00\x00\x00\x64\x6c\x71\x2d"
+  "\x31\x11\x00\x00\x00\x73\x65\x61\x74\x6c\x65\x64\x67\x65\x72\x2e"
+  "\x64\x6c\x71\x2e\x76\x31\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00"
+  "\x00\x00\x15\x00\x00\x00\x73\x65\x61\x74\x6c\x65\x64\x67\x65\x72"
+  "\x2e\x65\x72\x72\x6f\x72\x2e\x63\x6f\x64\x65\x0e\x00\x00\x00\x6d"
+  "\x61\x6c\x66\x6f\x72\x6d\x65\x64\x5f\x6a\x73\x6f\x6e\x03\x00\x00"
+  "\x00\x65\x2d\x32\x14\x00\x00\x00\x73\x65\x61\x74\x6c\x65\x64\x67"
+  "\x65\x72\x2e\x65\x76\x65\x6e\x74\x73\x2e\x76\x31\x05\x00\x00\x00"
+  "\x73\x75\x62\x2d\x31\x02\x00\x00\x00\x7b\x7d\x00\x00\x00\x00",
+  143};
+const std::string legacy_compressed_chunk{
+  "\x53\x4c\x5a\x31\x28\xb5\x2f\xfd\x24\x8f\x35\x03\x00\xb2\x06\x16"
+  "\x1c\x70\x6b\x33\x06\xc6\x09\x1b\xe9\xa1\x4e\x27\x7e\x49\xd9\xa0"
+  "\x9a\x01\xf0\x23\x0f\xff\x3b\xb4\x41\xfa\x41\x6c\x0a\xff\x11\xc8"
+  "\x8f\x30\x29\x1e\xec\x57\xb0\x1d\x7b\x1a\x6d\x83\x42\xd2\x1f\xd0"
+  "\x2c\xe6\x48\xa4\x32\xbb\x18\x6a\x61\xfe\x80\xe6\x5a\xdc\xae\x5d"
+  "\x25\xfc\xc9\xd8\xce\x51\x79\xab\x8d\x54\xf5\x2c\xca\x7e\x01\x26"
+  "\x47\xe5\xaf\xfc\x08\x0f\x06\x44\x03\x00\xac\xaa\x7b\x44\x49\x7d"
+  "\x17\x3c\x01\x45\xa0\xe1\x81",
+  119};
+
+std::vector<outbox_row> legacy_rows() {
+  outbox_row tombstone;
+  tombstone.event_id = "dlq-1";
+  tombstone.topic = "seatledger.dlq.v1";
+  tombstone.headers = {{"seatledger.error.code", "malformed_json"}};
+  tombstone.lease_key = "membership/0";
+  outbox_row event;
+  event.event_id = "e-2";
+  event.topic = "seatledger.events.v1";
+  event.key = "sub-1";
+  event.value = "{}";
+  event.lease_key = "membership/0";
+  return {tombstone, event};
 }
 
 } // namespace
@@ -62,6 +126,33 @@ TEST(outbox_chunk, plain_chunks_of_earlier_versions_are_still_read) {
   auto back = decode_outbox_chunk(chunk, "subscriptions/3");
   ASSERT_TRUE(back);
   expect_same(*back, rows);
+}
+
+TEST(outbox_chunk, null_and_empty_keys_and_values_round_trip_apart) {
+  auto rows = null_and_empty_rows();
+  for (auto compression : {chunk_compression::none, chunk_compression::zstd}) {
+    auto chunk = encode_outbox_chunk(pointers(rows), compression);
+    auto back = decode_outbox_chunk(chunk, "membership/0");
+    ASSERT_TRUE(back);
+    expect_same(*back, rows);
+    for (std::size_t n = 0; n < chunk.size(); ++n)
+      EXPECT_FALSE(decode_outbox_chunk(chunk.substr(0, n), "k")) << n;
+  }
+}
+
+TEST(outbox_chunk, chunks_of_the_version_before_nulls_read_as_not_null) {
+  // Chunks committed before null keys and values were kept: their empty
+  // ones stay empty, not null (published as they would have been).
+  for (const auto* chunk : {&legacy_plain_chunk, &legacy_compressed_chunk}) {
+    auto back = decode_outbox_chunk(*chunk, "membership/0");
+    ASSERT_TRUE(back);
+    expect_same(*back, legacy_rows());
+  }
+  // And rows without a null are written as that version wrote them, so it
+  // still reads them (a rollback).
+  auto rows = legacy_rows();
+  EXPECT_EQ(encode_outbox_chunk(pointers(rows), chunk_compression::none),
+            legacy_plain_chunk);
 }
 
 TEST(outbox_chunk, cloudevents_json_compresses_to_a_fraction) {

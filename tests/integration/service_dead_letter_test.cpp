@@ -1,0 +1,114 @@
+// A dead letter is its record byte for byte (messages.md), and Kafka tells
+// a null key or value (a tombstone, a keyless record) from an empty one, as
+// its Java client does (null vs ""). Records are published with a real
+// producer, the real service dead-letters them through its outbox in
+// PostgreSQL and its relay, and the dead-letter topic is read back with a
+// real consumer.
+
+#include <gtest/gtest.h>
+#include <map>
+#include <string>
+
+#include "service_fixture.hpp"
+
+namespace seatledger::test {
+namespace {
+
+constexpr const char* dlq_topic = "seatledger.dlq.v1";
+
+std::string member_added(const std::string& id, const std::string& org) {
+  return cloud_event("seatledger.member.added", id,
+                     rfc3339_from_now(std::chrono::hours{-1}),
+                     {{"org_id", org}, {"user_id", "user-1"}}, "test-portal");
+}
+
+std::map<std::string, std::string> headers_of(const kafka::record& r) {
+  return {r.headers.begin(), r.headers.end()};
+}
+
+TEST(service_dead_letter, null_and_empty_keys_and_values_are_copied_as_sent) {
+  running_service s;
+  const std::string broken = R"({"specversion":"1.0","broken)";
+  const auto keyless_event = member_added("null-key-event", "org-keyless");
+  const auto empty_key_event = member_added("empty-key-event", "org-empty");
+  // Records that cannot be read on the membership topic. The null-keyed ones
+  // go to a random partition (the Java client's partitioner does the same);
+  // each is told apart below by what it holds.
+  s.kafka().publish(membership_topic, {{"org-tombstone", "", false, true},
+                                       {"org-empty-value", "", false, false},
+                                       {"", broken, true, false},
+                                       {"", "", true, true},
+                                       {"", empty_key_event, false, false},
+                                       {"", keyless_event, true, false}});
+  std::vector<kafka::record> dlq;
+  ASSERT_TRUE(wait_until(
+    [&] {
+      dlq = s.kafka().read_all(dlq_topic);
+      return dlq.size() >= 6;
+    },
+    std::chrono::seconds{60}))
+    << s.log_tail();
+  ASSERT_EQ(dlq.size(), 6u);
+  // By value where it has one, else by key (whatever the null-ness).
+  std::map<std::string, kafka::record> found;
+  for (auto& r : dlq) {
+    auto name = !r.value.empty()             ? r.value
+                : r.key == "org-tombstone"   ? "tombstone"
+                : r.key == "org-empty-value" ? "empty value"
+                                             : "null key and value";
+    EXPECT_TRUE(found.emplace(name, std::move(r)).second) << name;
+  }
+  ASSERT_EQ(found.size(), 6u);
+
+  const auto& tombstone = found.at("tombstone");
+  EXPECT_TRUE(tombstone.null_value);
+  EXPECT_FALSE(tombstone.null_key);
+  EXPECT_EQ(tombstone.key, "org-tombstone");
+  EXPECT_EQ(headers_of(tombstone)["seatledger.error.code"], "malformed_json");
+  EXPECT_EQ(headers_of(tombstone)["seatledger.error.message"],
+            "record value is null (a tombstone)");
+  EXPECT_EQ(headers_of(tombstone)["seatledger.source.topic"], membership_topic);
+
+  const auto& empty_value = found.at("empty value");
+  EXPECT_FALSE(empty_value.null_value);
+  EXPECT_EQ(empty_value.value, "");
+  EXPECT_FALSE(empty_value.null_key);
+  EXPECT_EQ(headers_of(empty_value)["seatledger.error.code"], "malformed_json");
+  EXPECT_EQ(headers_of(empty_value)["seatledger.error.message"],
+            "record value is empty");
+
+  const auto& null_key = found.at(broken);
+  EXPECT_TRUE(null_key.null_key);
+  EXPECT_EQ(null_key.key, "");
+  EXPECT_FALSE(null_key.null_value);
+  EXPECT_EQ(headers_of(null_key)["seatledger.error.code"], "malformed_json");
+
+  const auto& both = found.at("null key and value");
+  EXPECT_TRUE(both.null_key);
+  EXPECT_TRUE(both.null_value);
+  EXPECT_EQ(headers_of(both)["seatledger.error.message"],
+            "record value is null (a tombstone)");
+
+  // Readable events, but not keyed by their org: an empty key and a null
+  // one.
+  const auto& empty_key = found.at(empty_key_event);
+  EXPECT_FALSE(empty_key.null_key);
+  EXPECT_EQ(empty_key.key, "");
+  EXPECT_FALSE(empty_key.null_value);
+  EXPECT_EQ(headers_of(empty_key)["seatledger.error.code"], "key_mismatch");
+  EXPECT_EQ(headers_of(empty_key)["seatledger.error.message"],
+            "record key '' is not the entity id 'org-empty'");
+
+  const auto& keyless = found.at(keyless_event);
+  EXPECT_TRUE(keyless.null_key);
+  EXPECT_FALSE(keyless.null_value);
+  EXPECT_EQ(headers_of(keyless)["seatledger.error.code"], "key_mismatch");
+  EXPECT_EQ(headers_of(keyless)["seatledger.error.message"],
+            "record key is null, not the entity id 'org-keyless'");
+  for (const auto& [name, r] : found)
+    EXPECT_EQ(headers_of(r)["seatledger.source.topic"], membership_topic)
+      << name;
+}
+
+} // namespace
+} // namespace seatledger::test
