@@ -1,9 +1,12 @@
-// Crash safety: the service stopped abruptly mid-stream and restarted ends
+// Crash safety: the service stopped abruptly mid-stream and restarted, or
+// one of two replicas killed mid-stream and taken over by the other, ends
 // with the same ledger, state and published events as an uninterrupted run
 // of the same input — nothing lost, nothing doubled.
 
 #include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <iostream>
 #include <random>
 #include <set>
 #include <signal.h>
@@ -38,6 +41,9 @@ struct outcome {
   std::vector<std::string> dead_letters;
   std::size_t duplicate_events = 0;
   std::size_t duplicate_dead_letters = 0;
+  /// Event ids published more than once with different keys or values
+  /// (a copy re-published after a crash must be the same event).
+  std::vector<std::string> conflicting_events;
 };
 
 outcome collect(const std::string& conninfo, kafka_io& kafka) {
@@ -57,12 +63,16 @@ outcome collect(const std::string& conninfo, kafka_io& kafka) {
                       "seatledger.seat_holders ORDER BY 1, 2, 3");
   o.licenses = db.rows("SELECT license_id, subscription_id, license_key FROM "
                        "seatledger.licenses ORDER BY 1");
-  std::set<std::string> ids;
+  std::map<std::string, std::string> published;
   for (const auto& r : kafka.read_all("seatledger.events.v1")) {
     auto event = nlohmann::json::parse(r.value);
     auto id = event.at("id").get<std::string>();
-    if (!ids.insert(id).second) {
+    auto [first, inserted] = published.emplace(id, r.key + " " + r.value);
+    if (!inserted) {
       ++o.duplicate_events;
+      if (first->second != r.key + " " + r.value)
+        o.conflicting_events.push_back(first->second + "\n  vs " + r.key + " "
+                                       + r.value);
       continue;
     }
     o.events[r.key].push_back(id + " " + event.at("type").get<std::string>()
@@ -263,6 +273,298 @@ TEST_F(crash, sigkill_against_a_dev_kafka_process_loses_and_doubles_nothing) {
   EXPECT_GT(killed.interrupted_mid_stream(), 0)
     << "no kill landed while records were in flight";
   expect_same(reference, got);
+}
+
+/// Two replicas of one consumer group share the stream; one of them is
+/// killed (SIGKILL) mid-stream while it holds partitions and is applying
+/// their records, and is not restarted: the other must take its partitions
+/// over once Kafka's session for it times out, and finish the stream.
+class takeover_run {
+public:
+  takeover_run(const std::string& bootstrap, const std::string& signing_key)
+      : kafka_(bootstrap), signing_key_(signing_key) {}
+
+  /// What the run saw around the kill, for the test to judge.
+  struct observations {
+    std::string victim;
+    std::string survivor;
+    /// The victim's membership leases, read right after it died (nobody
+    /// can take them before its session times out).
+    std::vector<std::string> victim_membership_leases;
+    bool killed_mid_stream = false;
+    /// The records of the kill phase on the victim's membership
+    /// partitions, and the sum of their stored positions before the phase,
+    /// when it died and at the end (the survivor applied what was left).
+    std::int64_t victim_share = 0;
+    std::int64_t victim_positions_before = 0;
+    std::int64_t victim_positions_at_kill = 0;
+    std::int64_t victim_positions_at_end = 0;
+    /// Events and deltas the victim committed and had not published.
+    std::int64_t pending_at_kill = 0;
+    std::optional<milliseconds> takeover;
+    std::int64_t leases = 0;
+    std::int64_t survivor_leases = 0;
+    std::string survivor_log;
+  };
+
+  /// Kills `prefer` (0: the first replica, which started alone and handed
+  /// part of its partitions over; 1: the one that joined and took them)
+  /// during phase `kill_phase`, unless it reads no membership partition,
+  /// then the other.
+  outcome execute(const scenario& s, std::size_t kill_phase, int prefer,
+                  const std::vector<std::string>& session_args) {
+    service_options base;
+    base.database_url = db_.conninfo();
+    base.bootstrap = kafka_.bootstrap();
+    base.signing_key_file = signing_key_;
+    base.consumer_group = "seatledger-takeover";
+    // Both commit connections in every batch, as in the restart runs, and
+    // small batches, so the victim commits many times per phase and dies
+    // between two of them with records read and not yet committed.
+    base.extra_args = {"--commit-split-records", "1", "--batch-max-records",
+                       "40"};
+    base.extra_args.insert(base.extra_args.end(), session_args.begin(),
+                           session_args.end());
+    auto first = base;
+    first.replica_id = "replica-a";
+    auto second = base;
+    second.replica_id = "replica-b";
+    database_probe probe{db_.conninfo()};
+    auto group = "'" + base.consumer_group + "'";
+    auto leases_of = [&](const std::string& owner) {
+      return probe.leases_of(base.consumer_group, owner);
+    };
+    std::map<std::string, std::unique_ptr<child_process>> replicas;
+    replicas[first.replica_id] = start_service(first);
+    replicas[second.replica_id] = start_service(second);
+    // The first replica took every partition alone; it hands some over to
+    // the second (cooperative rebalance) and keeps the others.
+    if (!wait_until(
+          [&] {
+            return leases_of(first.replica_id) > 0
+                   && leases_of(second.replica_id) > 0;
+          },
+          seconds{60})) {
+      ADD_FAILURE() << "the two replicas did not share the partitions\n"
+                    << replicas[first.replica_id]->stderr_tail();
+      return {};
+    }
+    auto membership_leases_of = [&](const std::string& owner) {
+      return probe.rows("SELECT lease_key FROM seatledger.partition_leases "
+                        "WHERE consumer_group = "
+                        + group + " AND owner = '" + owner
+                        + "' AND lease_key LIKE 'membership/%' ORDER BY 1");
+    };
+    auto positions_sql = [&](const std::vector<std::string>& leases) {
+      std::string partitions = "-1";
+      for (const auto& lease : leases)
+        partitions += "," + lease.substr(lease.find('/') + 1);
+      return "SELECT coalesce(sum(next_offset), 0) FROM "
+             "seatledger.consumer_positions WHERE consumer_group = "
+             + group
+             + " AND topic = 'seatledger.membership.v1' AND partition IN ("
+             + partitions + ")";
+    };
+    auto positions_of = [&](const std::vector<std::string>& leases) {
+      return probe.scalar(positions_sql(leases));
+    };
+    // One connection for the wait on the victim: a new one per look takes
+    // about as long as the victim takes to commit a batch.
+    pqxx::connection watch{db_.conninfo()};
+    std::vector<std::string> victim_partitions;
+    std::int64_t applied = 0;
+    for (std::size_t i = 0; i < s.phases.size(); ++i) {
+      const auto& phase = s.phases[i];
+      if (i == kill_phase) {
+        std::string names[] = {first.replica_id, second.replica_id};
+        seen_.victim = names[prefer];
+        seen_.survivor = names[1 - prefer];
+        if (membership_leases_of(seen_.victim).empty())
+          std::swap(seen_.victim, seen_.survivor);
+        victim_partitions = membership_leases_of(seen_.victim);
+      }
+      auto before = positions_of(victim_partitions);
+      applied += phase.upstream;
+      if (i == kill_phase) {
+        // Every commit of upstream events takes 100 ms longer until the
+        // kill, so the victim works through its share in some 30 commits
+        // and the kill lands in the middle of it even when this process is
+        // descheduled for a second (a busy CI machine), most likely while
+        // one of its commits is open.
+        pqxx::nontransaction tx{watch};
+        tx.exec("CREATE FUNCTION public.slow_commit() RETURNS trigger "
+                "LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN "
+                "PERFORM pg_sleep(0.1); RETURN NULL; END $$");
+        tx.exec("CREATE TRIGGER slow_commit BEFORE INSERT ON "
+                "seatledger.applied_events FOR EACH STATEMENT "
+                "EXECUTE FUNCTION public.slow_commit()");
+      }
+      kafka_.publish(phase.topic, phase.records);
+      if (i == kill_phase) {
+        // Killed a quarter of the way through its share of the phase:
+        // events and deltas of what it committed are still being
+        // published, the next batches are being read, applied and
+        // committed, and the rest of its share is left for the survivor.
+        std::set<std::int32_t> mine;
+        for (const auto& lease : victim_partitions)
+          mine.insert(std::stoi(lease.substr(lease.find('/') + 1)));
+        seen_.victim_share = std::count_if(
+          phase.records.begin(), phase.records.end(), [&](const outgoing& r) {
+            return mine.count(kafka::partition_for_key(r.key, 4)) > 0;
+          });
+        auto committed = [&] {
+          pqxx::nontransaction tx{watch};
+          return tx.exec1(positions_sql(victim_partitions))[0]
+            .as<std::int64_t>();
+        };
+        if (!wait_until(
+              [&] { return committed() >= before + seen_.victim_share / 4; },
+              seconds{60}, milliseconds{1})) {
+          ADD_FAILURE() << "the victim applied nothing of phase " << i << "\n"
+                        << replicas[seen_.victim]->stderr_tail();
+          return {};
+        }
+        auto& victim = replicas[seen_.victim];
+        victim->signal(SIGKILL);
+        auto killed_at = steady_clock::now();
+        EXPECT_EQ(victim->wait(seconds{10}), 128 + SIGKILL);
+        pqxx::nontransaction{watch}.exec(
+          "DROP TRIGGER slow_commit ON seatledger.applied_events");
+        seen_.killed_mid_stream = !probe.settled(applied);
+        seen_.victim_membership_leases = membership_leases_of(seen_.victim);
+        seen_.victim_positions_at_kill = positions_of(victim_partitions);
+        seen_.victim_positions_before = before;
+        seen_.pending_at_kill = probe.scalar(
+          "SELECT (SELECT count(*) FROM seatledger.outbox o JOIN "
+          "seatledger.partition_leases l USING (lease_key) WHERE "
+          "o.published_at IS NULL AND l.consumer_group = "
+          + group + " AND l.owner = '" + seen_.victim
+          + "') + (SELECT coalesce(sum(record_count), 0) FROM "
+            "seatledger.outbox_chunks o JOIN seatledger.partition_leases l "
+            "USING (lease_key) WHERE o.published_at IS NULL AND "
+            "l.consumer_group = "
+          + group + " AND l.owner = '" + seen_.victim + "')");
+        auto& survivor = replicas[seen_.survivor];
+        auto all = [&] {
+          return leases_of(seen_.survivor)
+                 == probe.scalar(
+                   "SELECT count(*) FROM seatledger.partition_leases WHERE "
+                   "consumer_group = "
+                   + group);
+        };
+        if (wait_until(all, seconds{120}, milliseconds{20}))
+          seen_.takeover
+            = duration_cast<milliseconds>(steady_clock::now() - killed_at);
+        else
+          ADD_FAILURE() << "the survivor did not take the partitions over\n"
+                        << survivor->stderr_tail();
+      }
+      auto settled = wait_until([&] { return probe.settled(applied); },
+                                seconds{180});
+      if (!settled) {
+        ADD_FAILURE() << "phase " << i << " not applied; applied events: "
+                      << probe.applied_events() << " of " << applied;
+        keep_logs(replicas);
+        return {};
+      }
+    }
+    seen_.victim_positions_at_end = positions_of(victim_partitions);
+    seen_.leases = probe.scalar(
+      "SELECT count(*) FROM seatledger.partition_leases WHERE consumer_group "
+      "= "
+      + group);
+    seen_.survivor_leases = leases_of(seen_.survivor);
+    auto& survivor = replicas[seen_.survivor];
+    survivor->signal(SIGTERM);
+    EXPECT_EQ(survivor->wait(seconds{60}), 0) << survivor->stderr_tail();
+    seen_.survivor_log = survivor->stderr_tail(1 << 24);
+    if (::testing::Test::HasFailure())
+      keep_logs(replicas);
+    return collect(db_.conninfo(), kafka_);
+  }
+
+  const observations& seen() const {
+    return seen_;
+  }
+
+private:
+  /// A failed run's logs outlive its child processes (which delete them).
+  static void
+  keep_logs(const std::map<std::string, std::unique_ptr<child_process>>& all) {
+    for (const auto& [name, child] : all) {
+      auto path = "/tmp/" + unique_name("seatledger-takeover-" + name) + ".log";
+      std::ofstream{path} << child->stderr_tail(std::size_t{1} << 30);
+      std::cerr << name << "'s log: " << path << "\n";
+    }
+  }
+
+  scratch_database db_;
+  kafka_io kafka_;
+  std::string signing_key_;
+  observations seen_;
+};
+
+TEST_F(crash, one_of_two_replicas_killed_mid_stream_the_other_takes_over) {
+  // Kafka gives the killed replica's partitions to the survivor only once
+  // its session times out (10 s by default); a short session keeps the run
+  // short. Each group is its run's own, on its own mock cluster, which
+  // keeps the session timeout a group started with.
+  const std::vector<std::string> short_session{"--kafka-property",
+                                               "session.timeout.ms=3000",
+                                               "--kafka-property",
+                                               "heartbeat.interval.ms=500"};
+  auto s = crash_scenario();
+  outcome reference;
+  {
+    auto cluster = kafka::mock_cluster::start(1, service_topics, 4);
+    ASSERT_TRUE(cluster);
+    run r{(*cluster)->bootstrap_servers(), signing_key_};
+    reference = r.execute(s, {});
+  }
+  ASSERT_FALSE(reference.ledger.empty());
+  EXPECT_TRUE(reference.conflicting_events.empty());
+  // The first replica killed in the first membership phase (the survivor
+  // finishes that phase, the commands and the second membership phase
+  // alone), then, in a run of its own, the one that joined it, in the
+  // second membership phase.
+  for (auto [phase, prefer] : {std::pair<std::size_t, int>{2, 0}, {4, 1}}) {
+    SCOPED_TRACE("killed during phase " + std::to_string(phase));
+    auto cluster = kafka::mock_cluster::start(1, service_topics, 4);
+    ASSERT_TRUE(cluster);
+    takeover_run killed{(*cluster)->bootstrap_servers(), signing_key_};
+    auto got = killed.execute(s, phase, prefer, short_session);
+    ASSERT_FALSE(got.ledger.empty());
+    const auto& seen = killed.seen();
+    EXPECT_FALSE(seen.victim_membership_leases.empty())
+      << seen.victim << " held no membership partition when it was killed";
+    EXPECT_TRUE(seen.killed_mid_stream)
+      << "the kill landed after everything was applied";
+    EXPECT_GT(seen.victim_positions_at_end, seen.victim_positions_at_kill)
+      << "nothing was left on the killed replica's partitions";
+    ASSERT_TRUE(seen.takeover);
+    std::cout << "phase " << phase << ": " << seen.victim << " killed holding "
+              << ::testing::PrintToString(seen.victim_membership_leases)
+              << " having committed "
+              << seen.victim_positions_at_kill - seen.victim_positions_before
+              << " of its " << seen.victim_share
+              << " records of the phase, with " << seen.pending_at_kill
+              << " events and deltas unpublished; " << seen.survivor
+              << " held every lease " << seen.takeover->count()
+              << " ms later\n";
+    // Three leased stages (membership, commands with their deltas,
+    // catalog) of four partitions each, all the survivor's.
+    EXPECT_EQ(seen.leases, 12);
+    EXPECT_EQ(seen.survivor_leases, seen.leases);
+    // Nobody else wrote: the survivor's commits were never fenced nor
+    // failed (the re-read that repairs a failed commit would hide a bug
+    // from the comparison below).
+    for (const auto* trace : {"fenced", "batch not committed"})
+      EXPECT_EQ(seen.survivor_log.find(trace), std::string::npos)
+        << trace << " in the survivor's log";
+    EXPECT_TRUE(got.conflicting_events.empty())
+      << ::testing::PrintToString(got.conflicting_events);
+    expect_same(reference, got);
+  }
 }
 
 } // namespace
