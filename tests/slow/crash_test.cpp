@@ -133,6 +133,11 @@ void expect_same(const outcome& a, const outcome& b) {
     EXPECT_SAME_ROWS(ea, eb) << " (events of key " << key << ")";
   }
   EXPECT_SAME_ROWS(a.dead_letters, b.dead_letters);
+  // A copy published again after a crash is the same event, byte for byte.
+  EXPECT_TRUE(a.conflicting_events.empty())
+    << ::testing::PrintToString(a.conflicting_events);
+  EXPECT_TRUE(b.conflicting_events.empty())
+    << ::testing::PrintToString(b.conflicting_events);
 }
 
 /// How to interrupt a run: during which phases, how.
