@@ -398,6 +398,7 @@ struct coordinator_state {
               {{"partitions", static_cast<long>(partitions.size())},
                {"owner", config.owner}});
     publish_leases();
+    status->partitions_assigned = true;
     return main_positions;
   }
 

@@ -20,6 +20,11 @@ struct service_status {
   std::atomic<bool> placement_ok{true};
   std::atomic<bool> postgres_ok{false};
   std::atomic<bool> consuming{false};
+  /// The consumer group has given this replica its partitions (possibly
+  /// none: more replicas than partitions) at least once. Until then its
+  /// consumer loop runs but reads nothing, and records published meanwhile
+  /// wait for the group to settle.
+  std::atomic<bool> partitions_assigned{false};
   std::atomic<std::int64_t> last_cycle_unix_ms{0};
   std::atomic<std::int64_t> assigned_partitions{0};
   /// Set when the process was asked to stop: calls that retry until
@@ -91,7 +96,8 @@ struct service_status {
 
   std::atomic<observer*> metrics{nullptr};
 
-  /// Ready: PostgreSQL and Kafka reachable and the consumer loop running.
+  /// Ready: PostgreSQL and Kafka reachable, the consumer loop running and the
+  /// group's first assignment received.
   bool ready(std::string& reason) const {
     if (!postgres_ok) {
       reason = "PostgreSQL is not reachable";
@@ -108,6 +114,10 @@ struct service_status {
     }
     if (!consuming) {
       reason = "not consuming";
+      return false;
+    }
+    if (!partitions_assigned) {
+      reason = "waiting for the consumer group to assign partitions";
       return false;
     }
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -439,6 +439,11 @@ TEST_F(http_api, readyz_follows_the_pipeline) {
   status_->consuming = true;
   status_->last_cycle_unix_ms = unix_ms_now();
   res = get("/readyz", nullptr);
+  EXPECT_API_ERROR(res, 503, "not_ready");
+  EXPECT_EQ(parse(res)["error"]["message"],
+            "waiting for the consumer group to assign partitions");
+  status_->partitions_assigned = true;
+  res = get("/readyz", nullptr);
   EXPECT_STATUS(res, 200);
   EXPECT_EQ(parse(res), (json{{"status", "ready"}}));
   status_->placement_ok = false;

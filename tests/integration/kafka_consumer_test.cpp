@@ -3,7 +3,8 @@
 // gap and consumption resumes from the earliest record still there (the
 // mock cluster keeps about 5 MB per partition). librdkafka refuses to seek
 // a partition in that state; before the fix the partition stalled for good.
-// Null keys and values are told from empty ones, produced and consumed.
+// Null keys and values are told from empty ones, produced and consumed. A
+// member given no partition is told so.
 
 #include <chrono>
 #include <gtest/gtest.h>
@@ -147,6 +148,56 @@ TEST(kafka_consumer, offset_copies_held_before_the_join_are_committed_after) {
   }
   EXPECT_EQ(seen, 42);
   (*consumer)->close();
+}
+
+// A member the group gives no partition (more replicas than partitions)
+// still hears that the group assigned it: an empty list. The service turns
+// ready on that call, so without it such a replica would never be ready.
+TEST(kafka_consumer, a_member_given_no_partition_is_told_so) {
+  constexpr const char* one_partition = "empty.assignment.test.v1";
+  constexpr const char* group = "empty-assignment-group";
+  auto cluster = kafka::mock_cluster::start(1, {one_partition}, 1);
+  ASSERT_TRUE(cluster) << describe(cluster.error());
+  kafka::client_config cfg;
+  cfg.bootstrap_servers = (*cluster)->bootstrap_servers();
+  struct counting : test::starts_from_zero {
+    int calls = 0;
+    std::size_t last_size = 0;
+    std::vector<kafka::position> on_assigned(
+      const std::vector<kafka::topic_partition>& partitions) override {
+      ++calls;
+      last_size = partitions.size();
+      return starts_from_zero::on_assigned(partitions);
+    }
+  };
+  counting first_listener;
+  counting second_listener;
+  auto first = kafka::consumer::group_member(cfg, group, &first_listener);
+  ASSERT_TRUE(first) << describe(first.error());
+  ASSERT_TRUE((*first)->subscribe({one_partition}));
+  ASSERT_TRUE(test::wait_until(
+    [&] {
+      (*first)->poll(10, 50);
+      return !(*first)->assignment().empty();
+    },
+    seconds{30}, milliseconds{1}))
+    << "the first member never got the partition";
+  auto second = kafka::consumer::group_member(cfg, group, &second_listener);
+  ASSERT_TRUE(second) << describe(second.error());
+  ASSERT_TRUE((*second)->subscribe({one_partition}));
+  EXPECT_TRUE(test::wait_until(
+    [&] {
+      (*first)->poll(10, 20);
+      (*second)->poll(10, 20);
+      return second_listener.calls > 0;
+    },
+    seconds{30}, milliseconds{1}))
+    << "the second member was never told its (empty) assignment";
+  EXPECT_EQ(second_listener.last_size, 0u);
+  EXPECT_TRUE((*second)->assignment().empty());
+  EXPECT_EQ((*first)->assignment().size(), 1u);
+  (*second)->close();
+  (*first)->close();
 }
 
 // Kafka tells a null key or value from an empty one, and so must the

@@ -1128,6 +1128,37 @@ TEST_F(service_e2e, postgres_unreachable_at_start_is_waited_for) {
   expect_as_the_rules_say(s);
 }
 
+TEST_F(service_e2e, ready_only_once_the_group_assigned_partitions) {
+  // /readyz said 200 as soon as the consumer loop ran, before the consumer
+  // group had assigned the replica anything, so "ready" did not mean
+  // "consuming its partitions" (http.md). The README's run command waits
+  // for it before publishing its sample.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  options_.consumer_group = "seatledger-test-ready";
+  service_ = launch_service(options_);
+  auto url = service_->wait_for_value("HTTP", seconds{60});
+  ASSERT_TRUE(url) << service_->stderr_tail();
+  auto colon = url->rfind(':');
+  httplib::Client http{"127.0.0.1", std::stoi(url->substr(colon + 1))};
+  std::string last_answer;
+  ASSERT_TRUE(wait_until(
+    [&] {
+      auto res = http.Get("/readyz");
+      if (res)
+        last_answer = res->body;
+      return res && res->status == 200;
+    },
+    seconds{60}, milliseconds{5}))
+    << last_answer << "\n"
+    << service_->stderr_tail();
+  database_probe probe{db_->conninfo()};
+  EXPECT_GT(probe.leases_of(options_.consumer_group, options_.replica_id), 0)
+    << "ready before the group assigned it partitions";
+  EXPECT_NE(service_->stderr_tail().find("partitions assigned"),
+            std::string::npos);
+}
+
 TEST_F(service_e2e, sigterm_publishes_every_pending_event_before_it_exits) {
   // Events committed but not yet published when SIGTERM comes go out
   // before the replica leaves the group. The relay publishes for the leases

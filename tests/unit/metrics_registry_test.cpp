@@ -228,6 +228,9 @@ TEST(metrics_registry, readiness_follows_service_status) {
   status.postgres_ok = true;
   status.consuming = true;
   status.last_cycle_unix_ms = now_ms();
+  EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 0"))
+    << "ready before the group assigned partitions";
+  status.partitions_assigned = true;
   EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 1"));
   status.consuming = false;
   EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 0"));
