@@ -61,6 +61,42 @@ TEST_F(cli_ledger_verify, an_empty_subscription_is_a_usage_error) {
   EXPECT_EQ(r.out, "") << "verified anyway";
 }
 
+class cli_serve_start : public pg_test {
+protected:
+  cli_serve_start() {
+    migrate_in_setup_ = false;
+  }
+};
+
+TEST_F(cli_serve_start, a_migration_failing_on_a_reachable_database_ends_it) {
+  // Only an unreachable database is waited for at start. One that answers
+  // but cannot be migrated (here a table in the way, as a hand-made or
+  // foreign schema would leave) will not mend itself: exit 1 with one line
+  // saying why, not a retry loop that looks like an outage.
+  {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    tx.exec("CREATE SCHEMA seatledger");
+    tx.exec("CREATE TABLE seatledger.orgs (in_the_way integer)");
+  }
+  temp_dir dir{"seatledger_cli_migrate"};
+  auto r = run_cli({"serve", "--database-url", conninfo(), "--kafka-bootstrap",
+                    unreachable_bootstrap, "--data-dir", dir.file("var"),
+                    "--http-listen", "127.0.0.1:0"},
+                   {}, std::chrono::seconds{60});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  std::vector<std::string> plain;
+  for (const auto& line : lines_of(r.err)) {
+    EXPECT_EQ(line.find("trying again"), std::string::npos) << line;
+    if (!line.empty() && line.front() != '{') // JSON log lines aside
+      plain.push_back(line);
+  }
+  ASSERT_EQ(plain.size(), 1u) << r.err;
+  EXPECT_EQ(plain[0].rfind("cannot migrate the database: ", 0), 0u) << plain[0];
+  EXPECT_NE(plain[0].find("\"orgs\" already exists"), std::string::npos)
+    << plain[0];
+}
+
 TEST(cli_usage, an_empty_database_url_or_bootstrap_is_not_unset) {
   // Only an unset setting means the embedded server or cluster. An empty
   // one (a secret or template that rendered nothing) started a replica on
