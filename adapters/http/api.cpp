@@ -208,20 +208,29 @@ struct route_spec {
   route_id id;
   bool open;
   scope required;
+  /// The query parameters it takes, space-separated (route_match::query).
+  std::string_view query = "";
 };
+
+/// Query parameters left to the route's handler (`route_match::query`).
+constexpr std::string_view own_query_check = "*";
 
 // Patterns are split into segments; `{…}` is a parameter.
 constexpr route_spec route_table[] = {
-  {"GET", "/healthz", route_id::healthz, true, scope::read},
-  {"GET", "/readyz", route_id::readyz, true, scope::read},
-  {"GET", "/metrics", route_id::metrics, true, scope::read},
+  // Probes and scrapes take nothing that could be mistyped, and their
+  // callers' configurations are not ours to break.
+  {"GET", "/healthz", route_id::healthz, true, scope::read, own_query_check},
+  {"GET", "/readyz", route_id::readyz, true, scope::read, own_query_check},
+  {"GET", "/metrics", route_id::metrics, true, scope::read, own_query_check},
   {"GET", "/v1/subscriptions/{id}", route_id::subscription, false, scope::read},
-  {"GET", "/v1/subscriptions/{id}/usage", route_id::usage, false, scope::read},
-  {"GET", "/v1/subscriptions/{id}/seats", route_id::seats, false, scope::read},
+  {"GET", "/v1/subscriptions/{id}/usage", route_id::usage, false, scope::read,
+   "format export term_start"},
+  {"GET", "/v1/subscriptions/{id}/seats", route_id::seats, false, scope::read,
+   "at"},
   {"GET", "/v1/subscriptions/{id}/seats/holders", route_id::holders, false,
-   scope::read},
-  {"GET", "/v1/subscriptions/{id}/ledger", route_id::ledger, false,
-   scope::read},
+   scope::read, "after limit"},
+  {"GET", "/v1/subscriptions/{id}/ledger", route_id::ledger, false, scope::read,
+   "after limit"},
   {"GET", "/v1/subscriptions/{id}/licenses", route_id::licenses_of, false,
    scope::read},
   {"POST", "/v1/subscriptions/{id}/licenses", route_id::issue_license, false,
@@ -233,7 +242,7 @@ constexpr route_spec route_table[] = {
   {"GET", "/v1/licenses/{license_id}", route_id::license, false, scope::read},
   {"GET", "/v1/orgs/{org_id}", route_id::org, false, scope::read},
   {"GET", "/v1/catalog/rate-plans", route_id::catalog_rate_plans, false,
-   scope::read},
+   scope::read, own_query_check}, // parse_rate_plan_filter
   {"GET", "/v1/catalog/incomplete", route_id::catalog_incomplete, false,
    scope::read},
 };
@@ -326,6 +335,7 @@ routing route(std::string_view method, std::string_view target) {
     m.pattern = spec->pattern;
     m.open = spec->open;
     m.required = spec->required;
+    m.query = spec->query;
     auto pattern = split_path(spec->pattern);
     for (std::size_t i = 0; i < pattern.size(); ++i)
       if (is_param(pattern[i]))
@@ -447,6 +457,36 @@ constexpr std::array<std::string_view, 10> rate_plan_params{
   "true_up", "us_pubsec",  "community_type", "after",  "limit"};
 
 } // namespace
+
+std::optional<api_error> check_query(const query_params& params,
+                                     std::string_view accepted) {
+  if (accepted == own_query_check)
+    return std::nullopt;
+  std::vector<std::string_view> names;
+  for (auto rest = accepted; !rest.empty();) {
+    auto space = rest.find(' ');
+    names.push_back(rest.substr(0, space));
+    rest = space == std::string_view::npos ? std::string_view{}
+                                           : rest.substr(space + 1);
+  }
+  std::vector<std::string_view> seen;
+  for (const auto& [name, value] : params) {
+    (void)value;
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string takes;
+      for (auto n : names)
+        takes += (takes.empty() ? "" : ", ") + std::string{n};
+      return bad_request("unknown parameter " + name
+                         + (takes.empty()
+                              ? " (this endpoint takes none)"
+                              : " (this endpoint takes: " + takes + ")"));
+    }
+    if (std::find(seen.begin(), seen.end(), name) != seen.end())
+      return bad_request(name + " is given more than once");
+    seen.push_back(name);
+  }
+  return std::nullopt;
+}
 
 api_result<storage::rate_plan_filter>
 parse_rate_plan_filter(const query_params& params) {

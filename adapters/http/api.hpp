@@ -185,6 +185,10 @@ struct route_match {
   /// No token needed (`/healthz`, `/readyz`, `/metrics`).
   bool open = false;
   http::scope required = scope::read;
+  /// The query parameters the route takes, space-separated, for
+  /// `check_query`; "*" when its handler checks them itself (or, for the
+  /// probes and `/metrics`, ignores them).
+  std::string_view query;
 };
 
 /// What a request's method and path select: a route, or the methods the path
@@ -227,6 +231,13 @@ api_result<bool> parse_flag(std::string_view name,
 
 /// Query parameters in request order (a name may repeat).
 using query_params = std::vector<std::pair<std::string, std::string>>;
+
+/// A 400 naming the first parameter `accepted` (route_match::query) does
+/// not list, or the first one given twice; nothing when all are fine. A
+/// mistyped filter or page parameter used to be ignored, answering as if
+/// it had not been given.
+std::optional<api_error> check_query(const query_params& params,
+                                     std::string_view accepted);
 
 /// The filters of `GET /v1/catalog/rate-plans`: `tier`, `deployment`,
 /// `plan_type` (charge level), `action`, `status`, `community_type`,

@@ -319,6 +319,8 @@ struct server::impl {
       if (auto denied = authorize(tokens, header, m.required))
         return error_answer(*denied);
     }
+    if (auto bad = check_query({req.params.begin(), req.params.end()}, m.query))
+      return error_answer(*bad);
     switch (m.id) {
       case route_id::healthz: return json_answer(200, R"({"status":"ok"})");
       case route_id::readyz: return readyz();

@@ -612,8 +612,10 @@ TEST_F(http_api, ledger_pages_follow_the_hash_chain) {
   auto exact = get("/v1/subscriptions/sub-1/ledger?after=19&limit=2");
   EXPECT_EQ(parse(exact)["next_after"], 21);
 
+  // A mistyped or repeated parameter answered as if it had not been given
+  // (or first-wins).
   for (auto bad : {"limit=0", "limit=1001", "limit=-1", "limit=x", "after=-1",
-                   "after=abc"})
+                   "after=abc", "limt=5", "after=1&after=2", "at=x"})
     EXPECT_API_ERROR(get(std::string{"/v1/subscriptions/sub-1/ledger?"} + bad),
                      400, "bad_request");
   EXPECT_STATUS(get("/v1/subscriptions/sub-1/ledger?limit=1000"), 200);

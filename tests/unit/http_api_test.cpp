@@ -321,6 +321,56 @@ TEST(http_params, flags) {
   EXPECT_FALSE(parse_flag("export", std::string{"yes"}));
 }
 
+TEST(http_params, each_route_takes_its_own_parameters_once) {
+  // A mistyped parameter (`?limt=5`, `?at=` on the usage) was ignored and the
+  // answer was the one without it; a repeated one was taken first-wins.
+  auto query_of = [](const char* method, const char* target) {
+    auto r = route(method, target);
+    EXPECT_TRUE(r.match) << target;
+    return r.match ? r.match->query : std::string_view{};
+  };
+  auto bad = [](const query_params& params, std::string_view accepted) {
+    auto e = check_query(params, accepted);
+    return e ? std::to_string(e->status) + " " + e->message : std::string{};
+  };
+  auto ledger = query_of("GET", "/v1/subscriptions/s-1/ledger");
+  EXPECT_EQ(bad({}, ledger), "");
+  EXPECT_EQ(bad({{"after", "3"}, {"limit", "5"}}, ledger), "");
+  EXPECT_EQ(bad({{"limt", "5"}}, ledger),
+            "400 unknown parameter limt (this endpoint takes: after, limit)");
+  EXPECT_EQ(bad({{"limit", "5"}, {"limit", "7"}}, ledger),
+            "400 limit is given more than once");
+  auto holders = query_of("GET", "/v1/subscriptions/s-1/seats/holders");
+  EXPECT_EQ(bad({{"after", "u-1"}}, holders), "");
+  auto usage = query_of("GET", "/v1/subscriptions/s-1/usage");
+  EXPECT_EQ(bad({{"format", "csv"}, {"term_start", "x"}}, usage), "");
+  EXPECT_EQ(bad({{"export", "1"}}, usage), "");
+  EXPECT_EQ(bad({{"at", "2026-01-01T00:00:00Z"}}, usage),
+            "400 unknown parameter at (this endpoint takes: format, export, "
+            "term_start)");
+  auto seats = query_of("GET", "/v1/subscriptions/s-1/seats");
+  EXPECT_EQ(bad({{"at", "x"}}, seats), "");
+  EXPECT_EQ(bad({{"at", "x"}, {"at", "y"}}, seats),
+            "400 at is given more than once");
+  for (auto target : {"/v1/subscriptions/s-1", "/v1/subscriptions/s-1/licenses",
+                      "/v1/licenses/l-1", "/v1/licenses/revocations",
+                      "/v1/orgs/o-1", "/v1/catalog/incomplete"})
+    EXPECT_EQ(bad({{"limit", "5"}}, query_of("GET", target)),
+              "400 unknown parameter limit (this endpoint takes none)")
+      << target;
+  EXPECT_EQ(bad({{"x", "1"}},
+                query_of("POST", "/v1/subscriptions/s-1/licenses")),
+            "400 unknown parameter x (this endpoint takes none)");
+  // The catalog's filters are parse_rate_plan_filter's (`action` repeats);
+  // probes and scrapes ignore what they are given.
+  for (auto target :
+       {"/v1/catalog/rate-plans", "/healthz", "/readyz", "/metrics"})
+    EXPECT_EQ(bad({{"action", "a"}, {"action", "b"}, {"x", "1"}},
+                  query_of("GET", target)),
+              "")
+      << target;
+}
+
 // -- shapes -------------------------------------------------------------------
 
 TEST(http_shapes, error_body_is_the_contract_shape) {
