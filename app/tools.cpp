@@ -89,6 +89,8 @@ int run_dev_kafka(int brokers, int partitions,
   return 0;
 }
 
+constexpr int publish_connect_timeout_ms = 10'000;
+
 int run_publish(const kafka::client_config& kafka, const std::string& topic,
                 const std::string& key_field, const std::string& file) {
   std::ifstream file_in;
@@ -112,6 +114,15 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   auto producer = kafka::producer::make(kafka);
   if (!producer) {
     std::cerr << describe(producer.error()) << "\n";
+    return 1;
+  }
+  // A mistyped or unreachable bootstrap address was found out only when the
+  // records' delivery timed out, a minute later, as "timed out waiting".
+  if (auto ok = (*producer)->reachable(publish_connect_timeout_ms); !ok) {
+    std::cerr << "cannot reach Kafka at " << kafka.bootstrap_servers
+              << " (no broker answered within "
+              << publish_connect_timeout_ms / 1000
+              << " s): " << describe(ok.error()) << "\n";
     return 1;
   }
   long published = 0;

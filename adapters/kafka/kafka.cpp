@@ -714,6 +714,13 @@ int producer::in_flight() const {
   return rd_kafka_outq_len(impl_->rk);
 }
 
+caf::expected<void> producer::reachable(int timeout_ms) {
+  auto answered = partition_counts_of(impl_->rk, {}, timeout_ms, false);
+  if (!answered)
+    return answered.error();
+  return caf::unit;
+}
+
 // -- mock cluster -------------------------------------------------------------
 
 struct mock_cluster::impl {

@@ -204,6 +204,11 @@ public:
   /// Records still waiting for a delivery report.
   int in_flight() const;
 
+  /// One metadata round trip: an error when no broker answered within
+  /// `timeout_ms`. Producing to brokers that are not there only fails when
+  /// the records' delivery times out (minutes).
+  caf::expected<void> reachable(int timeout_ms);
+
   struct impl;
 
 private:

@@ -251,6 +251,35 @@ TEST(cli_publish, refuses_a_directory_or_a_missing_file_naming_it) {
   }
 }
 
+TEST(cli_publish, an_unreachable_kafka_is_named_within_seconds) {
+  // It was found out only when delivery timed out, a minute later, as
+  // "timed out waiting for deliveries".
+  temp_dir dir{"seatledger_cli_publish"};
+  auto file = dir.file("one.jsonl");
+  std::ofstream{file} << R"({"specversion":"1.0","id":"e-1","source":"t",)"
+                      << R"("type":"seatledger.member.removed","time":)"
+                      << R"("2026-01-01T00:00:00Z","data":{"org_id":"o-1",)"
+                      << R"("user_id":"u-1"}})"
+                      << "\n";
+  auto started = std::chrono::steady_clock::now();
+  auto r = run_cli({"publish", "--kafka-bootstrap", unreachable_bootstrap,
+                    "--topic", membership_topic, file},
+                   {}, std::chrono::seconds{50});
+  EXPECT_LT(std::chrono::steady_clock::now() - started,
+            std::chrono::seconds{30});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  std::vector<std::string> plain;
+  for (const auto& line : lines_of(r.err))
+    if (!line.empty() && line.front() != '{') // librdkafka's log lines aside
+      plain.push_back(line);
+  ASSERT_EQ(plain.size(), 1u) << r.err;
+  EXPECT_EQ(plain[0].rfind(
+              std::string{"cannot reach Kafka at "} + unreachable_bootstrap, 0),
+            0u)
+    << plain[0];
+  EXPECT_EQ(r.out, "");
+}
+
 TEST(cli_output_dir, keygen_and_sample_refuse_a_missing_parent_naming_it) {
   temp_dir dir{"seatledger_cli_out"};
   const auto missing_parent = dir.file("no-such-dir");

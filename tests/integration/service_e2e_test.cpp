@@ -1107,9 +1107,11 @@ TEST_F(service_e2e, postgres_unreachable_at_start_is_waited_for) {
   EXPECT_NE(ready->body.find("PostgreSQL"), std::string::npos) << ready->body;
   // Every attempt's line is one line (libpq's hint was on a second).
   std::istringstream log{service_->stderr_tail()};
-  for (std::string line; std::getline(log, line);)
-    if (!line.empty())
+  for (std::string line; std::getline(log, line);) {
+    if (!line.empty()) {
       EXPECT_EQ(line.front(), '{') << line;
+    }
+  }
   admin_exec("CREATE DATABASE \"" + name + "\"");
   database_probe probe{db_->conninfo()};
   ASSERT_TRUE(wait_until(
