@@ -119,8 +119,10 @@ int main(int argc, char** argv) {
                  "librdkafka property KEY=VALUE (repeatable)")
     ->allow_extra_args(false);
   publish->add_option("--key-field", key_field,
-                      "data field to key by (default: by topic: org_id, "
-                      "subscription_id or rate_plan.id)");
+                      "data field to key by, a dotted path; alternatives "
+                      "comma-separated, the first present wins (default: by "
+                      "topic: org_id, subscription_id or "
+                      "rate_plan.id,rate_plan_id)");
 
   auto* license = app.add_subcommand("license", "license keys");
   license->require_subcommand(1);

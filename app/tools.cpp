@@ -45,23 +45,41 @@ struct database {
   }
 };
 
-std::string lookup_key(const nlohmann::json& event,
-                       const std::string& key_field) {
-  if (!event.is_object() || !event.contains("data")
-      || !event["data"].is_object())
-    return {};
-  const auto* node = &event["data"];
-  // A dotted path ("rate_plan.id").
-  std::string path = key_field;
+/// The string at a dotted path ("rate_plan.id") under the event's data.
+std::optional<std::string> lookup_path(const nlohmann::json& data,
+                                       std::string path) {
+  const auto* node = &data;
   while (!path.empty()) {
     auto dot = path.find('.');
     auto part = path.substr(0, dot);
     if (!node->is_object() || !node->contains(part))
-      return {};
+      return std::nullopt;
     node = &(*node)[part];
     path = dot == std::string::npos ? "" : path.substr(dot + 1);
   }
-  return node->is_string() ? node->get<std::string>() : std::string{};
+  if (!node->is_string())
+    return std::nullopt;
+  return node->get<std::string>();
+}
+
+/// A record's key: the string at the first of `key_fields` (dotted paths
+/// under `data`, comma-separated) that the event has; nothing when none.
+std::optional<std::string> lookup_key(const nlohmann::json& event,
+                                      const std::string& key_fields) {
+  if (!event.is_object() || !event.contains("data")
+      || !event["data"].is_object())
+    return std::nullopt;
+  // Alternatives, the first present wins: a catalog upsert names its plan
+  // in rate_plan.id, a removal in rate_plan_id.
+  std::size_t start = 0;
+  for (;;) {
+    auto comma = key_fields.find(',', start);
+    auto found = lookup_path(event["data"],
+                             key_fields.substr(start, comma - start));
+    if (found || comma == std::string::npos)
+      return found;
+    start = comma + 1;
+  }
 }
 
 } // namespace
@@ -70,7 +88,7 @@ std::string key_field_for(const std::string& topic) {
   if (topic.find("membership") != std::string::npos)
     return "org_id";
   if (topic.find("catalog") != std::string::npos)
-    return "rate_plan.id";
+    return "rate_plan.id,rate_plan_id";
   return "subscription_id";
 }
 
@@ -127,15 +145,22 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   }
   long published = 0;
   long failed = 0;
+  long unkeyed = 0;
   std::string line;
   while (std::getline(*in, line)) {
     if (line.empty())
       continue;
     auto event = nlohmann::json::parse(line, nullptr, false);
-    auto key = event.is_discarded() ? std::string{}
+    auto key = event.is_discarded() ? std::nullopt
                                     : lookup_key(event, key_field);
+    // Published all the same (a poison record is worth sending on purpose),
+    // but never silently: the service dead-letters a record whose key is
+    // not its entity's id.
+    if (!key)
+      ++unkeyed;
     auto ok = (*producer)->produce(
-      topic, key, line, {{"content-type", "application/cloudevents+json"}},
+      topic, key.value_or(""), line,
+      {{"content-type", "application/cloudevents+json"}},
       [&](kafka::delivery_status status, const std::string& error) {
         if (status == kafka::delivery_status::delivered) {
           ++published;
@@ -155,6 +180,10 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     return 1;
   }
   std::cerr << "published " << published << " records to " << topic << "\n";
+  if (unkeyed > 0)
+    std::cerr << unkeyed << " of them had no data." << key_field
+              << " (not JSON, or the field missing or not a string) and went "
+                 "with an empty key\n";
   if (in->bad()) {
     // What was read is published; the rest is not, which must not pass.
     std::cerr << "cannot read " << (in == &std::cin ? "stdin" : file)

@@ -48,7 +48,8 @@ int run_license_verify(const std::vector<std::string>& public_keys,
 int run_document_verify(const std::vector<std::string>& public_keys,
                         const std::string& file);
 
-/// The data field a topic's records are keyed by ("org_id" …).
+/// The data field a topic's records are keyed by ("org_id" …); alternatives
+/// are separated by commas, the first present wins.
 std::string key_field_for(const std::string& topic);
 
 } // namespace seatledger::app

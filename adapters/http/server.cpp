@@ -84,6 +84,17 @@ std::optional<std::string> query_param(const httplib::Request& req,
   return req.get_param_value(name);
 }
 
+/// The parameters of the request target's query string alone: httplib adds
+/// a form-encoded body's fields to `params` too, and a JSON body sent with
+/// curl's default form content type would read as one odd parameter.
+query_params url_query(const httplib::Request& req) {
+  httplib::Params parsed;
+  auto mark = req.target.find('?');
+  if (mark != std::string::npos)
+    httplib::detail::parse_query_text(req.target.substr(mark + 1), parsed);
+  return {parsed.begin(), parsed.end()};
+}
+
 /// A random (version 4) UUID for the commands the API publishes: their ids
 /// must be fresh, unlike the service's derived ids.
 std::string random_uuid() {
@@ -319,7 +330,7 @@ struct server::impl {
       if (auto denied = authorize(tokens, header, m.required))
         return error_answer(*denied);
     }
-    if (auto bad = check_query({req.params.begin(), req.params.end()}, m.query))
+    if (auto bad = check_query(url_query(req), m.query))
       return error_answer(*bad);
     switch (m.id) {
       case route_id::healthz: return json_answer(200, R"({"status":"ok"})");

@@ -236,6 +236,43 @@ TEST(cli_publish, takes_one_value_per_kafka_property_and_the_file_after_it) {
   EXPECT_EQ(keys, (std::set<std::string>{"sub-a", "sub-b"}));
 }
 
+TEST(cli_publish, keys_catalog_upserts_and_removals_by_their_plan_id) {
+  // A removal names its plan in rate_plan_id, an upsert in rate_plan.id;
+  // removals went with an empty key, which the service dead-letters
+  // (key_mismatch), so the plan was never removed. A record with no key
+  // field is still published, but said so.
+  auto cluster = kafka::mock_cluster::start(1, service_topic_names(), 4);
+  ASSERT_TRUE(cluster) << describe(cluster.error());
+  temp_dir dir{"seatledger_cli_publish"};
+  auto file = dir.file("catalog.jsonl");
+  auto event = [](const std::string& id, const std::string& type,
+                  const std::string& data) {
+    return R"({"specversion":"1.0","id":")" + id
+           + R"(","source":"t","type":"seatledger.catalog.rate_plan.)" + type
+           + R"(","time":"2026-01-01T00:00:00Z","data":)" + data + "}\n";
+  };
+  std::ofstream{file} << event(
+    "c-1", "upserted",
+    R"({"product":{"id":"p-1","name":"P"},"rate_plan":{"id":)"
+    R"("plan-up","name":"Up","custom_fields":{}},"charges":[]})")
+                      << event("c-2", "removed",
+                               R"({"rate_plan_id":"plan-gone"})")
+                      << event("c-3", "removed", R"({"plan":"nameless"})");
+  auto r
+    = run_cli({"publish", "--kafka-bootstrap", (*cluster)->bootstrap_servers(),
+               "--topic", "seatledger.catalog.v1", file});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_NE(r.err.find("published 3 records"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 of them had no data.rate_plan.id,rate_plan_id"),
+            std::string::npos)
+    << r.err;
+  kafka_io io{(*cluster)->bootstrap_servers()};
+  std::multiset<std::string> keys;
+  for (const auto& record : io.read_all("seatledger.catalog.v1"))
+    keys.insert(record.key);
+  EXPECT_EQ(keys, (std::multiset<std::string>{"plan-up", "plan-gone", ""}));
+}
+
 TEST(cli_publish, refuses_a_directory_or_a_missing_file_naming_it) {
   temp_dir dir{"seatledger_cli_publish"};
   // A directory read as an empty file: "published 0 records", exit 0.
