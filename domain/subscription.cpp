@@ -524,11 +524,15 @@ subscription::check_lifecycle(const subscription_command& cmd,
       [&](const issue_license& x) -> std::optional<rejection> {
         if (expired)
           return expired_rejection();
+        // Not before the term's start either: the license's nbf is the
+        // start, so one expiring before it would never be valid (a term
+        // renewed in advance starts in the future).
         if (x.expires_at
-            && (*x.expires_at > record_.term.end || *x.expires_at <= effective))
+            && (*x.expires_at > record_.term.end || *x.expires_at <= effective
+                || *x.expires_at <= record_.term.start))
           return rejection{rejection_code::invalid_expires_at,
-                           "expires_at must be in the future and not after "
-                           "the term end"};
+                           "expires_at must be in the future, after the term "
+                           "start and not after the term end"};
         // The default, the term's end, would be as useless as an explicit
         // one in the past (a term can end without `expire`).
         if (!x.expires_at && record_.term.end <= effective)

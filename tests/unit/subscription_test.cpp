@@ -601,6 +601,34 @@ TEST(licenses, explicit_issue_respects_the_term_end) {
   EXPECT_TRUE(after_end.grants.empty());
 }
 
+TEST(licenses, explicit_issue_is_not_born_never_valid) {
+  // After a renewal announced in advance the term starts in the future, and
+  // a license's nbf is the term start: one expiring before it was issued
+  // (201, "valid") and could never be valid.
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
+  auto renewed = h.command(
+    ref("r", "2026-06-01T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2027-01-01T00:00:00Z"), at("2028-01-01T00:00:00Z")}, {}, {}});
+  ASSERT_FALSE(renewed.rejected);
+  for (const char* expires : {"2026-09-01T00:00:00Z", "2027-01-01T00:00:00Z"}) {
+    auto before_start
+      = h.command(ref(std::string{"l-"} + expires, "2026-06-02T00:00:00Z"),
+                  issue_license{"s1", {}, at(expires)});
+    ASSERT_TRUE(before_start.rejected) << expires;
+    EXPECT_EQ(before_start.rejected->code, rejection_code::invalid_expires_at);
+    EXPECT_TRUE(before_start.grants.empty());
+  }
+  auto ok = h.command(ref("l-ok", "2026-06-02T00:00:00Z"),
+                      issue_license{"s1", {}, at("2027-03-01T00:00:00Z")});
+  ASSERT_FALSE(ok.rejected);
+  ASSERT_EQ(ok.grants.size(), 1u);
+  EXPECT_EQ(ok.grants[0].not_before, at("2027-01-01T00:00:00Z"));
+}
+
 TEST(licenses, the_instance_domain_is_locked_while_a_license_is_valid) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
