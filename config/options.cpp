@@ -483,6 +483,20 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
     result.values[spec.name] = std::move(values);
     result.origins[spec.name] = origin;
   }
+  // Each topic has one role: an output topic that is also an input would
+  // feed the service its own events or dead letters back, and two inputs
+  // on one topic would read every record twice over.
+  std::map<string, const option_spec*> topic_roles;
+  for (const auto& spec : specs) {
+    const auto& values = result.values[spec.name];
+    if (spec.name.rfind("topic-", 0) != 0 || values.empty())
+      continue;
+    auto [taken, fresh] = topic_roles.emplace(values.front(), &spec);
+    if (!fresh)
+      return fail(describe_origin(spec, result.origins[spec.name]) + ": '"
+                  + values.front() + "' is the --" + taken->second->name
+                  + " topic already; each topic needs its own name");
+  }
   return result;
 }
 

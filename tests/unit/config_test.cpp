@@ -466,6 +466,21 @@ TEST(config, a_single_valued_option_given_twice_is_an_error) {
     ok({{"trusted-key", {"/a.pem", "/b.pem"}}}).list("trusted-key").size(), 2u);
 }
 
+TEST(config, each_topic_needs_its_own_name) {
+  // The output topic set to an input topic started, and the service would
+  // have read its own events back as input.
+  auto msg = error_of({{"topic-events", {"seatledger.membership.v1"}}});
+  EXPECT_EQ(msg, "invalid configuration: --topic-events: "
+                 "'seatledger.membership.v1' is the --topic-membership topic "
+                 "already; each topic needs its own name");
+  msg = error_of({}, {{"SEATLEDGER_TOPIC_DLQ", "shared"},
+                      {"SEATLEDGER_TOPIC_CATALOG", "shared"}});
+  EXPECT_TRUE(contains(msg, "SEATLEDGER_TOPIC_DLQ")) << msg;
+  EXPECT_TRUE(contains(msg, "the --topic-catalog topic already")) << msg;
+  EXPECT_EQ(ok({{"topic-events", {"events.v2"}}}).text("topic-events"),
+            "events.v2");
+}
+
 TEST(config, api_tokens_never_appear_in_errors) {
   const std::string secret = "Sup3rS3cretT0kenValue";
   const std::vector<std::string> bad_entries{
