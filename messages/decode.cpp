@@ -746,11 +746,13 @@ struct binary_attributes {
   /// A `content-type` header naming a CloudEvents format: structured mode,
   /// whatever `ce_` headers come with it.
   bool structured = false;
-  const std::string* specversion = nullptr;
-  const std::string* id = nullptr;
-  const std::string* source = nullptr;
-  const std::string* type = nullptr;
-  const std::string* time = nullptr;
+  /// Null when the header is absent; pointing at `std::nullopt` when its
+  /// value is Kafka's null.
+  const std::optional<std::string>* specversion = nullptr;
+  const std::optional<std::string>* id = nullptr;
+  const std::optional<std::string>* source = nullptr;
+  const std::optional<std::string>* type = nullptr;
+  const std::optional<std::string>* time = nullptr;
 };
 
 bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
@@ -772,8 +774,9 @@ binary_attributes scan_headers(const header_list& headers) {
   binary_attributes result;
   for (const auto& [key, value] : headers) {
     if (key == "content-type") {
-      result.structured = starts_with_ignoring_case(value,
-                                                    "application/cloudevents");
+      // A null content type names no format, as an absent one.
+      result.structured
+        = value && starts_with_ignoring_case(*value, "application/cloudevents");
       continue;
     }
     if (key.size() < 4 || key.compare(0, 3, "ce_") != 0)
@@ -921,39 +924,56 @@ struct decoder::impl {
     }
   }
 
-  bool header_attribute(const std::string* value, std::string_view name,
-                        std::string& out) {
-    path at{nullptr, name};
+  /// A required `ce_` header's text. Kafka's null value is no string, as
+  /// JSON's null is none in the structured binding: `wrong_type`.
+  bool header_text(const std::optional<std::string>* value, const path& at,
+                   std::string_view& out) {
     if (value == nullptr)
       return ctx.fail(code::missing_field, at, "required header is missing");
-    if (!simdjson::validate_utf8(value->data(), value->size()))
-      return ctx.fail(code::malformed_json, at, "not valid UTF-8");
-    if (!check_attribute(ctx, *value, at))
+    if (!*value)
+      return ctx.fail(code::wrong_type, at,
+                      "expected a string, got a null header value");
+    out = **value;
+    return true;
+  }
+
+  bool header_attribute(const std::optional<std::string>* value,
+                        std::string_view name, std::string& out) {
+    path at{nullptr, name};
+    std::string_view text;
+    if (!header_text(value, at, text))
       return false;
-    out = *value;
+    if (!simdjson::validate_utf8(text.data(), text.size()))
+      return ctx.fail(code::malformed_json, at, "not valid UTF-8");
+    if (!check_attribute(ctx, text, at))
+      return false;
+    out.assign(text);
     return true;
   }
 
   bool read_binary(const binary_attributes& attrs, std::string_view value,
                    topic_kind topic, envelope& env) {
-    if (*attrs.specversion != "1.0")
-      return ctx.fail(code::unsupported_specversion,
-                      path{nullptr, "ce_specversion"}, "must be \"1.0\"");
+    path spec_at{nullptr, "ce_specversion"};
+    std::string_view spec;
+    if (!header_text(attrs.specversion, spec_at, spec))
+      return false;
+    if (spec != "1.0")
+      return ctx.fail(code::unsupported_specversion, spec_at,
+                      "must be \"1.0\"");
     if (!header_attribute(attrs.id, "ce_id", env.ref.id)
         || !header_attribute(attrs.source, "ce_source", env.ref.source))
       return false;
     path type_at{nullptr, "ce_type"};
-    if (attrs.type == nullptr)
-      return ctx.fail(code::missing_field, type_at,
-                      "required header is missing");
-    if (!check_type(ctx, *attrs.type, topic, type_at))
+    std::string_view type;
+    if (!header_text(attrs.type, type_at, type)
+        || !check_type(ctx, type, topic, type_at))
       return false;
-    env.ref.type = *attrs.type;
+    env.ref.type.assign(type);
     path time_at{nullptr, "ce_time"};
-    if (attrs.time == nullptr)
-      return ctx.fail(code::missing_field, time_at,
-                      "required header is missing");
-    if (!parse_time(ctx, *attrs.time, time_at, env.ref.time))
+    std::string_view time;
+    if (!header_text(attrs.time, time_at, time))
+      return false;
+    if (!parse_time(ctx, time, time_at, env.ref.time))
       return false;
     dom::element root;
     path data_at{nullptr, "data"};

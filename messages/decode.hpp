@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,7 +20,9 @@
 namespace seatledger::messages {
 
 /// Kafka record headers in record order (a key may repeat; the last wins).
-using header_list = std::vector<std::pair<std::string, std::string>>;
+/// A value of `std::nullopt` is Kafka's null, not an empty value.
+using header_list
+  = std::vector<std::pair<std::string, std::optional<std::string>>>;
 
 /// A record as consumed: its value and, when it has any, its headers. Binary
 /// mode is recognized by a `ce_specversion` header, unless a `content-type`

@@ -12,7 +12,8 @@ namespace {
 constexpr std::string_view magic = "SLO1";
 constexpr std::string_view compressed_magic = "SLZ1";
 
-/// The length that stands for Kafka's null key or value (see put_nullable).
+/// The length that stands for Kafka's null key, value or header value (see
+/// put_nullable).
 constexpr std::uint32_t null_length = 0xffffffff;
 
 /// zstd's fastest level: about twice lz4's ratio on CloudEvents JSON (the
@@ -69,11 +70,12 @@ void put_str(std::string& out, std::string_view s) {
   out.append(s.data(), s.size());
 }
 
-/// A key or value that may be Kafka's null: `null_length` then, as Kafka's
-/// own records write null as length -1. No chunk of an earlier version has
-/// that length (a chunk is a bytea, at most 1 GiB), so their keys and
-/// values read as not null, and a chunk without nulls is byte for byte what
-/// earlier versions wrote and read: no format version to bump.
+/// A key, value or header value that may be Kafka's null: `null_length`
+/// then, as Kafka's own records write null as length -1. No chunk of an
+/// earlier version has that length (a chunk is a bytea, at most 1 GiB), so
+/// their keys, values and header values read as not null, and a chunk
+/// without nulls is byte for byte what earlier versions wrote and read: no
+/// format version to bump.
 void put_nullable(std::string& out, std::string_view s, bool null) {
   if (null)
     put_u32(out, null_length);
@@ -101,7 +103,7 @@ public:
     return u32(n) && bytes(n, s);
   }
 
-  /// A key or value written by put_nullable.
+  /// A key, value or header value written by put_nullable.
   bool nullable_str(std::string& s, bool& null) {
     std::uint32_t n = 0;
     if (!u32(n))
@@ -157,7 +159,8 @@ void encode_plain(const std::vector<const outbox_row*>& rows,
     put_u32(out, static_cast<std::uint32_t>(r->headers.size()));
     for (const auto& [name, value] : r->headers) {
       put_str(out, name);
-      put_str(out, value);
+      put_nullable(out, value ? std::string_view{*value} : std::string_view{},
+                   !value);
     }
   }
 }
@@ -203,9 +206,13 @@ decode_plain(std::string_view chunk, const std::string& lease_key) {
     for (std::uint32_t h = 0; h < headers; ++h) {
       std::string name;
       std::string value;
-      if (!in.str(name) || !in.str(value))
+      bool null = false;
+      if (!in.str(name) || !in.nullable_str(value, null))
         return std::nullopt;
-      r.headers.emplace_back(std::move(name), std::move(value));
+      if (null)
+        r.headers.emplace_back(std::move(name), std::nullopt);
+      else
+        r.headers.emplace_back(std::move(name), std::move(value));
     }
     r.lease_key = lease_key;
     rows.push_back(std::move(r));

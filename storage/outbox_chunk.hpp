@@ -5,9 +5,9 @@
 // and one UPDATE when the relay marks them published. This is the chunk's
 // binary format: "SLO1", a record count, then per record its event id,
 // topic, key, value and headers, every string as a little-endian u32 length
-// followed by its bytes; a null key or value (Kafka's, kept for dead
-// letters) has length 0xffffffff and no bytes, a length no earlier chunk
-// has. What a commit writes is that, compressed: "SLZ1"
+// followed by its bytes; a null key, value or header value (Kafka's, kept
+// for dead letters) has length 0xffffffff and no bytes, a length no earlier
+// chunk has. What a commit writes is that, compressed: "SLZ1"
 // and one zstd frame holding the plain chunk (its size in the frame header).
 // The column is stored without PostgreSQL's own compression (migration 5);
 // plain chunks of earlier versions are still read.

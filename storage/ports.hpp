@@ -154,7 +154,11 @@ struct catalog_removal_row {
   std::int64_t record_order = 0;
 };
 
-using record_headers = std::vector<std::pair<std::string, std::string>>;
+/// Kafka record headers in record order. A value of `std::nullopt` is
+/// Kafka's null, which Kafka and its clients tell from an empty value: a
+/// dead letter copies which it was.
+using record_headers
+  = std::vector<std::pair<std::string, std::optional<std::string>>>;
 
 /// An event to publish, committed with the state that caused it. Its
 /// `event_id` is final: a re-publication carries the same id.

@@ -465,10 +465,13 @@ std::vector<record> consumer::poll(std::size_t max, int timeout_ms) {
       for (size_t i = 0;
            rd_kafka_header_get_all(headers, i, &name, &value, &size)
            == RD_KAFKA_RESP_ERR_NO_ERROR;
-           ++i)
-        r.headers.emplace_back(
-          name, value ? std::string(static_cast<const char*>(value), size)
-                      : std::string{});
+           ++i) {
+        if (value)
+          r.headers.emplace_back(
+            name, std::string(static_cast<const char*>(value), size));
+        else
+          r.headers.emplace_back(name, std::nullopt);
+      }
     }
     result.push_back(std::move(r));
     rd_kafka_message_destroy(msg);
@@ -670,9 +673,12 @@ caf::expected<void> producer::produce(
   auto key_size = key ? key->size() : 0;
   auto value_size = value ? value->size() : 0;
   auto* hdrs = rd_kafka_headers_new(headers.size());
+  // A std::string's data() is never null, so only a null value is written
+  // as Kafka's null.
   for (const auto& [name, v] : headers)
     rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()),
-                        v.data(), static_cast<ssize_t>(v.size()));
+                        v ? v->data() : nullptr,
+                        v ? static_cast<ssize_t>(v->size()) : 0);
   auto* cb = new impl::callback(std::move(done));
   for (;;) {
     auto err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()),

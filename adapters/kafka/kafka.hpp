@@ -187,8 +187,8 @@ public:
   /// broker acknowledged it or it finally failed. A record the client
   /// refuses outright (larger than message.max.bytes) is reported through
   /// `done` as refused before this returns, not as an error here: errors
-  /// here are the producer's own state. A key or value of `std::nullopt`
-  /// is Kafka's null, not an empty one.
+  /// here are the producer's own state. A key, value or header value of
+  /// `std::nullopt` is Kafka's null, not an empty one.
   caf::expected<void>
   produce(const std::string& topic, std::optional<std::string_view> key,
           std::optional<std::string_view> value, const record_headers& headers,

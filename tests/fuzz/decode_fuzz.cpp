@@ -4,19 +4,20 @@
 // Input layout:
 //   byte 0: bits 0-1 pick the topic, bit 2 says "with headers";
 //   with headers: `key=value` lines up to the first empty line ("\n\n"),
-//     then the record value (binary mode when a `ce_specversion` is among
-//     them);
+//     a line without `=` being a header with Kafka's null value, then the
+//     record value (binary mode when a `ce_specversion` is among them);
 //   otherwise: the rest is the record value.
-
-#include "messages/decode.hpp"
-#include "messages/encode.hpp"
-#include "messages/equality.hpp"
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "messages/decode.hpp"
+#include "messages/encode.hpp"
+#include "messages/equality.hpp"
 
 using namespace seatledger;
 using namespace seatledger::messages;
@@ -38,7 +39,7 @@ void parse_headers(std::string_view block, header_list& out) {
                                           : block.substr(eol + 1);
     auto eq = line.find('=');
     if (eq == std::string_view::npos)
-      out.emplace_back(std::string{line}, std::string{});
+      out.emplace_back(std::string{line}, std::nullopt);
     else
       out.emplace_back(std::string{line.substr(0, eq)},
                        std::string{line.substr(eq + 1)});

@@ -3,11 +3,12 @@
 // gap and consumption resumes from the earliest record still there (the
 // mock cluster keeps about 5 MB per partition). librdkafka refuses to seek
 // a partition in that state; before the fix the partition stalled for good.
-// Null keys and values are told from empty ones, produced and consumed. A
-// member given no partition is told so.
+// Null keys, values and header values are told from empty ones, produced
+// and consumed. A member given no partition is told so.
 
 #include <chrono>
 #include <gtest/gtest.h>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -235,5 +236,40 @@ TEST(kafka_consumer, null_and_empty_keys_and_values_are_told_apart) {
     EXPECT_EQ(got[i].key, key.value_or("")) << i;
     EXPECT_EQ(got[i].null_value, !value) << i;
     EXPECT_EQ(got[i].value, value.value_or("")) << i;
+  }
+}
+
+// The same for header values: a dead letter copies its record's headers,
+// and Kafka tells a null header value from an empty one (librdkafka's null
+// pointer, Java's `Header.value() == null`).
+TEST(kafka_consumer, null_and_empty_header_values_are_told_apart) {
+  auto cluster = kafka::mock_cluster::start(1, {"null-headers.test.v1"}, 1);
+  ASSERT_TRUE(cluster);
+  kafka::client_config cfg;
+  cfg.bootstrap_servers = (*cluster)->bootstrap_servers();
+  auto producer = kafka::producer::make(cfg);
+  ASSERT_TRUE(producer);
+  const kafka::record_headers sent{{"x-null", std::nullopt},
+                                   {"x-empty", ""},
+                                   {"x-bytes", std::string("a\0b", 3)},
+                                   {"x-null", "again, with bytes"},
+                                   {"", std::nullopt}};
+  int delivered = 0;
+  ASSERT_TRUE((*producer)->produce(
+    "null-headers.test.v1", std::string_view{"k"}, std::string_view{"v"}, sent,
+    [&](kafka::delivery_status s, const std::string&) {
+      delivered += s == kafka::delivery_status::delivered;
+    }));
+  ASSERT_TRUE((*producer)->flush(30'000));
+  ASSERT_EQ(delivered, 1);
+  test::kafka_io io{cfg.bootstrap_servers};
+  auto got = io.read_all("null-headers.test.v1");
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_EQ(got[0].headers.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(got[0].headers[i].first, sent[i].first) << i;
+    EXPECT_EQ(got[0].headers[i].second.has_value(), sent[i].second.has_value())
+      << i;
+    EXPECT_EQ(got[0].headers[i].second, sent[i].second) << i;
   }
 }

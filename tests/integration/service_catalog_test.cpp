@@ -331,8 +331,7 @@ TEST_F(service_catalog, a_record_keyed_by_another_plan_is_a_dead_letter) {
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_EQ(dlq[0].value, line);
   EXPECT_EQ(dlq[0].key, "rp-duo-pro-saas");
-  std::map<std::string, std::string> h(dlq[0].headers.begin(),
-                                       dlq[0].headers.end());
+  auto h = header_map(dlq[0]);
   EXPECT_EQ(h["seatledger.error.code"], "key_mismatch");
   EXPECT_NE(h["seatledger.error.message"].find("rp-premium-saas-1y"),
             std::string::npos)

@@ -1,12 +1,13 @@
 // A dead letter is its record byte for byte (messages.md), and Kafka tells
-// a null key or value (a tombstone, a keyless record) from an empty one, as
-// its Java client does (null vs ""). Records are published with a real
-// producer, the real service dead-letters them through its outbox in
-// PostgreSQL and its relay, and the dead-letter topic is read back with a
-// real consumer.
+// a null key, value or header value (a tombstone, a keyless record) from an
+// empty one, as its Java client does (null vs ""). Records are published
+// with a real producer, the real service dead-letters them through its
+// outbox in PostgreSQL and its relay, and the dead-letter topic is read
+// back with a real consumer.
 
 #include <gtest/gtest.h>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "service_fixture.hpp"
@@ -23,7 +24,7 @@ std::string member_added(const std::string& id, const std::string& org) {
 }
 
 std::map<std::string, std::string> headers_of(const kafka::record& r) {
-  return {r.headers.begin(), r.headers.end()};
+  return header_map(r);
 }
 
 TEST(service_dead_letter, null_and_empty_keys_and_values_are_copied_as_sent) {
@@ -108,6 +109,65 @@ TEST(service_dead_letter, null_and_empty_keys_and_values_are_copied_as_sent) {
   for (const auto& [name, r] : found)
     EXPECT_EQ(headers_of(r)["seatledger.source.topic"], membership_topic)
       << name;
+}
+
+TEST(service_dead_letter, null_and_empty_header_values_are_copied_as_sent) {
+  running_service s;
+  // Not JSON, with headers of every kind; its copy carries them in order,
+  // then the spec's.
+  const kafka::record_headers sent{{"content-type",
+                                    "application/cloudevents+json"},
+                                   {"x-null", std::nullopt},
+                                   {"x-empty", ""},
+                                   {"x-bytes", "b"},
+                                   {"x-null", "again, with bytes"}};
+  // Binary mode with a null ce_id: wrong_type, not an empty id.
+  const kafka::record_headers binary{{"ce_specversion", "1.0"},
+                                     {"ce_id", std::nullopt},
+                                     {"ce_source", "test-portal"},
+                                     {"ce_type", "seatledger.member.added"},
+                                     {"ce_time",
+                                      rfc3339_from_now(std::chrono::hours{-1})},
+                                     {"content-type", "application/json"}};
+  s.kafka().publish(
+    membership_topic,
+    {{"org-headers", R"({"specversion":"1.0","broken)", false, false, sent},
+     {"org-binary", R"({"org_id":"org-binary","user_id":"user-1"})", false,
+      false, binary}});
+  std::vector<kafka::record> dlq;
+  ASSERT_TRUE(wait_until(
+    [&] {
+      dlq = s.kafka().read_all(dlq_topic);
+      return dlq.size() >= 2;
+    },
+    std::chrono::seconds{60}))
+    << s.log_tail();
+  ASSERT_EQ(dlq.size(), 2u);
+  std::map<std::string, kafka::record> found;
+  for (auto& r : dlq)
+    found.emplace(r.key, std::move(r));
+  ASSERT_EQ(found.count("org-headers"), 1u);
+  ASSERT_EQ(found.count("org-binary"), 1u);
+
+  const auto& copied = found.at("org-headers").headers;
+  ASSERT_GT(copied.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(copied[i].first, sent[i].first) << i;
+    EXPECT_EQ(copied[i].second.has_value(), sent[i].second.has_value()) << i;
+    EXPECT_EQ(copied[i].second, sent[i].second) << i;
+  }
+  EXPECT_EQ(headers_of(found.at("org-headers"))["seatledger.error.code"],
+            "malformed_json");
+
+  const auto& binary_copy = found.at("org-binary");
+  ASSERT_GT(binary_copy.headers.size(), binary.size());
+  for (std::size_t i = 0; i < binary.size(); ++i)
+    EXPECT_EQ(binary_copy.headers[i], binary[i]) << i;
+  EXPECT_FALSE(binary_copy.headers[1].second.has_value());
+  auto h = headers_of(binary_copy);
+  EXPECT_EQ(h["seatledger.error.code"], "wrong_type");
+  EXPECT_EQ(h["seatledger.error.message"],
+            "ce_id: expected a string, got a null header value");
 }
 
 } // namespace

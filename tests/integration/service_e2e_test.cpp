@@ -279,7 +279,7 @@ void service_e2e::expect_as_the_rules_say(const scenario& s) {
   EXPECT_EQ(static_cast<std::int64_t>(dlq.size()), s.poison);
   for (const auto& r : dlq) {
     EXPECT_EQ(r.value, "{\"specversion\":\"1.0\",\"broken");
-    std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+    auto h = header_map(r);
     EXPECT_EQ(h["seatledger.error.code"], "malformed_json");
     EXPECT_FALSE(h["seatledger.error.message"].empty());
     EXPECT_EQ(h["seatledger.source.topic"], "seatledger.membership.v1");

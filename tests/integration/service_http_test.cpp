@@ -346,14 +346,13 @@ TEST_F(service_http, an_event_far_in_the_future_is_a_dead_letter) {
     << s.log_tail();
   ASSERT_EQ(dlq.size(), 2u);
   for (const auto& r : dlq) {
-    std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+    auto h = header_map(r);
     EXPECT_EQ(h["seatledger.error.code"], "time_in_future");
     EXPECT_NE(h["seatledger.error.message"].find("--max-event-time-ahead"),
               std::string::npos)
       << h["seatledger.error.message"];
   }
-  std::map<std::string, std::string> first(dlq[0].headers.begin(),
-                                           dlq[0].headers.end());
+  auto first = header_map(dlq[0]);
   EXPECT_NE(first["seatledger.error.message"].find("2999-01-01T00:00:00Z"),
             std::string::npos)
     << first["seatledger.error.message"];

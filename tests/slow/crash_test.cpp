@@ -82,7 +82,7 @@ outcome collect(const std::string& conninfo, kafka_io& kafka) {
   // re-published after a crash names the same source record).
   std::set<std::string> seen;
   for (const auto& r : kafka.read_all("seatledger.dlq.v1")) {
-    std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+    auto h = header_map(r);
     auto identity = h["seatledger.source.topic"] + "/"
                     + h["seatledger.source.partition"] + "/"
                     + h["seatledger.source.offset"];

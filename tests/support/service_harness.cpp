@@ -180,6 +180,13 @@ bool wait_until(const std::function<bool()>& done,
   }
 }
 
+std::map<std::string, std::string> header_map(const kafka::record& r) {
+  std::map<std::string, std::string> result;
+  for (const auto& [name, value] : r.headers)
+    result.emplace(name, value.value_or(""));
+  return result;
+}
+
 kafka_io::kafka_io(std::string bootstrap,
                    std::map<std::string, std::string> producer_properties)
     : bootstrap_(std::move(bootstrap)) {
@@ -202,10 +209,12 @@ void kafka_io::publish_async(const std::string& topic,
                              const std::vector<outgoing>& records) {
   for (const auto& r : records) {
     using bytes = std::optional<std::string_view>;
+    static const kafka::record_headers structured{
+      {"content-type", "application/cloudevents+json"}};
     auto ok = producer_->produce(
       topic, r.null_key ? bytes{} : bytes{r.key},
       r.null_value ? bytes{} : bytes{r.value},
-      {{"content-type", "application/cloudevents+json"}},
+      r.headers ? *r.headers : structured,
       [failed = failed_](kafka::delivery_status status, const std::string&) {
         if (status != kafka::delivery_status::delivered)
           ++*failed;

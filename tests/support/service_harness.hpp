@@ -88,13 +88,20 @@ public:
 };
 
 /// A record to publish; `null_key`/`null_value` send Kafka's null instead
-/// of `key`/`value` (a keyless record, a tombstone).
+/// of `key`/`value` (a keyless record, a tombstone). Without `headers` it
+/// carries `content-type: application/cloudevents+json`.
 struct outgoing {
   std::string key;
   std::string value;
   bool null_key = false;
   bool null_value = false;
+  std::optional<kafka::record_headers> headers;
 };
+
+/// A record's headers by name, the first of a repeated one, a null value
+/// read as empty: for checks of the headers the service adds, which are
+/// never null.
+std::map<std::string, std::string> header_map(const kafka::record& r);
 
 /// Publishes and reads records over real Kafka protocol.
 class kafka_io {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <gtest/gtest.h>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -862,6 +863,52 @@ TEST(messages_errors, binary_mode_headers) {
   // The value is the data: its fields are named as data's.
   EXPECT_TRUE(fails_with(decode(base(), R"({"org_id":"o"})"),
                          code::missing_field, "data.subscription_id"));
+}
+
+// Kafka's null header value is no string, as JSON's null is none for a
+// required attribute in the structured binding.
+TEST(messages_errors, binary_mode_null_header_values_are_wrong_type) {
+  const auto& f = find_fixture(event_types::org_linked);
+  auto value = f.doc.at("data").dump();
+  auto base = [&] {
+    header_list headers;
+    for (auto attr : {"specversion", "id", "source", "type", "time"})
+      headers.emplace_back(std::string{"ce_"} + attr,
+                           f.doc.at(attr).get<std::string>());
+    return headers;
+  };
+  auto decode = [&](const header_list& headers) {
+    decoder dec;
+    return dec.decode(topic_kind::membership, {value, &headers});
+  };
+  for (auto name :
+       {"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time"}) {
+    auto headers = base();
+    for (auto& h : headers)
+      if (h.first == name)
+        h.second = std::nullopt;
+    auto result = decode(headers);
+    ASSERT_TRUE(fails_with(result, code::wrong_type, name));
+    EXPECT_EQ(result.error().message,
+              std::string{name}
+                + ": expected a string, got a null header value");
+  }
+  // The last of a repeated header counts, null or not.
+  auto null_last = base();
+  null_last.emplace_back("ce_id", std::nullopt);
+  EXPECT_TRUE(fails_with(decode(null_last), code::wrong_type, "ce_id"));
+  auto null_first = base();
+  null_first.insert(null_first.begin(), {"ce_id", std::nullopt});
+  EXPECT_TRUE(decode(null_first)) << ok_or_message(decode(null_first));
+  // A null content type names no format: the ce_ headers make it binary.
+  auto untyped = base();
+  untyped.emplace_back("content-type", "application/cloudevents+json");
+  untyped.emplace_back("content-type", std::nullopt);
+  EXPECT_TRUE(decode(untyped)) << ok_or_message(decode(untyped));
+  // Other headers are not the decoder's, null or not.
+  auto other = base();
+  other.emplace_back("x-trace", std::nullopt);
+  EXPECT_TRUE(decode(other)) << ok_or_message(decode(other));
 }
 
 TEST(messages_errors, errors_do_not_leak_into_the_next_record) {

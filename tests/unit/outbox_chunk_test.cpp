@@ -2,6 +2,8 @@
 // and a damaged chunk is refused instead of being half-read.
 
 #include <gtest/gtest.h>
+#include <optional>
+#include <string>
 
 #include "storage/outbox_chunk.hpp"
 
@@ -108,6 +110,45 @@ std::vector<outbox_row> legacy_rows() {
   return {tombstone, event};
 }
 
+/// A dead letter whose record had a header sent with Kafka's null value,
+/// as the version before null header values stored it (the value kept as
+/// empty), next to one sent empty: "SLO1" plain and "SLZ1" compressed, made
+/// by that version's encode_outbox_chunk.
+const std::string legacy_header_plain_chunk{
+  "\x53\x4c\x4f\x31\x01\x00\x00\x00\x05\x00\x00\x00\x64\x6c\x71\x2d"
+  "\x32\x11\x00\x00\x00\x73\x65\x61\x74\x6c\x65\x64\x67\x65\x72\x2e"
+  "\x64\x6c\x71\x2e\x76\x31\x05\x00\x00\x00\x6f\x72\x67\x2d\x31\x08"
+  "\x00\x00\x00\x7b\x22\x62\x72\x6f\x6b\x65\x6e\x03\x00\x00\x00\x0a"
+  "\x00\x00\x00\x78\x2d\x77\x61\x73\x2d\x6e\x75\x6c\x6c\x00\x00\x00"
+  "\x00\x07\x00\x00\x00\x78\x2d\x65\x6d\x70\x74\x79\x00\x00\x00\x00"
+  "\x15\x00\x00\x00\x73\x65\x61\x74\x6c\x65\x64\x67\x65\x72\x2e\x65"
+  "\x72\x72\x6f\x72\x2e\x63\x6f\x64\x65\x0e\x00\x00\x00\x6d\x61\x6c"
+  "\x66\x6f\x72\x6d\x65\x64\x5f\x6a\x73\x6f\x6e",
+  139};
+const std::string legacy_header_compressed_chunk{
+  "\x53\x4c\x5a\x31\x28\xb5\x2f\xfd\x24\x8b\x6d\x03\x00\x82\x87\x18"
+  "\x1d\x60\x4f\x33\x06\x9c\x8c\xd1\x9a\xda\x08\x99\x7a\xdb\x88\x01"
+  "\x10\x8a\x02\x80\xf4\xf3\x10\x02\xab\x28\x8e\xb9\x40\x29\x4f\xa1"
+  "\x48\xa3\xa1\x5b\x85\x24\x73\x7f\x01\x9b\x3e\xd4\xea\x2e\x1e\xfe"
+  "\x31\xd1\xc4\xa1\xe0\x3f\x93\xf2\x12\xc4\x2c\xe9\xf2\x13\xfe\xc0"
+  "\x43\x89\xae\x03\x91\xf9\x07\x2b\x39\xab\x7f\xb3\x2a\xea\xc9\xa6"
+  "\x16\x9d\x86\x19\x31\x84\x7e\x43\x22\x3d\xd9\xfe\xe6\x07\xac\x85"
+  "\x82\x11\x02\x00\x52\x90\x28\x95\x30\xcd\x9a\x83\xf0\x2c",
+  126};
+
+std::vector<outbox_row> legacy_header_rows() {
+  outbox_row r;
+  r.event_id = "dlq-2";
+  r.topic = "seatledger.dlq.v1";
+  r.key = "org-1";
+  r.value = "{\"broken";
+  r.headers = {{"x-was-null", ""},
+               {"x-empty", ""},
+               {"seatledger.error.code", "malformed_json"}};
+  r.lease_key = "membership/0";
+  return {r};
+}
+
 } // namespace
 
 TEST(outbox_chunk, round_trips_rows_in_order_with_binary_values) {
@@ -153,6 +194,47 @@ TEST(outbox_chunk, chunks_of_the_version_before_nulls_read_as_not_null) {
   auto rows = legacy_rows();
   EXPECT_EQ(encode_outbox_chunk(pointers(rows), chunk_compression::none),
             legacy_plain_chunk);
+  // The same for header values: one sent null, stored before they were
+  // kept, stays empty.
+  for (const auto* chunk :
+       {&legacy_header_plain_chunk, &legacy_header_compressed_chunk}) {
+    auto back = decode_outbox_chunk(*chunk, "membership/0");
+    ASSERT_TRUE(back);
+    expect_same(*back, legacy_header_rows());
+  }
+  auto header_rows = legacy_header_rows();
+  EXPECT_EQ(encode_outbox_chunk(pointers(header_rows), chunk_compression::none),
+            legacy_header_plain_chunk);
+}
+
+TEST(outbox_chunk, null_and_empty_header_values_round_trip_apart) {
+  // A dead letter copies its record's headers: Kafka tells a null header
+  // value from an empty one, so the chunk must too.
+  outbox_row r;
+  r.event_id = "dlq-h";
+  r.topic = "seatledger.dlq.v1";
+  r.key = "org-1";
+  r.value = "{\"broken";
+  r.headers
+    = {{"x-null", std::nullopt}, {"x-empty", ""},
+       {"x-bytes", "v"},         {"", std::nullopt},
+       {"x-null", "then bytes"}, {"seatledger.error.code", "malformed_json"}};
+  r.lease_key = "membership/0";
+  const std::vector<outbox_row> rows{r};
+  for (auto compression : {chunk_compression::none, chunk_compression::zstd}) {
+    auto chunk = encode_outbox_chunk(pointers(rows), compression);
+    auto back = decode_outbox_chunk(chunk, "membership/0");
+    ASSERT_TRUE(back);
+    expect_same(*back, rows);
+    ASSERT_EQ(back->size(), 1u);
+    const auto& headers = back->front().headers;
+    ASSERT_EQ(headers.size(), 6u);
+    EXPECT_FALSE(headers[0].second.has_value());
+    EXPECT_EQ(headers[1].second, std::optional<std::string>{""});
+    EXPECT_FALSE(headers[3].second.has_value());
+    for (std::size_t n = 0; n < chunk.size(); ++n)
+      EXPECT_FALSE(decode_outbox_chunk(chunk.substr(0, n), "k")) << n;
+  }
 }
 
 TEST(outbox_chunk, cloudevents_json_compresses_to_a_fraction) {
