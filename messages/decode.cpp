@@ -504,15 +504,28 @@ bool read(context& c, dom::object d, const path* p, domain::member_removed& x) {
 }
 
 bool read(context& c, dom::object d, const path* p, domain::org_snapshot& x) {
-  return req_id(c, d, p, "org_id", x.org_id)
-         && req_object_array(
-           c, d, p, "members", limits::snapshot_members,
-           [&](std::size_t n) { x.members.reserve(n); },
-           [&](dom::object m, const path& at) {
-             auto& member = x.members.emplace_back();
-             return req_id(c, m, &at, "user_id", member.user_id)
-                    && req_bool(c, m, &at, "billable", member.billable);
-           });
+  if (!req_id(c, d, p, "org_id", x.org_id)
+      || !req_object_array(
+        c, d, p, "members", limits::snapshot_members,
+        [&](std::size_t n) { x.members.reserve(n); },
+        [&](dom::object m, const path& at) {
+          auto& member = x.members.emplace_back();
+          return req_id(c, m, &at, "user_id", member.user_id)
+                 && req_bool(c, m, &at, "billable", member.billable);
+        }))
+    return false;
+  // A user listed twice (perhaps billable once and not once) leaves the
+  // membership a guess, as a JSON member given twice does.
+  std::vector<std::string_view> users;
+  users.reserve(x.members.size());
+  for (const auto& m : x.members)
+    users.push_back(m.user_id);
+  std::sort(users.begin(), users.end());
+  auto twice = std::adjacent_find(users.begin(), users.end());
+  if (twice != users.end())
+    return c.fail(code::invalid_value, path{p, "members"},
+                  "user_id '" + std::string{*twice} + "' is listed twice");
+  return true;
 }
 
 bool read(context& c, dom::object d, const path* p, domain::org_linked& x) {
@@ -1020,14 +1033,14 @@ struct decoder::impl {
       return false;
     if (!req_time(ctx, obj, nullptr, "time", env.ref.time))
       return false;
-    // Only its type is checked: `data` must be a JSON object whatever the
-    // producer labels it.
-    if (!optional(obj, nullptr, "datacontenttype",
-                  [&](dom::element dct, const path& at) {
-                    std::string_view ignored;
-                    return as_string(ctx, dct, at, ignored);
-                  }))
-      return false;
+    // Only their types are checked: `data` must be a JSON object whatever
+    // the producer labels it, and the subject is not used.
+    for (auto name : {"datacontenttype", "subject"})
+      if (!optional(obj, nullptr, name, [&](dom::element el, const path& at) {
+            std::string_view ignored;
+            return as_string(ctx, el, at, ignored);
+          }))
+        return false;
     path data_at{nullptr, "data"};
     if (!lookup(obj, "data", el))
       return ctx.fail(code::missing_field, data_at,

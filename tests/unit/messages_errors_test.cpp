@@ -466,10 +466,14 @@ TEST(messages_errors, envelope_attributes) {
                            code::unsupported_specversion, "specversion"));
   EXPECT_TRUE(fails_with(with([](json& d) { d["specversion"] = 1.0; }),
                          code::wrong_type, "specversion"));
-  for (auto attr : {"id", "source", "type", "time", "datacontenttype"}) {
+  // The subject is not used, but an integer one was taken as well-formed.
+  for (auto attr :
+       {"id", "source", "type", "time", "datacontenttype", "subject"}) {
     EXPECT_TRUE(
       fails_with(with([&](json& d) { d[attr] = 42; }), code::wrong_type, attr));
   }
+  EXPECT_TRUE(with([](json& d) { d["subject"] = "o-1"; }));
+  EXPECT_TRUE(with([](json& d) { d["subject"] = nullptr; }));
   for (auto attr : {"id", "source"}) {
     EXPECT_TRUE(fails_with(with([&](json& d) { d[attr] = ""; }),
                            code::invalid_value, attr));
@@ -735,6 +739,9 @@ TEST(messages_errors, out_of_range_values_are_invalid_value) {
     {event_types::seat_delta, "/data/parts", 0, "data.parts"},
     {event_types::seat_delta, "/data/parts", 2147483648LL, "data.parts"},
     {event_types::seat_delta, "/data/cause/id", "", "data.cause.id"},
+    // A snapshot listing one user twice (here: billable, then not).
+    {event_types::org_snapshot, "/data/members/3/user_id", "user-3145728",
+     "data.members"},
   };
   for (const auto& c : cases) {
     const auto& f = find_fixture(c.type);
@@ -863,6 +870,11 @@ TEST(messages_errors, binary_mode_headers) {
   // The value is the data: its fields are named as data's.
   EXPECT_TRUE(fails_with(decode(base(), R"({"org_id":"o"})"),
                          code::missing_field, "data.subscription_id"));
+  // Other headers may repeat.
+  auto traced = base();
+  traced.emplace_back("x-trace", "a");
+  traced.emplace_back("x-trace", "b");
+  EXPECT_TRUE(decode(traced, value)) << ok_or_message(decode(traced, value));
 }
 
 // Kafka's null header value is no string, as JSON's null is none for a
