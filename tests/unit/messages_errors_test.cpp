@@ -817,16 +817,23 @@ TEST(messages_errors, u0000_anywhere_is_invalid_value) {
 // -- binary mode
 // ----------------------------------------------------------------------
 
+namespace {
+
+/// The `ce_` headers carrying a structured fixture's attributes.
+header_list binary_headers_of(const json& doc) {
+  header_list headers;
+  for (auto attr : {"specversion", "id", "source", "type", "time"})
+    headers.emplace_back(std::string{"ce_"} + attr,
+                         doc.at(attr).get<std::string>());
+  return headers;
+}
+
+} // namespace
+
 TEST(messages_errors, binary_mode_headers) {
   const auto& f = find_fixture(event_types::org_linked);
   auto value = f.doc.at("data").dump();
-  auto base = [&] {
-    header_list headers;
-    for (auto attr : {"specversion", "id", "source", "type", "time"})
-      headers.emplace_back(std::string{"ce_"} + attr,
-                           f.doc.at(attr).get<std::string>());
-    return headers;
-  };
+  auto base = [&] { return binary_headers_of(f.doc); };
   auto decode = [&](const header_list& headers, std::string_view v) {
     decoder dec;
     return dec.decode(topic_kind::membership, {v, &headers});
@@ -882,13 +889,7 @@ TEST(messages_errors, binary_mode_headers) {
 TEST(messages_errors, binary_mode_null_header_values_are_wrong_type) {
   const auto& f = find_fixture(event_types::org_linked);
   auto value = f.doc.at("data").dump();
-  auto base = [&] {
-    header_list headers;
-    for (auto attr : {"specversion", "id", "source", "type", "time"})
-      headers.emplace_back(std::string{"ce_"} + attr,
-                           f.doc.at(attr).get<std::string>());
-    return headers;
-  };
+  auto base = [&] { return binary_headers_of(f.doc); };
   auto decode = [&](const header_list& headers) {
     decoder dec;
     return dec.decode(topic_kind::membership, {value, &headers});
