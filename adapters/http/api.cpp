@@ -452,9 +452,10 @@ listed_value(std::string_view name, std::string_view text,
   return bad_request(std::string{name} + " must be one of: " + listing(values));
 }
 
-constexpr std::array<std::string_view, 10> rate_plan_params{
-  "tier",    "deployment", "action",         "status", "plan_type",
-  "true_up", "us_pubsec",  "community_type", "after",  "limit"};
+/// What `GET /v1/catalog/rate-plans` takes (check_query's form).
+constexpr std::string_view rate_plan_query
+  = "tier deployment action* status plan_type true_up us_pubsec "
+    "community_type after limit";
 
 } // namespace
 
@@ -463,16 +464,26 @@ std::optional<api_error> check_query(const query_params& params,
   if (accepted == own_query_check)
     return std::nullopt;
   std::vector<std::string_view> names;
+  std::vector<std::string_view> repeatable;
   for (auto rest = accepted; !rest.empty();) {
     auto space = rest.find(' ');
-    names.push_back(rest.substr(0, space));
+    auto name = rest.substr(0, space);
+    if (name.back() == '*') {
+      name.remove_suffix(1);
+      repeatable.push_back(name);
+    }
+    names.push_back(name);
     rest = space == std::string_view::npos ? std::string_view{}
                                            : rest.substr(space + 1);
   }
+  auto listed = [](const std::vector<std::string_view>& list,
+                   std::string_view name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
   std::vector<std::string_view> seen;
   for (const auto& [name, value] : params) {
     (void)value;
-    if (std::find(names.begin(), names.end(), name) == names.end()) {
+    if (!listed(names, name)) {
       std::string takes;
       for (auto n : names)
         takes += (takes.empty() ? "" : ", ") + std::string{n};
@@ -481,7 +492,9 @@ std::optional<api_error> check_query(const query_params& params,
                               ? " (this endpoint takes none)"
                               : " (this endpoint takes: " + takes + ")"));
     }
-    if (std::find(seen.begin(), seen.end(), name) != seen.end())
+    if (listed(repeatable, name))
+      continue;
+    if (listed(seen, name))
       return bad_request(name + " is given more than once");
     seen.push_back(name);
   }
@@ -490,18 +503,10 @@ std::optional<api_error> check_query(const query_params& params,
 
 api_result<storage::rate_plan_filter>
 parse_rate_plan_filter(const query_params& params) {
+  if (auto bad = check_query(params, rate_plan_query))
+    return *bad;
   storage::rate_plan_filter f;
-  std::vector<std::string_view> seen;
   for (const auto& [name, value] : params) {
-    if (std::find(rate_plan_params.begin(), rate_plan_params.end(), name)
-        == rate_plan_params.end())
-      return bad_request("unknown parameter " + name
-                         + " (filters: " + listing(rate_plan_params) + ")");
-    if (name != "action") {
-      if (std::find(seen.begin(), seen.end(), name) != seen.end())
-        return bad_request(name + " is given more than once");
-      seen.push_back(name);
-    }
     // Each value into its member; a bad one answers for the whole request.
     auto set = [&](std::optional<std::string>& member, const auto& values) {
       auto v = listed_value(name, value, values);

@@ -232,8 +232,9 @@ api_result<bool> parse_flag(std::string_view name,
 /// Query parameters in request order (a name may repeat).
 using query_params = std::vector<std::pair<std::string, std::string>>;
 
-/// A 400 naming the first parameter `accepted` (route_match::query) does
-/// not list, or the first one given twice; nothing when all are fine. A
+/// A 400 naming the first parameter `accepted` (route_match::query; a name
+/// ending in `*` may repeat) does not list, or the first one given twice;
+/// nothing when all are fine. A
 /// mistyped filter or page parameter used to be ignored, answering as if
 /// it had not been given.
 std::optional<api_error> check_query(const query_params& params,

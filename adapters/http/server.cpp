@@ -890,10 +890,9 @@ struct server::impl {
   answer catalog_rate_plans(const httplib::Request& req) {
     if (!deps.make_catalog)
       return error_answer(not_found("catalog queries are not enabled"));
-    // httplib keeps parameters in a multimap (sorted by name): the order of
-    // repeated values is kept, which is all the filter needs.
-    query_params params(req.params.begin(), req.params.end());
-    auto filter = parse_rate_plan_filter(params);
+    // Parsed into a multimap (sorted by name): the order of repeated values
+    // is kept, which is all the filter needs.
+    auto filter = parse_rate_plan_filter(url_query(req));
     if (!filter)
       return error_answer(filter.error());
     // One more than asked tells whether another page follows.
