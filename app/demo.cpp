@@ -115,9 +115,9 @@ private:
              << o->seats_owed << " (max " << o->max_seats_used << " of "
              << o->seats << " purchased)";
       if (auto* l = std::get_if<license_issued>(&e.payload))
-        out_ << "  " << l->grant.license_id << " (" << l->grant.tier << ", "
-             << l->grant.seats << " seats, until "
-             << format_rfc3339(l->grant.expires_at) << ")";
+        out_ << "  " << l->grant.license_id << " ("
+             << l->grant.tier.value_or("no tier") << ", " << l->grant.seats
+             << " seats, until " << format_rfc3339(l->grant.expires_at) << ")";
       if (auto* m = std::get_if<month_closed>(&e.payload))
         out_ << "  month " << m->month_index << " peak " << m->peak_seats;
       if (auto* r = std::get_if<command_rejected>(&e.payload))

@@ -33,7 +33,9 @@ parse_subscription_status(std::string_view text);
 
 /// What a license takes from the catalog entry of its plan.
 struct plan_entitlements {
-  std::string tier;
+  /// `ChargeTier__c` of the plan's `base_product` charge; none when the plan
+  /// has no such charge or the field is null or absent.
+  std::optional<std::string> tier;
   std::vector<std::string> features;
 };
 
@@ -57,7 +59,7 @@ struct license_grant {
   timestamp expires_at;
   std::int64_t seats = 0;
   std::string plan_id;
-  std::string tier;
+  std::optional<std::string> tier;
   std::vector<std::string> features;
   std::string instance_domain;
   domain::instance_type instance_type = instance_type::primary;

@@ -92,7 +92,7 @@ void write(json_writer& w, const domain::license_issued& x) {
   time_member(w, "expires_at", g.expires_at);
   time_member(w, "issued_at", g.issued_at);
   w.string_member("plan_id", g.plan_id);
-  w.string_member("tier", g.tier);
+  optional_string_member(w, "tier", g.tier);
   w.string_array_member("features", g.features);
   w.string_member("instance_domain", g.instance_domain);
   w.string_member("instance_type", domain::to_string(g.instance_type));
@@ -435,7 +435,7 @@ std::string encode_license_claims(const domain::license_grant& grant) {
   time_member(w, "exp", grant.expires_at);
   w.integer_member("seats", grant.seats);
   w.string_member("plan_id", grant.plan_id);
-  w.string_member("tier", grant.tier);
+  optional_string_member(w, "tier", grant.tier);
   w.string_array_member("features", grant.features);
   w.string_member("instance_domain", grant.instance_domain);
   w.string_member("instance_type", domain::to_string(grant.instance_type));

@@ -712,6 +712,14 @@ constexpr const char* migration_0006_owed_before_parts = R"sql(
 ALTER TABLE seatledger.subscription_orgs ADD COLUMN owed_before_parts bigint;
 )sql";
 
+// Migration 7: a license of a plan without a tier (no `base_product`
+// charge, or its `ChargeTier__c` null or absent) says `"tier": null`
+// instead of an empty string. Licenses already issued keep the empty text
+// their signed claims carry; content is never rewritten.
+constexpr const char* migration_0007_license_tier_optional = R"sql(
+ALTER TABLE seatledger.licenses ALTER COLUMN tier DROP NOT NULL;
+)sql";
+
 const std::vector<migration>& migrations() {
   static const std::vector<migration> all{
     {1, "initial schema", migration_0001_initial},
@@ -720,6 +728,7 @@ const std::vector<migration>& migrations() {
     {4, "lean indexes", migration_0004_lean_indexes},
     {5, "outbox compressed by the service", migration_0005_outbox_external},
     {6, "owed before a delta's parts", migration_0006_owed_before_parts},
+    {7, "license tier optional", migration_0007_license_tier_optional},
   };
   return all;
 }

@@ -428,11 +428,11 @@ ORDER BY next_month_end, subscription_id
 
 constexpr const char* sql_plan_entitlements = R"sql(
 SELECT p.rate_plan_id,
-  coalesce((SELECT c.custom_fields->>'ChargeTier__c'
-            FROM seatledger.catalog_charges AS c
-            WHERE c.rate_plan_id = p.rate_plan_id
-              AND c.custom_fields->>'CDotPlanType__c' = 'base_product'
-            ORDER BY c.position LIMIT 1), ''),
+  (SELECT c.custom_fields->>'ChargeTier__c'
+   FROM seatledger.catalog_charges AS c
+   WHERE c.rate_plan_id = p.rate_plan_id
+     AND c.custom_fields->>'CDotPlanType__c' = 'base_product'
+   ORDER BY c.position LIMIT 1),
   CASE WHEN jsonb_typeof(p.custom_fields->'Features__c') = 'array'
        THEN (p.custom_fields->'Features__c')::text ELSE '[]' END
 FROM seatledger.catalog_rate_plans AS p
@@ -858,7 +858,7 @@ license_view license_view_of(const pqxx::row& r) {
   g.expires_at = micros_of(r[4]);
   g.seats = r[5].as<std::int64_t>();
   g.plan_id = text_of(r[6]);
-  g.tier = text_of(r[7]);
+  g.tier = opt_text_of(r[7]);
   g.features = parse_text_array(r[8]);
   g.instance_domain = text_of(r[9]);
   g.instance_type = instance_type_of(r[10]);
@@ -1399,7 +1399,7 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
       const auto& g = l.grant;
       buf.text(g.license_id).text(g.subscription_id).time(g.issued_at);
       buf.time(g.not_before).time(g.expires_at).integer(g.seats);
-      buf.text(g.plan_id).text(g.tier).text_array(g.features);
+      buf.text(g.plan_id).opt_text(g.tier).text_array(g.features);
       buf.text(g.instance_domain).text(domain::to_string(g.instance_type));
       buf.boolean(g.trial).text(g.issued_by.source).text(g.issued_by.id);
       buf.text(l.claims_json).text(l.license_key).text(l.key_id).end_row();
@@ -1702,7 +1702,7 @@ pg_store::load_plan_entitlements() {
     pqxx::nontransaction tx{c};
     for (const auto& r : tx.exec_prepared("plan_entitlements")) {
       domain::plan_entitlements e;
-      e.tier = text_of(r[1]);
+      e.tier = opt_text_of(r[1]);
       for (const auto& f : nlohmann::json::parse(r[2].c_str()))
         if (f.is_string())
           e.features.push_back(f.get<std::string>());

@@ -180,6 +180,7 @@ protected:
     b.licenses
       = {license_of("sub-q", "lic-1", at("2026-01-15T00:00:01Z"), "create-1"),
          license_of("sub-q", "lic-2", at("2026-03-01T00:00:00Z"), "issue-2")};
+    b.licenses[1].grant.tier = std::nullopt; // a plan without a tier
     b.revocations
       = {{"lic-1", "sub-q", at("2026-03-01T00:00:00.25Z"), "superseded"}};
     ASSERT_OK(store().commit(b));
@@ -486,6 +487,7 @@ TEST_F(state, licenses_and_revocations) {
   auto by = value_or_fail(store().license_issued_by({"billing", "issue-2"}));
   ASSERT_TRUE(by);
   EXPECT_EQ(by->license.grant.license_id, "lic-2");
+  EXPECT_EQ(by->license.grant.tier, std::nullopt);
   EXPECT_FALSE(value_or_fail(store().license_issued_by({"billing", "x"})));
 
   auto revoked = value_or_fail(store().revocations());
@@ -567,6 +569,32 @@ domain::rate_plan_upserted plan(const std::string& id, const std::string& tier,
                 R"({"CDotPlanType__c":"base_product","ChargeTier__c":")" + tier
                   + R"("})"}};
   return p;
+}
+
+TEST_F(state, a_plan_without_a_tier_has_none) {
+  // Its base charge's tier is null, absent, or it has no base charge: a
+  // license of it says "tier": null, not an empty tier.
+  auto null_tier = plan("null-tier", "", "[]");
+  null_tier.charges[1].custom_fields
+    = R"({"CDotPlanType__c":"base_product","ChargeTier__c":null})";
+  auto absent_tier = plan("absent-tier", "", "[]");
+  absent_tier.charges[1].custom_fields
+    = R"({"CDotPlanType__c":"base_product"})";
+  auto no_base = plan("no-base", "Premium", "[]");
+  no_base.charges.pop_back();
+  storage_batch b;
+  b.catalog_upserts
+    = {{null_tier, {"cat", "1"}},
+       {absent_tier, {"cat", "2"}},
+       {no_base, {"cat", "3"}},
+       {plan("not-applicable", "Not Applicable", "[]"), {"cat", "4"}}};
+  ASSERT_OK(store().commit(b));
+  auto ent = value_or_fail(store().load_plan_entitlements());
+  ASSERT_EQ(ent.size(), 4u);
+  EXPECT_EQ(ent["null-tier"].tier, std::nullopt);
+  EXPECT_EQ(ent["absent-tier"].tier, std::nullopt);
+  EXPECT_EQ(ent["no-base"].tier, std::nullopt);
+  EXPECT_EQ(ent["not-applicable"].tier, "Not Applicable");
 }
 
 TEST_F(state, catalog_versions_entitlements_and_notification) {

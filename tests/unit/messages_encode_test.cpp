@@ -2,16 +2,17 @@
 // Subscription shape and the license claims, checked field by field after
 // parsing with an independent JSON library. Also the JSON writer itself.
 
-#include "domain/subscription.hpp"
-#include "messages/encode.hpp"
-#include "messages/json_writer.hpp"
-
 #include <cstdint>
 #include <gtest/gtest.h>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "domain/subscription.hpp"
+#include "messages/encode.hpp"
+#include "messages/json_writer.hpp"
 
 using namespace seatledger;
 using namespace seatledger::messages;
@@ -347,6 +348,16 @@ TEST(messages_license, claims) {
                      {"instance_domain", "gitlab.acme.example"},
                      {"instance_type", "PRIMARY"},
                      {"trial", false}}));
+
+  // A plan without a tier: the claim is null, in the event too.
+  g.tier = std::nullopt;
+  EXPECT_TRUE(json::parse(encode_license_claims(g)).at("tier").is_null());
+  domain::license_issued issued;
+  issued.grant = g;
+  issued.license_key = "v4.public.x";
+  EXPECT_TRUE(check_envelope(make_event(issued), "seatledger.license.issued")
+                .at("tier")
+                .is_null());
 }
 
 // -- the writer
