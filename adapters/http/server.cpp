@@ -95,6 +95,15 @@ query_params url_query(const httplib::Request& req) {
   return {parsed.begin(), parsed.end()};
 }
 
+/// Whether httplib 0.11 would read this request's body until the client
+/// closes the connection: a method it expects a body with, and no length.
+bool httplib_reads_body_to_close(const httplib::Request& req) {
+  bool expects_body = req.method == "POST" || req.method == "PUT"
+                      || req.method == "PATCH" || req.method == "DELETE";
+  return expects_body && !req.has_header("Content-Length")
+         && !req.has_header("Transfer-Encoding");
+}
+
 /// A random (version 4) UUID for the commands the API publishes: their ids
 /// must be fresh, unlike the service's derived ids.
 std::string random_uuid() {
@@ -984,6 +993,17 @@ caf::expected<int> server::start(const std::string& host, int port) {
   http->Patch(".*", handler);
   http->Delete(".*", handler);
   http->Options(".*", handler);
+  // A request without Content-Length or chunked encoding has no body (RFC
+  // 9112 6.3), but httplib 0.11 reads a POST, PUT, PATCH or DELETE until the
+  // client closes: `curl -X POST` waited for the 10 s read timeout and got
+  // 400. Such a request is answered at once, with its empty body.
+  http->set_pre_routing_handler(
+    [&d](const httplib::Request& req, httplib::Response& res) {
+      if (!httplib_reads_body_to_close(req))
+        return httplib::Server::HandlerResponse::Unhandled;
+      d.dispatch(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    });
   // Statuses httplib sets on its own (malformed request, body too large)
   // get the same JSON error shape; answers with a body are left alone.
   http->set_error_handler(httplib::Server::HandlerWithResponse{
