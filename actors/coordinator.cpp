@@ -193,6 +193,8 @@ struct coordinator_state {
   steady_clock::time_point next_recopy = steady_clock::now();
   steady_clock::time_point next_catalog_check = steady_clock::now();
   steady_clock::time_point next_kafka_check = steady_clock::now();
+  /// check_postgres logged an outage and has not seen its end yet.
+  bool postgres_reported_down = false;
   /// Until then, upstream events are looked up among the applied ones
   /// before they are applied (see `cycle`).
   steady_clock::time_point query_applied_until;
@@ -653,6 +655,9 @@ struct coordinator_state {
       // before the counts are known (Kafka unreachable at start, or a topic
       // not created yet).
       status->kafka_ok = false;
+      // Housekeeping does not run yet, and readiness names PostgreSQL
+      // first: unchecked, it blamed PostgreSQL for Kafka's outage.
+      check_postgres();
       self->delayed_send(self, seconds{1}, atoms::poll_atom_v);
       return;
     }
@@ -1623,12 +1628,15 @@ struct coordinator_state {
   void check_postgres() {
     auto answered = store->ping();
     bool reachable = static_cast<bool>(answered);
-    if (reachable != status->postgres_ok.load()) {
-      if (reachable)
-        log::info("PostgreSQL is reachable again");
-      else
-        log::error("PostgreSQL is not reachable; not ready until it is",
-                   {{"error", describe(answered.error())}});
+    // "Again" only after an outage this check reported, not at the first
+    // check after start (the status starts as not reachable).
+    if (!reachable && !postgres_reported_down) {
+      log::error("PostgreSQL is not reachable; not ready until it is",
+                 {{"error", describe(answered.error())}});
+      postgres_reported_down = true;
+    } else if (reachable && postgres_reported_down) {
+      log::info("PostgreSQL is reachable again");
+      postgres_reported_down = false;
     }
     status->postgres_ok = reachable;
   }

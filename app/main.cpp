@@ -1,5 +1,6 @@
 // seatledger: one binary with subcommands, `--help` on each.
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -24,12 +25,19 @@ std::string env_or(const char* name, const std::string& fallback) {
   return value ? value : fallback;
 }
 
-/// Adds every serve option to `cmd` as a flag; values are collected after
-/// parsing so the configuration layer can apply its precedence.
-std::vector<std::pair<const config::option_spec*, CLI::Option*>>
-add_serve_flags(CLI::App& cmd) {
-  std::vector<std::pair<const config::option_spec*, CLI::Option*>> flags;
+using config_flags
+  = std::vector<std::pair<const config::option_spec*, CLI::Option*>>;
+
+/// Adds serve's options to `cmd` as flags (all of them, or those named in
+/// `only`); values are collected after parsing so the configuration layer
+/// can apply its precedence.
+config_flags add_config_flags(CLI::App& cmd,
+                              const std::vector<std::string>& only = {}) {
+  config_flags flags;
   for (const auto& spec : config::serve_options()) {
+    if (!only.empty()
+        && std::find(only.begin(), only.end(), spec.name) == only.end())
+      continue;
     auto help = spec.description + " [env " + spec.env + "]";
     if (!spec.default_value.empty())
       help += " [default " + spec.default_value + "]";
@@ -50,18 +58,31 @@ add_serve_flags(CLI::App& cmd) {
   return flags;
 }
 
+/// Flags, environment, configuration file and defaults, resolved and
+/// validated as serve does it, for the flags `cmd` was given.
+std::variant<config::settings, config::config_error>
+resolve_config(const config_flags& given) {
+  config::flag_values flags;
+  for (const auto& [spec, opt] : given)
+    if (opt->count() > 0)
+      flags[spec->name] = opt->results();
+  return config::resolve(config::serve_options(), flags,
+                         config::process_environment());
+}
+
 /// Refuses an empty value: an empty id or path given on purpose is a
 /// mistake (an empty --subscription would mean every subscription).
 std::string refuse_empty(const std::string& value) {
   return value.empty() ? "must not be empty" : "";
 }
 
-/// What serve's configuration says of a database URL given to another
-/// command: the same rules (empty is not "unset"), declared once.
-std::optional<std::string> database_url_problem(const std::string& url) {
+/// What serve's configuration says of a value of option `name` given to
+/// another command: the same rules, declared once.
+std::optional<std::string> option_problem(const std::string& name,
+                                          const std::string& value) {
   for (const auto& spec : config::serve_options())
-    if (spec.name == "database-url" && spec.validate)
-      return spec.validate(url);
+    if (spec.name == name && spec.validate)
+      return spec.validate(value);
   return std::nullopt;
 }
 
@@ -73,19 +94,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   auto* serve = app.add_subcommand("serve", "run the service");
-  auto serve_flags = add_serve_flags(*serve);
+  auto serve_flags = add_config_flags(*serve);
 
+  // The commands that open the database read its settings the way serve
+  // does (flags, SEATLEDGER_* variables, the configuration file), so a Job
+  // given serve's configuration migrates the database serve will use.
+  const std::vector<std::string> database_settings{"config", "database-url",
+                                                   "data-dir"};
   auto* migrate = app.add_subcommand("migrate",
                                      "bring the PostgreSQL schema up to date");
-  std::string database_url = env_or("SEATLEDGER_DATABASE_URL", "");
-  std::string data_dir = env_or("SEATLEDGER_DATA_DIR", "./var");
-  auto* migrate_url = migrate->add_option(
-    "--database-url", database_url,
-    "PostgreSQL connection string; unset: the embedded "
-    "server under --data-dir [env SEATLEDGER_DATABASE_URL]");
-  migrate->add_option("--data-dir", data_dir,
-                      "data directory of the "
-                      "embedded server");
+  auto migrate_flags = add_config_flags(*migrate, database_settings);
 
   auto* dev_kafka = app.add_subcommand(
     "dev-kafka", "run a local Kafka-protocol cluster (librdkafka's mock "
@@ -165,12 +183,7 @@ int main(int argc, char** argv) {
                  "only this subscription (exit 2 if it has neither ledger "
                  "nor state)")
     ->check(CLI::Validator{refuse_empty, ""});
-  auto* verify_url
-    = ledger_verify->add_option("--database-url", database_url,
-                                "PostgreSQL connection string [env "
-                                "SEATLEDGER_DATABASE_URL]");
-  ledger_verify->add_option("--data-dir", data_dir,
-                            "data directory of the embedded server");
+  auto verify_flags = add_config_flags(*ledger_verify, database_settings);
 
   auto* demo = app.add_subcommand(
     "demo", "run a scenario through the domain rules and print the results");
@@ -234,31 +247,26 @@ int main(int argc, char** argv) {
     return status == 0 ? 0 : 2;
   }
 
-  if (*serve) {
-    config::flag_values flags;
-    for (const auto& [spec, opt] : serve_flags)
-      if (opt->count() > 0)
-        flags[spec->name] = opt->results();
-    auto resolved = config::resolve(config::serve_options(), flags,
-                                    config::process_environment());
+  if (*serve || *migrate || *ledger_verify) {
+    auto resolved = resolve_config(*serve     ? serve_flags
+                                   : *migrate ? migrate_flags
+                                              : verify_flags);
     if (auto* err = std::get_if<config::config_error>(&resolved)) {
       std::cerr << err->message << "\n";
       return 2;
     }
-    return app::run_serve(std::get<config::settings>(resolved));
+    const auto& settings = std::get<config::settings>(resolved);
+    if (*serve)
+      return app::run_serve(settings);
+    const auto& database_url = settings.text("database-url");
+    const auto& data_dir = settings.text("data-dir");
+    if (*migrate)
+      return app::run_migrate(database_url, data_dir);
+    return app::run_ledger_verify(database_url, data_dir,
+                                  subscription.empty()
+                                    ? std::nullopt
+                                    : std::optional<std::string>{subscription});
   }
-  if (*migrate || *ledger_verify) {
-    auto given = migrate_url->count() + verify_url->count() > 0
-                 || std::getenv("SEATLEDGER_DATABASE_URL") != nullptr;
-    if (given)
-      if (auto problem = database_url_problem(database_url)) {
-        std::cerr << "invalid configuration: --database-url: " << *problem
-                  << "\n";
-        return 2;
-      }
-  }
-  if (*migrate)
-    return app::run_migrate(database_url, data_dir);
   if (*dev_kafka)
     return app::run_dev_kafka(brokers, partitions,
                               app::all_topics(actors::topic_names{}));
@@ -280,6 +288,11 @@ int main(int argc, char** argv) {
                    "SEATLEDGER_KAFKA_BOOTSTRAP)\n";
       return 2;
     }
+    if (auto problem = option_problem("kafka-bootstrap", bootstrap)) {
+      std::cerr << "invalid configuration: --kafka-bootstrap: " << *problem
+                << "\n";
+      return 2;
+    }
     return app::run_publish(
       kafka, topic, key_field.empty() ? app::key_field_for(topic) : key_field,
       file);
@@ -290,11 +303,6 @@ int main(int argc, char** argv) {
     return app::run_license_verify(public_keys, key);
   if (*verify_doc)
     return app::run_document_verify(public_keys, document);
-  if (*ledger_verify)
-    return app::run_ledger_verify(database_url, data_dir,
-                                  subscription.empty()
-                                    ? std::nullopt
-                                    : std::optional<std::string>{subscription});
   if (*demo)
     return app::run_demo(std::cout);
   if (*sample)

@@ -18,6 +18,7 @@
 #include "log/log.hpp"
 #include "messages/service_error.hpp"
 #include "messages/type_ids.hpp"
+#include "storage/conninfo.hpp"
 #include "storage/embedded_postgres.hpp"
 #include "storage/pg_store.hpp"
 
@@ -128,7 +129,8 @@ int run_serve(const config::settings& settings) {
     }
     database_url = *started;
   }
-  announce("DATABASE_URL", database_url);
+  // stdout becomes the pod's log: the password stays out of it.
+  announce("DATABASE_URL", storage::without_password(database_url));
   // Kafka: the configured cluster, or the mock cluster in this process.
   auto topics = topics_from(settings);
   std::unique_ptr<kafka::mock_cluster> mock;

@@ -25,6 +25,10 @@ namespace seatledger::app {
 
 namespace {
 
+std::filesystem::path embedded_cluster_of(const std::string& data_dir) {
+  return std::filesystem::path{data_dir} / "postgres";
+}
+
 /// The configured database, or the embedded one under the data dir (started
 /// for the duration of the command).
 struct database {
@@ -36,8 +40,7 @@ struct database {
     url = database_url;
     if (!url.empty())
       return caf::unit;
-    auto started
-      = embedded.start((std::filesystem::path{data_dir} / "postgres").string());
+    auto started = embedded.start(embedded_cluster_of(data_dir).string());
     if (!started)
       return started.error();
     url = *started;
@@ -212,6 +215,18 @@ int run_ledger_verify(const std::string& database_url,
                       const std::string& data_dir,
                       const std::optional<std::string>& subscription_id) {
   database db;
+  // Only serve and migrate create the embedded server: given a mistyped
+  // --data-dir, verify initialised a new, empty cluster there and failed on
+  // it.
+  std::error_code ec;
+  if (database_url.empty()
+      && !std::filesystem::exists(embedded_cluster_of(data_dir) / "PG_VERSION",
+                                  ec)) {
+    std::cerr << "invalid configuration: --data-dir: no embedded database in "
+              << embedded_cluster_of(data_dir).string()
+              << " (give the --data-dir serve runs with, or --database-url)\n";
+    return 2;
+  }
   if (auto ok = db.open(database_url, data_dir); !ok) {
     std::cerr << describe(ok.error()) << "\n";
     return 2;

@@ -1,5 +1,6 @@
 #include "config/options.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -65,9 +66,54 @@ optional<string> connection_string(const string& value) {
 
 // Empty means nothing in a cluster: refused like the database URL, so that
 // a replica never quietly consumes an in-process cluster of its own.
+bool is_port(const string& text) {
+  return !text.empty() && text.size() <= 5
+         && text.find_first_not_of("0123456789") == string::npos
+         && std::stoll(text) >= 1 && std::stoll(text) <= 65535;
+}
+
+// librdkafka's form: `[PROTOCOL://]HOST[:PORT]`, comma-separated; an IPv6
+// address in brackets. librdkafka takes a bad entry without a word at start
+// and only logs, for ever, that it cannot resolve it.
 optional<string> bootstrap_servers(const string& value) {
   if (value.empty())
     return string{"empty; leave it unset for the embedded mock cluster"};
+  std::size_t begin = 0;
+  while (begin <= value.size()) {
+    auto end = std::min(value.find(',', begin), value.size());
+    auto entry = value.substr(begin, end - begin);
+    auto first = entry.find_first_not_of(' ');
+    auto last = entry.find_last_not_of(' ');
+    auto server = first == string::npos ? string{}
+                                        : entry.substr(first, last - first + 1);
+    auto bad = "not HOST[:PORT] (comma-separated): '" + server + "'";
+    if (auto scheme = server.find("://"); scheme != string::npos)
+      server = server.substr(scheme + 3);
+    string host = server;
+    string port;
+    if (!server.empty() && server[0] == '[') {
+      auto close = server.find(']');
+      if (close == string::npos
+          || (close + 1 < server.size() && server[close + 1] != ':'))
+        return bad;
+      host = server.substr(1, close - 1);
+      if (close + 1 < server.size()) {
+        port = server.substr(close + 2);
+        if (!is_port(port))
+          return bad;
+      }
+    } else if (auto colon = server.find(':'); colon != string::npos) {
+      if (server.find(':', colon + 1) != string::npos)
+        return bad + " (an IPv6 address goes in brackets)";
+      host = server.substr(0, colon);
+      port = server.substr(colon + 1);
+      if (!is_port(port))
+        return bad;
+    }
+    if (host.empty() || host.find_first_of(" /") != string::npos)
+      return bad;
+    begin = end + 1;
+  }
   return std::nullopt;
 }
 
@@ -77,9 +123,7 @@ optional<string> host_port(const string& value) {
     return "not HOST:PORT: '" + value + "'";
   auto port = value.substr(colon + 1);
   // Port 0 asks for any free port (the HTTP= line tells which).
-  if (port.empty() || port.size() > 5
-      || port.find_first_not_of("0123456789") != string::npos
-      || std::stoll(port) > 65535)
+  if (port != "0" && !is_port(port))
     return "not HOST:PORT: '" + value + "'";
   return std::nullopt;
 }

@@ -58,4 +58,28 @@ std::string with_network_timeouts(const std::string& conninfo) {
   return result;
 }
 
+std::string without_password(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    return conninfo;
+  }
+  bool has_password = false;
+  std::string result;
+  for (auto* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr)
+      continue;
+    bool secret = std::strcmp(o->keyword, "password") == 0;
+    has_password = has_password || secret;
+    if (!result.empty())
+      result.push_back(' ');
+    result += o->keyword;
+    result.push_back('=');
+    result += secret ? std::string{"'********'"} : quoted(o->val);
+  }
+  PQconninfoFree(options);
+  return has_password ? result : conninfo;
+}
+
 } // namespace seatledger::storage

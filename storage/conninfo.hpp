@@ -15,4 +15,9 @@ namespace seatledger::storage {
 /// cannot parse comes back unchanged (connecting reports why).
 std::string with_network_timeouts(const std::string& conninfo);
 
+/// `conninfo` for printing: unchanged without a password; with one, as a
+/// key=value string whose password reads `********`. A string libpq cannot
+/// parse comes back unchanged (the configuration check refuses it first).
+std::string without_password(const std::string& conninfo);
+
 } // namespace seatledger::storage

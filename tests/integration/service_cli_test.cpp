@@ -97,6 +97,113 @@ TEST_F(cli_serve_start, a_migration_failing_on_a_reachable_database_ends_it) {
     << plain[0];
 }
 
+TEST_F(cli_serve_start, kafka_down_at_start_is_named_not_postgresql) {
+  // Until the topics' metadata was read, housekeeping did not run, so
+  // PostgreSQL was never checked: /readyz and seatledger_dependency_up
+  // blamed it while only Kafka was down, and the first check logged it
+  // "reachable again".
+  temp_dir dir{"seatledger_cli_kafka_down"};
+  auto keys = crypto::generate_key_pair(dir.file("keys"));
+  ASSERT_TRUE(keys) << describe(keys.error());
+  child_process serve{{seatledger_binary(), "serve", "--database-url",
+                       conninfo(), "--kafka-bootstrap", unreachable_bootstrap,
+                       "--signing-key", keys->signing_key_file, "--data-dir",
+                       dir.file("var"), "--http-listen", "127.0.0.1:0"},
+                      {}};
+  auto url = serve.wait_for_value("HTTP", std::chrono::seconds{60});
+  ASSERT_TRUE(url) << serve.stderr_tail();
+  httplib::Client client{"127.0.0.1",
+                         std::stoi(url->substr(url->rfind(':') + 1))};
+  std::string reason;
+  std::string metrics;
+  EXPECT_TRUE(wait_until(
+    [&] {
+      auto ready = client.Get("/readyz");
+      auto scraped = client.Get("/metrics");
+      if (!ready || !scraped)
+        return false;
+      auto body = json::parse(ready->body, nullptr, false);
+      reason = body.is_discarded() ? ready->body
+                                   : body["error"]["message"].dump();
+      metrics = scraped->body;
+      return ready->status == 503 && reason == "\"Kafka is not reachable\"";
+    },
+    std::chrono::seconds{30}))
+    << reason << "\n"
+    << serve.stderr_tail();
+  EXPECT_NE(
+    metrics.find("seatledger_dependency_up{dependency=\"postgresql\"} 1"),
+    std::string::npos)
+    << metrics;
+  EXPECT_NE(metrics.find("seatledger_dependency_up{dependency=\"kafka\"} 0"),
+            std::string::npos)
+    << metrics;
+  EXPECT_EQ(serve.stderr_tail(1 << 20).find("reachable again"),
+            std::string::npos)
+    << serve.stderr_tail();
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(std::chrono::seconds{60}), std::optional<int>{0})
+    << serve.stderr_tail();
+}
+
+TEST_F(cli_serve_start, migrate_reads_the_configuration_as_serve_does) {
+  // migrate read only its flags and SEATLEDGER_DATABASE_URL: a Job given
+  // serve's configuration file, or a mistyped variable, migrated a new
+  // embedded database under ./var and said "applied", while the real one
+  // was never touched.
+  temp_dir dir{"seatledger_cli_migrate_config"};
+  const auto file = dir.file("seatledger.conf");
+  write_file(file, "database-url = " + conninfo() + "\n");
+  auto migrated = [&] {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    return tx
+      .exec1("SELECT to_regclass('seatledger.seat_ledger') IS NOT NULL")[0]
+      .as<bool>();
+  };
+  ASSERT_FALSE(migrated());
+  auto r
+    = run_cli({"migrate", "--config", file, "--data-dir", dir.file("var")});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_TRUE(migrated());
+  EXPECT_FALSE(std::filesystem::exists(dir.file("var/postgres")));
+  // The same through SEATLEDGER_CONFIG (and nothing left to apply).
+  r = run_cli({"migrate", "--data-dir", dir.file("var")},
+              {{"SEATLEDGER_CONFIG", file}});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_NE(r.out.find("applied 0 migration"), std::string::npos) << r.out;
+  // ledger verify reads it the same way.
+  r = run_cli({"ledger", "verify", "--config", file});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  // A SEATLEDGER_* name that is no setting stops it, as it stops serve.
+  for (const auto& command : std::vector<std::vector<std::string>>{
+         {"migrate", "--data-dir", dir.file("typo")},
+         {"ledger", "verify", "--data-dir", dir.file("typo")}}) {
+    r = run_cli(command, {{"SEATLEDGER_DATABSE_URL", conninfo()}});
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.out << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_NE(lines[0].find("SEATLEDGER_DATABSE_URL"), std::string::npos)
+      << lines[0];
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("typo")));
+}
+
+TEST(cli_usage, ledger_verify_does_not_create_the_database_it_reads) {
+  // Given a --data-dir with no embedded database (a typo), verify
+  // initialised a new cluster there and failed on its missing roles.
+  temp_dir dir{"seatledger_cli_verify_dir"};
+  auto r = run_cli({"ledger", "verify", "--data-dir", dir.file("nothing")});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.out << r.err;
+  auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find("--data-dir"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("no embedded database"), std::string::npos)
+    << lines[0];
+  EXPECT_FALSE(std::filesystem::exists(dir.file("nothing")));
+  EXPECT_EQ(r.out, "");
+}
+
 TEST(cli_usage, an_empty_database_url_or_bootstrap_is_not_unset) {
   // Only an unset setting means the embedded server or cluster. An empty
   // one (a secret or template that rendered nothing) started a replica on

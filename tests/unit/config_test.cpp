@@ -405,6 +405,23 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
             "127.0.0.1:0");
 }
 
+TEST(config, kafka_bootstrap_is_a_list_of_host_and_port) {
+  // librdkafka took a malformed entry without a word and logged, for ever,
+  // that it could not resolve it: a replica that never got ready.
+  for (const auto* good :
+       {"broker-1:9092", "broker-1", "b1:9092,b2:9093", "b1:9092, b2:9093",
+        "SASL_SSL://kafka.example.com:9094", "[::1]:9092", "[fe80::1]",
+        "10.0.0.7:1"})
+    EXPECT_EQ(ok({{"kafka-bootstrap", {good}}}).text("kafka-bootstrap"), good);
+  for (const auto* bad :
+       {"host:notaport", "host:", ":9092", "host:0", "host:65536", "b1:9092,",
+        "b1:9092,,b2:9092", "::1:9092", "[::1", "[::1]9092", "a b:9092"}) {
+    auto msg = error_of({{"kafka-bootstrap", {bad}}});
+    EXPECT_TRUE(contains(msg, "--kafka-bootstrap")) << bad << ": " << msg;
+    EXPECT_TRUE(contains(msg, "not HOST[:PORT]")) << bad << ": " << msg;
+  }
+}
+
 TEST(config, unknown_settings_are_errors) {
   // A SEATLEDGER_* variable that is no option (a typo) ...
   auto msg = error_of({}, {{"SEATLEDGER_SOURCES", "x"}});

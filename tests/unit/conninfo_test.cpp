@@ -65,5 +65,24 @@ TEST(conninfo, what_libpq_cannot_parse_comes_back_unchanged) {
             "postgresql://[broken");
 }
 
+TEST(conninfo, a_printed_connection_string_hides_its_password) {
+  // serve prints DATABASE_URL= on stdout, which becomes the pod's log.
+  for (const auto* given :
+       {"postgresql://app:s3cret-pw@db:5432/ledger",
+        "postgresql://app@db/ledger?password=s3cret-pw",
+        "host=db user=app password='s3cret-pw' dbname=ledger"}) {
+    auto printed = without_password(given);
+    EXPECT_EQ(printed.find("s3cret-pw"), std::string::npos) << printed;
+    EXPECT_TRUE(has(printed, "password='********'")) << printed;
+    EXPECT_TRUE(has(printed, "host='db'")) << printed;
+    EXPECT_TRUE(has(printed, "user='app'")) << printed;
+  }
+  // Without a password it is printed as given (the embedded server's
+  // socket URL, a URL relying on ~/.pgpass).
+  for (const auto* given : {"postgresql://app@db/ledger",
+                            "host=/tmp/seatledger-pg port=5433 dbname=x"})
+    EXPECT_EQ(without_password(given), given);
+}
+
 } // namespace
 } // namespace seatledger::storage
