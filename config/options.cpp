@@ -217,13 +217,28 @@ string trim(const string& s) {
   return s.substr(b, e - b + 1);
 }
 
+// `\,` is a comma inside an item: librdkafka values such as `debug=cgrp,topic`
+// or `sasl.oauthbearer.extensions=a=1,b=2` hold commas. Any other backslash
+// stays as it is.
 std::vector<string> split_commas(const string& value) {
   std::vector<string> result;
-  std::stringstream in{value};
   string item;
-  while (std::getline(in, item, ','))
+  auto take = [&] {
     if (auto t = trim(item); !t.empty())
       result.push_back(t);
+    item.clear();
+  };
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size() && value[i + 1] == ',') {
+      item.push_back(',');
+      ++i;
+    } else if (value[i] == ',') {
+      take();
+    } else {
+      item.push_back(value[i]);
+    }
+  }
+  take();
   return result;
 }
 
@@ -284,7 +299,8 @@ const std::vector<option_spec>& serve_options() {
      bootstrap_servers},
     {"kafka-property", "SEATLEDGER_KAFKA_PROPERTIES",
      "librdkafka client property KEY=VALUE, passed through (security "
-     "protocol, SASL, TLS …); repeatable, comma-separated in the variable",
+     "protocol, SASL, TLS …); repeatable, comma-separated in the variable "
+     "(\\, for a comma in a value)",
      k::list, "", kafka_property},
     {"database-url", "SEATLEDGER_DATABASE_URL",
      "PostgreSQL connection string (libpq URI or key=value); unset: an "

@@ -244,6 +244,12 @@ TEST(config, list_options_repeat_as_flags_and_split_commas_in_the_environment) {
   EXPECT_EQ(s.list("kafka-property"),
             (std::vector<std::string>{"security.protocol=SASL_SSL",
                                       "sasl.mechanism=PLAIN"}));
+  // A comma inside a value is written \, in the variable (the file and the
+  // flag take it as it is): `debug=cgrp,topic` could not be set there.
+  s = ok({}, {{"SEATLEDGER_KAFKA_PROPERTIES",
+               R"(debug=cgrp\,topic,client.id=a\b)"}});
+  EXPECT_EQ(s.list("kafka-property"),
+            (std::vector<std::string>{"debug=cgrp,topic", R"(client.id=a\b)"}));
   // The file: one value per line, the line repeated.
   config_file file{"api-token = " + a + "\napi-token = " + b
                    + "\ntrusted-key = /k/file.pem\n"};
