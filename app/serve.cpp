@@ -1,9 +1,11 @@
 #include "app/serve.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <signal.h>
+#include <thread>
 #include <unistd.h>
 
 #include <caf/actor_system.hpp>
@@ -73,6 +75,10 @@ migration migrate_when_reachable(const std::string& database_url,
 }
 
 } // namespace
+
+/// How long the process may take to end after "stopped": with the drain's
+/// 60 s, inside the Deployment's 90 s grace period.
+constexpr std::chrono::seconds kafka_close_grace{10};
 
 int run_serve(const config::settings& settings) {
   auto signals = block_termination_signals();
@@ -221,6 +227,18 @@ int run_serve(const config::settings& settings) {
   if (embedded.running())
     embedded.stop();
   log::info("stopped");
+  // Destroying the actor system waits for every actor. One blocked in
+  // librdkafka (leaving the group while the brokers accept no bytes: a
+  // paused or partitioned Kafka) kept the process for as long as Kafka was
+  // away, past any grace period. What is committed is in PostgreSQL, and
+  // the partitions' next owner publishes what is pending, so the process
+  // may end without those clients, as a crash would.
+  std::thread{[] {
+    std::this_thread::sleep_for(kafka_close_grace);
+    log::error("the Kafka clients did not close within 10 s of stopping; "
+               "exiting without them");
+    std::_Exit(0);
+  }}.detach();
   return 0;
 }
 
