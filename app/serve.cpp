@@ -41,6 +41,25 @@ std::string error_text(const caf::error& err) {
   return describe(err);
 }
 
+/// `describe(err)` on one line: a fatal start-up error is one line on
+/// stderr, and pg_ctl's or libpq's messages span several.
+std::string describe_on_one_line(const caf::error& err) {
+  std::string text = describe(err);
+  std::string result;
+  bool in_break = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\r') {
+      in_break = true;
+      continue;
+    }
+    if (in_break && !result.empty())
+      result += " | ";
+    in_break = false;
+    result.push_back(c);
+  }
+  return result;
+}
+
 enum class migration { done, failed, stopped };
 
 /// Brings the schema up to date. While PostgreSQL cannot be reached (a
@@ -56,8 +75,8 @@ migration migrate_when_reachable(const std::string& database_url,
     if (migrated)
       return migration::done;
     if (!is(migrated.error(), service_errc::storage_unavailable)) {
-      std::cerr << "cannot migrate the database: " << describe(migrated.error())
-                << "\n";
+      std::cerr << "cannot migrate the database: "
+                << describe_on_one_line(migrated.error()) << "\n";
       return migration::failed;
     }
     log::error("PostgreSQL not reachable at start; trying again",
@@ -96,15 +115,31 @@ int run_serve(const config::settings& settings) {
   auto signing_key = settings.text("signing-key");
   std::string public_key_file;
   if (signing_key.empty()) {
-    auto files = crypto::ensure_key_pair(
-      (std::filesystem::path{data_dir} / "keys").string());
+    auto key_dir = (std::filesystem::path{data_dir} / "keys").string();
+    std::error_code ec;
+    bool existed = std::filesystem::exists(
+      std::filesystem::path{key_dir} / "signing-key.pem", ec);
+    auto files = crypto::ensure_key_pair(key_dir);
     if (!files) {
-      std::cerr << "cannot create the signing key: " << describe(files.error())
-                << "\n";
+      std::cerr << "cannot create the signing key under --data-dir (" << key_dir
+                << "): " << describe_on_one_line(files.error()) << "\n";
       return 1;
     }
     signing_key = files->signing_key_file;
     public_key_file = files->public_key_file;
+    // A key of its own per replica: a license signed by one fails
+    // verification on the others unless they trust its public key.
+    if (!existed)
+      log::info("created a signing key pair (set --signing-key for "
+                "replicas that share a database: each would make its own)",
+                {{"signing_key_file", signing_key},
+                 {"public_key_file", public_key_file}});
+    if (!settings.text("database-url").empty())
+      log::warning("no --signing-key: this replica signs with the key under "
+                   "its --data-dir; replicas sharing the database verify "
+                   "each other's licenses only with one shared "
+                   "--signing-key or each other's --trusted-key",
+                   {{"signing_key_file", signing_key}});
   }
   if (auto own = crypto::keyring::load(signing_key, {}); !own) {
     if (public_key_file.empty()) {
@@ -130,7 +165,7 @@ int run_serve(const config::settings& settings) {
       = embedded.start((std::filesystem::path{data_dir} / "postgres").string());
     if (!started) {
       std::cerr << "cannot start the embedded PostgreSQL: "
-                << describe(started.error()) << "\n";
+                << describe_on_one_line(started.error()) << "\n";
       return 1;
     }
     database_url = *started;
@@ -190,7 +225,7 @@ int run_serve(const config::settings& settings) {
   auto http = start_http(settings, database_url, kafka_config, *keys, status,
                          context);
   if (!http) {
-    std::cerr << describe(http.error()) << "\n";
+    std::cerr << describe_on_one_line(http.error()) << "\n";
     return 1;
   }
   announce("HTTP", http->url);

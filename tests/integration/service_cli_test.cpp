@@ -189,6 +189,30 @@ TEST_F(cli_serve_start, migrate_reads_the_configuration_as_serve_does) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("typo")));
 }
 
+TEST(cli_usage, a_failing_embedded_postgresql_is_one_line) {
+  // pg_ctl's output and the server log's lines came through as they were:
+  // five lines for one fatal error.
+  temp_dir dir{"seatledger_cli_embedded_fails"};
+  std::filesystem::create_directories(dir.file("var/postgres"));
+  write_file(dir.file("var/postgres/PG_VERSION"), "99\n");
+  auto keys = crypto::generate_key_pair(dir.file("keys"));
+  ASSERT_TRUE(keys) << describe(keys.error());
+  auto r = run_cli({"serve", "--data-dir", dir.file("var"), "--kafka-bootstrap",
+                    unreachable_bootstrap, "--signing-key",
+                    keys->signing_key_file, "--http-listen", "127.0.0.1:0"},
+                   {}, std::chrono::seconds{60});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  std::vector<std::string> plain;
+  for (const auto& line : lines_of(r.err))
+    if (!line.empty() && line.front() != '{') // JSON log lines aside
+      plain.push_back(line);
+  ASSERT_EQ(plain.size(), 1u) << r.err;
+  EXPECT_EQ(plain[0].rfind("cannot start the embedded PostgreSQL: ", 0), 0u)
+    << plain[0];
+  EXPECT_NE(plain[0].find("could not start server"), std::string::npos)
+    << plain[0];
+}
+
 TEST(cli_usage, ledger_verify_does_not_create_the_database_it_reads) {
   // Given a --data-dir with no embedded database (a typo), verify
   // initialised a new cluster there and failed on its missing roles.
