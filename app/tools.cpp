@@ -139,12 +139,23 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   }
   // A mistyped or unreachable bootstrap address was found out only when the
   // records' delivery timed out, a minute later, as "timed out waiting".
-  if (auto ok = (*producer)->reachable(publish_connect_timeout_ms); !ok) {
+  auto existing = (*producer)->partition_counts({topic},
+                                                publish_connect_timeout_ms);
+  if (!existing) {
     std::cerr << "cannot reach Kafka at " << kafka.bootstrap_servers
               << " (no broker answered within "
               << publish_connect_timeout_ms / 1000
-              << " s): " << describe(ok.error()) << "\n";
+              << " s): " << describe(existing.error()) << "\n";
     return 1;
+  }
+  // A mistyped topic was created by the first record (the mock cluster and
+  // brokers with auto.create.topics.enable do that), and the records went
+  // where nothing reads them.
+  if (existing->count(topic) == 0) {
+    std::cerr << "invalid configuration: --topic: no topic '" << topic
+              << "' at " << kafka.bootstrap_servers
+              << " (create it first; dev-kafka creates the service's)\n";
+    return 2;
   }
   long published = 0;
   long failed = 0;

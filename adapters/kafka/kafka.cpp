@@ -720,11 +720,10 @@ int producer::in_flight() const {
   return rd_kafka_outq_len(impl_->rk);
 }
 
-caf::expected<void> producer::reachable(int timeout_ms) {
-  auto answered = partition_counts_of(impl_->rk, {}, timeout_ms, false);
-  if (!answered)
-    return answered.error();
-  return caf::unit;
+caf::expected<std::map<std::string, std::int32_t>>
+producer::partition_counts(const std::vector<std::string>& topics,
+                           int timeout_ms) {
+  return partition_counts_of(impl_->rk, topics, timeout_ms, true);
 }
 
 // -- mock cluster -------------------------------------------------------------

@@ -204,10 +204,13 @@ public:
   /// Records still waiting for a delivery report.
   int in_flight() const;
 
-  /// One metadata round trip: an error when no broker answered within
-  /// `timeout_ms`. Producing to brokers that are not there only fails when
-  /// the records' delivery times out (minutes).
-  caf::expected<void> reachable(int timeout_ms);
+  /// One metadata round trip over every topic (so none is auto-created):
+  /// the partition counts of those of `topics` the cluster has, or an error
+  /// when no broker answered within `timeout_ms`. Producing to brokers that
+  /// are not there only fails when the records' delivery times out
+  /// (minutes), and producing to a topic that is not there may create it.
+  caf::expected<std::map<std::string, std::int32_t>>
+  partition_counts(const std::vector<std::string>& topics, int timeout_ms);
 
   struct impl;
 

@@ -367,6 +367,43 @@ TEST(cli_publish, takes_one_value_per_kafka_property_and_the_file_after_it) {
   EXPECT_EQ(keys, (std::set<std::string>{"sub-a", "sub-b"}));
 }
 
+TEST(cli_publish, a_topic_the_cluster_lacks_is_named_not_created) {
+  // A mistyped --topic exited 0: the first record created the topic, and
+  // the records sat where nothing reads them.
+  auto cluster = kafka::mock_cluster::start(1, service_topic_names(), 4);
+  ASSERT_TRUE(cluster) << describe(cluster.error());
+  temp_dir dir{"seatledger_cli_publish_topic"};
+  auto file = dir.file("events.jsonl");
+  std::ofstream{file} << R"({"specversion":"1.0","id":"e-1","source":"t",)"
+                      << R"("type":"seatledger.org.member_added",)"
+                      << R"("time":"2026-01-01T00:00:00Z",)"
+                      << R"("data":{"org_id":"o-1","user_id":"u-1"}})"
+                      << "\n";
+  auto r
+    = run_cli({"publish", "--kafka-bootstrap", (*cluster)->bootstrap_servers(),
+               "--topic", "seatledger.membership.v2", file});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find("no topic 'seatledger.membership.v2'"),
+            std::string::npos)
+    << lines[0];
+  kafka_io io{(*cluster)->bootstrap_servers()};
+  auto after = kafka::producer::make(
+    kafka::client_config{(*cluster)->bootstrap_servers(), {}});
+  ASSERT_TRUE(after) << describe(after.error());
+  auto topics = (*after)->partition_counts(
+    {"seatledger.membership.v2", "seatledger.membership.v1"}, 10'000);
+  ASSERT_TRUE(topics) << describe(topics.error());
+  EXPECT_EQ(topics->count("seatledger.membership.v2"), 0u) << "created";
+  EXPECT_EQ(topics->count("seatledger.membership.v1"), 1u);
+  // The right topic is published to as before.
+  r = run_cli({"publish", "--kafka-bootstrap", (*cluster)->bootstrap_servers(),
+               "--topic", "seatledger.membership.v1", file});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_EQ(io.read_all("seatledger.membership.v1").size(), 1u);
+}
+
 TEST(cli_publish, keys_catalog_upserts_and_removals_by_their_plan_id) {
   // A removal names its plan in rate_plan_id, an upsert in rate_plan.id;
   // removals went with an empty key, which the service dead-letters
