@@ -486,6 +486,10 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
     int number = 0;
     while (std::getline(in, line)) {
       ++number;
+      // Editors on Windows start a UTF-8 file with a byte-order mark, which
+      // made the first setting's name unknown.
+      if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0)
+        line.erase(0, 3);
       auto t = trim(line);
       if (t.empty() || t[0] == '#')
         continue;

@@ -282,6 +282,9 @@ TEST(config, file_syntax_comments_blanks_and_quotes) {
   EXPECT_EQ(s.text("consumer-group"), "group-1");
   // Only the first '=' separates: values may contain '='.
   EXPECT_EQ(s.text("database-url"), "host=db port=5432 dbname=x");
+  // A UTF-8 byte-order mark before the first line is not part of its name.
+  config_file with_bom{"\xEF\xBB\xBFsource = after-a-bom\n"};
+  EXPECT_EQ(ok({{"config", {with_bom.path()}}}).text("source"), "after-a-bom");
   // --config beats SEATLEDGER_CONFIG for choosing the file.
   config_file other{"source = other\n"};
   s = ok({{"config", {file.path()}}}, {{"SEATLEDGER_CONFIG", other.path()}});
