@@ -116,9 +116,6 @@ int run_serve(const config::settings& settings) {
   std::string public_key_file;
   if (signing_key.empty()) {
     auto key_dir = (std::filesystem::path{data_dir} / "keys").string();
-    std::error_code ec;
-    bool existed = std::filesystem::exists(
-      std::filesystem::path{key_dir} / "signing-key.pem", ec);
     auto files = crypto::ensure_key_pair(key_dir);
     if (!files) {
       std::cerr << "cannot create the signing key under --data-dir (" << key_dir
@@ -129,7 +126,7 @@ int run_serve(const config::settings& settings) {
     public_key_file = files->public_key_file;
     // A key of its own per replica: a license signed by one fails
     // verification on the others unless they trust its public key.
-    if (!existed)
+    if (files->created)
       log::info("created a signing key pair (set --signing-key for "
                 "replicas that share a database: each would make its own)",
                 {{"signing_key_file", signing_key},
@@ -270,8 +267,9 @@ int run_serve(const config::settings& settings) {
   // may end without those clients, as a crash would.
   std::thread{[] {
     std::this_thread::sleep_for(kafka_close_grace);
-    log::error("the Kafka clients did not close within 10 s of stopping; "
-               "exiting without them");
+    log::error("the Kafka clients did not close in time after stopping; "
+               "exiting without them",
+               {{"waited_s", static_cast<long>(kafka_close_grace.count())}});
     std::_Exit(0);
   }}.detach();
   return 0;

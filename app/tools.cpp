@@ -229,10 +229,9 @@ int run_ledger_verify(const std::string& database_url,
   // Only serve and migrate create the embedded server: given a mistyped
   // --data-dir, verify initialised a new, empty cluster there and failed on
   // it.
-  std::error_code ec;
   if (database_url.empty()
-      && !std::filesystem::exists(embedded_cluster_of(data_dir) / "PG_VERSION",
-                                  ec)) {
+      && !storage::embedded_postgres::has_cluster(
+        embedded_cluster_of(data_dir).string())) {
     std::cerr << "invalid configuration: --data-dir: no embedded database in "
               << embedded_cluster_of(data_dir).string()
               << " (give the --data-dir serve runs with, or --database-url)\n";

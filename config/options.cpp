@@ -64,17 +64,17 @@ optional<string> connection_string(const string& value) {
                 "key=value pairs)"};
 }
 
-// Empty means nothing in a cluster: refused like the database URL, so that
-// a replica never quietly consumes an in-process cluster of its own.
 bool is_port(const string& text) {
   return !text.empty() && text.size() <= 5
          && text.find_first_not_of("0123456789") == string::npos
          && std::stoll(text) >= 1 && std::stoll(text) <= 65535;
 }
 
-// librdkafka's form: `[PROTOCOL://]HOST[:PORT]`, comma-separated; an IPv6
-// address in brackets. librdkafka takes a bad entry without a word at start
-// and only logs, for ever, that it cannot resolve it.
+// Empty means nothing in a cluster: refused like the database URL, so that
+// a replica never quietly consumes an in-process cluster of its own.
+// Otherwise librdkafka's form: `[PROTOCOL://]HOST[:PORT]`, comma-separated;
+// an IPv6 address in brackets. librdkafka takes a bad entry without a word
+// at start and only logs, for ever, that it cannot resolve it.
 optional<string> bootstrap_servers(const string& value) {
   if (value.empty())
     return string{"empty; leave it unset for the embedded mock cluster"};

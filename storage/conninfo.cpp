@@ -1,34 +1,61 @@
 #include "storage/conninfo.hpp"
 
 #include <cstdlib>
-#include <cstring>
 #include <libpq-fe.h>
 #include <map>
+#include <optional>
+#include <utility>
+#include <vector>
 
 namespace seatledger::storage {
 
 namespace {
 
-std::string quoted(const char* value) {
+std::string quoted(const std::string& value) {
   std::string out = "'";
-  for (const char* c = value; *c; ++c) {
-    if (*c == '\'' || *c == '\\')
+  for (char c : value) {
+    if (c == '\'' || c == '\\')
       out.push_back('\\');
-    out.push_back(*c);
+    out.push_back(c);
   }
   out.push_back('\'');
   return out;
 }
 
-} // namespace
-
-std::string with_network_timeouts(const std::string& conninfo) {
+/// The settings `conninfo` sets, in libpq's order; nothing when libpq
+/// cannot parse it.
+std::optional<std::vector<std::pair<std::string, std::string>>>
+settings_of(const std::string& conninfo) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
   if (options == nullptr) {
     PQfreemem(error);
-    return conninfo;
+    return std::nullopt;
   }
+  std::vector<std::pair<std::string, std::string>> result;
+  for (auto* o = options; o->keyword != nullptr; ++o)
+    if (o->val != nullptr)
+      result.emplace_back(o->keyword, o->val);
+  PQconninfoFree(options);
+  return result;
+}
+
+/// `key='value'` pairs separated by blanks.
+void append_setting(std::string& out, const std::string& key,
+                    const std::string& quoted_value) {
+  if (!out.empty())
+    out.push_back(' ');
+  out += key;
+  out.push_back('=');
+  out += quoted_value;
+}
+
+} // namespace
+
+std::string with_network_timeouts(const std::string& conninfo) {
+  auto given = settings_of(conninfo);
+  if (!given)
+    return conninfo;
   std::map<std::string, std::string> defaults{{"keepalives", "1"},
                                               {"keepalives_idle", "10"},
                                               {"keepalives_interval", "5"},
@@ -39,46 +66,26 @@ std::string with_network_timeouts(const std::string& conninfo) {
   if (std::getenv("PGCONNECT_TIMEOUT") == nullptr)
     defaults.emplace("connect_timeout", "10");
   std::string result;
-  auto add = [&result](const char* key, const char* value) {
-    if (!result.empty())
-      result.push_back(' ');
-    result += key;
-    result.push_back('=');
-    result += quoted(value);
-  };
-  for (auto* o = options; o->keyword != nullptr; ++o) {
-    if (o->val == nullptr)
-      continue;
-    add(o->keyword, o->val);
-    defaults.erase(o->keyword);
+  for (const auto& [key, value] : *given) {
+    append_setting(result, key, quoted(value));
+    defaults.erase(key);
   }
-  PQconninfoFree(options);
   for (const auto& [key, value] : defaults)
-    add(key.c_str(), value.c_str());
+    append_setting(result, key, quoted(value));
   return result;
 }
 
 std::string without_password(const std::string& conninfo) {
-  char* error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
-  if (options == nullptr) {
-    PQfreemem(error);
+  auto given = settings_of(conninfo);
+  if (!given)
     return conninfo;
-  }
   bool has_password = false;
   std::string result;
-  for (auto* o = options; o->keyword != nullptr; ++o) {
-    if (o->val == nullptr)
-      continue;
-    bool secret = std::strcmp(o->keyword, "password") == 0;
+  for (const auto& [key, value] : *given) {
+    bool secret = key == "password";
     has_password = has_password || secret;
-    if (!result.empty())
-      result.push_back(' ');
-    result += o->keyword;
-    result.push_back('=');
-    result += secret ? std::string{"'********'"} : quoted(o->val);
+    append_setting(result, key, secret ? "'********'" : quoted(value));
   }
-  PQconninfoFree(options);
   return has_password ? result : conninfo;
 }
 

@@ -1,7 +1,5 @@
 #include "storage/embedded_postgres.hpp"
 
-#include "messages/service_error.hpp"
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -13,7 +11,6 @@
 #include <grp.h>
 #include <libpq-fe.h>
 #include <optional>
-#include <pqxx/pqxx>
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -21,6 +18,10 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+#include <pqxx/pqxx>
+
+#include "messages/service_error.hpp"
 
 namespace fs = std::filesystem;
 
@@ -260,8 +261,7 @@ struct embedded_postgres::impl {
   }
 
   caf::expected<void> initdb_if_needed() {
-    std::error_code ec;
-    if (fs::exists(fs::path{data_dir} / "PG_VERSION", ec))
+    if (embedded_postgres::has_cluster(data_dir))
       return {};
     std::vector<std::string> args{bin("initdb"),     "-D",
                                   data_dir,          "-U",
@@ -452,6 +452,11 @@ caf::expected<void> embedded_postgres::stop() {
   if (r.status != 0)
     return fail("pg_ctl stop failed: " + describe_run({"pg_ctl"}, r));
   return {};
+}
+
+bool embedded_postgres::has_cluster(const std::string& data_dir) {
+  std::error_code ec;
+  return fs::exists(fs::path{data_dir} / "PG_VERSION", ec);
 }
 
 bool embedded_postgres::running() const {

@@ -1,9 +1,10 @@
 #pragma once
 
-#include <caf/expected.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
+
+#include <caf/expected.hpp>
 
 namespace seatledger::storage {
 
@@ -46,6 +47,10 @@ public:
   caf::expected<void> stop();
 
   bool running() const;
+
+  /// Whether `data_dir` holds an initialised cluster (`start` would not run
+  /// initdb there).
+  static bool has_cluster(const std::string& data_dir);
 
   /// Empty unless running.
   const std::string& connection_string() const;

@@ -49,6 +49,7 @@ caf::expected<key_files> generate_key_pair(const std::string& dir) {
       !ok)
     return make_error(service_errc::internal,
                       "cannot write " + files.public_key_file);
+  files.created = true;
   return files;
 }
 

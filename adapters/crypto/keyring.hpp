@@ -19,6 +19,8 @@ namespace seatledger::crypto {
 struct key_files {
   std::string signing_key_file;
   std::string public_key_file;
+  /// The pair was written by this call (not found already there).
+  bool created = false;
 };
 
 /// Writes a new key pair as `dir/signing-key.pem` (mode 0600) and
