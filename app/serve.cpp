@@ -60,13 +60,15 @@ std::string describe_on_one_line(const caf::error& err) {
   return result;
 }
 
-enum class migration { done, failed, stopped };
+enum class migration { done, failed, misconfigured, stopped };
 
 /// Brings the schema up to date. While PostgreSQL cannot be reached (a
 /// database restarting with the pods, a network policy not in place yet)
 /// it waits and tries again, like Kafka at start, instead of exiting into a
-/// crash loop whose back-off outlasts the outage. Any other failure ends
-/// start-up. A termination signal ends the wait.
+/// crash loop whose back-off outlasts the outage. A server that answers
+/// but refuses this client for good (a wrong password, an unknown
+/// database) and any other failure end start-up. A termination signal
+/// ends the wait.
 migration migrate_when_reachable(const std::string& database_url,
                                  const sigset_t& signals, int& signal) {
   auto delay = std::chrono::seconds{1};
@@ -78,6 +80,14 @@ migration migrate_when_reachable(const std::string& database_url,
       std::cerr << "cannot migrate the database: "
                 << describe_on_one_line(migrated.error()) << "\n";
       return migration::failed;
+    }
+    // Short: a server dropping packets delays the next attempt by as much.
+    if (auto refusal = storage::lasting_refusal(database_url,
+                                                std::chrono::seconds{5})) {
+      std::cerr << "invalid configuration: --database-url: PostgreSQL "
+                   "refuses the connection: "
+                << *refusal << "\n";
+      return migration::misconfigured;
     }
     log::error("PostgreSQL not reachable at start; trying again",
                {{"error", describe(migrated.error())},
@@ -232,6 +242,7 @@ int run_serve(const config::settings& settings) {
   switch (migrate_when_reachable(database_url, signals, early_signal)) {
     case migration::done: break;
     case migration::failed: http->stop(); return 1;
+    case migration::misconfigured: http->stop(); return 2;
     case migration::stopped:
       log::info("stopped before PostgreSQL was reachable",
                 {{"signal", early_signal}});

@@ -1,9 +1,13 @@
 #include "storage/conninfo.hpp"
 
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <libpq-fe.h>
 #include <map>
+#include <memory>
 #include <optional>
+#include <poll.h>
 #include <utility>
 #include <vector>
 
@@ -87,6 +91,74 @@ std::string without_password(const std::string& conninfo) {
     append_setting(result, key, secret ? "'********'" : quoted(value));
   }
   return has_password ? result : conninfo;
+}
+
+std::string sqlstate_in(const std::string& verbose_message) {
+  // Verbose messages read "<severity>:  <SQLSTATE>: <text>"; the severity
+  // may be translated, the five-character code is not.
+  for (auto at = verbose_message.find(":  "); at != std::string::npos;
+       at = verbose_message.find(":  ", at + 1)) {
+    auto code = at + 3;
+    if (code + 7 > verbose_message.size())
+      break;
+    bool well_formed = verbose_message.compare(code + 5, 2, ": ") == 0;
+    for (std::size_t i = code; well_formed && i < code + 5; ++i) {
+      auto c = static_cast<unsigned char>(verbose_message[i]);
+      well_formed = std::isdigit(c) || std::isupper(c);
+    }
+    if (well_formed)
+      return verbose_message.substr(code, 5);
+  }
+  return {};
+}
+
+std::optional<std::string> lasting_refusal(const std::string& conninfo,
+                                           std::chrono::milliseconds timeout) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn{
+    PQconnectStart(with_network_timeouts(conninfo).c_str()), &PQfinish};
+  if (conn == nullptr || PQstatus(conn.get()) == CONNECTION_BAD)
+    return std::nullopt; // out of memory or an unparsable string
+  // With the SQLSTATE in the message, the refusal's kind does not depend on
+  // the server's lc_messages.
+  PQsetErrorVerbosity(conn.get(), PQERRORS_VERBOSE);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto polling = PGRES_POLLING_WRITING;
+  while (polling != PGRES_POLLING_OK && polling != PGRES_POLLING_FAILED) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return std::nullopt;
+    pollfd socket{
+      PQsocket(conn.get()),
+      static_cast<short>(polling == PGRES_POLLING_READING ? POLLIN : POLLOUT),
+      0};
+    if (::poll(&socket, 1, static_cast<int>(left.count())) < 0
+        && errno != EINTR)
+      return std::nullopt;
+    polling = PQconnectPoll(conn.get());
+  }
+  if (polling == PGRES_POLLING_OK)
+    return std::nullopt;
+  std::string message = PQerrorMessage(conn.get());
+  auto code = sqlstate_in(message);
+  if (PQconnectionNeedsPassword(conn.get()) == 0 && code != "28P01")
+    return std::nullopt;
+  // One line, without the verbose form's source location of the server.
+  std::string line;
+  std::size_t start = 0;
+  while (start < message.size()) {
+    auto end = message.find('\n', start);
+    if (end == std::string::npos)
+      end = message.size();
+    auto part = message.substr(start, end - start);
+    start = end + 1;
+    if (part.empty() || part.rfind("LOCATION:", 0) == 0)
+      continue;
+    if (!line.empty())
+      line.push_back(' ');
+    line += part;
+  }
+  return line;
 }
 
 } // namespace seatledger::storage

@@ -84,5 +84,28 @@ TEST(conninfo, a_printed_connection_string_hides_its_password) {
     EXPECT_EQ(without_password(given), given);
 }
 
+TEST(conninfo, the_sqlstate_is_read_from_a_verbose_message) {
+  EXPECT_EQ(sqlstate_in("connection to server at \"localhost\" (127.0.0.1), "
+                        "port 5433 failed: FATAL:  28P01: password "
+                        "authentication failed for user \"app\"\n"
+                        "LOCATION:  auth_failed, auth.c:326\n"),
+            "28P01");
+  // A translated severity, the code as it is.
+  EXPECT_EQ(sqlstate_in("… échoué : FATAL:  3D000: la base n'existe pas"),
+            "3D000");
+  // The server starting up: a code, which the caller does not treat as
+  // lasting.
+  EXPECT_EQ(sqlstate_in("failed: FATAL:  57P03: the database system is "
+                        "starting up"),
+            "57P03");
+  // Refusals of the client itself carry none.
+  EXPECT_EQ(sqlstate_in("connection to server at \"db\" failed: "
+                        "fe_sendauth: no password supplied"),
+            "");
+  EXPECT_EQ(sqlstate_in("could not connect: Connection refused"), "");
+  EXPECT_EQ(sqlstate_in("ERROR:  short"), "");
+  EXPECT_EQ(sqlstate_in(""), "");
+}
+
 } // namespace
 } // namespace seatledger::storage
