@@ -122,6 +122,12 @@ int run_serve(const config::settings& settings) {
   // Keys first, before anything starts: a configured key file that cannot
   // be read is a configuration error (one line naming it, exit 2). The
   // signing key is the configured one or a pair created under the data dir.
+  if (auto unreadable
+      = crypto::keyring::check_trusted_keys(settings.list("trusted-key"))) {
+    std::cerr << "invalid configuration: --trusted-key: "
+              << error_text(unreadable) << "\n";
+    return 2;
+  }
   auto signing_key = settings.text("signing-key");
   std::string public_key_file;
   if (signing_key.empty()) {

@@ -73,6 +73,25 @@ caf::expected<key_files> ensure_key_pair(const std::string& dir) {
   return generate_key_pair(dir);
 }
 
+namespace {
+
+caf::error unreadable_trusted_key(const std::string& file) {
+  return make_error(service_errc::config_invalid,
+                    "trusted key " + file
+                      + ": not a readable Ed25519 public key PEM");
+}
+
+} // namespace
+
+caf::error
+keyring::check_trusted_keys(const std::vector<std::string>& trusted_key_files) {
+  paseto::trusted_keys keys;
+  for (const auto& file : trusted_key_files)
+    if (!keys.add_pem_file(file))
+      return unreadable_trusted_key(file);
+  return caf::none;
+}
+
 caf::expected<std::shared_ptr<const keyring>>
 keyring::load(const std::string& signing_key_file,
               const std::vector<std::string>& trusted_key_files) {
@@ -87,9 +106,7 @@ keyring::load(const std::string& signing_key_file,
   for (const auto& file : trusted_key_files) {
     auto added = state->trusted.add_pem_file(file);
     if (!added)
-      return make_error(service_errc::config_invalid,
-                        "trusted key " + file
-                          + ": not a readable Ed25519 public key PEM");
+      return unreadable_trusted_key(file);
   }
   return std::shared_ptr<const keyring>(new keyring(std::move(state)));
 }

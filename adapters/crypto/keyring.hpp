@@ -38,6 +38,11 @@ public:
   load(const std::string& signing_key_file,
        const std::vector<std::string>& trusted_key_files);
 
+  /// Why one of the files is not a readable Ed25519 public key PEM; no
+  /// error when all are. Lets a refused configuration create nothing.
+  static caf::error
+  check_trusted_keys(const std::vector<std::string>& trusted_key_files);
+
   /// A PASETO v4.public token over the claims, footer naming the key.
   caf::expected<std::string> sign_license(const std::string& claims_json) const;
 

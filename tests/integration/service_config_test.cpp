@@ -162,6 +162,12 @@ TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
       dir.file("missing-public.pem")},
      {},
      {"--trusted-key", dir.file("missing-public.pem")}},
+    // Without --signing-key a key pair was created under --data-dir
+    // before the trusted keys were read.
+    {"a missing trusted key, no signing key",
+     {"--trusted-key", dir.file("missing-public.pem")},
+     {},
+     {"--trusted-key", dir.file("missing-public.pem")}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
