@@ -175,7 +175,7 @@ int run_serve(const config::settings& settings) {
   auto database_url = settings.text("database-url");
   if (database_url.empty()) {
     auto started
-      = embedded.start((std::filesystem::path{data_dir} / "postgres").string());
+      = embedded.start(storage::embedded_postgres::cluster_under(data_dir));
     if (!started) {
       std::cerr << "cannot start the embedded PostgreSQL: "
                 << describe_on_one_line(started.error()) << "\n";

@@ -25,10 +25,6 @@ namespace seatledger::app {
 
 namespace {
 
-std::filesystem::path embedded_cluster_of(const std::string& data_dir) {
-  return std::filesystem::path{data_dir} / "postgres";
-}
-
 /// The configured database, or the embedded one under the data dir (started
 /// for the duration of the command).
 struct database {
@@ -40,7 +36,8 @@ struct database {
     url = database_url;
     if (!url.empty())
       return caf::unit;
-    auto started = embedded.start(embedded_cluster_of(data_dir).string());
+    auto started
+      = embedded.start(storage::embedded_postgres::cluster_under(data_dir));
     if (!started)
       return started.error();
     url = *started;
@@ -231,9 +228,9 @@ int run_ledger_verify(const std::string& database_url,
   // it.
   if (database_url.empty()
       && !storage::embedded_postgres::has_cluster(
-        embedded_cluster_of(data_dir).string())) {
+        storage::embedded_postgres::cluster_under(data_dir))) {
     std::cerr << "invalid configuration: --data-dir: no embedded database in "
-              << embedded_cluster_of(data_dir).string()
+              << storage::embedded_postgres::cluster_under(data_dir)
               << " (give the --data-dir serve runs with, or --database-url)\n";
     return 2;
   }

@@ -454,6 +454,11 @@ caf::expected<void> embedded_postgres::stop() {
   return {};
 }
 
+std::string
+embedded_postgres::cluster_under(const std::string& service_data_dir) {
+  return (fs::path{service_data_dir} / "postgres").string();
+}
+
 bool embedded_postgres::has_cluster(const std::string& data_dir) {
   std::error_code ec;
   return fs::exists(fs::path{data_dir} / "PG_VERSION", ec);

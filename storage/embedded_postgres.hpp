@@ -48,6 +48,9 @@ public:
 
   bool running() const;
 
+  /// Where the service keeps its embedded cluster under its `--data-dir`.
+  static std::string cluster_under(const std::string& service_data_dir);
+
   /// Whether `data_dir` holds an initialised cluster (`start` would not run
   /// initdb there).
   static bool has_cluster(const std::string& data_dir);
