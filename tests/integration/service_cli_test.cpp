@@ -137,6 +137,44 @@ TEST_F(cli_serve_start, a_database_refusing_the_client_ends_it) {
   }
 }
 
+TEST_F(cli_serve_start, a_signing_key_of_its_own_is_announced) {
+  // Replicas without --signing-key each made a key pair silently, and a
+  // license one signed failed verification on another.
+  temp_dir dir{"seatledger_cli_own_key"};
+  auto start = [&] {
+    return std::make_unique<child_process>(
+      std::vector<std::string>{seatledger_binary(), "serve", "--database-url",
+                               conninfo(), "--kafka-bootstrap",
+                               unreachable_bootstrap, "--data-dir",
+                               dir.file("var"), "--http-listen", "127.0.0.1:0"},
+      std::map<std::string, std::string>{});
+  };
+  auto stop = [](child_process& serve) {
+    serve.signal(SIGTERM);
+    EXPECT_EQ(serve.wait(std::chrono::seconds{60}), std::optional<int>{0})
+      << serve.stderr_tail();
+  };
+  const std::string created = "\"created a signing key pair";
+  const std::string shared = "replicas sharing the database verify";
+  auto first = start();
+  ASSERT_TRUE(first->wait_for_value("HTTP", std::chrono::seconds{60}))
+    << first->stderr_tail();
+  stop(*first);
+  auto log = first->stderr_tail(1 << 20);
+  EXPECT_NE(log.find(created), std::string::npos) << log;
+  EXPECT_NE(log.find(dir.file("var/keys/signing-key.pem")), std::string::npos)
+    << log;
+  EXPECT_NE(log.find(shared), std::string::npos) << log;
+  // The next start reuses the pair: not created again, still warned about.
+  auto second = start();
+  ASSERT_TRUE(second->wait_for_value("HTTP", std::chrono::seconds{60}))
+    << second->stderr_tail();
+  stop(*second);
+  log = second->stderr_tail(1 << 20);
+  EXPECT_EQ(log.find(created), std::string::npos) << log;
+  EXPECT_NE(log.find(shared), std::string::npos) << log;
+}
+
 TEST_F(cli_serve_start, kafka_down_at_start_is_named_not_postgresql) {
   // Until the topics' metadata was read, housekeeping did not run, so
   // PostgreSQL was never checked: /readyz and seatledger_dependency_up
