@@ -146,7 +146,9 @@ actors::pipeline_config pipeline_config_from(const config::settings& settings) {
 namespace {
 
 /// Publishes one record and waits for the broker's acknowledgement (the HTTP
-/// API's writes travel through Kafka to the owning replica).
+/// API's writes travel through Kafka to the owning replica). A record that
+/// was queued but not acknowledged in time is `timeout`: it stays queued and
+/// may still be written.
 class command_publisher {
 public:
   explicit command_publisher(std::unique_ptr<kafka::producer> producer)
@@ -155,25 +157,35 @@ public:
   caf::expected<void> publish(const std::string& topic, const std::string& key,
                               const std::string& value) {
     std::lock_guard<std::mutex> guard{mutex_};
-    bool done = false;
-    bool ok = false;
-    std::string error;
+    // Shared with the delivery callback, which a later poll may still run
+    // after this call gave up waiting.
+    struct outcome {
+      bool done = false;
+      kafka::delivery_status status = kafka::delivery_status::failed;
+      std::string error;
+    };
+    auto result = std::make_shared<outcome>();
     auto queued = producer_->produce(
       topic, key, value, {{"content-type", "application/cloudevents+json"}},
-      [&](kafka::delivery_status status, const std::string& err) {
-        done = true;
-        ok = status == kafka::delivery_status::delivered;
-        error = err;
+      [result](kafka::delivery_status status, const std::string& err) {
+        result->done = true;
+        result->status = status;
+        result->error = err;
       });
     if (!queued)
       return queued.error();
-    for (int i = 0; i < 300 && !done; ++i)
+    for (int i = 0; i < 300 && !result->done; ++i)
       producer_->poll(100);
-    if (!done)
+    if (!result->done)
       return make_error(service_errc::timeout, "Kafka did not acknowledge");
-    if (!ok)
-      return make_error(service_errc::kafka_failure, error);
-    return caf::unit;
+    switch (result->status) {
+      case kafka::delivery_status::delivered: return caf::unit;
+      case kafka::delivery_status::refused:
+        return make_error(service_errc::kafka_failure, result->error);
+      case kafka::delivery_status::failed: break;
+    }
+    // Timed out or lost in flight: the broker may have written it.
+    return make_error(service_errc::timeout, result->error);
   }
 
 private:

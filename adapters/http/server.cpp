@@ -104,6 +104,17 @@ bool httplib_reads_body_to_close(const httplib::Request& req) {
          && !req.has_header("Transfer-Encoding");
 }
 
+/// An Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): here 1
+/// to 255 visible ASCII characters.
+bool is_idempotency_key(const std::string& key) {
+  if (key.empty() || key.size() > 255)
+    return false;
+  for (char c : key)
+    if (c < '!' || c > '~')
+      return false;
+  return true;
+}
+
 /// A random (version 4) UUID for the commands the API publishes: their ids
 /// must be fresh, unlike the service's derived ids.
 std::string random_uuid() {
@@ -734,7 +745,18 @@ struct server::impl {
       return error_answer(
         bad_request("subscription_id in the body differs from the path"));
     data["subscription_id"] = id;
+    // With an Idempotency-Key a repeat publishes the same command, which the
+    // owning actor applies once, and finds the first one's result.
     auto command_id = random_uuid();
+    if (req.has_header("Idempotency-Key")) {
+      auto key = req.get_header_value("Idempotency-Key");
+      if (req.get_header_value_count("Idempotency-Key") != 1
+          || !is_idempotency_key(key))
+        return error_answer(
+          bad_request("Idempotency-Key must be given once, 1 to 255 visible "
+                      "ASCII characters"));
+      command_id = domain::derived_id({"idempotency-key", id, key});
+    }
     auto now_ = now();
     nlohmann::json envelope = {
       {"specversion", "1.0"},
@@ -764,17 +786,40 @@ struct server::impl {
       if (!snap)
         return error_answer(snap.error());
     }
+    if (req.has_header("Idempotency-Key")) {
+      // A repeat of a command already applied answers from PostgreSQL, even
+      // after its (source, id) left the de-duplication window.
+      bool rejections_supported = true;
+      if (auto a = look_for_result(
+            id, command_id, domain::event_key{deps.source, command_id},
+            rejection_id_of(id, command_id), rejections_supported,
+            steady_clock::now() + deps.write_poll_interval))
+        return std::move(*a);
+    }
     auto published = deps.publish(deps.commands_topic, id, value);
     if (!published) {
       log::error("cannot publish a license.issue command",
                  {{"subscription_id", id},
                   {"command_id", command_id},
                   {"error", describe(published.error())}});
+      if (is(published.error(), service_errc::timeout))
+        return error_answer(not_ready(
+          "command " + command_id
+          + " was sent but Kafka did not acknowledge it in time; it may "
+            "still be applied (repeat the request with the same "
+            "Idempotency-Key to learn its result)"));
       return error_answer(not_ready("cannot publish the command to Kafka"));
     }
     log::info("license.issue command published",
               {{"subscription_id", id}, {"command_id", command_id}});
     return await_license(id, command_id);
+  }
+
+  /// The id of the `command.rejected` event the actor commits for the
+  /// command when it breaks a rule.
+  std::string rejection_id_of(const std::string& id,
+                              const std::string& command_id) const {
+    return domain::derived_id({"rejected", deps.source, command_id, id});
   }
 
   /// Polls PostgreSQL until the command's result is committed: the license
@@ -786,8 +831,7 @@ struct server::impl {
   answer await_license(const std::string& id, const std::string& command_id) {
     auto deadline = steady_clock::now() + deps.write_timeout;
     domain::event_key command{deps.source, command_id};
-    auto rejection_id
-      = domain::derived_id({"rejected", deps.source, command_id, id});
+    auto rejection_id = rejection_id_of(id, command_id);
     bool rejections_supported = true;
     for (;;) {
       // A look waits for a connection no longer than until the next one
@@ -810,7 +854,8 @@ struct server::impl {
         return error_answer(not_ready(
           "command " + command_id
           + " was published but its result was not committed in time; it "
-            "may still be applied (look for a license issued by it)"));
+            "may still be applied (repeat the request with the same "
+            "Idempotency-Key to learn its result)"));
       }
     }
   }

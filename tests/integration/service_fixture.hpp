@@ -289,8 +289,11 @@ public:
   }
 
   httplib::Result post(const std::string& path, const std::string& body,
-                       const char* token = service_admin_token) {
-    return client_->Post(path.c_str(), auth(token), body, "application/json");
+                       const char* token = service_admin_token,
+                       const httplib::Headers& extra_headers = {}) {
+    auto headers = auth(token);
+    headers.insert(extra_headers.begin(), extra_headers.end());
+    return client_->Post(path.c_str(), headers, body, "application/json");
   }
 
   httplib::Result del(const std::string& path,

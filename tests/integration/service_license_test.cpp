@@ -371,6 +371,54 @@ TEST_F(service_license, rule_breaking_commands_arrive_as_command_rejected) {
   EXPECT_TRUE(json::parse(res->body)["licenses"].empty()) << res->body;
 }
 
+TEST_F(service_license, a_repeat_with_the_same_idempotency_key_issues_once) {
+  // A POST whose answer was lost (a timeout, a dropped connection, a 503
+  // while Kafka did not acknowledge) could only be repeated as a new
+  // command: a second license. With an Idempotency-Key the repeat is the
+  // same command and answers with the first one's license.
+  const std::string sub = "A-S00077001";
+  command("create", "billing-create-idem",
+          create_data(sub, plan_id, 10, rfc3339_from_now(-hours{24}),
+                      rfc3339_from_now(hours{24 * 300}),
+                      "gitlab.idem.example"));
+  ASSERT_EQ(issued(sub, 1).size(), 1u);
+  const std::string path = "/v1/subscriptions/" + sub + "/licenses";
+  const httplib::Headers key{{"Idempotency-Key", "order-4711/attempt"}};
+  auto first = service_->post(path, R"({"features":["geo"]})",
+                              service_admin_token, key);
+  ASSERT_TRUE(first) << describe_answer(first);
+  ASSERT_EQ(first->status, 201) << first->body;
+  const auto license_id = json::parse(first->body)["license_id"];
+  // The same key again, even with another body: the first result.
+  for (const auto* body : {R"({"features":["geo"]})", R"({"features":[]})"}) {
+    auto again = service_->post(path, body, service_admin_token, key);
+    ASSERT_TRUE(again) << describe_answer(again);
+    EXPECT_EQ(again->status, 201) << again->body;
+    EXPECT_EQ(json::parse(again->body)["license_id"], license_id)
+      << again->body;
+  }
+  // Another key is another command.
+  auto other = service_->post(path, "{}", service_admin_token,
+                              {{"Idempotency-Key", "order-4712"}});
+  ASSERT_TRUE(other) << describe_answer(other);
+  ASSERT_EQ(other->status, 201) << other->body;
+  EXPECT_NE(json::parse(other->body)["license_id"], license_id);
+  // Keys the API cannot use are refused before anything is published.
+  for (const auto& bad : {std::string(256, 'k'), std::string{"two words"},
+                          std::string{"caf\xc3\xa9"}}) {
+    auto refused = service_->post(path, "{}", service_admin_token,
+                                  {{"Idempotency-Key", bad}});
+    ASSERT_TRUE(refused) << describe_answer(refused);
+    EXPECT_EQ(refused->status, 400) << refused->body;
+    EXPECT_EQ(error_code_of(refused), "bad_request");
+  }
+  // Three licenses in all: the create's and one per key.
+  auto listed = service_->get(path);
+  ASSERT_TRUE(listed && listed->status == 200) << describe_answer(listed);
+  EXPECT_EQ(json::parse(listed->body)["licenses"].size(), 3u) << listed->body;
+  EXPECT_EQ(issued(sub, 3).size(), 3u);
+}
+
 // A plan and the create that names it, read in one batch: the create must
 // see the plan (domain.md: a catalog change is in effect for the next
 // message processed). Nothing orders records across topics, so the create
