@@ -483,6 +483,8 @@ std::optional<api_error> check_query(const query_params& params,
   std::vector<std::string_view> seen;
   for (const auto& [name, value] : params) {
     (void)value;
+    if (name.empty())
+      return bad_request("a query parameter has no name");
     if (!listed(names, name)) {
       std::string takes;
       for (auto n : names)

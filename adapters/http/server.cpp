@@ -88,11 +88,28 @@ std::optional<std::string> query_param(const httplib::Request& req,
 /// a form-encoded body's fields to `params` too, and a JSON body sent with
 /// curl's default form content type would read as one odd parameter.
 query_params url_query(const httplib::Request& req) {
-  httplib::Params parsed;
+  // Every pair as sent: httplib's parse_query_text drops a pair repeated
+  // with the same value, which check_query refuses like any repeat.
+  query_params result;
   auto mark = req.target.find('?');
-  if (mark != std::string::npos)
-    httplib::detail::parse_query_text(req.target.substr(mark + 1), parsed);
-  return {parsed.begin(), parsed.end()};
+  if (mark == std::string::npos)
+    return result;
+  auto query = req.target.substr(mark + 1);
+  query = query.substr(0, query.find('#'));
+  for (std::size_t start = 0; start <= query.size();) {
+    auto end = std::min(query.find('&', start), query.size());
+    auto pair = query.substr(start, end - start);
+    start = end + 1;
+    if (pair.empty())
+      continue;
+    auto equals = pair.find('=');
+    result.emplace_back(
+      httplib::detail::decode_url(pair.substr(0, equals), true),
+      equals == std::string::npos
+        ? std::string{}
+        : httplib::detail::decode_url(pair.substr(equals + 1), true));
+  }
+  return result;
 }
 
 /// Whether httplib 0.11 would read this request's body until the client

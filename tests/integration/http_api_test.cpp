@@ -1032,7 +1032,45 @@ TEST_F(http_api, issue_license_validates_before_publishing) {
     return make_error(service_errc::kafka_failure, "broker down");
   };
   start(d);
-  EXPECT_API_ERROR(post(path, "{}"), 503, "not_ready");
+  auto res = post(path, "{}");
+  EXPECT_API_ERROR(res, 503, "not_ready");
+  EXPECT_EQ(parse(res)["error"]["message"],
+            "cannot publish the command to Kafka");
+  // Queued but not acknowledged in time: the record may still be written
+  // (a paused broker wrote it later, and the license was issued after a 503
+  // that said it was not published).
+  d.publish = [](const std::string&, const std::string&,
+                 const std::string&) -> caf::expected<void> {
+    return make_error(service_errc::timeout, "Kafka did not acknowledge");
+  };
+  start(d);
+  res = post(path, "{}");
+  EXPECT_API_ERROR(res, 503, "not_ready");
+  auto message = parse(res)["error"]["message"].get<std::string>();
+  EXPECT_NE(message.find("may still be applied"), std::string::npos) << message;
+  EXPECT_NE(message.find("Idempotency-Key"), std::string::npos) << message;
+}
+
+TEST_F(http_api, a_parameter_repeated_with_the_same_value_is_refused) {
+  // httplib drops a pair repeated verbatim, so `?limit=5&limit=5` passed
+  // the check that refuses `?limit=5&limit=7`.
+  for (const auto* target :
+       {"/v1/subscriptions/sub-1/ledger?limit=5&limit=5",
+        "/v1/subscriptions/sub-1/usage?format=csv&format=csv",
+        "/v1/subscriptions/sub-1/ledger?limit=5&limit=7"}) {
+    auto res = get(target);
+    EXPECT_API_ERROR(res, 400, "bad_request");
+    EXPECT_EQ(parse(res)["error"]["message"],
+              std::string{target}.find("usage") == std::string::npos
+                ? "limit is given more than once"
+                : "format is given more than once")
+      << target;
+  }
+  // Empty pairs are nothing; a name is decoded before it is compared.
+  EXPECT_STATUS(get("/v1/subscriptions/sub-1/ledger?&limit=5&"), 200);
+  EXPECT_STATUS(get("/v1/subscriptions/sub-1/ledger?%6cimit=5"), 200);
+  EXPECT_API_ERROR(get("/v1/subscriptions/sub-1/ledger?=5"), 400,
+                   "bad_request");
 }
 
 // -- failures and logs --------------------------------------------------------

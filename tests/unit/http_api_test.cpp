@@ -340,6 +340,10 @@ TEST(http_params, each_route_takes_its_own_parameters_once) {
             "400 unknown parameter limt (this endpoint takes: after, limit)");
   EXPECT_EQ(bad({{"limit", "5"}, {"limit", "7"}}, ledger),
             "400 limit is given more than once");
+  EXPECT_EQ(bad({{"limit", "5"}, {"limit", "5"}}, ledger),
+            "400 limit is given more than once");
+  // `?=5` was reported as "unknown parameter 5".
+  EXPECT_EQ(bad({{"", "5"}}, ledger), "400 a query parameter has no name");
   auto holders = query_of("GET", "/v1/subscriptions/s-1/seats/holders");
   EXPECT_EQ(bad({{"after", "u-1"}}, holders), "");
   auto usage = query_of("GET", "/v1/subscriptions/s-1/usage");
