@@ -6,6 +6,7 @@
 #include <fstream>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -147,6 +148,20 @@ optional<string> api_token(const string& value) {
     if (!std::isalnum(c) && c != '-' && c != '.' && c != '_' && c != '~'
         && c != '+' && c != '/' && c != '=')
       return string{"token may contain only letters, digits and - . _ ~ + / ="};
+  }
+  return std::nullopt;
+}
+
+/// One scope per token: a token listed as read and as admin was taken as
+/// admin without a word. (The token itself is not echoed.)
+optional<string> token_with_two_scopes(const std::vector<string>& entries) {
+  std::map<string, string> scopes;
+  for (const auto& entry : entries) {
+    auto colon = entry.rfind(':');
+    auto [listed, fresh] = scopes.emplace(entry.substr(0, colon),
+                                          entry.substr(colon + 1));
+    if (!fresh && listed->second != entry.substr(colon + 1))
+      return string{"a token is listed with two scopes (read and admin)"};
   }
   return std::nullopt;
 }
@@ -544,6 +559,9 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
       for (std::size_t i = 0; i < values.size(); ++i)
         if (auto err = spec.validate(values[i]))
           return fail(describe_origin(spec, origin, where(i)) + ": " + *err);
+    if (spec.name == "api-token")
+      if (auto err = token_with_two_scopes(values))
+        return fail(describe_origin(spec, origin) + ": " + *err);
     result.values[spec.name] = std::move(values);
     result.origins[spec.name] = origin;
   }

@@ -258,6 +258,17 @@ TEST(config, list_options_repeat_as_flags_and_split_commas_in_the_environment) {
   EXPECT_EQ(s.list("api-token"), (std::vector<std::string>{a, b}));
   EXPECT_EQ(s.origin("api-token"), "file");
   EXPECT_EQ(s.list("trusted-key"), (std::vector<std::string>{"/k/file.pem"}));
+  // A token with two scopes was taken as admin without a word; the same
+  // entry twice is harmless.
+  auto msg = error_of({{"api-token", {a, std::string{token_a} + ":read"}}});
+  EXPECT_EQ(msg, "invalid configuration: --api-token: a token is listed with "
+                 "two scopes (read and admin)");
+  EXPECT_FALSE(contains(msg, token_a)) << msg;
+  EXPECT_TRUE(
+    contains(error_of({}, {{"SEATLEDGER_API_TOKENS",
+                            b + "," + std::string{token_b} + ":admin"}}),
+             "SEATLEDGER_API_TOKENS"));
+  EXPECT_EQ(ok({{"api-token", {a, a}}}).list("api-token").size(), 2u);
   // A higher source replaces the whole list; lists are never merged.
   s = ok(with_file, {{"SEATLEDGER_API_TOKENS", c}});
   EXPECT_EQ(s.list("api-token"), (std::vector<std::string>{c}));
