@@ -645,9 +645,11 @@ struct server::impl {
     auto list = store->licenses_of(id);
     if (!list)
       return error_answer(storage_error(list.error(), "licenses_of"));
+    // Before its create a subscription is 404; http.md lets only its
+    // pool (ledger, seats, holders) answer then.
     if (list->empty())
-      if (auto missing = require_pool(store, id))
-        return error_answer(*missing);
+      if (auto snap = created_subscription(store, id); !snap)
+        return error_answer(snap.error());
     auto now_ = now();
     messages::json_writer out;
     out.begin_object();
