@@ -121,6 +121,28 @@ bool httplib_reads_body_to_close(const httplib::Request& req) {
          && !req.has_header("Transfer-Encoding");
 }
 
+/// Why the request's body framing cannot be trusted (RFC 9112 6.3): a
+/// Content-Length that is not a number, several that differ, or one beside
+/// Transfer-Encoding. httplib 0.11 took the first length, or a body of none
+/// for `abc`.
+std::optional<std::string> framing_problem(const httplib::Request& req) {
+  auto lengths = req.get_header_value_count("Content-Length");
+  if (lengths == 0)
+    return std::nullopt;
+  if (req.has_header("Transfer-Encoding"))
+    return std::string{"Content-Length and Transfer-Encoding together"};
+  auto first = req.get_header_value("Content-Length", 0);
+  for (std::size_t i = 0; i < lengths; ++i) {
+    auto value = req.get_header_value("Content-Length", i);
+    if (value.empty() || value.size() > 18
+        || value.find_first_not_of("0123456789") != std::string::npos)
+      return std::string{"Content-Length is not a number"};
+    if (value != first)
+      return std::string{"Content-Length given with different values"};
+  }
+  return std::nullopt;
+}
+
 /// An Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): here 1
 /// to 255 visible ASCII characters.
 bool is_idempotency_key(const std::string& key) {
@@ -1061,13 +1083,22 @@ caf::expected<int> server::start(const std::string& host, int port) {
   // 9112 6.3), but httplib 0.11 reads a POST, PUT, PATCH or DELETE until the
   // client closes: `curl -X POST` waited for the 10 s read timeout and got
   // 400. Such a request is answered at once, with its empty body.
-  http->set_pre_routing_handler(
-    [&d](const httplib::Request& req, httplib::Response& res) {
-      if (!httplib_reads_body_to_close(req))
-        return httplib::Server::HandlerResponse::Unhandled;
-      d.dispatch(req, res);
+  http->set_pre_routing_handler([&d](const httplib::Request& req,
+                                     httplib::Response& res) {
+    if (auto problem = framing_problem(req)) {
+      // The body's end is unknown: nothing more is read on this
+      // connection.
+      res.status = 400;
+      res.set_header("Connection", "close");
+      res.set_content(
+        error_body("bad_request", "malformed request: " + *problem), json_type);
       return httplib::Server::HandlerResponse::Handled;
-    });
+    }
+    if (!httplib_reads_body_to_close(req))
+      return httplib::Server::HandlerResponse::Unhandled;
+    d.dispatch(req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   // Statuses httplib sets on its own (malformed request, body too large)
   // get the same JSON error shape; answers with a body are left alone.
   http->set_error_handler(httplib::Server::HandlerWithResponse{

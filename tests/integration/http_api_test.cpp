@@ -1173,6 +1173,39 @@ TEST_F(http_api, a_request_without_a_length_has_an_empty_body) {
     << empty_verify;
 }
 
+TEST_F(http_api, a_body_of_unknown_length_is_refused) {
+  // httplib took the first of two different lengths, and `abc` as no body
+  // (RFC 9112 6.3: an invalid length is an unrecoverable error, a 400).
+  auto verify_with = [&](const std::string& framing) {
+    auto body = std::string{R"({"license_key":"x"})"};
+    return exchange_raw(server_->port(),
+                        "POST /v1/licenses/verify HTTP/1.1\r\nHost: "
+                        "localhost\r\nAuthorization: Bearer "
+                          + std::string{read_token} + "\r\n" + framing + "\r\n"
+                          + body,
+                        std::chrono::milliseconds{3000});
+  };
+  const auto length
+    = std::to_string(std::string{R"({"license_key":"x"})"}.size());
+  for (const auto& [framing, says] :
+       std::vector<std::pair<std::string, std::string>>{
+         {"Content-Length: 2\r\nContent-Length: " + length + "\r\n",
+          "different values"},
+         {"Content-Length: abc\r\n", "not a number"},
+         {"Content-Length: -1\r\n", "not a number"},
+         {"Content-Length: " + length + "\r\nTransfer-Encoding: chunked\r\n",
+          "Transfer-Encoding"}}) {
+    auto answer = verify_with(framing);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << framing << answer;
+    EXPECT_NE(answer.find("\"bad_request\""), std::string::npos) << answer;
+    EXPECT_NE(answer.find(says), std::string::npos) << answer;
+  }
+  // The same length twice is one length.
+  auto answer = verify_with("Content-Length: " + length
+                            + "\r\nContent-Length: " + length + "\r\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+}
+
 TEST_F(http_api, stalled_connections_leave_the_api_answering) {
   // Connections that send nothing, or half a request, each hold one of
   // httplib's connection threads until the read timeout (10 s): with as
