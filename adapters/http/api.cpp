@@ -343,12 +343,17 @@ routing route(std::string_view method, std::string_view target) {
     result.match = std::move(m);
     return result;
   }
-  for (const auto* spec : candidates) {
-    std::string m{spec->method};
+  // HEAD is answered wherever GET is, so the 405's Allow names it too.
+  auto allow = [&](std::string m) {
     if (std::find(result.allowed_methods.begin(), result.allowed_methods.end(),
                   m)
         == result.allowed_methods.end())
       result.allowed_methods.push_back(std::move(m));
+  };
+  for (const auto* spec : candidates) {
+    allow(std::string{spec->method});
+    if (spec->method == "GET")
+      allow("HEAD");
   }
   return result;
 }

@@ -511,14 +511,14 @@ TEST_F(http_api, unknown_paths_are_404_and_wrong_methods_405) {
   EXPECT_API_ERROR(get("/v1/catalog/incomplete"), 404, "not_found");
   auto del = client_->Delete("/v1/subscriptions/sub-1", auth(admin_token));
   EXPECT_API_ERROR(del, 405, "method_not_allowed");
-  EXPECT_EQ(del->get_header_value("Allow"), "GET");
+  EXPECT_EQ(del->get_header_value("Allow"), "GET, HEAD");
   auto get_verify = get("/v1/licenses/verify");
   EXPECT_API_ERROR(get_verify, 405, "method_not_allowed");
   EXPECT_EQ(get_verify->get_header_value("Allow"), "POST");
   auto put = client_->Put("/v1/subscriptions/sub-1/licenses", auth(admin_token),
                           "{}", "application/json");
   EXPECT_API_ERROR(put, 405, "method_not_allowed");
-  EXPECT_EQ(put->get_header_value("Allow"), "GET, POST");
+  EXPECT_EQ(put->get_header_value("Allow"), "GET, HEAD, POST");
   EXPECT_API_ERROR(post("/healthz", "{}"), 405, "method_not_allowed");
 }
 

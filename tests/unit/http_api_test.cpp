@@ -237,10 +237,11 @@ TEST(http_routing, unknown_paths_and_wrong_methods) {
   }
   auto del = route("DELETE", "/v1/subscriptions/s-1");
   EXPECT_FALSE(del.match);
-  EXPECT_EQ(del.allowed_methods, std::vector<std::string>{"GET"});
+  EXPECT_EQ(del.allowed_methods, (std::vector<std::string>{"GET", "HEAD"}));
   auto put = route("PUT", "/v1/subscriptions/s-1/licenses");
   EXPECT_FALSE(put.match);
-  EXPECT_EQ(put.allowed_methods, (std::vector<std::string>{"GET", "POST"}));
+  EXPECT_EQ(put.allowed_methods,
+            (std::vector<std::string>{"GET", "HEAD", "POST"}));
   // A literal segment wins: GET on the verify path is a wrong method, not a
   // lookup of license "verify"; POST on revocations likewise.
   auto get_verify = route("GET", "/v1/licenses/verify");
@@ -248,7 +249,8 @@ TEST(http_routing, unknown_paths_and_wrong_methods) {
   EXPECT_EQ(get_verify.allowed_methods, std::vector<std::string>{"POST"});
   auto post_revocations = route("POST", "/v1/licenses/revocations");
   EXPECT_FALSE(post_revocations.match);
-  EXPECT_EQ(post_revocations.allowed_methods, std::vector<std::string>{"GET"});
+  EXPECT_EQ(post_revocations.allowed_methods,
+            (std::vector<std::string>{"GET", "HEAD"}));
   EXPECT_FALSE(route("POST", "/healthz").match);
 }
 
