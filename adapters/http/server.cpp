@@ -844,16 +844,25 @@ struct server::impl {
                   {"command_id", command_id},
                   {"error", describe(published.error())}});
       if (is(published.error(), service_errc::timeout))
-        return error_answer(not_ready(
-          "command " + command_id
-          + " was sent but Kafka did not acknowledge it in time; it may "
-            "still be applied (repeat the request with the same "
-            "Idempotency-Key to learn its result)"));
+        return error_answer(
+          not_ready("command " + command_id
+                    + " was sent but Kafka did not acknowledge it in time; it "
+                      "may still be applied"
+                    + how_to_learn_the_result(req)));
       return error_answer(not_ready("cannot publish the command to Kafka"));
     }
     log::info("license.issue command published",
               {{"subscription_id", id}, {"command_id", command_id}});
-    return await_license(id, command_id);
+    return await_license(id, command_id, how_to_learn_the_result(req));
+  }
+
+  /// For an answer that leaves the command's outcome open.
+  static std::string how_to_learn_the_result(const httplib::Request& req) {
+    return req.has_header("Idempotency-Key")
+             ? " (repeat the request with the same Idempotency-Key to learn "
+               "its result)"
+             : " (look for a license issued by it; a request with an "
+               "Idempotency-Key can be repeated safely)";
   }
 
   /// The id of the `command.rejected` event the actor commits for the
@@ -869,7 +878,8 @@ struct server::impl {
   /// not hold the pool; a look that finds the pool busy counts as a
   /// transient error (the command is published: answering `busy` would
   /// invite a retry that issues a second license).
-  answer await_license(const std::string& id, const std::string& command_id) {
+  answer await_license(const std::string& id, const std::string& command_id,
+                       const std::string& if_open) {
     auto deadline = steady_clock::now() + deps.write_timeout;
     domain::event_key command{deps.source, command_id};
     auto rejection_id = rejection_id_of(id, command_id);
@@ -895,8 +905,8 @@ struct server::impl {
         return error_answer(not_ready(
           "command " + command_id
           + " was published but its result was not committed in time; it "
-            "may still be applied (repeat the request with the same "
-            "Idempotency-Key to learn its result)"));
+            "may still be applied"
+          + if_open));
       }
     }
   }

@@ -382,6 +382,14 @@ protected:
     return client_->Post(path.c_str(), auth(token), body, "application/json");
   }
 
+  httplib::Result post_with_key(const std::string& path,
+                                const std::string& body,
+                                const std::string& idempotency_key) {
+    auto headers = auth(admin_token);
+    headers.emplace("Idempotency-Key", idempotency_key);
+    return client_->Post(path.c_str(), headers, body, "application/json");
+  }
+
   void set_now(const std::string& t) {
     now_ = at(t).micros();
   }
@@ -1050,7 +1058,15 @@ TEST_F(http_api, issue_license_validates_before_publishing) {
   EXPECT_API_ERROR(res, 503, "not_ready");
   auto message = parse(res)["error"]["message"].get<std::string>();
   EXPECT_NE(message.find("may still be applied"), std::string::npos) << message;
-  EXPECT_NE(message.find("Idempotency-Key"), std::string::npos) << message;
+  EXPECT_NE(message.find("a request with an Idempotency-Key can be repeated"),
+            std::string::npos)
+    << message;
+  res = post_with_key(path, "{}", "order-1");
+  EXPECT_API_ERROR(res, 503, "not_ready");
+  message = parse(res)["error"]["message"].get<std::string>();
+  EXPECT_NE(message.find("repeat the request with the same Idempotency-Key"),
+            std::string::npos)
+    << message;
 }
 
 TEST_F(http_api, a_parameter_repeated_with_the_same_value_is_refused) {
