@@ -41,10 +41,10 @@ std::string error_text(const caf::error& err) {
   return describe(err);
 }
 
-/// `describe(err)` on one line: a fatal start-up error is one line on
-/// stderr, and pg_ctl's or libpq's messages span several.
-std::string describe_on_one_line(const caf::error& err) {
-  std::string text = describe(err);
+/// `text` on one line, its line breaks written ` | `: a fatal start-up
+/// error is one line on stderr, and pg_ctl's or libpq's messages span
+/// several.
+std::string on_one_line(const std::string& text) {
   std::string result;
   bool in_break = false;
   for (char c : text) {
@@ -60,15 +60,18 @@ std::string describe_on_one_line(const caf::error& err) {
   return result;
 }
 
+std::string describe_on_one_line(const caf::error& err) {
+  return on_one_line(describe(err));
+}
+
 enum class migration { done, failed, misconfigured, stopped };
 
 /// Brings the schema up to date. While PostgreSQL cannot be reached (a
 /// database restarting with the pods, a network policy not in place yet)
 /// it waits and tries again, like Kafka at start, instead of exiting into a
-/// crash loop whose back-off outlasts the outage. A server that answers
-/// but refuses this client for good (a wrong password, an unknown
-/// database) and any other failure end start-up. A termination signal
-/// ends the wait.
+/// crash loop whose back-off outlasts the outage. A server that refuses
+/// this client's credentials (storage::lasting_refusal) and any other
+/// failure end start-up. A termination signal ends the wait.
 migration migrate_when_reachable(const std::string& database_url,
                                  const sigset_t& signals, int& signal) {
   auto delay = std::chrono::seconds{1};
@@ -86,7 +89,7 @@ migration migrate_when_reachable(const std::string& database_url,
                                                 std::chrono::seconds{5})) {
       std::cerr << "invalid configuration: --database-url: PostgreSQL "
                    "refuses the connection: "
-                << *refusal << "\n";
+                << on_one_line(*refusal) << "\n";
       return migration::misconfigured;
     }
     log::error("PostgreSQL not reachable at start; trying again",

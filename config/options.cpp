@@ -326,7 +326,7 @@ const std::vector<option_spec>& serve_options() {
     {"api-token", "SEATLEDGER_API_TOKENS",
      "API token TOKEN:SCOPE (scope read or admin); repeatable, "
      "comma-separated in the variable",
-     k::list, "", api_token, true},
+     k::list, "", api_token, true, token_with_two_scopes},
     {"signing-key", "SEATLEDGER_SIGNING_KEY_FILE",
      "PEM file of the Ed25519 signing key; unset: a key pair under "
      "--data-dir/keys, created on first start",
@@ -559,8 +559,8 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
       for (std::size_t i = 0; i < values.size(); ++i)
         if (auto err = spec.validate(values[i]))
           return fail(describe_origin(spec, origin, where(i)) + ": " + *err);
-    if (spec.name == "api-token")
-      if (auto err = token_with_two_scopes(values))
+    if (spec.validate_together)
+      if (auto err = spec.validate_together(values))
         return fail(describe_origin(spec, origin) + ": " + *err);
     result.values[spec.name] = std::move(values);
     result.origins[spec.name] = origin;

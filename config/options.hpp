@@ -32,6 +32,10 @@ struct option_spec {
   std::function<std::optional<std::string>(const std::string&)> validate;
   /// Hidden from secrets-aware output (tokens).
   bool secret = false;
+  /// For `list` options: an error message for values that are each valid
+  /// but not together.
+  std::function<std::optional<std::string>(const std::vector<std::string>&)>
+    validate_together;
 };
 
 /// The options of `seatledger serve`.

@@ -1,5 +1,6 @@
 #include "storage/conninfo.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -143,22 +144,17 @@ std::optional<std::string> lasting_refusal(const std::string& conninfo,
   auto code = sqlstate_in(message);
   if (PQconnectionNeedsPassword(conn.get()) == 0 && code != "28P01")
     return std::nullopt;
-  // One line, without the verbose form's source location of the server.
-  std::string line;
+  // Without the verbose form's source location of the server.
+  std::string text;
   std::size_t start = 0;
   while (start < message.size()) {
-    auto end = message.find('\n', start);
-    if (end == std::string::npos)
-      end = message.size();
-    auto part = message.substr(start, end - start);
+    auto end = std::min(message.find('\n', start), message.size());
+    auto line = message.substr(start, end - start + 1);
     start = end + 1;
-    if (part.empty() || part.rfind("LOCATION:", 0) == 0)
-      continue;
-    if (!line.empty())
-      line.push_back(' ');
-    line += part;
+    if (line.rfind("LOCATION:", 0) != 0)
+      text += line;
   }
-  return line;
+  return text;
 }
 
 } // namespace seatledger::storage

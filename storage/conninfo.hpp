@@ -29,7 +29,8 @@ std::string without_password(const std::string& conninfo);
 /// lacks something an operator may still create there (the database, the
 /// role, a `pg_hba.conf` entry, a grant), and for a connection that
 /// succeeds, it answers nothing. One connection attempt, at most `timeout`
-/// long; the answer is libpq's message on one line.
+/// long; the answer is libpq's message without the server's source
+/// location (it may span lines).
 std::optional<std::string>
 lasting_refusal(const std::string& conninfo,
                 std::chrono::milliseconds timeout = std::chrono::seconds{10});
