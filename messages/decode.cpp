@@ -912,28 +912,31 @@ struct decoder::impl {
     return true;
   }
 
+  /// `subject` names the text in messages: "record value", or "the body"
+  /// when the HTTP API checks a request by the same rules.
   bool parse(std::string_view value, dom::element& root,
-             const path* root_at = nullptr) {
+             const path* root_at = nullptr,
+             std::string_view subject = "record value") {
+    std::string what{subject};
     // An empty string_view may have a null data pointer, which must not
     // reach memcpy.
     if (value.empty())
-      return ctx.fail_record(code::malformed_json, "record value is empty");
+      return ctx.fail_record(code::malformed_json, what += " is empty");
     auto err = parser.parse(value.data(), value.size()).get(root);
     switch (err) {
       case simdjson::SUCCESS: return unique_members(root, root_at);
       case simdjson::UTF8_ERROR:
         return ctx.fail_record(code::malformed_json,
-                               "record value is not valid UTF-8");
+                               what += " is not valid UTF-8");
       case simdjson::MEMALLOC:
       case simdjson::CAPACITY:
         return ctx.fail_record(code::oversized,
-                               "record value is too large to parse");
-      default: {
-        std::string what = "record value is not valid JSON (";
+                               what += " is too large to parse");
+      default:
+        what += " is not valid JSON (";
         what += simdjson::error_message(err);
         what += ')';
         return ctx.fail_record(code::malformed_json, what);
-      }
     }
   }
 
@@ -1184,6 +1187,20 @@ Result guarded(bool ready, F&& f) noexcept {
 } // namespace
 
 decoder::decoder() : impl_(std::make_unique<impl>()) {}
+
+std::optional<decode_error>
+decoder::check_json(std::string_view text, std::string_view subject) noexcept {
+  using result = decode_result<std::monostate>;
+  auto checked = guarded<result>(impl_ != nullptr, [&]() -> result {
+    dom::element root;
+    if (!impl_->parse(text, root, nullptr, subject))
+      return impl_->ctx.take_error();
+    return std::monostate{};
+  });
+  if (checked)
+    return std::nullopt;
+  return checked.error();
+}
 
 decoder::~decoder() = default;
 

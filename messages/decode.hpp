@@ -80,6 +80,13 @@ public:
   decode_result<domain::seat_delta>
   decode_seat_delta(record_view record) noexcept;
 
+  /// `text` read by the rules a record's value is: UTF-8, JSON nested no
+  /// deeper than the parser takes, no member twice in one object. For the
+  /// HTTP API's bodies, whose own JSON library would take the last of two
+  /// members and nest without bound; messages call the text `subject`.
+  std::optional<decode_error> check_json(std::string_view text,
+                                         std::string_view subject) noexcept;
+
   /// Dispatches on `topic`; the result holds the topic's alternative.
   decode_result<input_event> decode(topic_kind topic,
                                     record_view record) noexcept;

@@ -1029,6 +1029,25 @@ TEST_F(http_api, issue_license_validates_before_publishing) {
                    R"({"features":[1]})", R"({"expires_at":"tomorrow"})",
                    R"({"expires_at":5})", R"({"subscription_id":"sub-2"})"})
     EXPECT_API_ERROR(post(path, bad), 400, "bad_request");
+  // Read by the decoder's rules, as the command's record will be: a member
+  // given twice (nlohmann kept the last) and nesting without bound (its
+  // message spoke of a "record value").
+  auto twice = post(path, R"({"features":["geo"],"features":[]})");
+  EXPECT_API_ERROR(twice, 400, "bad_request");
+  EXPECT_EQ(parse(twice)["error"]["message"],
+            "features: appears more than once in its object");
+  auto deep = post(path, R"({"metadata":)" + std::string(3000, '[')
+                           + std::string(3000, ']') + "}");
+  EXPECT_API_ERROR(deep, 400, "bad_request");
+  EXPECT_EQ(parse(deep)["error"]["message"].get<std::string>().rfind(
+              "the body is not valid JSON (", 0),
+            0u)
+    << parse(deep)["error"]["message"];
+  auto verify_twice = post("/v1/licenses/verify",
+                           R"({"license_key":"a","license_key":"b"})");
+  EXPECT_API_ERROR(verify_twice, 400, "bad_request");
+  EXPECT_EQ(parse(verify_twice)["error"]["message"],
+            "license_key: appears more than once in its object");
   EXPECT_API_ERROR(post("/v1/subscriptions/sub-none/licenses", "{}"), 404,
                    "not_found");
   // Before create: 404 at once, without a round trip.

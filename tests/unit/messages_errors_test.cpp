@@ -564,6 +564,39 @@ TEST(messages_errors, a_member_given_twice_is_malformed) {
     << value;
 }
 
+TEST(messages_errors, a_text_is_checked_by_the_rules_of_a_record) {
+  // The HTTP API's bodies: its JSON library takes the last of two members
+  // and any depth, so it asks the decoder first.
+  decoder dec;
+  EXPECT_FALSE(
+    dec.check_json(R"({"features":["a"],"n":{"m":[1,{}]}})", "the body"));
+  EXPECT_FALSE(dec.check_json("[1, 2]", "the body"))
+    << "a JSON text of another type is the caller's to refuse";
+  auto twice = dec.check_json(R"({"n":{"m":1,"m":2}})", "the body");
+  ASSERT_TRUE(twice);
+  EXPECT_EQ(twice->code, code::malformed_json);
+  EXPECT_EQ(twice->field, "n.m");
+  EXPECT_EQ(twice->message, "n.m: appears more than once in its object");
+  auto deep = dec.check_json(std::string(5000, '[') + std::string(5000, ']'),
+                             "the body");
+  ASSERT_TRUE(deep);
+  EXPECT_EQ(deep->code, code::malformed_json);
+  EXPECT_EQ(deep->message.rfind("the body is not valid JSON (", 0), 0u)
+    << deep->message;
+  auto not_utf8 = dec.check_json("{\"a\":\"\xff\"}", "the body");
+  ASSERT_TRUE(not_utf8);
+  EXPECT_EQ(not_utf8->message, "the body is not valid UTF-8");
+  auto empty = dec.check_json("", "the body");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->message, "the body is empty");
+  // A record's wording is unchanged.
+  auto record = dec.decode(topic_kind::membership, {"{"});
+  ASSERT_FALSE(record);
+  EXPECT_EQ(record.error().message.rfind("record value is not valid JSON", 0),
+            0u)
+    << record.error().message;
+}
+
 TEST(messages_errors, truncated_fixtures_are_malformed) {
   for (const auto& [type, required] : required_fields) {
     const auto& f = find_fixture(type);
