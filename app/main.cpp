@@ -1,6 +1,7 @@
 // seatledger: one binary with subcommands, `--help` on each.
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -76,6 +77,23 @@ std::string refuse_empty(const std::string& value) {
   return value.empty() ? "must not be empty" : "";
 }
 
+/// A whole number from `low` to `high`. CLI11's Range said "Value many not
+/// in range 1 to 1024" of a word that is no number at all.
+CLI::Validator whole_number_from(int low, int high) {
+  return CLI::Validator(
+    [low, high](std::string& text) -> std::string {
+      int value = 0;
+      const char* end = text.data() + text.size();
+      auto [stop, problem] = std::from_chars(text.data(), end, value);
+      if (problem == std::errc{} && stop == end && value >= low
+          && value <= high)
+        return {};
+      return "'" + text + "' is not a whole number from " + std::to_string(low)
+             + " to " + std::to_string(high);
+    },
+    "");
+}
+
 /// What serve's configuration says of a value of option `name` given to
 /// another command: the same rules, declared once.
 std::optional<std::string> option_problem(const std::string& name,
@@ -111,9 +129,9 @@ int main(int argc, char** argv) {
   int brokers = 1;
   int partitions = 4;
   dev_kafka->add_option("--brokers", brokers, "number of brokers")
-    ->check(CLI::Range(1, 16));
+    ->check(whole_number_from(1, 16));
   dev_kafka->add_option("--partitions", partitions, "partitions per topic")
-    ->check(CLI::Range(1, 1024));
+    ->check(whole_number_from(1, 1024));
 
   auto* publish = app.add_subcommand(
     "publish", "publish JSON-lines CloudEvents from FILE (or stdin) with the "
