@@ -83,18 +83,34 @@ DO $roles$
 BEGIN
   -- Roles are cluster-wide: migrators of two databases of one cluster may
   -- race here, so a concurrent creation is not an error.
+  -- A migrating role without CREATEROLE got only "permission denied to
+  -- create role"; the exception says what an administrator can do instead.
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'seatledger_app') THEN
     BEGIN
       CREATE ROLE seatledger_app NOLOGIN;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN
-      NULL;
+    EXCEPTION
+      WHEN duplicate_object OR unique_violation THEN
+        NULL;
+      WHEN insufficient_privilege THEN
+        RAISE insufficient_privilege USING MESSAGE = format(
+          'role %I may not create the role seatledger_app, which the '
+          'service''s sessions run as: give %I CREATEROLE, or as an '
+          'administrator run CREATE ROLE seatledger_app NOLOGIN; GRANT '
+          'seatledger_app TO %I', current_user, current_user, current_user);
     END;
   END IF;
   IF NOT pg_has_role(current_user, 'seatledger_app', 'MEMBER') THEN
     BEGIN
       GRANT seatledger_app TO CURRENT_USER;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN
-      NULL;
+    EXCEPTION
+      WHEN duplicate_object OR unique_violation THEN
+        NULL;
+      WHEN insufficient_privilege THEN
+        RAISE insufficient_privilege USING MESSAGE = format(
+          'role %I is no member of seatledger_app, which the service''s '
+          'sessions run as, and may not grant it: give %I CREATEROLE, or '
+          'as an administrator run GRANT seatledger_app TO %I',
+          current_user, current_user, current_user);
     END;
   END IF;
   BEGIN

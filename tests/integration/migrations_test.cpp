@@ -13,6 +13,16 @@ protected:
     migrate_in_setup_ = false;
   }
 
+  /// The migrations table's versions; none when it does not exist.
+  std::vector<int> recorded_versions_or_none() {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    if (tx.exec1("SELECT to_regclass('seatledger.schema_migrations')")[0]
+          .is_null())
+      return {};
+    return recorded_versions();
+  }
+
   std::vector<int> recorded_versions() {
     auto conn = superuser();
     pqxx::nontransaction tx{*conn};
@@ -86,6 +96,53 @@ TEST_F(migrations, two_databases_of_one_cluster_migrate_at_once) {
   ASSERT_TRUE(b) << describe(b.error());
   EXPECT_EQ(*a, static_cast<int>(storage::known_migrations().size()));
   EXPECT_EQ(*b, static_cast<int>(storage::known_migrations().size()));
+}
+
+TEST_F(migrations, a_role_that_may_not_grant_the_runtime_role_is_told_how) {
+  // deploy/README asked for "a database and a login role"; such a role
+  // without CREATEROLE failed with "permission denied to grant role" and
+  // no word of what to do.
+  const auto role = unique_name("seatledger_owner");
+  {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    // The runtime role is cluster-wide: another test may have created it.
+    tx.exec("DO $$ BEGIN CREATE ROLE seatledger_app NOLOGIN; EXCEPTION WHEN "
+            "duplicate_object OR unique_violation THEN NULL; END $$");
+    tx.exec("CREATE ROLE " + tx.quote_name(role)
+            + " LOGIN PASSWORD 'owner-password-1'");
+    tx.exec("ALTER DATABASE " + tx.quote_name(db_->name()) + " OWNER TO "
+            + tx.quote_name(role));
+  }
+  const auto as_owner = conninfo() + " user=" + role
+                        + " password=owner-password-1";
+  auto refused = storage::migrate(as_owner);
+  ASSERT_FALSE(refused);
+  auto text = describe(refused.error());
+  EXPECT_NE(text.find("is no member of seatledger_app"), std::string::npos)
+    << text;
+  EXPECT_NE(text.find("GRANT seatledger_app TO " + role), std::string::npos)
+    << text;
+  EXPECT_TRUE(recorded_versions_or_none().empty());
+  // Done as the message says, the same role migrates.
+  {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    tx.exec("GRANT seatledger_app TO " + tx.quote_name(role));
+  }
+  auto applied = storage::migrate(as_owner);
+  ASSERT_TRUE(applied) << describe(applied.error());
+  EXPECT_EQ(*applied, static_cast<int>(storage::known_migrations().size()));
+  {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    tx.exec("REASSIGN OWNED BY " + tx.quote_name(role) + " TO CURRENT_USER");
+    tx.exec("DROP OWNED BY " + tx.quote_name(role));
+  }
+  // The database is dropped at the end; the role is this cluster's.
+  auto conn = superuser();
+  pqxx::nontransaction tx{*conn};
+  tx.exec("DROP ROLE " + tx.quote_name(role));
 }
 
 TEST_F(migrations, unreachable_server_is_storage_unavailable) {
