@@ -44,6 +44,19 @@ optional<string> non_empty(const string& value) {
   return std::nullopt;
 }
 
+// A data directory may not exist yet (it is created), but a file in its
+// place would fail later, as "cannot create the signing key" or "cannot
+// start the embedded PostgreSQL" with exit status 1.
+optional<string> directory_or_absent(const string& value) {
+  if (auto empty = non_empty(value))
+    return empty;
+  std::error_code ec;
+  auto status = std::filesystem::status(value, ec);
+  if (std::filesystem::exists(status) && !std::filesystem::is_directory(status))
+    return "'" + value + "' is not a directory";
+  return std::nullopt;
+}
+
 // Parsed as libpq will parse it, so a string it cannot read stops start-up
 // as a configuration error. libpq's reason is not repeated: it quotes the
 // string, which may hold a password.
@@ -386,7 +399,7 @@ const std::vector<option_spec>& serve_options() {
      k::duration, "7d", positive_duration},
     {"data-dir", "SEATLEDGER_DATA_DIR",
      "where embedded defaults keep their data (PostgreSQL, keys)", k::text,
-     "./var", non_empty},
+     "./var", directory_or_absent},
     {"embedded-partitions", "SEATLEDGER_EMBEDDED_PARTITIONS",
      "partitions per topic of the embedded Kafka cluster", k::integer, "4",
      small_count},

@@ -200,6 +200,26 @@ TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
     EXPECT_LT(took, seconds{10});
     EXPECT_FALSE(std::filesystem::exists(dir.file("var")));
   }
+  // A file where the data directory goes failed only when the key pair or
+  // the embedded server was made there, with exit status 1.
+  const auto file_not_dir = dir.file("var-is-a-file");
+  write_file(file_not_dir, "");
+  for (const auto& embedded_part :
+       std::vector<std::string>{"--signing-key", "--database-url"}) {
+    SCOPED_TRACE("a file as --data-dir, without " + embedded_part);
+    std::vector<std::string> args{"serve", "--kafka-bootstrap", "127.0.0.1:1",
+                                  "--data-dir", file_not_dir};
+    if (embedded_part == "--signing-key")
+      args.insert(args.end(), {"--database-url", "host=127.0.0.1 port=1"});
+    else
+      args.insert(args.end(), {"--signing-key", keys->signing_key_file});
+    auto r = run_cli(args, {}, seconds{30});
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+    EXPECT_EQ(lines[0], "invalid configuration: --data-dir: '" + file_not_dir
+                          + "' is not a directory");
+  }
 }
 
 TEST(service_config, serve_help_lists_every_option) {
