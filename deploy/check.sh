@@ -202,8 +202,10 @@ topics = set()
 for cm in configmaps.values():
     data = cm.get("data") or {}
     group = data.get("SEATLEDGER_CONSUMER_GROUP", group)
+    # Every topic the group consumes, the internal delta topic too: its lag
+    # is the subscription stage's backlog.
     for key in ("SEATLEDGER_TOPIC_MEMBERSHIP", "SEATLEDGER_TOPIC_SUBSCRIPTIONS",
-                "SEATLEDGER_TOPIC_CATALOG"):
+                "SEATLEDGER_TOPIC_CATALOG", "SEATLEDGER_TOPIC_DELTAS"):
         if key in data:
             topics.add(data[key])
 auths = {d["metadata"]["name"] for _, d in by_kind.get("TriggerAuthentication", [])}
