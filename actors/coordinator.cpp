@@ -11,6 +11,7 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/apply_order.hpp"
 #include "actors/catalog_hold.hpp"
 #include "actors/entity_actors.hpp"
 #include "actors/job_thread.hpp"
@@ -123,6 +124,11 @@ struct coordinator_state {
   // Ownership: the leases held and the partitions they cover.
   std::map<std::string, std::int64_t> leases;
   std::map<topic_partition, std::string> owned;
+  /// Leases dropped after a fenced commit whose partitions Kafka still
+  /// assigns here, with those partitions: taken back once Kafka confirms
+  /// this replica's membership (`retake_dropped`), forgotten when a
+  /// rebalance revokes or assigns them.
+  std::map<std::string, std::vector<topic_partition>> dropped;
 
   // Active entity actors.
   std::unordered_map<std::string, entity_entry> orgs;
@@ -348,6 +354,8 @@ struct coordinator_state {
 
   std::vector<position>
   assigned(const std::vector<topic_partition>& partitions) {
+    for (const auto& tp : partitions)
+      dropped.erase(lease_of(tp));
     std::set<std::string> keys;
     std::vector<topic_partition> wanted = partitions;
     std::vector<topic_partition> delta_partitions;
@@ -412,6 +420,7 @@ struct coordinator_state {
     std::set<std::string> keys;
     for (const auto& tp : partitions) {
       keys.insert(lease_of(tp));
+      dropped.erase(lease_of(tp));
       owned.erase(tp);
       if (stage_of(tp.topic) == stage::subscriptions) {
         topic_partition d{context->topics.deltas, tp.partition};
@@ -600,11 +609,10 @@ struct coordinator_state {
         ::poll(fds.data(), 2, wait_ms);
         take();
       }
-      if (records.empty()) {
-        // Serve rebalance callbacks and errors even when idle.
-        main->poll(0, 0);
+      // take() polled both consumers, which serves rebalance callbacks and
+      // errors even when no record came.
+      if (records.empty())
         return records;
-      }
     }
     auto deadline = steady_clock::now() + config.linger;
     while (records.size() < config.max_batch_records
@@ -948,7 +956,8 @@ struct coordinator_state {
       refresh_catalog();
     }
     // Interleave each subscription's commands and deltas by event time,
-    // keeping each topic's own order.
+    // keeping each topic's own order; its events are published in that
+    // order (apply_order.hpp).
     std::map<std::string, messages::subscription_job> sub_jobs;
     std::set<std::string> sub_ids;
     for (const auto& [id, items] : command_items)
@@ -957,20 +966,15 @@ struct coordinator_state {
       sub_ids.insert(id);
     for (const auto& id : sub_ids) {
       auto& job = sub_jobs[id];
-      auto& cmds = command_items[id];
-      auto& ds = delta_items[id];
-      size_t i = 0;
-      size_t j = 0;
-      while (i < cmds.size() || j < ds.size()) {
-        bool take_delta = i == cmds.size()
-                          || (j < ds.size() && ds[j].time < cmds[i].time);
-        auto& next = take_delta ? ds[j++] : cmds[i++];
-        if (take_delta)
+      auto sequence = in_apply_order(command_items[id], delta_items[id]);
+      for (size_t k = 0; k < sequence.items.size(); ++k) {
+        auto& next = *sequence.items[k];
+        if (sequence.is_delta[k])
           parts[next.lane].event_times.push_back(
             static_cast<double>(next.time.micros()) / 1e6);
         job.items.push_back(std::move(next.item));
-        job.order.push_back(next.order);
       }
+      job.order = std::move(sequence.labels);
     }
     // Months the sweeper found due.
     auto now = wall_now();
@@ -1429,6 +1433,7 @@ struct coordinator_state {
         continue;
       leases.erase(l.lease_key);
       lost_leases += (lost_leases.empty() ? "" : ",") + l.lease_key;
+      auto& of_lease = dropped[l.lease_key];
       for (auto it = owned.begin(); it != owned.end();) {
         if (it->second != l.lease_key) {
           ++it;
@@ -1438,6 +1443,7 @@ struct coordinator_state {
                            + it->first.topic + "/"
                            + std::to_string(it->first.partition);
         fenced.push_back(it->first);
+        of_lease.push_back(it->first);
         it = owned.erase(it);
       }
     }
@@ -1466,32 +1472,46 @@ struct coordinator_state {
   /// nothing is taken back, as this replica may be the one removed. Nothing
   /// is taken back inside a rebalance callback either.
   std::set<std::string> take_back(const std::vector<storage::lease>& taken) {
+    std::map<std::string, std::vector<topic_partition>> partitions;
+    for (const auto& l : taken)
+      for (const auto& [tp, key] : owned)
+        if (key == l.lease_key)
+          partitions[l.lease_key].push_back(tp);
+    return take_back_partitions(partitions);
+  }
+
+  /// Takes back the leases of `partitions` (lease key → its partitions)
+  /// whose partitions Kafka assigns here, once Kafka confirms this
+  /// replica's membership; returns the keys taken.
+  std::set<std::string> take_back_partitions(
+    const std::map<std::string, std::vector<topic_partition>>& partitions) {
     std::set<std::string> result;
     // Inside a rebalance Kafka refuses commits anyway, and waiting here for
     // its answer would hold the rebalance up; the rebalance settles who owns
     // what.
-    if (taken.empty() || in_rebalance)
+    if (partitions.empty() || in_rebalance)
       return result;
     auto assignment = main->assignment();
     std::set<topic_partition> in_kafka(assignment.begin(), assignment.end());
     std::vector<std::string> keys;
-    std::vector<topic_partition> partitions;
-    for (const auto& l : taken) {
-      std::vector<topic_partition> of_lease;
+    std::vector<topic_partition> assigned_here;
+    for (const auto& [key, of_lease] : partitions) {
+      std::vector<topic_partition> read_by_main;
       bool assigned = true;
-      for (const auto& [tp, key] : owned)
-        if (key == l.lease_key && stage_of(tp.topic) != stage::deltas) {
-          of_lease.push_back(tp);
+      for (const auto& tp : of_lease)
+        if (stage_of(tp.topic) != stage::deltas) {
+          read_by_main.push_back(tp);
           assigned = assigned && in_kafka.count(tp) != 0;
         }
-      if (!assigned || of_lease.empty())
+      if (!assigned || read_by_main.empty())
         continue;
-      keys.push_back(l.lease_key);
-      partitions.insert(partitions.end(), of_lease.begin(), of_lease.end());
+      keys.push_back(key);
+      assigned_here.insert(assigned_here.end(), read_by_main.begin(),
+                           read_by_main.end());
     }
     if (keys.empty())
       return result;
-    auto stored = store->load_positions(config.consumer_group, partitions);
+    auto stored = store->load_positions(config.consumer_group, assigned_here);
     if (!stored) {
       log::error("cannot read the positions to take leases back with",
                  {{"error", describe(stored.error())}});
@@ -1531,6 +1551,43 @@ struct coordinator_state {
     return result;
   }
 
+  /// Leases dropped after a fenced commit while Kafka kept their partitions
+  /// here (it did not confirm the membership then, e.g. during a
+  /// rebalance): with the cooperative assignor a rebalance need not move
+  /// them, and nothing else would read them again. Every 5 s they are
+  /// forgotten once Kafka no longer assigns them, or taken back and read
+  /// from their stored positions once Kafka confirms the membership.
+  void retake_dropped() {
+    if (dropped.empty() || in_rebalance)
+      return;
+    auto assignment = main->assignment();
+    std::set<topic_partition> in_kafka(assignment.begin(), assignment.end());
+    for (auto it = dropped.begin(); it != dropped.end();) {
+      bool assigned = !it->second.empty();
+      for (const auto& tp : it->second)
+        if (stage_of(tp.topic) != stage::deltas)
+          assigned = assigned && in_kafka.count(tp) != 0;
+      it = assigned ? std::next(it) : dropped.erase(it);
+    }
+    auto taken = take_back_partitions(dropped);
+    if (taken.empty())
+      return;
+    std::vector<topic_partition> tps;
+    for (const auto& key : taken) {
+      for (const auto& tp : dropped[key]) {
+        owned[tp] = key;
+        tps.push_back(tp);
+      }
+      dropped.erase(key);
+    }
+    drop_held(tps);
+    // Until they are back at their stored positions, nothing read is kept
+    // (the next cycle rewinds every owned partition again).
+    if (!seek_to_stored(tps))
+      rewind_pending = true;
+    publish_leases();
+  }
+
   /// Every 5 s while idle, the last offset copies go to Kafka again.
   void recopy_when_due() {
     auto now = steady_clock::now();
@@ -1554,11 +1611,17 @@ struct coordinator_state {
       rewind_pending = false;
       return;
     }
+    rewind_pending = !seek_to_stored(tps);
+  }
+
+  /// Moves the consumers of `tps` to their stored positions; false when a
+  /// seek failed (or the positions could not be read).
+  bool seek_to_stored(const std::vector<topic_partition>& tps) {
     auto stored = with_retry("load positions", [&] {
       return store->load_positions(config.consumer_group, tps);
     });
     if (!stored)
-      return;
+      return false;
     std::vector<position> main_positions;
     std::vector<position> delta_positions;
     for (const auto& tp : tps) {
@@ -1575,7 +1638,7 @@ struct coordinator_state {
     if (!deltas_ok)
       log::error("seek failed; reading nothing until it succeeds",
                  {{"error", describe(deltas_ok.error())}});
-    rewind_pending = !main_ok || !deltas_ok;
+    return main_ok && deltas_ok;
   }
 
   void refresh_catalog() {
@@ -1647,6 +1710,7 @@ struct coordinator_state {
     if (now >= next_kafka_check) {
       check_kafka();
       check_postgres();
+      retake_dropped();
       next_kafka_check = now + seconds{5};
     }
     if (now < next_catalog_check && now < next_passivation && now < next_sweep
