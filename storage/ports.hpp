@@ -369,6 +369,9 @@ class query_store {
 public:
   virtual ~query_store();
 
+  /// The record with its terms and linked orgs; `holders`, `licenses` and
+  /// `window` stay empty (see `holders_page`, `licenses_of`,
+  /// `ledger_window`).
   virtual caf::expected<std::optional<subscription_snapshot>>
   subscription(const std::string& subscription_id) = 0;
 

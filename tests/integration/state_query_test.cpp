@@ -241,10 +241,19 @@ TEST_F(state, load_subscriptions_returns_exactly_what_was_committed) {
   EXPECT_TRUE(n.holders.empty());
   EXPECT_TRUE(n.licenses.empty());
 
-  // The same snapshot through the query port.
+  // The same record through the query port, with its linked orgs but not
+  // the actor's working set: a state query of a busy subscription read its
+  // whole 400-day ledger window, holders and licenses.
   auto one = value_or_fail(store().subscription("sub-q"));
   ASSERT_TRUE(one);
   expect_same_record(one->record, rec_);
+  EXPECT_EQ(one->orgs, q.orgs);
+  EXPECT_FALSE(q.orgs.empty());
+  EXPECT_FALSE(q.window.points.empty());
+  EXPECT_FALSE(q.holders.empty());
+  EXPECT_TRUE(one->window.points.empty());
+  EXPECT_TRUE(one->holders.empty());
+  EXPECT_TRUE(one->licenses.empty());
   EXPECT_FALSE(value_or_fail(store().subscription("sub-none")));
   EXPECT_TRUE(value_or_fail(store().load_subscriptions({})).empty());
 }
