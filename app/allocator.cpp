@@ -12,15 +12,10 @@
 // service took 20,000 minor faults instead of 33,000 in 5 s of the
 // end-to-end benchmark's throughput phase (about 2 % of its CPU) for about
 // 20 MiB more resident memory (docs/benchmarks.md, eleventh session).
-// jemalloc purges an arena only when it is used, so memory freed by a
-// thread that then sits idle (an HTTP connection thread after a large
-// answer) was kept for good: a replica stayed at 300 MB after a few
-// queries (nineteenth session's soak run). A background thread purges
-// idle arenas on the same schedule. MALLOC_CONF still overrides all of it.
+// MALLOC_CONF still overrides it.
 extern "C" {
 // NOLINTNEXTLINE: the name is jemalloc's.
-const char* malloc_conf
-  = "dirty_decay_ms:30000,muzzy_decay_ms:30000,background_thread:true";
+const char* malloc_conf = "dirty_decay_ms:30000,muzzy_decay_ms:30000";
 }
 #endif
 
@@ -31,16 +26,11 @@ void log_allocator_settings() {
   ssize_t dirty = 0;
   ssize_t muzzy = 0;
   std::size_t size = sizeof(ssize_t);
-  bool background = false;
-  std::size_t bool_size = sizeof(bool);
   if (mallctl("opt.dirty_decay_ms", &dirty, &size, nullptr, 0) == 0
-      && mallctl("opt.muzzy_decay_ms", &muzzy, &size, nullptr, 0) == 0
-      && mallctl("background_thread", &background, &bool_size, nullptr, 0)
-           == 0) {
+      && mallctl("opt.muzzy_decay_ms", &muzzy, &size, nullptr, 0) == 0) {
     log::info("allocator", {{"allocator", "jemalloc"},
                             {"dirty_decay_ms", static_cast<long>(dirty)},
-                            {"muzzy_decay_ms", static_cast<long>(muzzy)},
-                            {"background_thread", background}});
+                            {"muzzy_decay_ms", static_cast<long>(muzzy)}});
     return;
   }
 #endif

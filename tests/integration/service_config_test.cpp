@@ -317,18 +317,12 @@ TEST(service_config,
   EXPECT_EQ(built_in.value("allocator", ""), "jemalloc") << built_in.dump();
   EXPECT_EQ(built_in.value("dirty_decay_ms", 0), 30000) << built_in.dump();
   EXPECT_EQ(built_in.value("muzzy_decay_ms", 0), 30000) << built_in.dump();
-  // Idle threads' arenas are purged too (they kept their freed pages).
-  EXPECT_EQ(built_in.value("background_thread", false), true)
-    << built_in.dump();
   // An operator's MALLOC_CONF wins over the built-in settings.
-  service.start(
-    {}, {{"MALLOC_CONF", "dirty_decay_ms:5000,background_thread:false"}});
+  service.start({}, {{"MALLOC_CONF", "dirty_decay_ms:5000"}});
   auto overridden = allocator_line(service.log_tail());
   ASSERT_TRUE(overridden.is_object()) << service.log_tail();
   EXPECT_EQ(overridden.value("dirty_decay_ms", 0), 5000) << overridden.dump();
   EXPECT_EQ(overridden.value("muzzy_decay_ms", 0), 30000) << overridden.dump();
-  EXPECT_EQ(overridden.value("background_thread", true), false)
-    << overridden.dump();
 #endif
 }
 
