@@ -1480,6 +1480,27 @@ struct coordinator_state {
     return take_back_partitions(partitions);
   }
 
+  std::set<topic_partition> kafka_assignment() {
+    auto assignment = main->assignment();
+    return {assignment.begin(), assignment.end()};
+  }
+
+  /// A lease's partitions are Kafka's to assign here: it assigns every one
+  /// the main consumer reads (the delta partitions follow the command
+  /// partitions and are assigned by the service itself).
+  bool assigned_in(const std::vector<topic_partition>& of_lease,
+                   const std::set<topic_partition>& in_kafka) const {
+    bool any = false;
+    for (const auto& tp : of_lease) {
+      if (stage_of(tp.topic) == stage::deltas)
+        continue;
+      if (in_kafka.count(tp) == 0)
+        return false;
+      any = true;
+    }
+    return any;
+  }
+
   /// Takes back the leases of `partitions` (lease key → its partitions)
   /// whose partitions Kafka assigns here, once Kafka confirms this
   /// replica's membership; returns the keys taken.
@@ -1491,23 +1512,16 @@ struct coordinator_state {
     // what.
     if (partitions.empty() || in_rebalance)
       return result;
-    auto assignment = main->assignment();
-    std::set<topic_partition> in_kafka(assignment.begin(), assignment.end());
+    auto in_kafka = kafka_assignment();
     std::vector<std::string> keys;
     std::vector<topic_partition> assigned_here;
     for (const auto& [key, of_lease] : partitions) {
-      std::vector<topic_partition> read_by_main;
-      bool assigned = true;
-      for (const auto& tp : of_lease)
-        if (stage_of(tp.topic) != stage::deltas) {
-          read_by_main.push_back(tp);
-          assigned = assigned && in_kafka.count(tp) != 0;
-        }
-      if (!assigned || read_by_main.empty())
+      if (!assigned_in(of_lease, in_kafka))
         continue;
       keys.push_back(key);
-      assigned_here.insert(assigned_here.end(), read_by_main.begin(),
-                           read_by_main.end());
+      for (const auto& tp : of_lease)
+        if (stage_of(tp.topic) != stage::deltas)
+          assigned_here.push_back(tp);
     }
     if (keys.empty())
       return result;
@@ -1560,15 +1574,10 @@ struct coordinator_state {
   void retake_dropped() {
     if (dropped.empty() || in_rebalance)
       return;
-    auto assignment = main->assignment();
-    std::set<topic_partition> in_kafka(assignment.begin(), assignment.end());
-    for (auto it = dropped.begin(); it != dropped.end();) {
-      bool assigned = !it->second.empty();
-      for (const auto& tp : it->second)
-        if (stage_of(tp.topic) != stage::deltas)
-          assigned = assigned && in_kafka.count(tp) != 0;
-      it = assigned ? std::next(it) : dropped.erase(it);
-    }
+    auto in_kafka = kafka_assignment();
+    for (auto it = dropped.begin(); it != dropped.end();)
+      it = assigned_in(it->second, in_kafka) ? std::next(it)
+                                             : dropped.erase(it);
     auto taken = take_back_partitions(dropped);
     if (taken.empty())
       return;

@@ -302,8 +302,7 @@ bool is_blank(const std::string& text) {
 /// (a Kafka record with them is a dead letter) and nest without bound.
 /// Otherwise the 400's message.
 std::variant<nlohmann::json, std::string>
-json_object_body(const std::string& body) {
-  messages::decoder decoder;
+json_object_body(messages::decoder& decoder, const std::string& body) {
   if (auto problem = decoder.check_json(body, "the body"))
     return std::move(problem->message);
   auto parsed = nlohmann::json::parse(body, nullptr, false);
@@ -743,7 +742,8 @@ struct server::impl {
   }
 
   answer verify_license(const httplib::Request& req) {
-    auto parsed = json_object_body(req.body);
+    messages::decoder decoder;
+    auto parsed = json_object_body(decoder, req.body);
     if (auto* problem = std::get_if<std::string>(&parsed))
       return error_answer(bad_request(std::move(*problem)));
     auto& body = std::get<nlohmann::json>(parsed);
@@ -793,9 +793,11 @@ struct server::impl {
       return error_answer(not_found("unknown subscription"));
     // The body is the command's data without the subscription id; an empty
     // body asks for a license with the defaults.
+    // One decoder checks the body and, below, the command made of it.
+    messages::decoder decoder;
     std::variant<nlohmann::json, std::string> parsed = nlohmann::json::object();
     if (!is_blank(req.body))
-      parsed = json_object_body(req.body);
+      parsed = json_object_body(decoder, req.body);
     if (auto* problem = std::get_if<std::string>(&parsed))
       return error_answer(bad_request(std::move(*problem)));
     auto& data = std::get<nlohmann::json>(parsed);
@@ -830,7 +832,6 @@ struct server::impl {
     // timeout, and publish the decoded command re-encoded (unknown members
     // dropped).
     auto text = envelope.dump();
-    messages::decoder decoder;
     auto decoded = decoder.decode_command({text, nullptr});
     if (!decoded)
       return error_answer(bad_request(decoded.error().message));
