@@ -1182,8 +1182,8 @@ struct coordinator_state {
     times.apply += applying;
     times.apply_max = std::max(times.apply_max, applying);
     if (batch_failed) {
-      fail_batch(
-        make_error(service_errc::internal, "an entity actor did not answer"));
+      fail_batch(make_error(service_errc::internal,
+                            "an entity actor failed or did not answer"));
       return;
     }
     // A small batch commits in one transaction: a commit's fixed cost (round

@@ -7,6 +7,7 @@
 #include "domain/org.hpp"
 #include "log/log.hpp"
 #include "messages/encode.hpp"
+#include "messages/service_error.hpp"
 #include "messages/type_ids.hpp"
 
 namespace seatledger::actors {
@@ -93,8 +94,13 @@ struct subscription_actor_state {
   static inline const char* name = "subscription";
 };
 
-void collect(subscription_actor_state& st, domain::subscription_effects& fx,
-             std::int64_t order, entity_result& result, bool& state_changed) {
+/// Adds one item's effects to `result`. Fails when a granted license cannot
+/// be signed: its license.issued would go out without a key while the
+/// license is not stored, so the batch must not commit (the coordinator
+/// throws the actor's state away and applies the records again later).
+caf::error collect(subscription_actor_state& st,
+                   domain::subscription_effects& fx, std::int64_t order,
+                   entity_result& result, bool& state_changed) {
   auto& rows = result.rows;
   const auto& ctx = *st.context;
   const auto& sub = *st.sub;
@@ -137,12 +143,16 @@ void collect(subscription_actor_state& st, domain::subscription_effects& fx,
   std::map<std::string, std::string> keys;
   for (const auto& grant : fx.grants) {
     auto claims = messages::encode_license_claims(grant);
-    auto token = ctx.sign_license ? ctx.sign_license(claims)
-                                  : caf::expected<std::string>{std::string{}};
+    auto token = ctx.sign_license
+                   ? ctx.sign_license(claims)
+                   : caf::expected<std::string>{make_error(
+                     service_errc::internal, "no license signing key")};
     if (!token) {
-      log::error("cannot sign a license",
-                 {{"subscription_id", id}, {"license_id", grant.license_id}});
-      continue;
+      log::error("cannot sign a license; the batch is not committed",
+                 {{"subscription_id", id},
+                  {"license_id", grant.license_id},
+                  {"error", describe(token.error())}});
+      return std::move(token.error());
     }
     keys[grant.license_id] = *token;
     rows.licenses.push_back({grant, std::move(claims), *token, ctx.key_id});
@@ -167,10 +177,12 @@ void collect(subscription_actor_state& st, domain::subscription_effects& fx,
                            cloudevents_headers, st.lease_key});
     result.outbox_order.push_back(order);
   }
+  return {};
 }
 
-entity_result apply_subscription_job(subscription_actor_state& st,
-                                     messages::subscription_job& job) {
+caf::expected<entity_result>
+apply_subscription_job(subscription_actor_state& st,
+                       messages::subscription_job& job) {
   entity_result result;
   bool state_changed = false;
   // Seat deltas move only the counts of the record (a domain unit test
@@ -192,7 +204,8 @@ entity_result apply_subscription_job(subscription_actor_state& st,
         = sub.close_months(std::get<messages::close_months_request>(item).upto);
     }
     ++result.applied;
-    collect(st, fx, order, result, state_changed);
+    if (auto err = collect(st, fx, order, result, state_changed))
+      return err;
   }
   if (state_changed)
     result.rows.subscriptions.push_back(
@@ -219,8 +232,11 @@ subscription_actor(caf::stateful_actor<subscription_actor_state>* self,
   st.context = std::move(context);
   return {
     [self](atoms::apply_atom,
-           messages::subscription_job& job) -> entity_result {
-      return apply_subscription_job(self->state, job);
+           messages::subscription_job& job) -> caf::result<entity_result> {
+      auto result = apply_subscription_job(self->state, job);
+      if (!result)
+        return std::move(result.error());
+      return std::move(*result);
     },
   };
 }
