@@ -1337,5 +1337,134 @@ TEST_F(service_e2e, the_same_events_published_twice_change_nothing) {
   EXPECT_EQ(log.find("batch not committed"), std::string::npos) << log;
 }
 
+TEST_F(service_e2e,
+       a_subscriptions_events_go_out_in_the_order_it_applied_them) {
+  // A subscription's commands and seat deltas come from two topics; in one
+  // batch they are applied interleaved by event time, and messages.md
+  // promises its events in that order. Before bd20d60 they went out in
+  // record order: a renewal read before an older delta in the same batch
+  // was published before that delta's seats.changed. Here each of several
+  // subscriptions gets a renewal at 10:00:05 and deltas at 10:00:01-02 and
+  // 10:00:09 at once, read in one batch. Each published event must show the
+  // seat count left by the seats.changed before it.
+  const int subscriptions = 8;
+  // Batches gather for up to a second, so records of both topics that
+  // arrive together are read in one.
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  auto lingering = options_;
+  lingering.extra_args.insert(lingering.extra_args.end(),
+                              {"--batch-linger", "1s"});
+  service_ = start_service(lingering);
+  auto time = [](const char* clock) {
+    return *domain::parse_rfc3339(std::string{"2026-03-01T"} + clock + "Z");
+  };
+  auto ref = [&](const std::string& id, const char* type, const char* clock) {
+    return domain::event_ref{"order-test", id, type, time(clock)};
+  };
+  auto sub_id = [](int i) { return "sub-order-" + std::to_string(i); };
+  std::vector<outgoing> creates;
+  for (int i = 0; i < subscriptions; ++i) {
+    domain::create_subscription create;
+    create.subscription_id = sub_id(i);
+    create.display_name = "Order test";
+    create.customer = {"0015000000ORDER", std::nullopt};
+    create.instance = {"order.example.com", domain::instance_type::primary};
+    create.plan_id = "plan-order";
+    create.seats = 10;
+    create.term = {time("10:00:00"),
+                   *domain::parse_rfc3339("2027-03-01T10:00:00Z")};
+    creates.push_back(
+      {sub_id(i), messages::encode_command_event(
+                    {ref("create-" + sub_id(i),
+                         "seatledger.subscription.create", "10:00:00"),
+                     create})});
+  }
+  kafka_->publish("seatledger.subscriptions.v1", creates);
+  database_probe db{db_->conninfo()};
+  ASSERT_TRUE(
+    wait_until([&] { return db.settled(subscriptions); }, seconds{60}))
+    << service_->stderr_tail();
+
+  std::vector<outgoing> renewals;
+  std::vector<outgoing> deltas;
+  for (int i = 0; i < subscriptions; ++i) {
+    const auto sub = sub_id(i);
+    domain::renew_subscription renew;
+    renew.subscription_id = sub;
+    renew.term = {time("10:00:05"),
+                  *domain::parse_rfc3339("2028-03-01T10:00:05Z")};
+    renewals.push_back(
+      {sub, messages::encode_command_event(
+              {ref("renew-" + sub, "seatledger.subscription.renew", "10:00:05"),
+               renew})});
+    // The org stage's deltas for a link and two members, made by the same
+    // rules and put on the internal topic directly.
+    const auto org_id = "org-" + sub;
+    domain::org_state org{org_id};
+    auto add_deltas = [&](domain::membership_event event) {
+      for (const auto& delta : org.apply(event).deltas)
+        deltas.push_back(
+          {sub, messages::encode_seat_delta(delta, "seatledger")});
+    };
+    add_deltas({ref("link-" + sub, "seatledger.org.linked", "10:00:01"),
+                domain::org_linked{org_id, sub}});
+    add_deltas({ref("u1-" + sub, "seatledger.member.added", "10:00:02"),
+                domain::member_added{org_id, "u1", true, std::nullopt}});
+    add_deltas({ref("u2-" + sub, "seatledger.member.added", "10:00:09"),
+                domain::member_added{org_id, "u2", true, std::nullopt}});
+  }
+  kafka_->publish_async("seatledger.subscriptions.v1", renewals);
+  kafka_->publish_async("seatledger.internal.seat-deltas.v1", deltas);
+  kafka_->flush();
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return db.settled(2 * subscriptions)
+             && db.scalar("SELECT count(*) FROM seatledger.subscriptions "
+                          "WHERE seats_in_use = 2")
+                  == subscriptions;
+    },
+    seconds{60}))
+    << service_->stderr_tail();
+
+  std::map<std::string, std::vector<std::string>> types;
+  std::map<std::string, std::int64_t> seats;
+  std::set<std::string> ids;
+  for (const auto& r : kafka_->read_all("seatledger.events.v1")) {
+    auto event = nlohmann::json::parse(r.value);
+    if (!ids.insert(event.at("id").get<std::string>()).second)
+      continue; // at-least-once: a copy
+    auto type = event.at("type").get<std::string>();
+    types[r.key].push_back(type);
+    const auto& data = event.at("data");
+    if (type == "seatledger.seats.changed") {
+      EXPECT_EQ(data.at("previous_seats_in_use").get<std::int64_t>(),
+                seats[r.key])
+        << "published after an event it was applied before: " << r.value;
+      seats[r.key] = data.at("seats_in_use").get<std::int64_t>();
+    } else if (data.contains("seats_in_use")) {
+      EXPECT_EQ(data.at("seats_in_use").get<std::int64_t>(), seats[r.key])
+        << "published among the wrong seats.changed: " << r.value;
+    }
+  }
+  // Where the renewal and its deltas were applied in one batch, by time,
+  // it comes between the two members' seats.changed.
+  int interleaved = 0;
+  for (int i = 0; i < subscriptions; ++i) {
+    const auto& of = types[sub_id(i)];
+    EXPECT_EQ(seats[sub_id(i)], 2) << sub_id(i);
+    EXPECT_EQ(std::count(of.begin(), of.end(), "seatledger.seats.changed"), 2)
+      << sub_id(i) << ": " << ::testing::PrintToString(of);
+    auto renewed = std::find(of.begin(), of.end(),
+                             "seatledger.subscription.renewed");
+    ASSERT_NE(renewed, of.end()) << ::testing::PrintToString(of);
+    interleaved += std::count(of.begin(), renewed, "seatledger.seats.changed")
+                   == 1;
+  }
+  // Otherwise this run did not read a renewal and its deltas in one batch,
+  // the case the test is for.
+  EXPECT_GT(interleaved, 0) << "no renewal was applied between its deltas";
+}
+
 } // namespace
 } // namespace seatledger::test
