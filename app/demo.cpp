@@ -55,6 +55,9 @@ public:
   }
 
   void print_summary() {
+    // What the service's sweeper does for a quiet subscription: close the
+    // months that ended by now (only closed months are complete).
+    record(sub_.close_months(asked_at));
     out_ << "\n== subscription state\n"
          << messages::encode_subscription(sub_.record(), {sub_.orgs().begin(),
                                                           sub_.orgs().end()})
@@ -64,7 +67,11 @@ public:
     for (const auto& e : ledger_)
       full.points.push_back({e.seq, e.seats_in_use, e.effective_at});
     const auto& term = sub_.record().term;
-    auto months = monthly_usage(full, term.start, term.end, asked_at);
+    int closed = 0;
+    for (const auto& t : sub_.record().terms)
+      if (t.start == term.start)
+        closed = t.closed_months;
+    auto months = monthly_usage(full, term.start, term.end, asked_at, closed);
     out_ << "month  start                 end                   peak  peak_at"
             "               complete\n";
     for (const auto& m : months)

@@ -65,16 +65,16 @@ usage_month month_peak(const ledger_window& window, int index, timestamp start,
   return result;
 }
 
-std::vector<usage_month> monthly_usage(const ledger_window& window,
-                                       timestamp term_start,
-                                       timestamp usage_end, timestamp now) {
+std::vector<usage_month>
+monthly_usage(const ledger_window& window, timestamp term_start,
+              timestamp usage_end, timestamp now, int closed_months) {
   std::vector<usage_month> months;
   for (int n = 1;; ++n) {
     auto bounds = month_bounds(term_start, usage_end, n);
     if (!bounds || bounds->first > now)
       break;
     auto month = month_peak(window, n, bounds->first, bounds->second);
-    month.complete = bounds->second <= now;
+    month.complete = n <= closed_months;
     months.push_back(month);
   }
   return months;

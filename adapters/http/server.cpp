@@ -527,7 +527,7 @@ struct server::impl {
       return error_answer(storage_error(window.error(), "ledger_window"));
     auto now_ = now();
     auto months = domain::monthly_usage(*window, term->start, term->usage_end,
-                                        now_);
+                                        now_, term->closed_months);
     if (*exporting)
       months = domain::complete_months(std::move(months));
     if (format == "csv") {

@@ -540,7 +540,14 @@ TEST_F(service_license, cli_verifies_license_keys_and_signed_documents) {
   }
 
   // verify-document: the signed usage export (twelve complete months of
-  // the past term) and the revocation list.
+  // the past term) and the revocation list. The months are complete once
+  // closed: the term's expiry at its end closes them.
+  command("expire", "expire-expired", {{"subscription_id", "sub-expired"}},
+          "2021-01-01T00:00:00Z");
+  ASSERT_EQ(service_
+              ->wait_for("sub-expired", "seatledger.usage.month_closed", 12)
+              .size(),
+            12u);
   auto res = service_->get("/v1/subscriptions/sub-expired/usage?export=1");
   ASSERT_TRUE(res && res->status == 200) << describe_answer(res);
   auto export_doc = json::parse(res->body);

@@ -16,6 +16,21 @@ ledger_window window_of(std::vector<std::pair<std::string, std::int64_t>> xs) {
   return w;
 }
 
+/// The months as reported once every month that ended by `now` is closed
+/// (as the service's sweeper does within its grace period).
+std::vector<usage_month> usage_closed_by(const ledger_window& w,
+                                         timestamp term_start,
+                                         timestamp usage_end, timestamp now) {
+  int closed = 0;
+  while (true) {
+    auto bounds = month_bounds(term_start, usage_end, closed + 1);
+    if (!bounds || bounds->second > now)
+      break;
+    ++closed;
+  }
+  return monthly_usage(w, term_start, usage_end, now, closed);
+}
+
 } // namespace
 
 TEST(monthly_usage, worked_example_from_the_seeds) {
@@ -23,9 +38,9 @@ TEST(monthly_usage, worked_example_from_the_seeds) {
   auto w = window_of({{"2026-01-16T00:00:00Z", 10},
                       {"2026-01-20T00:00:00Z", 15},
                       {"2026-01-25T00:00:00Z", 9}});
-  auto months = monthly_usage(w, at("2026-01-15T00:00:00Z"),
-                              at("2027-01-15T00:00:00Z"),
-                              at("2026-03-20T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-15T00:00:00Z"),
+                                at("2027-01-15T00:00:00Z"),
+                                at("2026-03-20T00:00:00Z"));
   ASSERT_EQ(months.size(), 3u);
   EXPECT_EQ(months[0].start, at("2026-01-15T00:00:00Z"));
   EXPECT_EQ(months[0].end, at("2026-02-15T00:00:00Z"));
@@ -46,9 +61,9 @@ TEST(monthly_usage, worked_example_from_the_seeds) {
 
 TEST(monthly_usage, carries_counts_forward_across_quiet_months) {
   auto w = window_of({{"2026-01-20T00:00:00Z", 4}});
-  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
-                              at("2027-01-01T00:00:00Z"),
-                              at("2026-06-01T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-01T00:00:00Z"),
+                                at("2027-01-01T00:00:00Z"),
+                                at("2026-06-01T00:00:00Z"));
   ASSERT_EQ(months.size(), 6u); // June 1 has started
   EXPECT_EQ(months[0].peak_seats, 4);
   for (size_t i = 1; i < 5; ++i) {
@@ -64,9 +79,9 @@ TEST(monthly_usage, months_are_anchored_at_the_term_start_not_the_calendar) {
   auto w = window_of({{"2026-02-09T00:00:00Z", 7},   // month 1
                       {"2026-02-10T09:30:00Z", 12},  // month 2 starts 09:30
                       {"2026-02-11T00:00:00Z", 3}}); // month 2
-  auto months = monthly_usage(w, at("2026-01-10T09:30:00Z"),
-                              at("2027-01-10T09:30:00Z"),
-                              at("2026-03-10T09:30:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-10T09:30:00Z"),
+                                at("2027-01-10T09:30:00Z"),
+                                at("2026-03-10T09:30:00Z"));
   ASSERT_EQ(months.size(), 3u);
   EXPECT_EQ(months[0].end, at("2026-02-10T09:30:00Z"));
   EXPECT_EQ(months[0].peak_seats, 7);
@@ -79,9 +94,9 @@ TEST(monthly_usage, months_are_anchored_at_the_term_start_not_the_calendar) {
 
 TEST(monthly_usage, term_starting_on_the_31st_clamps_each_month) {
   ledger_window w;
-  auto months = monthly_usage(w, at("2026-01-31T00:00:00Z"),
-                              at("2027-01-31T00:00:00Z"),
-                              at("2026-07-01T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-31T00:00:00Z"),
+                                at("2027-01-31T00:00:00Z"),
+                                at("2026-07-01T00:00:00Z"));
   std::vector<std::string> starts;
   for (auto& m : months)
     starts.push_back(format_rfc3339(m.start));
@@ -95,9 +110,9 @@ TEST(monthly_usage, term_starting_on_the_31st_clamps_each_month) {
 TEST(monthly_usage,
      term_starting_on_29_february_through_leap_and_common_years) {
   ledger_window w;
-  auto months = monthly_usage(w, at("2028-02-29T00:00:00Z"),
-                              at("2030-02-28T00:00:00Z"),
-                              at("2029-04-01T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2028-02-29T00:00:00Z"),
+                                at("2030-02-28T00:00:00Z"),
+                                at("2029-04-01T00:00:00Z"));
   ASSERT_EQ(months.size(), 14u);
   EXPECT_EQ(months[0].end, at("2028-03-29T00:00:00Z"));
   EXPECT_EQ(months[11].start, at("2029-01-29T00:00:00Z"));
@@ -111,9 +126,9 @@ TEST(monthly_usage, an_entry_exactly_at_a_boundary_belongs_to_the_new_month) {
   auto w = window_of({{"2026-01-10T00:00:00Z", 5},
                       {"2026-02-01T00:00:00Z", 20}, // month 2 starts here
                       {"2026-02-01T00:00:00Z", 6}});
-  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
-                              at("2027-01-01T00:00:00Z"),
-                              at("2026-03-01T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-01T00:00:00Z"),
+                                at("2027-01-01T00:00:00Z"),
+                                at("2026-03-01T00:00:00Z"));
   ASSERT_EQ(months.size(), 3u);
   EXPECT_EQ(months[0].peak_seats, 5); // carried in: last entry *before* start
   EXPECT_EQ(months[1].peak_seats, 20);
@@ -128,9 +143,9 @@ TEST(monthly_usage, several_entries_at_one_instant_each_count) {
                       {"2026-01-05T00:00:00Z", 4},
                       {"2026-01-05T00:00:00Z", 3},
                       {"2026-01-06T00:00:00Z", 2}});
-  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
-                              at("2027-01-01T00:00:00Z"),
-                              at("2026-01-20T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-01T00:00:00Z"),
+                                at("2027-01-01T00:00:00Z"),
+                                at("2026-01-20T00:00:00Z"));
   ASSERT_EQ(months.size(), 1u);
   EXPECT_EQ(months[0].peak_seats, 4); // the intermediate count
   EXPECT_EQ(months[0].peak_seq, 2);
@@ -139,9 +154,9 @@ TEST(monthly_usage, several_entries_at_one_instant_each_count) {
 
 TEST(monthly_usage, months_before_the_first_entry_have_zero_seats) {
   auto w = window_of({{"2026-03-15T00:00:00Z", 8}});
-  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
-                              at("2027-01-01T00:00:00Z"),
-                              at("2026-04-01T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-01T00:00:00Z"),
+                                at("2027-01-01T00:00:00Z"),
+                                at("2026-04-01T00:00:00Z"));
   ASSERT_EQ(months.size(), 4u);
   EXPECT_EQ(months[0].peak_seats, 0);
   EXPECT_EQ(months[0].peak_at, at("2026-01-01T00:00:00Z"));
@@ -157,9 +172,9 @@ TEST(monthly_usage, peak_at_is_the_earliest_instant_the_peak_was_reached) {
                       {"2026-01-08T00:00:00Z", 12},
                       {"2026-01-09T00:00:00Z", 11},
                       {"2026-01-10T00:00:00Z", 12}});
-  auto months = monthly_usage(w, at("2026-01-01T00:00:00Z"),
-                              at("2027-01-01T00:00:00Z"),
-                              at("2026-02-01T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-01T00:00:00Z"),
+                                at("2027-01-01T00:00:00Z"),
+                                at("2026-02-01T00:00:00Z"));
   ASSERT_EQ(months.size(), 2u);
   EXPECT_EQ(months[0].peak_seats, 12);
   EXPECT_EQ(months[0].peak_at, at("2026-01-08T00:00:00Z"));
@@ -170,9 +185,9 @@ TEST(monthly_usage, peak_at_is_the_earliest_instant_the_peak_was_reached) {
 
 TEST(monthly_usage, months_are_cut_at_the_term_end) {
   ledger_window w;
-  auto months = monthly_usage(w, at("2026-01-15T00:00:00Z"),
-                              at("2026-03-01T00:00:00Z"),
-                              at("2027-01-01T00:00:00Z"));
+  auto months = usage_closed_by(w, at("2026-01-15T00:00:00Z"),
+                                at("2026-03-01T00:00:00Z"),
+                                at("2027-01-01T00:00:00Z"));
   ASSERT_EQ(months.size(), 2u);
   EXPECT_EQ(months[1].start, at("2026-02-15T00:00:00Z"));
   EXPECT_EQ(months[1].end, at("2026-03-01T00:00:00Z"));
@@ -181,20 +196,46 @@ TEST(monthly_usage, months_are_cut_at_the_term_end) {
 
 TEST(monthly_usage, nothing_before_the_term_starts) {
   ledger_window w;
-  auto months = monthly_usage(w, at("2026-05-01T00:00:00Z"),
-                              at("2027-05-01T00:00:00Z"),
-                              at("2026-04-30T23:59:59Z"));
+  auto months = usage_closed_by(w, at("2026-05-01T00:00:00Z"),
+                                at("2027-05-01T00:00:00Z"),
+                                at("2026-04-30T23:59:59Z"));
   EXPECT_TRUE(months.empty());
 }
 
 TEST(monthly_usage, the_export_holds_complete_months_only) {
   auto w = window_of({{"2026-01-16T00:00:00Z", 10}});
-  auto months = complete_months(monthly_usage(w, at("2026-01-15T00:00:00Z"),
-                                              at("2027-01-15T00:00:00Z"),
-                                              at("2026-04-01T00:00:00Z")));
+  auto months = complete_months(usage_closed_by(w, at("2026-01-15T00:00:00Z"),
+                                                at("2027-01-15T00:00:00Z"),
+                                                at("2026-04-01T00:00:00Z")));
   ASSERT_EQ(months.size(), 2u);
   for (auto& m : months)
     EXPECT_TRUE(m.complete);
+}
+
+// A month whose end the wall clock passed may still change (a late record
+// takes effect in it until the subscription's effective time passes its
+// end), so it is not complete, nor exported, until it is closed. It was
+// complete by the wall clock alone before.
+TEST(monthly_usage,
+     a_month_is_complete_once_closed_not_once_the_wall_clock_passed) {
+  auto w = window_of({{"2026-01-16T00:00:00Z", 10}});
+  const auto start = at("2026-01-15T00:00:00Z");
+  const auto end = at("2027-01-15T00:00:00Z");
+  const auto now = at("2026-04-01T00:00:00Z");
+  auto none_closed = monthly_usage(w, start, end, now, 0);
+  ASSERT_EQ(none_closed.size(), 3u);
+  for (const auto& m : none_closed)
+    EXPECT_FALSE(m.complete) << m.month;
+  EXPECT_TRUE(complete_months(none_closed).empty());
+  auto one_closed = monthly_usage(w, start, end, now, 1);
+  ASSERT_EQ(one_closed.size(), 3u);
+  EXPECT_TRUE(one_closed[0].complete);
+  EXPECT_FALSE(one_closed[1].complete);
+  EXPECT_FALSE(one_closed[2].complete);
+  auto exported = complete_months(one_closed);
+  ASSERT_EQ(exported.size(), 1u);
+  EXPECT_EQ(exported[0].month, 1);
+  EXPECT_EQ(exported[0].peak_seats, 10);
 }
 
 TEST(ledger_window, trimming_keeps_answers_from_the_cut_on) {
