@@ -236,7 +236,7 @@ start_http(const config::settings& settings, const std::string& database_url,
     return publisher->publish(topic, key, value);
   };
   deps.commands_topic = context->topics.subscriptions;
-  deps.source = context->source + "-http";
+  deps.source = context->source;
   parts->server = std::make_unique<http::server>(std::move(deps));
   auto listen = settings.text("http-listen");
   auto [host, port_text] = split_listen_address(listen);

@@ -60,8 +60,9 @@ struct server_dependencies {
 
   std::string commands_topic = "seatledger.subscriptions.v1";
 
-  /// The CloudEvents `source` of the commands the API publishes.
-  std::string source = "seatledger-http";
+  /// The CloudEvents `source` of the commands the API publishes: the
+  /// configured source name, as messages.md says of all it publishes.
+  std::string source = "seatledger";
 
   /// "Now" (license status, verification, usage completeness, command
   /// times); empty: the wall clock.

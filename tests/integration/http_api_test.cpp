@@ -988,14 +988,14 @@ TEST_F(http_api, issue_license_waits_for_the_owning_actor) {
   auto envelope = json::parse(records[0].value);
   EXPECT_EQ(envelope["specversion"], "1.0");
   EXPECT_EQ(envelope["type"], "seatledger.license.issue");
-  EXPECT_EQ(envelope["source"], "seatledger-http");
+  EXPECT_EQ(envelope["source"], "seatledger");
   EXPECT_EQ(envelope["time"], "2026-04-01T00:00:00Z");
   EXPECT_EQ(envelope["id"].get<std::string>().size(), 36u);
   EXPECT_EQ(envelope["data"]["subscription_id"], "sub-1");
   EXPECT_EQ(envelope["data"]["features"], (json{"extra_feature"}));
   // The license names that command as its cause.
   auto by = value_or_fail(store().license_issued_by(
-    {"seatledger-http", envelope["id"].get<std::string>()}));
+    {"seatledger", envelope["id"].get<std::string>()}));
   ASSERT_TRUE(by);
   EXPECT_EQ(by->license.grant.license_id, lic["license_id"]);
 

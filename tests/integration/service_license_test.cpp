@@ -226,6 +226,16 @@ TEST_F(service_license, licenses_follow_create_update_issue_and_archive) {
   EXPECT_EQ(json::parse(third.claims_json)["features"],
             (json{"audit_events", "epics", "geo", "sso"}));
   EXPECT_EQ(issued(sub, 3).back()["data"]["license_id"], third_id);
+  // The command it published carries the configured source (messages.md:
+  // what seatledger publishes has `source` set to its source name).
+  std::vector<std::string> api_command_sources;
+  for (const auto& r : service_->kafka().read_all(subscriptions_topic)) {
+    auto envelope = json::parse(r.value, nullptr, false);
+    if (envelope.is_object()
+        && envelope.value("type", "") == "seatledger.license.issue")
+      api_command_sources.push_back(envelope.value("source", ""));
+  }
+  EXPECT_EQ(api_command_sources, std::vector<std::string>{"seatledger"});
 
   // One instance per subscription: the domain is locked while a license is
   // valid.
