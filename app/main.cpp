@@ -181,6 +181,10 @@ int main(int argc, char** argv) {
                  "trusted public key PEM (repeatable)")
     ->allow_extra_args(false);
   verify->add_option("key", key, "the license key")->required();
+  // Without --public-key the key pair serve keeps under its data directory
+  // is trusted, found the way serve finds that directory.
+  const std::vector<std::string> key_settings{"config", "data-dir"};
+  auto verify_key_flags = add_config_flags(*verify, key_settings);
   auto* verify_doc = license->add_subcommand(
     "verify-document", "verify a signed usage export or revocation list");
   std::string document;
@@ -190,6 +194,7 @@ int main(int argc, char** argv) {
     ->allow_extra_args(false);
   verify_doc->add_option("file", document, "the signed JSON document")
     ->required();
+  auto verify_doc_key_flags = add_config_flags(*verify_doc, key_settings);
 
   auto* ledger = app.add_subcommand("ledger", "the seat ledger");
   ledger->require_subcommand(1);
@@ -317,10 +322,19 @@ int main(int argc, char** argv) {
   }
   if (*keygen)
     return app::run_license_keygen(out_dir);
-  if (*verify)
-    return app::run_license_verify(public_keys, key);
-  if (*verify_doc)
-    return app::run_document_verify(public_keys, document);
+  if (*verify || *verify_doc) {
+    auto resolved = resolve_config(*verify ? verify_key_flags
+                                           : verify_doc_key_flags);
+    if (auto* err = std::get_if<config::config_error>(&resolved)) {
+      std::cerr << err->message << "\n";
+      return 2;
+    }
+    const auto& data_dir
+      = std::get<config::settings>(resolved).text("data-dir");
+    if (*verify)
+      return app::run_license_verify(public_keys, data_dir, key);
+    return app::run_document_verify(public_keys, data_dir, document);
+  }
   if (*demo)
     return app::run_demo(std::cout);
   if (*sample)

@@ -134,7 +134,7 @@ int run_serve(const config::settings& settings) {
   auto signing_key = settings.text("signing-key");
   std::string public_key_file;
   if (signing_key.empty()) {
-    auto key_dir = (std::filesystem::path{data_dir} / "keys").string();
+    auto key_dir = crypto::embedded_key_dir(data_dir);
     auto files = crypto::ensure_key_pair(key_dir);
     if (!files) {
       std::cerr << "cannot create the signing key under --data-dir (" << key_dir

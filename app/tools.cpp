@@ -287,11 +287,19 @@ int run_license_keygen(const std::string& out_dir) {
 
 namespace {
 
-bool load_trusted(const std::vector<std::string>& files,
+bool load_trusted(std::vector<std::string> files, const std::string& data_dir,
                   paseto::trusted_keys& keys) {
   if (files.empty()) {
-    std::cerr << "no --public-key given: nothing to verify against\n";
-    return false;
+    // The key serve signs with when it runs on its embedded defaults.
+    auto embedded = crypto::key_files_in(crypto::embedded_key_dir(data_dir))
+                      .public_key_file;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(embedded, ec)) {
+      std::cerr << "no --public-key given, and no key pair under --data-dir ("
+                << embedded << " not found)\n";
+      return false;
+    }
+    files.push_back(std::move(embedded));
   }
   for (const auto& f : files)
     if (!keys.add_pem_file(f)) {
@@ -304,9 +312,9 @@ bool load_trusted(const std::vector<std::string>& files,
 } // namespace
 
 int run_license_verify(const std::vector<std::string>& public_keys,
-                       const std::string& key) {
+                       const std::string& data_dir, const std::string& key) {
   paseto::trusted_keys keys;
-  if (!load_trusted(public_keys, keys))
+  if (!load_trusted(public_keys, data_dir, keys))
     return 2;
   auto check = paseto::verify_license(
     keys, key, std::chrono::system_clock::now(), std::chrono::seconds{60});
@@ -322,9 +330,9 @@ int run_license_verify(const std::vector<std::string>& public_keys,
 }
 
 int run_document_verify(const std::vector<std::string>& public_keys,
-                        const std::string& file) {
+                        const std::string& data_dir, const std::string& file) {
   paseto::trusted_keys keys;
-  if (!load_trusted(public_keys, keys))
+  if (!load_trusted(public_keys, data_dir, keys))
     return 2;
   auto read = paseto::read_text_file(file);
   if (!read) {

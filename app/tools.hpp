@@ -39,14 +39,15 @@ bool make_output_dir(const std::string& dir, bool create_parents);
 /// parent is not.
 int run_license_keygen(const std::string& out_dir);
 
-/// `seatledger license verify [--public-key F]… KEY`.
+/// `seatledger license verify [--public-key F]… KEY`. Without a public key
+/// it trusts the key pair serve keeps under `data_dir` (embedded mode).
 int run_license_verify(const std::vector<std::string>& public_keys,
-                       const std::string& key);
+                       const std::string& data_dir, const std::string& key);
 
 /// `seatledger license verify-document [--public-key F]… FILE`: a signed
-/// usage export or revocation list.
+/// usage export or revocation list; keys as for run_license_verify.
 int run_document_verify(const std::vector<std::string>& public_keys,
-                        const std::string& file);
+                        const std::string& data_dir, const std::string& file);
 
 /// The data field a topic's records are keyed by ("org_id" …); alternatives
 /// are separated by commas, the first present wins.

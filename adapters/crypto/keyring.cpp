@@ -26,14 +26,22 @@ keyring::keyring(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 keyring::~keyring() = default;
 
+key_files key_files_in(const std::string& dir) {
+  return {(fs::path{dir} / "signing-key.pem").string(),
+          (fs::path{dir} / "public-key.pem").string()};
+}
+
+std::string embedded_key_dir(const std::string& data_dir) {
+  return (fs::path{data_dir} / "keys").string();
+}
+
 caf::expected<key_files> generate_key_pair(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec)
     return make_error(service_errc::config_invalid,
                       "cannot create " + dir + ": " + ec.message());
-  key_files files{(fs::path{dir} / "signing-key.pem").string(),
-                  (fs::path{dir} / "public-key.pem").string()};
+  auto files = key_files_in(dir);
   if (fs::exists(files.signing_key_file) || fs::exists(files.public_key_file))
     return make_error(service_errc::conflict,
                       "refusing to overwrite " + files.signing_key_file + " or "
@@ -54,8 +62,7 @@ caf::expected<key_files> generate_key_pair(const std::string& dir) {
 }
 
 caf::expected<key_files> ensure_key_pair(const std::string& dir) {
-  key_files files{(fs::path{dir} / "signing-key.pem").string(),
-                  (fs::path{dir} / "public-key.pem").string()};
+  auto files = key_files_in(dir);
   if (fs::exists(files.signing_key_file)) {
     if (!fs::exists(files.public_key_file)) {
       auto key = paseto::load_secret_key_pem_file(files.signing_key_file);

@@ -23,6 +23,13 @@ struct key_files {
   bool created = false;
 };
 
+/// The key pair files in `dir`: `signing-key.pem` and `public-key.pem`.
+key_files key_files_in(const std::string& dir);
+
+/// The directory of the key pair serve creates under its data directory
+/// when no signing key is configured.
+std::string embedded_key_dir(const std::string& data_dir);
+
 /// Writes a new key pair as `dir/signing-key.pem` (mode 0600) and
 /// `dir/public-key.pem`. Refuses to overwrite existing files.
 caf::expected<key_files> generate_key_pair(const std::string& dir);

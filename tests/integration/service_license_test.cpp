@@ -528,11 +528,27 @@ TEST_F(service_license, cli_verifies_license_keys_and_signed_documents) {
                  "bad_format");
   expect_invalid({"license", "verify", "--public-key", pub, "not a token"},
                  "bad_format");
-  // Nothing to verify against: a usage error, not a verdict.
-  r = run_cli({"license", "verify", valid});
-  EXPECT_NE(r.status, std::optional<int>{0});
-  EXPECT_NE(r.status, std::optional<int>{1});
+  // Without --public-key the key pair under --data-dir (where serve keeps
+  // its own on its embedded defaults) is trusted; with none there, nothing
+  // is verified: a usage error, not a verdict. Before, --public-key was
+  // required, though operations.md has it optional.
+  const auto data_dir = other_dir.file("data");
+  std::filesystem::create_directories(data_dir + "/keys");
+  r = run_cli({"license", "verify", "--data-dir", data_dir, valid});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
   EXPECT_NE(r.err.find("--public-key"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(data_dir + "/keys/public-key.pem"), std::string::npos)
+    << r.err;
+  std::filesystem::copy_file(pub, data_dir + "/keys/public-key.pem");
+  r = run_cli({"license", "verify", "--data-dir", data_dir, valid});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_EQ(json::parse(r.out, nullptr, false)["subscription_id"], "sub-valid")
+    << r.out;
+  r = run_cli({"license", "verify", valid},
+              {{"SEATLEDGER_DATA_DIR", data_dir}});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  r = run_cli({"license", "verify", "--data-dir", data_dir, expired});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
 
   // A directory where a file belongs is a usage error naming it (reading a
   // directory threw inside libstdc++ and aborted the program).
@@ -571,6 +587,8 @@ TEST_F(service_license, cli_verifies_license_keys_and_signed_documents) {
   ASSERT_TRUE(rest.is_object()) << r.out;
   EXPECT_EQ(rest["subscription_id"], "sub-expired");
   EXPECT_FALSE(rest.contains("signature"));
+  r = run_cli({"license", "verify-document", "--data-dir", data_dir, doc_file});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
   // A month's peak edited: refused.
   auto edited = export_doc;
   edited["months"][0]["peak_seats"] = 1000;

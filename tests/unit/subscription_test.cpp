@@ -513,6 +513,13 @@ TEST(terms, commands_after_archive_are_rejected) {
     ASSERT_TRUE(r.rejected);
     EXPECT_EQ(r.rejected->code, rejection_code::subscription_archived);
   }
+  // A create is refused by the rule written for it (decisions.md).
+  auto again = h.command(ref("create-again", "2026-02-03T00:00:00Z"),
+                         create_cmd("s1", 1, "2026-02-03T00:00:00Z",
+                                    "2027-02-03T00:00:00Z"));
+  ASSERT_TRUE(again.rejected);
+  EXPECT_EQ(again.rejected->code, rejection_code::subscription_exists);
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::archived);
 }
 
 // -- licenses -----------------------------------------------------------------
