@@ -67,11 +67,12 @@ public:
     for (const auto& e : ledger_)
       full.points.push_back({e.seq, e.seats_in_use, e.effective_at});
     const auto& term = sub_.record().term;
-    int closed = 0;
+    term_usage usage{term.start, term.end, term.end, 0};
     for (const auto& t : sub_.record().terms)
       if (t.start == term.start)
-        closed = t.closed_months;
-    auto months = monthly_usage(full, term.start, term.end, asked_at, closed);
+        usage = t;
+    auto months = monthly_usage(full, usage.start, usage.usage_end, asked_at,
+                                usage.closed_months);
     out_ << "month  start                 end                   peak  peak_at"
             "               complete\n";
     for (const auto& m : months)

@@ -323,14 +323,18 @@ int main(int argc, char** argv) {
   if (*keygen)
     return app::run_license_keygen(out_dir);
   if (*verify || *verify_doc) {
-    auto resolved = resolve_config(*verify ? verify_key_flags
-                                           : verify_doc_key_flags);
-    if (auto* err = std::get_if<config::config_error>(&resolved)) {
-      std::cerr << err->message << "\n";
-      return 2;
+    // The configuration is read only for the data directory's key: with
+    // --public-key nothing of serve's settings matters.
+    std::string data_dir;
+    if (public_keys.empty()) {
+      auto resolved = resolve_config(*verify ? verify_key_flags
+                                             : verify_doc_key_flags);
+      if (auto* err = std::get_if<config::config_error>(&resolved)) {
+        std::cerr << err->message << "\n";
+        return 2;
+      }
+      data_dir = std::get<config::settings>(resolved).text("data-dir");
     }
-    const auto& data_dir
-      = std::get<config::settings>(resolved).text("data-dir");
     if (*verify)
       return app::run_license_verify(public_keys, data_dir, key);
     return app::run_document_verify(public_keys, data_dir, document);

@@ -74,7 +74,7 @@ monthly_usage(const ledger_window& window, timestamp term_start,
     if (!bounds || bounds->first > now)
       break;
     auto month = month_peak(window, n, bounds->first, bounds->second);
-    month.complete = n <= closed_months;
+    month.complete = n <= closed_months && bounds->second <= now;
     months.push_back(month);
   }
   return months;

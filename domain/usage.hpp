@@ -58,9 +58,11 @@ usage_month month_peak(const ledger_window& window, int index, timestamp start,
 /// Every month of the term `[term_start, usage_end)` that has started by
 /// `now`; the month in progress is included and marked incomplete. A month is
 /// complete once it is closed, its end passed by the subscription's effective
-/// time (the first `closed_months` of the term): a late record can still take
-/// effect in a month whose end only the wall clock has passed, never in a
-/// closed one, so a complete month never changes (domain.md).
+/// time (the first `closed_months` of the term), and its end has passed on
+/// the wall clock too: a late record can still take effect in a month whose
+/// end only the wall clock has passed, never in a closed one, so a complete
+/// month never changes (domain.md); an event time up to the allowed hour
+/// ahead can close a month still in progress.
 std::vector<usage_month>
 monthly_usage(const ledger_window& window, timestamp term_start,
               timestamp usage_end, timestamp now, int closed_months);

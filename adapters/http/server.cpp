@@ -848,13 +848,18 @@ struct server::impl {
     }
     if (req.has_header("Idempotency-Key")) {
       // A repeat of a command already applied answers from PostgreSQL, even
-      // after its (source, id) left the de-duplication window.
-      bool rejections_supported = true;
-      if (auto a = look_for_result(
-            id, command_id, domain::event_key{deps.source, command_id},
-            rejection_id_of(id, command_id), rejections_supported,
-            steady_clock::now() + deps.write_poll_interval))
-        return std::move(*a);
+      // after its (source, id) left the de-duplication window. Versions
+      // before the twentieth session published under `<source>-http`: a
+      // request first made to one of them is found under that source too,
+      // or its repeat would issue a second license.
+      for (const auto& source : {deps.source, legacy_source()}) {
+        bool rejections_supported = true;
+        if (auto a = look_for_result(
+              id, command_id, domain::event_key{source, command_id},
+              rejection_id_of(source, id, command_id), rejections_supported,
+              steady_clock::now() + deps.write_poll_interval))
+          return std::move(*a);
+      }
     }
     auto published = deps.publish(deps.commands_topic, id, value);
     if (!published) {
@@ -885,10 +890,17 @@ struct server::impl {
   }
 
   /// The id of the `command.rejected` event the actor commits for the
-  /// command when it breaks a rule.
-  std::string rejection_id_of(const std::string& id,
-                              const std::string& command_id) const {
-    return domain::derived_id({"rejected", deps.source, command_id, id});
+  /// command (published under `source`) when it breaks a rule.
+  static std::string rejection_id_of(const std::string& source,
+                                     const std::string& id,
+                                     const std::string& command_id) {
+    return domain::derived_id({"rejected", source, command_id, id});
+  }
+
+  /// The source commands were published under before the twentieth
+  /// session.
+  std::string legacy_source() const {
+    return deps.source + "-http";
   }
 
   /// Polls PostgreSQL until the command's result is committed: the license
@@ -901,7 +913,7 @@ struct server::impl {
                        const std::string& if_open) {
     auto deadline = steady_clock::now() + deps.write_timeout;
     domain::event_key command{deps.source, command_id};
-    auto rejection_id = rejection_id_of(id, command_id);
+    auto rejection_id = rejection_id_of(deps.source, id, command_id);
     bool rejections_supported = true;
     for (;;) {
       // A look waits for a connection no longer than until the next one

@@ -28,6 +28,7 @@
 #include "adapters/http/api.hpp"
 #include "adapters/http/server.hpp"
 #include "adapters/metrics/registry.hpp"
+#include "domain/identifiers.hpp"
 #include "domain/org.hpp"
 #include "domain/subscription.hpp"
 #include "domain/usage.hpp"
@@ -1108,6 +1109,25 @@ TEST_F(http_api, issue_license_validates_before_publishing) {
   EXPECT_NE(message.find("repeat the request with the same Idempotency-Key"),
             std::string::npos)
     << message;
+}
+
+TEST_F(http_api, a_key_first_used_before_the_source_changed_is_found) {
+  // Until the twentieth session the API published its commands under
+  // `<source>-http`; the same Idempotency-Key sent again after an upgrade
+  // (or to an upgraded replica during a rolling one) would not have found
+  // the license that command issued, and would have issued a second one.
+  const std::string key = "order-before-upgrade";
+  command(ref("seatledger-http",
+              domain::derived_id({"idempotency-key", "sub-1", key}),
+              messages::event_types::license_issue, "2026-03-01T00:00:00Z"),
+          domain::issue_license{"sub-1", {}, {}});
+  auto licenses = parse(get("/v1/subscriptions/sub-1/licenses"))["licenses"];
+  ASSERT_EQ(licenses.size(), 2u) << licenses;
+  auto before = published().size();
+  auto res = post_with_key("/v1/subscriptions/sub-1/licenses", "{}", key);
+  EXPECT_STATUS(res, 201);
+  EXPECT_EQ(parse(res)["license_id"], licenses[0]["license_id"]);
+  EXPECT_EQ(published().size(), before) << "a second command was published";
 }
 
 TEST_F(http_api, a_parameter_repeated_with_the_same_value_is_refused) {

@@ -549,6 +549,14 @@ TEST_F(service_license, cli_verifies_license_keys_and_signed_documents) {
   EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
   r = run_cli({"license", "verify", "--data-dir", data_dir, expired});
   EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  // With --public-key serve's configuration is not read: a setting it would
+  // refuse does not matter.
+  r = run_cli({"license", "verify", "--public-key", pub, valid},
+              {{"SEATLEDGER_NO_SUCH_SETTING", "1"}});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  r = run_cli({"license", "verify", "--data-dir", data_dir, valid},
+              {{"SEATLEDGER_NO_SUCH_SETTING", "1"}});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
 
   // A directory where a file belongs is a usage error naming it (reading a
   // directory threw inside libstdc++ and aborted the program).

@@ -3,8 +3,11 @@
 // server is involved; the signer is the context's function, replaced here
 // by one that gives a fixed token or fails.
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -111,7 +114,7 @@ TEST(subscription_actor, a_license_that_cannot_be_signed_fails_the_whole_job) {
     << describe(answer.error());
 }
 
-TEST(subscription_actor, without_a_signer_no_license_is_issued_keyless) {
+TEST(subscription_actor, without_a_signer_the_job_fails_too) {
   auto answer = apply_in_new_actor(context_with_signer(nullptr), create_job());
   ASSERT_FALSE(answer) << "the actor answered with "
                        << answer->rows.licenses.size() << " licenses";

@@ -236,6 +236,39 @@ TEST(monthly_usage,
   ASSERT_EQ(exported.size(), 1u);
   EXPECT_EQ(exported[0].month, 1);
   EXPECT_EQ(exported[0].peak_seats, 10);
+  // A record timed ahead of the wall clock (allowed up to an hour) closed
+  // month 3 before its end: it is still in progress.
+  auto ahead = monthly_usage(w, start, end, at("2026-04-14T23:30:00Z"), 3);
+  ASSERT_EQ(ahead.size(), 3u);
+  EXPECT_TRUE(ahead[1].complete);
+  EXPECT_FALSE(ahead[2].complete);
+}
+
+// A renewal or expiry cuts the term; the month it cuts short is closed with
+// it and reported complete.
+TEST(monthly_usage, a_month_cut_short_by_a_renewal_is_complete) {
+  seatledger::test::domain_harness h;
+  h.command(seatledger::test::ref("c", "2026-01-15T00:00:00Z"),
+            seatledger::test::create_cmd("s1", 10, "2026-01-15T00:00:00Z",
+                                         "2027-01-15T00:00:00Z"));
+  h.command(
+    seatledger::test::ref("r", "2026-03-01T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2026-03-01T00:00:00Z"), at("2027-03-01T00:00:00Z")}, {}, {}});
+  const auto& terms = h.sub("s1").record().terms;
+  auto old_term = std::find_if(terms.begin(), terms.end(), [](const auto& t) {
+    return t.start == at("2026-01-15T00:00:00Z");
+  });
+  ASSERT_NE(old_term, terms.end());
+  EXPECT_EQ(old_term->usage_end, at("2026-03-01T00:00:00Z"));
+  EXPECT_EQ(old_term->closed_months, 2);
+  auto months = monthly_usage(ledger_window{}, old_term->start,
+                              old_term->usage_end, at("2026-03-02T00:00:00Z"),
+                              old_term->closed_months);
+  ASSERT_EQ(months.size(), 2u);
+  EXPECT_TRUE(months[0].complete);
+  EXPECT_TRUE(months[1].complete);
+  EXPECT_EQ(months[1].end, at("2026-03-01T00:00:00Z"));
 }
 
 TEST(ledger_window, trimming_keeps_answers_from_the_cut_on) {
