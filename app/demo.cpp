@@ -66,11 +66,7 @@ public:
     ledger_window full;
     for (const auto& e : ledger_)
       full.points.push_back({e.seq, e.seats_in_use, e.effective_at});
-    const auto& term = sub_.record().term;
-    term_usage usage{term.start, term.end, term.end, 0};
-    for (const auto& t : sub_.record().terms)
-      if (t.start == term.start)
-        usage = t;
+    auto usage = current_term_usage(sub_.record());
     auto months = monthly_usage(full, usage.start, usage.usage_end, asked_at,
                                 usage.closed_months);
     out_ << "month  start                 end                   peak  peak_at"

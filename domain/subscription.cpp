@@ -254,6 +254,20 @@ void subscription::advance_months(application& app, timestamp upto) {
   }
 }
 
+std::optional<term_usage> find_term(const subscription_record& record,
+                                    timestamp start) {
+  for (const auto& t : record.terms)
+    if (t.start == start)
+      return t;
+  return std::nullopt;
+}
+
+term_usage current_term_usage(const subscription_record& record) {
+  return find_term(record, record.term.start)
+    .value_or(
+      term_usage{record.term.start, record.term.end, record.term.end, 0});
+}
+
 timestamp ledger_window_start(const subscription_record& record) {
   if (record.clock == timestamp::min())
     return timestamp::min();

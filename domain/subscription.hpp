@@ -365,6 +365,15 @@ private:
 /// its clock. Storage loads the ledger from here on when an actor activates.
 timestamp ledger_window_start(const subscription_record& record);
 
+/// The usage record of the subscription's term that starts at `start`, if it
+/// has one.
+std::optional<term_usage> find_term(const subscription_record& record,
+                                    timestamp start);
+
+/// The usage record of the current term. Every created subscription has it
+/// among its terms; failing that, the purchased term with no month closed.
+term_usage current_term_usage(const subscription_record& record);
+
 /// Seats owed for a term: 0 for a trial or a free (0-seat) term.
 std::int64_t seats_owed_for(std::int64_t max_seats_used, std::int64_t seats,
                             bool trial);

@@ -508,20 +508,11 @@ struct server::impl {
     if (!snap)
       return error_answer(snap.error());
     const auto& record = snap->record;
-    auto wanted = term_start.value_or(record.term.start);
-    std::optional<domain::term_usage> term;
-    for (const auto& t : record.terms)
-      if (t.start == wanted)
-        term = t;
-    if (!term) {
-      if (term_start)
-        return error_answer(not_found("no term of " + id + " starts at "
-                                      + domain::format_rfc3339(wanted)));
-      // Every created subscription has its current term among its terms;
-      // fall back to the purchased term rather than fail if not.
-      term = domain::term_usage{record.term.start, record.term.end,
-                                record.term.end, 0};
-    }
+    auto term = term_start ? domain::find_term(record, *term_start)
+                           : domain::current_term_usage(record);
+    if (!term)
+      return error_answer(not_found("no term of " + id + " starts at "
+                                    + domain::format_rfc3339(*term_start)));
     auto window = store->ledger_window(id, term->start);
     if (!window)
       return error_answer(storage_error(window.error(), "ledger_window"));

@@ -255,11 +255,17 @@ TEST(monthly_usage, a_month_cut_short_by_a_renewal_is_complete) {
     seatledger::test::ref("r", "2026-03-01T00:00:00Z"),
     renew_subscription{
       "s1", {at("2026-03-01T00:00:00Z"), at("2027-03-01T00:00:00Z")}, {}, {}});
-  const auto& terms = h.sub("s1").record().terms;
-  auto old_term = std::find_if(terms.begin(), terms.end(), [](const auto& t) {
-    return t.start == at("2026-01-15T00:00:00Z");
-  });
-  ASSERT_NE(old_term, terms.end());
+  auto old_term = find_term(h.sub("s1").record(), at("2026-01-15T00:00:00Z"));
+  ASSERT_TRUE(old_term);
+  EXPECT_EQ(current_term_usage(h.sub("s1").record()).start,
+            at("2026-03-01T00:00:00Z"));
+  // A record without its terms (never so once created): the purchased term,
+  // nothing closed.
+  subscription_record bare;
+  bare.term = {at("2026-01-15T00:00:00Z"), at("2027-01-15T00:00:00Z")};
+  EXPECT_FALSE(find_term(bare, bare.term.start));
+  EXPECT_EQ(current_term_usage(bare),
+            (term_usage{bare.term.start, bare.term.end, bare.term.end, 0}));
   EXPECT_EQ(old_term->usage_end, at("2026-03-01T00:00:00Z"));
   EXPECT_EQ(old_term->closed_months, 2);
   auto months = monthly_usage(ledger_window{}, old_term->start,
