@@ -462,14 +462,22 @@ int main(int argc, char** argv) {
   // baseline (for profiling).
   bool quick = false;
   int only = 0;
+  int connections = 2;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--quick") {
       quick = true;
     } else if (arg == "--only" && i + 1 < argc) {
       only = std::atoi(argv[++i]);
+    } else if (arg == "--connections" && i + 1 < argc) {
+      connections = std::atoi(argv[++i]);
+      if (connections < 1) {
+        std::cerr << "--connections takes a count of 1 or more\n";
+        return 2;
+      }
     } else {
-      std::cerr << "usage: seatledger_storage_bench [--quick] [--only N]\n";
+      std::cerr << "usage: seatledger_storage_bench [--quick] [--only N] "
+                   "[--connections N]\n";
       return 2;
     }
   }
@@ -511,7 +519,12 @@ int main(int argc, char** argv) {
 
     workload w;
     storage::pg_store store{conninfo};
-    storage::pg_store second_store{conninfo};
+    std::vector<std::unique_ptr<storage::pg_store>> lanes;
+    std::vector<storage::pg_store*> lane_stores;
+    for (int c = 0; c < connections; ++c) {
+      lanes.push_back(std::make_unique<storage::pg_store>(conninfo));
+      lane_stores.push_back(lanes.back().get());
+    }
     auto held = store.acquire_leases(group, w.lease_keys(), "bench");
     if (!held)
       throw std::runtime_error{describe(held.error())};
@@ -538,21 +551,23 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     // The service's default for batches of 1,000 records or more: the
-    // batch split by partition over two connections, committed at once.
+    // batch split by partition over two connections (--commit-connections),
+    // committed at once. --connections N tries another count.
     figures split;
     {
       int size = sizes.back();
       long long enough = size < 10'000 ? 100'000 : 300'000;
       double seconds = size < 10'000 ? min_seconds : 3 * min_seconds;
-      if (!run_batches({&store, &second_store}, w, *held, size, seconds, enough,
-                       split))
+      if (!run_batches(lane_stores, w, *held, size, seconds, enough, split))
         return 1;
-      std::printf("%-10s %8lld %9lld %8.2f %16.0f %16.0f %11.1f\n",
-                  (std::to_string(size) + " x2").c_str(), split.batches,
-                  split.events, split.seconds, split.ledger_per_second(),
-                  split.rows_per_second(), split.median_ms());
-      std::printf("(x2: each batch in two transactions on two connections at "
-                  "once, split by partition, as the service commits one)\n");
+      std::printf(
+        "%-10s %8lld %9lld %8.2f %16.0f %16.0f %11.1f\n",
+        (std::to_string(size) + " x" + std::to_string(connections)).c_str(),
+        split.batches, split.events, split.seconds, split.ledger_per_second(),
+        split.rows_per_second(), split.median_ms());
+      std::printf("(x%d: each batch in %d transactions on %d connections at "
+                  "once, split by partition, as the service commits one)\n",
+                  connections, connections, connections);
       std::fflush(stdout);
     }
     if (only > 0) {
@@ -567,9 +582,10 @@ int main(int argc, char** argv) {
       std::printf("(baseline: one event per SERIALIZABLE transaction, one "
                   "statement per row)\n\n");
 
+      auto split_label = "batch 10000 x" + std::to_string(connections);
       for (const auto& [label, top] : {std::pair<const char*, const figures&>{
                                          "batch 10000", results[10'000]},
-                                       {"batch 10000 x2", split}}) {
+                                       {split_label.c_str(), split}}) {
         double ratio = top.ledger_per_second() / base.ledger_per_second();
         bool fast = top.ledger_per_second() >= 100'000;
         bool ahead = ratio >= 30;
