@@ -614,15 +614,18 @@ struct coordinator_state {
       if (records.empty())
         return records;
     }
+    // The linger lasts its whole time unless the batch fills: a wake-up
+    // that brought no record (an event of librdkafka's that is not a
+    // record) used to end it early, so two topics' records meant for one
+    // batch could still go in two.
     auto deadline = steady_clock::now() + config.linger;
-    while (records.size() < config.max_batch_records
-           && steady_clock::now() < deadline) {
-      auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
-      ::poll(fds.data(), 2, static_cast<int>(std::max<long>(left.count(), 0)));
-      auto before = records.size();
-      take();
-      if (records.size() == before)
+    while (records.size() < config.max_batch_records) {
+      auto left = deadline - steady_clock::now();
+      if (left <= steady_clock::duration::zero())
         break;
+      auto left_ms = std::chrono::ceil<milliseconds>(left).count();
+      ::poll(fds.data(), 2, static_cast<int>(left_ms));
+      take();
     }
     held = hold_commands_read_with_catalog(records, held_before,
                                            context->topics.catalog,
