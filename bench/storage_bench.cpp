@@ -28,6 +28,7 @@
 #include <pqxx/pqxx>
 
 #include "domain/ledger.hpp"
+#include "domain/usage.hpp"
 #include "messages/service_error.hpp"
 #include "storage/pg_codec.hpp"
 #include "storage/pg_store.hpp"
@@ -374,6 +375,79 @@ bool run_baseline(const std::string& conninfo, workload& w, double min_seconds,
 /// store's own path (rows encoded into a buffer handed to PQputCopyData in
 /// 64 KiB chunks), into an unindexed unlogged table, so that only the
 /// client side and the protocol differ. Both include encoding.
+// -- the usage report ---------------------------------------------------------
+
+/// Times the usage report of one subscription whose year-long term holds
+/// `entries` ledger entries: from the whole term's ledger (as the HTTP API
+/// did until the twenty-first session) and from the entries the months'
+/// peaks need (storage::query_store::usage_window). Both must agree.
+bool measure_usage_report(storage::pg_store& store, int entries) {
+  const std::string sub = "sub-usage-report";
+  auto start = domain::timestamp::from_seconds(1'735'689'600); // 2025-01-01
+  auto end = domain::add_months(start, 12);
+  auto spacing = (end.micros() - start.micros()) / entries;
+  std::mt19937 rng{7};
+  std::string prev = domain::genesis_hash;
+  std::int64_t seats = 1'000;
+  for (int done = 0; done < entries;) {
+    storage::storage_batch b;
+    for (int i = 0; i < 10'000 && done < entries; ++i, ++done) {
+      domain::ledger_entry e;
+      e.subscription_id = sub;
+      e.seq = done + 1;
+      seats = std::max<std::int64_t>(0, seats + (rng() % 2 == 0 ? 1 : -1));
+      e.seats_in_use = seats;
+      e.effective_at
+        = domain::timestamp::from_micros(start.micros() + done * spacing);
+      e.cause = {"https://portal.example.com/membership",
+                 "usage-" + std::to_string(e.seq), "seatledger.member.added",
+                 e.effective_at};
+      e.org_id = "org-usage";
+      e.user_id = "user-" + std::to_string(e.seq);
+      e.prev_hash = prev;
+      e.hash = domain::compute_entry_hash(e);
+      prev = e.hash;
+      b.ledger.push_back(std::move(e));
+    }
+    if (auto ok = store.commit(b); !ok) {
+      std::cerr << "commit failed: " << describe(ok.error()) << '\n';
+      return false;
+    }
+  }
+  auto now = domain::timestamp::from_seconds(1'767'225'600 + 86'400);
+  auto months = domain::started_months(start, end, now);
+  std::vector<double> whole_ms;
+  std::vector<double> few_ms;
+  std::size_t few_points = 0;
+  for (int run = 0; run < 7; ++run) {
+    auto t0 = clock_type::now();
+    auto whole = store.ledger_window(sub, start);
+    if (!whole)
+      return false;
+    auto from_whole = domain::monthly_usage(*whole, start, end, now, 12);
+    whole_ms.push_back(seconds_since(t0) * 1'000);
+    t0 = clock_type::now();
+    auto few = store.usage_window(sub, months);
+    if (!few)
+      return false;
+    auto from_few = domain::monthly_usage(*few, start, end, now, 12);
+    few_ms.push_back(seconds_since(t0) * 1'000);
+    few_points = few->points.size();
+    if (from_few != from_whole || from_few.size() != 12) {
+      std::cerr << "the two usage paths disagree\n";
+      return false;
+    }
+  }
+  auto median = [](std::vector<double> xs) {
+    std::sort(xs.begin(), xs.end());
+    return xs[xs.size() / 2];
+  };
+  std::printf("usage report, %d entries in a 12-month term (median of 7): "
+              "whole ledger %.1f ms, %zu entries the peaks need %.1f ms\n",
+              entries, median(whole_ms), few_points, median(few_ms));
+  return true;
+}
+
 void compare_copy_paths(const std::string& conninfo, int rows) {
   constexpr const char* sql_probe_table
     = "CREATE UNLOGGED TABLE public.copy_probe (subscription_id text, "
@@ -599,6 +673,9 @@ int main(int argc, char** argv) {
                     "figures that count\n",
                     fsync.c_str());
 
+      std::printf("\n");
+      if (!measure_usage_report(store, quick ? 20'000 : 155'000))
+        return 1;
       std::printf("\nCOPY of %d ledger-shaped rows into an unindexed table:\n",
                   quick ? 20'000 : 200'000);
       compare_copy_paths(conninfo, quick ? 20'000 : 200'000);

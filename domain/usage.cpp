@@ -46,6 +46,18 @@ month_bounds(timestamp term_start, timestamp usage_end, int n) {
   return std::make_pair(start, end);
 }
 
+std::vector<std::pair<timestamp, timestamp>>
+started_months(timestamp term_start, timestamp usage_end, timestamp now) {
+  std::vector<std::pair<timestamp, timestamp>> months;
+  for (int n = 1;; ++n) {
+    auto bounds = month_bounds(term_start, usage_end, n);
+    if (!bounds || bounds->first > now)
+      break;
+    months.push_back(*bounds);
+  }
+  return months;
+}
+
 usage_month month_peak(const ledger_window& window, int index, timestamp start,
                        timestamp end) {
   usage_month result;
@@ -69,12 +81,10 @@ std::vector<usage_month>
 monthly_usage(const ledger_window& window, timestamp term_start,
               timestamp usage_end, timestamp now, int closed_months) {
   std::vector<usage_month> months;
-  for (int n = 1;; ++n) {
-    auto bounds = month_bounds(term_start, usage_end, n);
-    if (!bounds || bounds->first > now)
-      break;
-    auto month = month_peak(window, n, bounds->first, bounds->second);
-    month.complete = n <= closed_months && bounds->second <= now;
+  int n = 0;
+  for (const auto& [start, end] : started_months(term_start, usage_end, now)) {
+    auto month = month_peak(window, ++n, start, end);
+    month.complete = n <= closed_months && end <= now;
     months.push_back(month);
   }
   return months;

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "domain/ledger.hpp"
@@ -48,6 +49,11 @@ timestamp month_start(timestamp term_start, int n);
 /// after `usage_end`.
 std::optional<std::pair<timestamp, timestamp>>
 month_bounds(timestamp term_start, timestamp usage_end, int n);
+
+/// Bounds of every month of the term `[term_start, usage_end)` that has
+/// started by `now`, in order: the months a usage report lists.
+std::vector<std::pair<timestamp, timestamp>>
+started_months(timestamp term_start, timestamp usage_end, timestamp now);
 
 /// Peak of the month `[start, end)`: the highest count at any instant in it,
 /// including the count carried in; `peak_at` is the earliest instant it was

@@ -548,6 +548,32 @@ WHERE subscription_id = $1
 ORDER BY seq
 )sql";
 
+// For each month, the last entry before its start (its carried-in count)
+// and the first entry of its highest count (by seq, which is by time:
+// effective times do not decrease along seq). The month's entries are the
+// seq range between the two ledger_seq_at probes, so each month costs two
+// probes and one scan of its own entries inside PostgreSQL.
+constexpr const char* sql_usage_window = R"sql(
+WITH months AS (
+  SELECT seatledger.ledger_seq_at($1, m.start, false) AS before_seq,
+         seatledger.ledger_seq_at($1, m.stop, false) AS last_seq
+  FROM unnest($2::timestamptz[], $3::timestamptz[]) AS m(start, stop))
+SELECT DISTINCT p.seq, p.seats_in_use, seatledger.epoch_us(p.effective_at)
+FROM months
+CROSS JOIN LATERAL (
+  (SELECT l.seq, l.seats_in_use, l.effective_at
+   FROM seatledger.seat_ledger AS l
+   WHERE l.subscription_id = $1 AND l.seq = months.before_seq)
+  UNION ALL
+  (SELECT l.seq, l.seats_in_use, l.effective_at
+   FROM seatledger.seat_ledger AS l
+   WHERE l.subscription_id = $1
+     AND l.seq > coalesce(months.before_seq, 0) AND l.seq <= months.last_seq
+   ORDER BY l.seats_in_use DESC, l.seq
+   LIMIT 1)) AS p
+ORDER BY p.seq
+)sql";
+
 constexpr const char* sql_window_carried = R"sql(
 SELECT seats_in_use FROM seatledger.seat_ledger
 WHERE subscription_id = $1 AND seq = seatledger.ledger_seq_at($1, $2, false)
@@ -663,6 +689,7 @@ constexpr named_statement prepared_statements[] = {
   {"holders_page", sql_holders_page},
   {"window_points", sql_window_points},
   {"window_carried", sql_window_carried},
+  {"usage_window", sql_usage_window},
   {"licenses_of", sql_licenses_of},
   {"license", sql_license},
   {"license_issued_by", sql_license_issued_by},
@@ -1895,6 +1922,29 @@ pg_store::ledger_window(const std::string& subscription_id,
         result.carried_seats = carried[0][0].as<std::int64_t>();
     }
     tx.commit();
+    return result;
+  });
+}
+
+caf::expected<domain::ledger_window> pg_store::usage_window(
+  const std::string& subscription_id,
+  const std::vector<std::pair<domain::timestamp, domain::timestamp>>& months) {
+  return impl_->run("usage_window", [&](pg_connection& c) {
+    std::vector<domain::timestamp> starts;
+    std::vector<domain::timestamp> ends;
+    for (const auto& [start, end] : months) {
+      starts.push_back(start);
+      ends.push_back(end);
+    }
+    // No carried count: the last entry before the first month is a point.
+    domain::ledger_window result;
+    pqxx::nontransaction tx{c};
+    auto res = tx.exec_prepared("usage_window", subscription_id,
+                                time_array(starts), time_array(ends));
+    result.points.reserve(res.size());
+    for (const auto& r : res)
+      result.points.push_back(domain::ledger_point{
+        r[0].as<std::int64_t>(), r[1].as<std::int64_t>(), micros_of(r[2])});
     return result;
   });
 }

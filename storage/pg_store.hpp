@@ -144,6 +144,10 @@ public:
   caf::expected<domain::ledger_window>
   ledger_window(const std::string& subscription_id,
                 domain::timestamp from) override;
+  caf::expected<domain::ledger_window> usage_window(
+    const std::string& subscription_id,
+    const std::vector<std::pair<domain::timestamp, domain::timestamp>>& months)
+    override;
 
   caf::expected<std::vector<license_view>>
   licenses_of(const std::string& subscription_id) override;

@@ -399,6 +399,16 @@ public:
   virtual caf::expected<domain::ledger_window>
   ledger_window(const std::string& subscription_id, domain::timestamp from) = 0;
 
+  /// The few entries the peaks of `months` (each `[start, end)`, in order)
+  /// depend on: for each month the last entry before its start and the
+  /// first entry of its highest count. `domain::monthly_usage` gives the
+  /// same months from this as from the whole `ledger_window`, without the
+  /// term's entries leaving PostgreSQL.
+  virtual caf::expected<domain::ledger_window> usage_window(
+    const std::string& subscription_id,
+    const std::vector<std::pair<domain::timestamp, domain::timestamp>>& months)
+    = 0;
+
   virtual caf::expected<std::vector<license_view>>
   licenses_of(const std::string& subscription_id) = 0;
 

@@ -513,10 +513,13 @@ struct server::impl {
     if (!term)
       return error_answer(not_found("no term of " + id + " starts at "
                                     + domain::format_rfc3339(*term_start)));
-    auto window = store->ledger_window(id, term->start);
-    if (!window)
-      return error_answer(storage_error(window.error(), "ledger_window"));
     auto now_ = now();
+    // The entries the months' peaks depend on, not the term's whole ledger
+    // (155,000 entries took 0.6-0.8 s to read).
+    auto window = store->usage_window(
+      id, domain::started_months(term->start, term->usage_end, now_));
+    if (!window)
+      return error_answer(storage_error(window.error(), "usage_window"));
     auto months = domain::monthly_usage(*window, term->start, term->usage_end,
                                         now_, term->closed_months);
     if (*exporting)

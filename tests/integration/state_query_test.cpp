@@ -1,6 +1,8 @@
 // State loaded on activation and the reads of the HTTP API.
 
+#include <algorithm>
 #include <chrono>
+#include <random>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -303,6 +305,90 @@ TEST_F(state, ledger_queries) {
   b.ledger = chain("pool-only", 1, at("2026-01-01T00:00:00Z"), 0);
   ASSERT_OK(s.commit(b));
   EXPECT_TRUE(value_or_fail(s.pool_exists("pool-only")));
+}
+
+// The usage report reads, for each month, only the entry before its start
+// and the first entry of its highest count. Over a ledger that moves up and
+// down (ties at the peak, runs of one instant, entries exactly at month
+// starts, a month with no entry, terms starting before, inside and after
+// it), the months from those few entries equal the months from the whole
+// ledger, for terms cut short and reports asked at month boundaries.
+TEST_F(state, usage_from_the_entries_the_peaks_need_matches_the_whole_ledger) {
+  const auto anchor = at("2026-01-31T12:00:00Z");
+  std::mt19937 rng{20261206};
+  std::vector<domain::timestamp> times;
+  auto t = at("2026-01-10T00:00:00Z");
+  for (int i = 0; i < 700; ++i) {
+    if (i == 350) // nothing for 40 days: a month without an entry
+      t = plus(t, 40 * day);
+    else if (rng() % 4 != 0) // else the same instant again
+      t = plus(t, static_cast<std::int64_t>(rng() % (6 * 3'600)) * 1'000'000);
+    times.push_back(t);
+  }
+  // Entries exactly at the starts of months anchored at `anchor`.
+  for (int n = 2; n <= 8; ++n)
+    times.push_back(domain::month_start(anchor, n));
+  std::sort(times.begin(), times.end());
+  std::vector<domain::ledger_entry> entries;
+  std::string prev = domain::genesis_hash;
+  std::int64_t seats = 5;
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    // A walk of one seat at a time that returns to earlier highs.
+    seats = std::max<std::int64_t>(0, seats + (rng() % 2 == 0 ? 1 : -1));
+    auto e = chain("sub-usage", 1, times[i], 0,
+                   static_cast<std::int64_t>(i) + 1, prev, seats - 1)
+               .front();
+    prev = e.hash;
+    entries.push_back(e);
+  }
+  for (std::size_t from = 0; from < entries.size(); from += 250) {
+    storage_batch b;
+    auto to = std::min(entries.size(), from + 250);
+    b.ledger.assign(entries.begin() + static_cast<std::ptrdiff_t>(from),
+                    entries.begin() + static_cast<std::ptrdiff_t>(to));
+    ASSERT_OK(store().commit(b));
+  }
+  auto whole = expected_window(entries, domain::timestamp::min());
+  int compared_months = 0;
+  int carried_peaks = 0;
+  for (auto term_start :
+       {at("2025-12-01T00:00:00Z"), anchor, entries[200].effective_at,
+        at("2026-09-01T00:00:00Z")}) {
+    for (int length : {3, 12}) {
+      auto usage_end = domain::add_months(term_start, length);
+      std::vector<domain::timestamp> nows{at("2099-01-01T00:00:00Z"),
+                                          entries[500].effective_at};
+      for (int n = 1; n <= 4; ++n)
+        nows.push_back(domain::month_start(term_start, n));
+      for (auto now : nows) {
+        SCOPED_TRACE(domain::format_rfc3339(term_start) + " +"
+                     + std::to_string(length) + " months, now "
+                     + domain::format_rfc3339(now));
+        auto want = domain::monthly_usage(whole, term_start, usage_end, now, 2);
+        auto full
+          = value_or_fail(store().ledger_window("sub-usage", term_start));
+        EXPECT_EQ(domain::monthly_usage(full, term_start, usage_end, now, 2),
+                  want);
+        auto few = value_or_fail(store().usage_window(
+          "sub-usage", domain::started_months(term_start, usage_end, now)));
+        EXPECT_LE(few.points.size(), 2 * want.size());
+        EXPECT_EQ(domain::monthly_usage(few, term_start, usage_end, now, 2),
+                  want);
+        compared_months += static_cast<int>(want.size());
+        for (const auto& m : want)
+          carried_peaks += m.peak_seq ? 0 : 1;
+      }
+    }
+  }
+  // The cases above are there: months compared, some peaks carried in.
+  EXPECT_GT(compared_months, 100);
+  EXPECT_GT(carried_peaks, 0);
+  // No months, no entries read; an unknown subscription has none.
+  EXPECT_TRUE(
+    value_or_fail(store().usage_window("sub-usage", {})).points.empty());
+  EXPECT_TRUE(value_or_fail(
+                store().usage_window("sub-none", {{anchor, plus(anchor, day)}}))
+                .points.empty());
 }
 
 // Instants are found through a partial index of every 64th entry (the time

@@ -277,6 +277,23 @@ TEST(monthly_usage, a_month_cut_short_by_a_renewal_is_complete) {
   EXPECT_EQ(months[1].end, at("2026-03-01T00:00:00Z"));
 }
 
+TEST(started_months, are_the_months_a_report_lists) {
+  auto start = at("2026-01-31T12:00:00Z");
+  auto end = at("2026-04-15T00:00:00Z");
+  using bounds = std::pair<timestamp, timestamp>;
+  // Month 3 starts exactly at `now`: it has started.
+  EXPECT_EQ(started_months(start, end, at("2026-03-31T12:00:00Z")),
+            (std::vector<bounds>{{start, at("2026-02-28T12:00:00Z")},
+                                 {at("2026-02-28T12:00:00Z"),
+                                  at("2026-03-31T12:00:00Z")},
+                                 {at("2026-03-31T12:00:00Z"), end}}));
+  EXPECT_EQ(started_months(start, end, at("2026-03-31T11:59:59Z")).size(), 2u);
+  EXPECT_TRUE(started_months(start, end, at("2026-01-31T11:59:59Z")).empty());
+  // Cut at the term's end however late it is asked.
+  EXPECT_EQ(started_months(start, end, at("2099-01-01T00:00:00Z")).size(), 3u);
+  EXPECT_TRUE(started_months(start, start, at("2099-01-01T00:00:00Z")).empty());
+}
+
 TEST(ledger_window, trimming_keeps_answers_from_the_cut_on) {
   auto w = window_of({{"2026-01-01T00:00:00Z", 1},
                       {"2026-01-02T00:00:00Z", 2},
