@@ -1714,6 +1714,7 @@ struct coordinator_state {
       postgres_reported_down = false;
     }
     status->postgres_ok = reachable;
+    status->postgres_checked = true;
   }
 
   /// False when a commit failed on the way (the next cycle is scheduled).
@@ -1876,6 +1877,8 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
     self->quit(ok.error());
     return {};
   }
+  // Before the metadata wait, which takes its whole 10 s when Kafka is down.
+  st.check_postgres();
   st.read_partition_counts(10000);
   st.relay = spawn_relay(self->system(), st.config.database_url,
                          st.config.kafka, st.status);

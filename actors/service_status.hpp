@@ -19,6 +19,9 @@ struct service_status {
   /// placement.hpp).
   std::atomic<bool> placement_ok{true};
   std::atomic<bool> postgres_ok{false};
+  /// PostgreSQL was tried at least once (start-up's migration or the
+  /// pipeline): until then `postgres_ok` says nothing about it.
+  std::atomic<bool> postgres_checked{false};
   std::atomic<bool> consuming{false};
   /// The consumer group has given this replica its partitions (possibly
   /// none: more replicas than partitions) at least once. Until then its
@@ -99,6 +102,10 @@ struct service_status {
   /// Ready: PostgreSQL and Kafka reachable, the consumer loop running and the
   /// group's first assignment received.
   bool ready(std::string& reason) const {
+    if (!postgres_checked) {
+      reason = "starting: PostgreSQL not tried yet";
+      return false;
+    }
     if (!postgres_ok) {
       reason = "PostgreSQL is not reachable";
       return false;

@@ -73,10 +73,17 @@ enum class migration { done, failed, misconfigured, stopped };
 /// this client's credentials (storage::lasting_refusal) and any other
 /// failure end start-up. A termination signal ends the wait.
 migration migrate_when_reachable(const std::string& database_url,
-                                 const sigset_t& signals, int& signal) {
+                                 const sigset_t& signals, int& signal,
+                                 actors::service_status& status) {
   auto delay = std::chrono::seconds{1};
   for (long attempt = 1;; ++attempt) {
     auto migrated = storage::migrate(database_url);
+    // /readyz names PostgreSQL only once it was tried, and not after it
+    // answered: the pipeline's first check can come 10 s later, behind
+    // Kafka's metadata when Kafka is down.
+    status.postgres_ok
+      = migrated || !is(migrated.error(), service_errc::storage_unavailable);
+    status.postgres_checked = true;
     if (migrated)
       return migration::done;
     if (!is(migrated.error(), service_errc::storage_unavailable)) {
@@ -248,7 +255,8 @@ int run_serve(const config::settings& settings) {
   // The schema, once PostgreSQL answers; meanwhile /healthz answers and
   // /readyz says why the replica is not ready.
   int early_signal = 0;
-  switch (migrate_when_reachable(database_url, signals, early_signal)) {
+  switch (
+    migrate_when_reachable(database_url, signals, early_signal, *status)) {
     case migration::done: break;
     case migration::failed: http->stop(); return 1;
     case migration::misconfigured: http->stop(); return 2;

@@ -1100,6 +1100,15 @@ caf::expected<int> server::start(const std::string& host, int port) {
   auto http = std::make_unique<httplib::Server>();
   auto threads = std::max<std::size_t>(d.deps.threads, 1);
   http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // SO_REUSEADDR, not httplib's SO_REUSEPORT: the connections a killed
+  // replica leaves in TIME_WAIT then carry the flag, so a restart binds at
+  // once (with SO_REUSEPORT alone the start-up check of --http-listen,
+  // which binds as a second listener would, failed for 60 s), and a
+  // second process on the same port is still refused.
+  http->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   http->set_payload_max_length(d.deps.max_body_bytes);
   http->set_read_timeout(std::chrono::seconds{10});
   http->set_write_timeout(std::chrono::seconds{10});

@@ -450,6 +450,11 @@ TEST_F(http_api, healthz_is_open_and_does_not_depend_on_readiness) {
 TEST_F(http_api, readyz_follows_the_pipeline) {
   auto res = get("/readyz", nullptr);
   EXPECT_API_ERROR(res, 503, "not_ready");
+  EXPECT_EQ(parse(res)["error"]["message"],
+            "starting: PostgreSQL not tried yet");
+  status_->postgres_checked = true;
+  res = get("/readyz", nullptr);
+  EXPECT_API_ERROR(res, 503, "not_ready");
   EXPECT_EQ(parse(res)["error"]["message"], "PostgreSQL is not reachable");
   status_->postgres_ok = true;
   res = get("/readyz", nullptr);
