@@ -185,6 +185,9 @@ struct coordinator_state {
   /// Moves on whenever a failure throws away what the entity actors hold, so
   /// records gathered before it are not applied on top of reloaded state.
   std::uint64_t generation = 0;
+  /// Counts the consumer group's rebalance callbacks, so a batch's linger
+  /// ends at one (see gather()).
+  std::uint64_t rebalances = 0;
   /// Commands read but left for the next batch (see
   /// hold_commands_read_with_catalog).
   std::vector<kafka::record> held;
@@ -509,9 +512,11 @@ struct coordinator_state {
       log::error("cannot read topic metadata; consuming nothing until it "
                  "can",
                  {{"error", describe(counts.error())}});
+      status->kafka_checked = true;
       return false;
     }
     status->kafka_ok = true;
+    status->kafka_checked = true;
     auto problem = kafka::placement_problem(placement_topics(), *counts);
     if (!problem.empty()) {
       status->placement_ok = false;
@@ -614,12 +619,15 @@ struct coordinator_state {
       if (records.empty())
         return records;
     }
-    // The linger lasts its whole time unless the batch fills: a wake-up
-    // that brought no record (an event of librdkafka's that is not a
-    // record) used to end it early, so two topics' records meant for one
-    // batch could still go in two.
+    // The linger lasts its whole time unless the batch fills or the group
+    // rebalances: a wake-up that brought no record (an offset-commit
+    // result) used to end it early, so two topics' records meant for one
+    // batch could still go in two. A rebalance ends it, so a partition
+    // revoked and assigned again is not read twice into one batch.
     auto deadline = steady_clock::now() + config.linger;
-    while (records.size() < config.max_batch_records) {
+    const auto rebalances_before = rebalances;
+    while (records.size() < config.max_batch_records
+           && rebalances == rebalances_before) {
       auto left = deadline - steady_clock::now();
       if (left <= steady_clock::duration::zero())
         break;
@@ -1682,6 +1690,7 @@ struct coordinator_state {
     auto counts
       = main->partition_counts({t.membership, t.subscriptions, t.deltas}, 2000);
     bool reachable = static_cast<bool>(counts);
+    status->kafka_checked = true;
     if (reachable != status->kafka_ok.load()) {
       status->kafka_ok = reachable;
       if (reachable)
@@ -1827,6 +1836,7 @@ struct coordinator_state {
 
 std::vector<position>
 listener::on_assigned(const std::vector<topic_partition>& partitions) {
+  ++st->rebalances;
   st->in_rebalance = true;
   auto positions = st->assigned(partitions);
   st->in_rebalance = false;
@@ -1835,6 +1845,7 @@ listener::on_assigned(const std::vector<topic_partition>& partitions) {
 
 void listener::on_revoked(const std::vector<topic_partition>& partitions,
                           bool lost) {
+  ++st->rebalances;
   st->in_rebalance = true;
   st->revoked(partitions, lost);
   st->in_rebalance = false;

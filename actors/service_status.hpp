@@ -15,6 +15,9 @@ namespace seatledger::actors {
 struct service_status {
   // Readiness.
   std::atomic<bool> kafka_ok{false};
+  /// Kafka's metadata was asked for at least once: until then `kafka_ok`
+  /// says nothing about it.
+  std::atomic<bool> kafka_checked{false};
   /// The topics' partition counts allow placing records (adapters/kafka/
   /// placement.hpp).
   std::atomic<bool> placement_ok{true};
@@ -108,6 +111,10 @@ struct service_status {
     }
     if (!postgres_ok) {
       reason = "PostgreSQL is not reachable";
+      return false;
+    }
+    if (!kafka_checked) {
+      reason = "starting: Kafka not tried yet";
       return false;
     }
     if (!kafka_ok) {

@@ -78,9 +78,9 @@ migration migrate_when_reachable(const std::string& database_url,
   auto delay = std::chrono::seconds{1};
   for (long attempt = 1;; ++attempt) {
     auto migrated = storage::migrate(database_url);
-    // /readyz names PostgreSQL only once it was tried, and not after it
-    // answered: the pipeline's first check can come 10 s later, behind
-    // Kafka's metadata when Kafka is down.
+    // /readyz names PostgreSQL only once it was tried, and no longer once
+    // it answered, from here on rather than from the pipeline's first
+    // check.
     status.postgres_ok
       = migrated || !is(migrated.error(), service_errc::storage_unavailable);
     status.postgres_checked = true;

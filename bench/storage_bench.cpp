@@ -369,12 +369,6 @@ bool run_baseline(const std::string& conninfo, workload& w, double min_seconds,
   return true;
 }
 
-// -- COPY paths compared ------------------------------------------------------
-
-/// COPY of ledger-shaped rows through libpqxx's stream_to versus the
-/// store's own path (rows encoded into a buffer handed to PQputCopyData in
-/// 64 KiB chunks), into an unindexed unlogged table, so that only the
-/// client side and the protocol differ. Both include encoding.
 // -- the usage report ---------------------------------------------------------
 
 /// Times the usage report of one subscription whose year-long term holds
@@ -448,6 +442,12 @@ bool measure_usage_report(storage::pg_store& store, int entries) {
   return true;
 }
 
+// -- COPY paths compared ------------------------------------------------------
+
+/// COPY of ledger-shaped rows through libpqxx's stream_to versus the
+/// store's own path (rows encoded into a buffer handed to PQputCopyData in
+/// 64 KiB chunks), into an unindexed unlogged table, so that only the
+/// client side and the protocol differ. Both include encoding.
 void compare_copy_paths(const std::string& conninfo, int rows) {
   constexpr const char* sql_probe_table
     = "CREATE UNLOGGED TABLE public.copy_probe (subscription_id text, "

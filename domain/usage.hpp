@@ -58,6 +58,8 @@ started_months(timestamp term_start, timestamp usage_end, timestamp now);
 /// Peak of the month `[start, end)`: the highest count at any instant in it,
 /// including the count carried in; `peak_at` is the earliest instant it was
 /// reached (the start when carried in). Entries sharing an instant each count.
+/// The storage query `sql_usage_window` (storage/pg_store.cpp) relies on
+/// this rule (the first entry of the highest count wins ties): change both.
 usage_month month_peak(const ledger_window& window, int index, timestamp start,
                        timestamp end);
 

@@ -552,9 +552,11 @@ ORDER BY seq
 // and the first entry of its highest count (by seq, which is by time:
 // effective times do not decrease along seq). The month's entries are the
 // seq range between the two ledger_seq_at probes, so each month costs two
-// probes and one scan of its own entries inside PostgreSQL.
+// probes (MATERIALIZED, so they run once per month however often the
+// lateral subqueries refer to them) and one scan of its own entries inside
+// PostgreSQL.
 constexpr const char* sql_usage_window = R"sql(
-WITH months AS (
+WITH months AS MATERIALIZED (
   SELECT seatledger.ledger_seq_at($1, m.start, false) AS before_seq,
          seatledger.ledger_seq_at($1, m.stop, false) AS last_seq
   FROM unnest($2::timestamptz[], $3::timestamptz[]) AS m(start, stop))

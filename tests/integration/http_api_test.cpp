@@ -459,6 +459,10 @@ TEST_F(http_api, readyz_follows_the_pipeline) {
   status_->postgres_ok = true;
   res = get("/readyz", nullptr);
   EXPECT_API_ERROR(res, 503, "not_ready");
+  EXPECT_EQ(parse(res)["error"]["message"], "starting: Kafka not tried yet");
+  status_->kafka_checked = true;
+  res = get("/readyz", nullptr);
+  EXPECT_API_ERROR(res, 503, "not_ready");
   EXPECT_EQ(parse(res)["error"]["message"], "Kafka is not reachable");
   status_->kafka_ok = true;
   status_->consuming = true;

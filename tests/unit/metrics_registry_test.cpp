@@ -232,8 +232,11 @@ TEST(metrics_registry, readiness_follows_service_status) {
     << "ready before the group assigned partitions";
   status.partitions_assigned = true;
   EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 0"))
-    << "ready before PostgreSQL was tried";
+    << "ready before PostgreSQL and Kafka were tried";
   status.postgres_checked = true;
+  EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 0"))
+    << "ready before Kafka was tried";
+  status.kafka_checked = true;
   EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 1"));
   status.consuming = false;
   EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 0"));
