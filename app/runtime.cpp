@@ -32,10 +32,26 @@ sigset_t block_termination_signals() {
 namespace {
 
 /// `HOST:PORT` (validated by the option's `host_port` check) split in two.
+/// An IPv6 host is written in brackets (`[::]:8080`), which getaddrinfo does
+/// not take: they are dropped.
 std::pair<std::string, std::string>
 split_listen_address(const std::string& listen) {
   auto colon = listen.rfind(':');
-  return {listen.substr(0, colon), listen.substr(colon + 1)};
+  auto host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return {host, listen.substr(colon + 1)};
+}
+
+/// Where a client on this machine reaches a server listening on `host`.
+std::string url_host(const std::string& host) {
+  if (host == "0.0.0.0")
+    return "127.0.0.1";
+  if (host == "::")
+    return "[::1]";
+  if (host.find(':') != std::string::npos)
+    return "[" + host + "]";
+  return host;
 }
 
 } // namespace
@@ -245,8 +261,7 @@ start_http(const config::settings& settings, const std::string& database_url,
     return make_error(service_errc::config_invalid,
                       http_listen_failure(listen, describe(port.error())));
   http_handle handle;
-  handle.url = "http://" + (host == "0.0.0.0" ? std::string{"127.0.0.1"} : host)
-               + ":" + std::to_string(*port);
+  handle.url = "http://" + url_host(host) + ":" + std::to_string(*port);
   handle.keep_alive = parts;
   handle.stop = [parts] {
     parts->server->stop();

@@ -287,6 +287,57 @@ TEST_F(cli_serve_start, a_killed_replica_restarts_on_its_port_at_once) {
     << second->stderr_tail();
 }
 
+TEST_F(cli_serve_start, an_ipv6_listen_address_is_written_in_brackets) {
+  // `[::1]:PORT` kept its brackets, which getaddrinfo refuses, so an
+  // IPv6-only cluster had no way to write its listen address but `:::PORT`.
+  {
+    int probe = ::socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 loopback{};
+    loopback.sin6_family = AF_INET6;
+    loopback.sin6_addr = in6addr_loopback;
+    bool usable = probe >= 0
+                  && ::bind(probe, reinterpret_cast<sockaddr*>(&loopback),
+                            sizeof(loopback))
+                       == 0;
+    if (probe >= 0)
+      ::close(probe);
+    if (!usable)
+      GTEST_SKIP() << "no IPv6 loopback here";
+  }
+  temp_dir dir{"seatledger_cli_ipv6"};
+  auto keys = crypto::generate_key_pair(dir.file("keys"));
+  ASSERT_TRUE(keys) << describe(keys.error());
+  // A free port first: the start-up check of a fixed port is under test.
+  int port = 0;
+  {
+    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 any{};
+    any.sin6_family = AF_INET6;
+    any.sin6_addr = in6addr_loopback;
+    socklen_t len = sizeof(any);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&any), &len), 0);
+    port = ntohs(any.sin6_port);
+    ::close(fd);
+  }
+  child_process serve{{seatledger_binary(), "serve", "--database-url",
+                       conninfo(), "--kafka-bootstrap", unreachable_bootstrap,
+                       "--signing-key", keys->signing_key_file, "--data-dir",
+                       dir.file("var"), "--http-listen",
+                       "[::1]:" + std::to_string(port)},
+                      {}};
+  auto url = serve.wait_for_value("HTTP", std::chrono::seconds{60});
+  ASSERT_TRUE(url) << serve.stderr_tail();
+  EXPECT_EQ(*url, "http://[::1]:" + std::to_string(port));
+  httplib::Client client{"::1", port};
+  auto res = client.Get("/healthz");
+  ASSERT_TRUE(res) << serve.stderr_tail();
+  EXPECT_EQ(res->status, 200);
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(std::chrono::seconds{60}), std::optional<int>{0})
+    << serve.stderr_tail();
+}
+
 TEST_F(cli_serve_start, kafka_down_at_start_is_named_not_postgresql) {
   // Until the topics' metadata was read, housekeeping did not run, so
   // PostgreSQL was never checked: /readyz and seatledger_dependency_up
