@@ -127,6 +127,19 @@ storage::license_row license_of(const std::string& sub, const std::string& id,
 
 class state : public pg_test {
 protected:
+  /// Commits `entries` (one chain) in batches of `per_batch`, so each batch's
+  /// append check sees a chain continued from the stored one.
+  void commit_ledger(const std::vector<domain::ledger_entry>& entries,
+                     std::size_t per_batch) {
+    for (std::size_t from = 0; from < entries.size(); from += per_batch) {
+      storage_batch b;
+      auto to = std::min(entries.size(), from + per_batch);
+      b.ledger.assign(entries.begin() + static_cast<std::ptrdiff_t>(from),
+                      entries.begin() + static_cast<std::ptrdiff_t>(to));
+      ASSERT_OK(store().commit(b));
+    }
+  }
+
   // A subscription with everything a snapshot holds.
   void commit_full_subscription() {
     rec_ = domain::subscription_record{};
@@ -341,13 +354,7 @@ TEST_F(state, usage_from_the_entries_the_peaks_need_matches_the_whole_ledger) {
     prev = e.hash;
     entries.push_back(e);
   }
-  for (std::size_t from = 0; from < entries.size(); from += 250) {
-    storage_batch b;
-    auto to = std::min(entries.size(), from + 250);
-    b.ledger.assign(entries.begin() + static_cast<std::ptrdiff_t>(from),
-                    entries.begin() + static_cast<std::ptrdiff_t>(to));
-    ASSERT_OK(store().commit(b));
-  }
+  ASSERT_NO_FATAL_FAILURE(commit_ledger(entries, 250));
   auto whole = expected_window(entries, domain::timestamp::min());
   int compared_months = 0;
   int carried_peaks = 0;
@@ -403,13 +410,7 @@ TEST_F(state, instants_in_a_long_ledger_match_a_scan_of_the_whole_chain) {
     times.push_back(plus(t0, std::int64_t{step} * 1'000'000));
   }
   auto entries = chain_at("sub-long", times);
-  for (std::size_t from = 0; from < entries.size(); from += 150) {
-    storage_batch b;
-    auto to = std::min(entries.size(), from + 150);
-    b.ledger.assign(entries.begin() + static_cast<std::ptrdiff_t>(from),
-                    entries.begin() + static_cast<std::ptrdiff_t>(to));
-    ASSERT_OK(store().commit(b));
-  }
+  ASSERT_NO_FATAL_FAILURE(commit_ledger(entries, 150));
   auto all = expected_window(entries, domain::timestamp::min()).points;
   std::set<domain::timestamp> probes{domain::timestamp::min(),
                                      at("2099-01-01T00:00:00Z")};
