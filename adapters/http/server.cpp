@@ -595,12 +595,14 @@ struct server::impl {
     auto limit = parse_limit(query_param(req, "limit"));
     if (!limit)
       return error_answer(limit.error());
-    auto after = query_param(req, "after").value_or("");
+    auto after_param = query_param(req, "after");
     // A user id, as next_after gave it; anything else (bytes that are not
     // UTF-8 among them, which PostgreSQL refused with a 500) names no page.
-    if (!after.empty() && !domain::is_valid_identifier(after))
+    // `after=` with nothing is a 400, as it is for the ledger's seq.
+    if (after_param && !domain::is_valid_identifier(*after_param))
       return error_answer(bad_request("after must be a user id (a page's "
                                       "next_after)"));
+    auto after = after_param.value_or("");
     auto store = stores.take();
     if (auto missing = require_pool(store, id))
       return error_answer(*missing);
