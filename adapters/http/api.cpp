@@ -247,6 +247,25 @@ constexpr route_spec route_table[] = {
    scope::read},
 };
 
+/// The path of a request target: the target itself in origin form
+/// (`/v1/orgs/x`), the part after the authority in absolute form
+/// (`http://host:8080/v1/orgs/x`), which RFC 9112 (3.2.2) says a server
+/// must accept although clients send it to proxies; an absolute form with
+/// no path names `/`.
+std::string_view target_path(std::string_view target) {
+  target = target.substr(0, target.find_first_of("?#"));
+  auto scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos
+      || !(iequals(target.substr(0, scheme_end), "http")
+           || iequals(target.substr(0, scheme_end), "https")))
+    return target;
+  auto after_scheme = target.substr(scheme_end + 3);
+  auto slash = after_scheme.find('/');
+  if (slash == std::string_view::npos)
+    return "/";
+  return after_scheme.substr(slash);
+}
+
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> segments;
   if (path.empty() || path.front() != '/')
@@ -290,8 +309,7 @@ std::optional<std::string> percent_decode(std::string_view text) {
 
 routing route(std::string_view method, std::string_view target) {
   routing result;
-  auto path = target.substr(0, target.find_first_of("?#"));
-  auto raw = split_path(path);
+  auto raw = split_path(target_path(target));
   std::vector<std::string> segments;
   for (auto s : raw) {
     auto decoded = percent_decode(s);

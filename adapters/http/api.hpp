@@ -198,7 +198,8 @@ struct routing {
   std::vector<std::string> allowed_methods;
 };
 
-/// Routes by the raw request target (its query string is ignored). Each
+/// Routes by the raw request target (its query string is ignored; an
+/// absolute-form target routes by its path). Each
 /// segment is percent-decoded on its own, so an id containing `/` (allowed
 /// in identifiers) is addressed as `%2F`. A literal segment wins over a
 /// parameter: `/v1/licenses/revocations` is never license "revocations".

@@ -1260,6 +1260,20 @@ TEST_F(http_api, a_request_without_a_length_has_an_empty_body) {
     << empty_verify;
 }
 
+TEST_F(http_api, an_absolute_form_target_is_answered_like_its_path) {
+  // RFC 9112 3.2.2: a server must accept the absolute form; every such
+  // request was a 404.
+  auto answer = exchange_raw(
+    server_->port(),
+    "GET http://localhost:" + std::to_string(server_->port())
+      + "/v1/orgs/org-a HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
+        "Bearer "
+      + std::string{read_token} + "\r\n\r\n",
+    std::chrono::milliseconds{3000});
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_NE(answer.find(R"("org_id":"org-a")"), std::string::npos) << answer;
+}
+
 TEST_F(http_api, a_body_of_unknown_length_is_refused) {
   // httplib took the first of two different lengths, and `abc` as no body
   // (RFC 9112 6.3: an invalid length is an unrecoverable error, a 400).

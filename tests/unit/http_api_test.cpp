@@ -226,6 +226,27 @@ TEST(http_routing, routes_every_endpoint_of_the_contract) {
             "/v1/subscriptions/{id}/ledger");
 }
 
+// RFC 9112 3.2.2: a server must accept a target in absolute form; it was
+// a 404 for every path.
+TEST(http_routing, an_absolute_form_target_routes_by_its_path) {
+  for (auto target :
+       {"http://localhost:8080/v1/orgs/o-1", "HTTP://127.0.0.1/v1/orgs/o-1?x=1",
+        "https://[::1]:8080/v1/orgs/o-1#f"}) {
+    auto got = route("GET", target);
+    ASSERT_TRUE(got.match) << target;
+    EXPECT_EQ(got.match->id, route_id::org) << target;
+    EXPECT_EQ(got.match->params, std::vector<std::string>{"o-1"}) << target;
+  }
+  auto health = route("GET", "http://host/healthz");
+  ASSERT_TRUE(health.match);
+  EXPECT_EQ(health.match->id, route_id::healthz);
+  // No path is `/`, which no route has; another scheme is no absolute form
+  // this server answers; a path that merely contains "://" is a path.
+  for (auto target : {"http://host", "http://host?x=1", "ftp://host/healthz",
+                      "/v1/orgs/http://x/healthz", "//host/healthz"})
+    EXPECT_FALSE(route("GET", target).match) << target;
+}
+
 TEST(http_routing, unknown_paths_and_wrong_methods) {
   for (auto target : {"/", "/v1", "/v1/subscriptions", "/v1/subscriptions/",
                       "/v1/subscriptions/a/b", "/healthz/", "/v2/orgs/x",
