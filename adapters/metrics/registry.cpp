@@ -272,13 +272,17 @@ std::string registry::render(const actors::service_status& status) const {
     gauge_sample(static_cast<double>(status.assigned_partitions.load())));
   families.push_back(std::move(partitions));
 
+  // No sample before the first attempt: 0 would say "down" for the first
+  // seconds of every start, where /readyz says "not tried yet".
   auto up = gauge_family("seatledger_dependency_up",
                          "Whether a dependency was reachable at the last "
-                         "attempt (1) or not (0).");
-  up.metric.push_back(
-    gauge_sample(status.kafka_ok.load() ? 1 : 0, {{"dependency", "kafka"}}));
-  up.metric.push_back(gauge_sample(status.postgres_ok.load() ? 1 : 0,
-                                   {{"dependency", "postgresql"}}));
+                         "attempt (1) or not (0); absent before the first.");
+  if (status.kafka_checked.load())
+    up.metric.push_back(
+      gauge_sample(status.kafka_ok.load() ? 1 : 0, {{"dependency", "kafka"}}));
+  if (status.postgres_checked.load())
+    up.metric.push_back(gauge_sample(status.postgres_ok.load() ? 1 : 0,
+                                     {{"dependency", "postgresql"}}));
   families.push_back(std::move(up));
 
   std::string reason;

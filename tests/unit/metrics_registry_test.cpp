@@ -126,7 +126,9 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
   status.active_subscriptions = 5;
   status.assigned_partitions = 4;
   status.kafka_ok = true;
+  status.kafka_checked = true;
   status.postgres_ok = false;
+  status.postgres_checked = true;
   status.batches_committed = 11;
   status.records_committed = 1200;
   status.licenses_issued = 2;
@@ -240,6 +242,26 @@ TEST(metrics_registry, readiness_follows_service_status) {
   EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 1"));
   status.consuming = false;
   EXPECT_TRUE(has_line(r.render(status), "seatledger_ready 0"));
+}
+
+TEST(metrics_registry, a_dependency_not_tried_yet_has_no_up_sample) {
+  // It was 0, "down", for the first seconds of every start.
+  metrics::registry r;
+  actors::service_status status;
+  auto text = r.render(status);
+  EXPECT_EQ(text.find("seatledger_dependency_up{"), std::string::npos) << text;
+  status.postgres_checked = true;
+  status.postgres_ok = true;
+  text = r.render(status);
+  EXPECT_TRUE(
+    has_line(text, "seatledger_dependency_up{dependency=\"postgresql\"} 1"))
+    << text;
+  EXPECT_EQ(text.find("seatledger_dependency_up{dependency=\"kafka\"}"),
+            std::string::npos)
+    << text;
+  status.kafka_checked = true;
+  EXPECT_TRUE(has_line(r.render(status),
+                       "seatledger_dependency_up{dependency=\"kafka\"} 0"));
 }
 
 TEST(metrics_registry, lag_of_a_partition_given_up_is_not_reported) {
