@@ -297,13 +297,15 @@ int main(int argc, char** argv) {
     kafka::client_config kafka;
     kafka.bootstrap_servers = bootstrap;
     for (const auto& kv : kafka_properties) {
-      auto eq = kv.find('=');
-      if (eq == std::string::npos) {
-        std::cerr << "invalid configuration: --kafka-property: not "
-                     "KEY=VALUE: '"
-                  << kv << "'\n";
+      // serve's check: KEY=VALUE, a property librdkafka takes, not one the
+      // contract depends on (publishing with another partitioner breaks
+      // co-partitioning as it would in serve).
+      if (auto problem = option_problem("kafka-property", kv)) {
+        std::cerr << "invalid configuration: --kafka-property: " << *problem
+                  << "\n";
         return 2;
       }
+      auto eq = kv.find('=');
       kafka.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
     if (bootstrap.empty()) {

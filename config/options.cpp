@@ -1,9 +1,11 @@
 #include "config/options.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <map>
@@ -34,14 +36,29 @@ optional<string> positive_integer(const string& value) {
 optional<string> positive_duration(const string& value) {
   auto d = parse_duration(value);
   if (!d || d->count() <= 0)
-    return "not a duration such as 250ms, 5s, 10m, 1h or 7d: '" + value + "'";
+    return "not a duration with its unit, such as 250ms, 5s, 10m, 1h or "
+           "7d: '"
+           + value + "'";
   return std::nullopt;
 }
 
 optional<string> non_empty(const string& value) {
-  if (value.empty())
-    return string{"must not be empty"};
+  if (value.find_first_not_of(" \t\r\n") == string::npos)
+    return string{"must not be empty or blank"};
   return std::nullopt;
+}
+
+// An option whose absence means a default the service makes up (a key pair
+// of its own, no configuration file, a generated name): an empty value is
+// most likely a template or secret that rendered nothing, and a replica
+// must not quietly sign with a throwaway key.
+std::function<optional<string>(const string&)>
+set_or_unset(const char* unset_means) {
+  return [unset_means](const string& value) -> optional<string> {
+    if (value.find_first_not_of(" \t\r\n") == string::npos)
+      return "empty; leave it unset for " + string{unset_means};
+    return std::nullopt;
+  };
 }
 
 // A data directory may not exist yet (it is created), but a file in its
@@ -57,6 +74,58 @@ optional<string> directory_or_absent(const string& value) {
   return std::nullopt;
 }
 
+bool is_port(const string& text) {
+  return !text.empty() && text.size() <= 5
+         && text.find_first_not_of("0123456789") == string::npos
+         && std::stoll(text) >= 1 && std::stoll(text) <= 65535;
+}
+
+// libpq checks these values only when it connects, and its refusal looked
+// like an unreachable server: start-up retried for ever. Values of the
+// options checked here are no secrets, so they are named.
+optional<string> connection_option_problem(const string& key,
+                                           const string& value) {
+  static const std::map<string, std::set<string>> choices{
+    {"sslmode",
+     {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}},
+    {"gssencmode", {"disable", "prefer", "require"}},
+    {"channel_binding", {"disable", "prefer", "require"}},
+    {"target_session_attrs",
+     {"any", "read-write", "read-only", "primary", "standby",
+      "prefer-standby"}},
+  };
+  static const std::set<string> integers{
+    "connect_timeout",     "keepalives",       "keepalives_idle",
+    "keepalives_interval", "keepalives_count", "tcp_user_timeout"};
+  auto refused = [&](const string& expected) {
+    return "connection option " + key + "='" + value + "': " + expected;
+  };
+  if (auto c = choices.find(key); c != choices.end()) {
+    if (c->second.count(value) == 0) {
+      string expected = "not one of";
+      for (const auto& choice : c->second)
+        expected += " " + choice;
+      return refused(expected);
+    }
+  } else if (integers.count(key) != 0) {
+    auto digits = value.find_first_not_of(' ');
+    if (digits == string::npos || value.size() - digits > 9
+        || value.find_first_not_of("0123456789", digits) != string::npos)
+      return refused("not a whole number");
+  } else if (key == "port") {
+    // One port per host, comma-separated; empty is the default port.
+    std::size_t begin = 0;
+    while (begin <= value.size()) {
+      auto end = std::min(value.find(',', begin), value.size());
+      auto port = value.substr(begin, end - begin);
+      if (!port.empty() && !is_port(port))
+        return refused("not a port (1-65535)");
+      begin = end + 1;
+    }
+  }
+  return std::nullopt;
+}
+
 // Parsed as libpq will parse it, so a string it cannot read stops start-up
 // as a configuration error. libpq's reason is not repeated: it quotes the
 // string, which may hold a password.
@@ -69,19 +138,17 @@ optional<string> connection_string(const string& value) {
     return string{"empty; leave it unset for the embedded server"};
   char* error = nullptr;
   auto* options = PQconninfoParse(value.c_str(), &error);
-  if (options != nullptr) {
-    PQconninfoFree(options);
-    return std::nullopt;
+  if (options == nullptr) {
+    PQfreemem(error);
+    return string{"not a PostgreSQL connection string (a postgresql:// URI "
+                  "or key=value pairs)"};
   }
-  PQfreemem(error);
-  return string{"not a PostgreSQL connection string (a postgresql:// URI or "
-                "key=value pairs)"};
-}
-
-bool is_port(const string& text) {
-  return !text.empty() && text.size() <= 5
-         && text.find_first_not_of("0123456789") == string::npos
-         && std::stoll(text) >= 1 && std::stoll(text) <= 65535;
+  optional<string> problem;
+  for (auto* o = options; o->keyword != nullptr && !problem; ++o)
+    if (o->val != nullptr)
+      problem = connection_option_problem(o->keyword, o->val);
+  PQconninfoFree(options);
+  return problem;
 }
 
 // Empty means nothing in a cluster: refused like the database URL, so that
@@ -101,8 +168,17 @@ optional<string> bootstrap_servers(const string& value) {
     auto server = first == string::npos ? string{}
                                         : entry.substr(first, last - first + 1);
     auto bad = "not HOST[:PORT] (comma-separated): '" + server + "'";
-    if (auto scheme = server.find("://"); scheme != string::npos)
+    if (auto scheme = server.find("://"); scheme != string::npos) {
+      // librdkafka knows these four; another name left the replica
+      // unready for ever ("unsupported protocol" in its log only).
+      auto protocol = server.substr(0, scheme);
+      std::transform(protocol.begin(), protocol.end(), protocol.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      if (protocol != "plaintext" && protocol != "ssl"
+          && protocol != "sasl_plaintext" && protocol != "sasl_ssl")
+        return bad + " (protocol plaintext, ssl, sasl_plaintext or sasl_ssl)";
       server = server.substr(scheme + 3);
+    }
     string host = server;
     string port;
     if (!server.empty() && server[0] == '[') {
@@ -111,6 +187,9 @@ optional<string> bootstrap_servers(const string& value) {
           || (close + 1 < server.size() && server[close + 1] != ':'))
         return bad;
       host = server.substr(1, close - 1);
+      in6_addr address{};
+      if (::inet_pton(AF_INET6, host.c_str(), &address) != 1)
+        return bad + " (brackets hold an IPv6 address)";
       if (close + 1 < server.size()) {
         port = server.substr(close + 2);
         if (!is_port(port))
@@ -179,6 +258,34 @@ optional<string> token_with_two_scopes(const std::vector<string>& entries) {
   return std::nullopt;
 }
 
+/// Why a librdkafka property is the service's to set, if it is: what the
+/// contract or crash safety depends on. Passing it through (operator
+/// properties win over the service's) broke them without a word.
+optional<string> reserved_kafka_property(const string& key) {
+  static const std::map<string, const char*> reserved{
+    {"bootstrap.servers", "use --kafka-bootstrap"},
+    {"metadata.broker.list", "use --kafka-bootstrap"},
+    {"group.id", "use --consumer-group"},
+    {"partitioner", "co-partitioning needs murmur2 (messages.md)"},
+    {"partitioner_cb", "co-partitioning needs murmur2 (messages.md)"},
+    {"enable.idempotence", "events are published idempotently"},
+    {"acks", "events are published with acks=all"},
+    {"request.required.acks", "events are published with acks=all"},
+    {"enable.auto.commit", "positions are committed with each batch"},
+    {"enable.auto.offset.store", "positions are committed with each batch"},
+    {"auto.offset.reset", "a position Kafka no longer has is counted as a gap"},
+    {"partition.assignment.strategy",
+     "revocation is handled for the cooperative-sticky assignor"},
+    {"group.protocol.type", "the group protocol is the service's"},
+    {"transactional.id", "the service does not use transactions"},
+    {"isolation.level", "the service reads committed records"},
+  };
+  auto it = reserved.find(key);
+  if (it == reserved.end())
+    return std::nullopt;
+  return string{it->second};
+}
+
 optional<string> kafka_property(const string& value) {
   auto eq = value.find('=');
   if (eq == string::npos)
@@ -186,9 +293,11 @@ optional<string> kafka_property(const string& value) {
   // Values may be secrets (sasl.password): not echoed.
   if (eq == 0)
     return string{"not KEY=VALUE: the key is empty"};
+  auto key = value.substr(0, eq);
+  if (auto why = reserved_kafka_property(key))
+    return "librdkafka property " + key + " is not configurable: " + *why;
   // Checked as librdkafka will check it, before anything starts (it used
   // to fail with exit status 1 once the embedded servers were up).
-  auto key = value.substr(0, eq);
   auto setting = value.substr(eq + 1);
   std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf{
     rd_kafka_conf_new(), &rd_kafka_conf_destroy};
@@ -296,7 +405,9 @@ optional<std::chrono::milliseconds> parse_duration(const string& text) {
   auto n = std::stoll(text.substr(0, digits));
   auto unit = text.substr(digits);
   std::int64_t unit_ms = 0;
-  if (unit.empty() || unit == "ms")
+  // A bare number has no unit: `--dedup-window 604800` meant as seconds
+  // was about 10 minutes of milliseconds.
+  if (unit == "ms")
     unit_ms = 1;
   else if (unit == "s")
     unit_ms = 1000;
@@ -321,7 +432,7 @@ const std::vector<option_spec>& serve_options() {
   using k = option_kind;
   static const std::vector<option_spec> specs{
     {"config", "SEATLEDGER_CONFIG", "configuration file (name = value lines)",
-     k::text, "", nullptr},
+     k::text, "", set_or_unset("no configuration file")},
     {"kafka-bootstrap", "SEATLEDGER_KAFKA_BOOTSTRAP",
      "Kafka bootstrap servers; unset: an embedded mock cluster", k::text, "",
      bootstrap_servers},
@@ -343,7 +454,7 @@ const std::vector<option_spec>& serve_options() {
     {"signing-key", "SEATLEDGER_SIGNING_KEY_FILE",
      "PEM file of the Ed25519 signing key; unset: a key pair under "
      "--data-dir/keys, created on first start",
-     k::text, "", nullptr},
+     k::text, "", set_or_unset("a key pair under --data-dir/keys")},
     {"trusted-key", "SEATLEDGER_TRUSTED_KEY_FILES",
      "PEM file of a public key trusted for verification besides the signing "
      "key's own; repeatable, comma-separated in the variable",
@@ -409,7 +520,7 @@ const std::vector<option_spec>& serve_options() {
      k::text, "info", log_level},
     {"replica-id", "SEATLEDGER_REPLICA_ID",
      "this replica's name in lease records; unset: host name and pid", k::text,
-     "", nullptr},
+     "", set_or_unset("host name and pid")},
   };
   return specs;
 }

@@ -608,8 +608,8 @@ TEST(cli_publish, takes_one_value_per_kafka_property_and_the_file_after_it) {
   // The FILE was taken for a second --kafka-property value.
   auto r
     = run_cli({"publish", "--kafka-bootstrap", (*cluster)->bootstrap_servers(),
-               "--topic", subscriptions_topic, "--kafka-property", "acks=all",
-               "--kafka-property", "client.id=cli-test", file});
+               "--topic", subscriptions_topic, "--kafka-property",
+               "linger.ms=5", "--kafka-property", "client.id=cli-test", file});
   ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
   EXPECT_NE(r.err.find("published 2 records"), std::string::npos) << r.err;
   kafka_io io{(*cluster)->bootstrap_servers()};
@@ -705,6 +705,27 @@ TEST(cli_publish, refuses_a_directory_or_a_missing_file_naming_it) {
     ASSERT_EQ(lines.size(), 1u) << r.err;
     EXPECT_NE(lines[0].find(path), std::string::npos) << lines[0];
     EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST(cli_publish, refuses_a_kafka_property_as_serve_does) {
+  // An unknown property was exit 1 after the client was made; one the
+  // contract depends on (another partitioner) was taken without a word.
+  temp_dir dir{"seatledger_cli_publish"};
+  auto file = dir.file("empty.jsonl");
+  std::ofstream{file} << "";
+  for (const auto* property :
+       {"bogus.prop=1", "partitioner=random", "novalue"}) {
+    SCOPED_TRACE(property);
+    auto r = run_cli({"publish", "--kafka-bootstrap", unreachable_bootstrap,
+                      "--topic", subscriptions_topic, "--kafka-property",
+                      property, file});
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("invalid configuration: --kafka-property: ", 0),
+              0u)
+      << lines[0];
   }
 }
 

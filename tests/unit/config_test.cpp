@@ -331,6 +331,9 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
     {"dedup-window", "7days"},
     {"max-event-time-ahead", "0s"},
     {"data-dir", ""},
+    {"config", ""},
+    {"signing-key", ""},
+    {"replica-id", ""},
     {"embedded-partitions", "0"},
     {"embedded-brokers", "2000"},
     {"log-level", "verbose"},
@@ -356,7 +359,9 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
                                   + " from the environment): "))
         << msg;
     }
-    // From the file: file:line.
+    // From the file: file:line. (The file cannot name another file.)
+    if (spec.name == "config")
+      continue;
     config_file file{"# line 1\n" + spec.name + " = " + value + "\n"};
     msg = error_of({{"config", {file.path()}}});
     EXPECT_TRUE(contains(msg, "--" + spec.name + " (" + file.path() + ":2): "))
@@ -414,15 +419,75 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
   // an in-process Kafka cluster of its own, ready and consuming nothing.
   EXPECT_EQ(ok({}).text("database-url"), "");
   EXPECT_EQ(ok({}).text("kafka-bootstrap"), "");
-  for (const auto* name : {"database-url", "kafka-bootstrap"}) {
+  // Likewise an empty signing key (a throwaway key pair under ./var signed
+  // licenses), configuration file (built-in defaults) or replica id.
+  for (const auto* name : {"database-url", "kafka-bootstrap", "signing-key",
+                           "config", "replica-id"}) {
     auto empty = error_of({{name, {""}}});
     EXPECT_TRUE(contains(empty, "empty; leave it unset")) << empty;
   }
   auto empty_env = error_of({}, {{"SEATLEDGER_KAFKA_BOOTSTRAP", ""}});
   EXPECT_TRUE(contains(empty_env, "SEATLEDGER_KAFKA_BOOTSTRAP")) << empty_env;
+  for (const auto* variable :
+       {"SEATLEDGER_SIGNING_KEY_FILE", "SEATLEDGER_CONFIG"}) {
+    auto msg = error_of({}, {{variable, ""}});
+    EXPECT_TRUE(contains(msg, variable)) << msg;
+    EXPECT_TRUE(contains(msg, "empty; leave it unset")) << msg;
+  }
+  // Blank is empty where a value is required.
+  for (const auto* name : {"consumer-group", "source"}) {
+    auto blank = error_of({{name, {"  "}}});
+    EXPECT_TRUE(contains(blank, "must not be empty or blank")) << blank;
+  }
   // HOST:PORT with port 0 (any free port) is fine.
   EXPECT_EQ(ok({{"http-listen", {"127.0.0.1:0"}}}).text("http-listen"),
             "127.0.0.1:0");
+}
+
+// libpq checks these values only when it connects, so start-up took them
+// for an unreachable server and retried for ever.
+TEST(config, connection_option_values_libpq_checks_late_are_checked_at_start) {
+  for (const auto* bad :
+       {"host=db sslmode=bogus", "postgresql://db/x?sslmode=verify-all",
+        "host=db port=abc", "host=a,b port=5432,abc", "host=db port=70000",
+        "host=db connect_timeout=abc", "host=db keepalives_idle=-1",
+        "host=db target_session_attrs=writable", "host=db gssencmode=yes",
+        "host=db channel_binding=on"}) {
+    auto msg = error_of({{"database-url", {bad}}});
+    EXPECT_EQ(msg.rfind("invalid configuration: --database-url: connection "
+                        "option ",
+                        0),
+              0u)
+      << bad << ": " << msg;
+  }
+  EXPECT_TRUE(contains(error_of({{"database-url", {"host=db sslmode=bogus"}}}),
+                       "sslmode='bogus': not one of"));
+  for (const auto* good :
+       {"host=a,b port=5432,5433 sslmode=verify-full connect_timeout=10",
+        "host=a,b port=,5433 target_session_attrs=read-write",
+        "postgresql://u:p@db:5432/x?sslmode=prefer&keepalives=1",
+        "host=/var/run/postgresql dbname=x gssencmode=disable"})
+    EXPECT_EQ(ok({{"database-url", {good}}}).text("database-url"), good);
+}
+
+TEST(config, kafka_properties_the_contract_depends_on_are_refused) {
+  // Operator properties win over the service's, so these broke
+  // co-partitioning, crash safety or the gap counter without a word.
+  for (const auto* reserved :
+       {"partitioner=random", "group.id=other", "enable.auto.commit=true",
+        "auto.offset.reset=latest", "enable.idempotence=false", "acks=1",
+        "partition.assignment.strategy=range", "bootstrap.servers=h:1"}) {
+    auto msg = error_of({{"kafka-property", {reserved}}});
+    EXPECT_TRUE(contains(msg, "--kafka-property: librdkafka property ")) << msg;
+    EXPECT_TRUE(contains(msg, "is not configurable")) << msg;
+  }
+  EXPECT_TRUE(contains(error_of({{"kafka-property", {"group.id=x"}}}),
+                       "use --consumer-group"));
+  for (const auto* passed :
+       {"security.protocol=SASL_SSL", "linger.ms=5", "session.timeout.ms=3000",
+        "ssl.ca.location=/etc/ca.pem"})
+    EXPECT_EQ(ok({{"kafka-property", {passed}}}).list("kafka-property").size(),
+              1u);
 }
 
 TEST(config, kafka_bootstrap_is_a_list_of_host_and_port) {
@@ -430,12 +495,14 @@ TEST(config, kafka_bootstrap_is_a_list_of_host_and_port) {
   // that it could not resolve it: a replica that never got ready.
   for (const auto* good :
        {"broker-1:9092", "broker-1", "b1:9092,b2:9093", "b1:9092, b2:9093",
-        "SASL_SSL://kafka.example.com:9094", "[::1]:9092", "[fe80::1]",
-        "10.0.0.7:1"})
+        "SASL_SSL://kafka.example.com:9094", "plaintext://h:1", "ssl://h:9093",
+        "sasl_plaintext://h", "[::1]:9092", "[fe80::1]", "10.0.0.7:1"})
     EXPECT_EQ(ok({{"kafka-bootstrap", {good}}}).text("kafka-bootstrap"), good);
   for (const auto* bad :
        {"host:notaport", "host:", ":9092", "host:0", "host:65536", "b1:9092,",
-        "b1:9092,,b2:9092", "::1:9092", "[::1", "[::1]9092", "a b:9092"}) {
+        "b1:9092,,b2:9092", "::1:9092", "[::1", "[::1]9092", "a b:9092",
+        // librdkafka knows four protocols; brackets hold an IPv6 address
+        "bogus://h:9092", "http://h:9092", "[zz]:1", "[10.0.0.1]:9092"}) {
     auto msg = error_of({{"kafka-bootstrap", {bad}}});
     EXPECT_TRUE(contains(msg, "--kafka-bootstrap")) << bad << ": " << msg;
     EXPECT_TRUE(contains(msg, "not HOST[:PORT]")) << bad << ": " << msg;
@@ -563,17 +630,22 @@ TEST(config, durations_parse) {
   EXPECT_EQ(parse_duration("10m"), std::chrono::minutes{10});
   EXPECT_EQ(parse_duration("1h"), std::chrono::hours{1});
   EXPECT_EQ(parse_duration("7d"), std::chrono::hours{7 * 24});
-  EXPECT_EQ(parse_duration("100"), 100ms); // a bare number: milliseconds
-  EXPECT_EQ(parse_duration("0s"), 0ms);    // parses; the options refuse 0
+  EXPECT_EQ(parse_duration("0s"), 0ms); // parses; the options refuse 0
   EXPECT_EQ(parse_duration("36500d"), std::chrono::hours{36500 * 24});
-  for (const auto* bad : {"5x", "", "-1s", "s", "1.5s", " 5s", "5s ", "5 s",
-                          "5sec", "1h30m", "ms", "9999999999999s",
-                          // would overflow milliseconds and wrap around
-                          "213503982335d", "36601d"})
+  // A bare number has no unit: it was taken as milliseconds, so
+  // `--dedup-window 604800` meant as seconds was about 10 minutes.
+  for (const auto* bad :
+       {"100", "604800", "0", "5x", "", "-1s", "s", "1.5s", " 5s", "5s ", "5 s",
+        "5sec", "1h30m", "ms", "9999999999999s",
+        // would overflow milliseconds and wrap around
+        "213503982335d", "36601d"})
     EXPECT_FALSE(parse_duration(bad)) << "'" << bad << "'";
   // A duration option refuses zero and garbage, naming the setting.
   EXPECT_TRUE(contains(error_of({{"poll-wait", {"0s"}}}), "--poll-wait"));
   EXPECT_TRUE(contains(error_of({{"poll-wait", {"-1s"}}}), "--poll-wait"));
+  auto bare = error_of({{"dedup-window", {"604800"}}});
+  EXPECT_TRUE(contains(bare, "--dedup-window: not a duration with its unit"))
+    << bare;
   EXPECT_EQ(
     ok({{"actor-idle-timeout", {"90s"}}}).duration("actor-idle-timeout"), 90s);
 }
