@@ -767,6 +767,23 @@ CREATE TABLE IF NOT EXISTS seatledger.schema_migrations (
 constexpr const char* sql_applied_versions
   = "SELECT version FROM seatledger.schema_migrations ORDER BY version";
 
+// Roles are the cluster's, grants the database's: a database restored onto
+// another server without its roles (or its grants) has every migration
+// recorded, so nothing re-creates them, and the service then failed each
+// connection as if PostgreSQL were unreachable. Membership is checked
+// because the service's sessions switch to the role.
+constexpr const char* sql_runtime_role_state = R"sql(
+SELECT r.oid IS NOT NULL,
+       CASE WHEN r.oid IS NOT NULL
+         THEN pg_has_role(current_user, r.oid, 'MEMBER') END,
+       CASE WHEN r.oid IS NOT NULL
+         THEN has_schema_privilege(r.oid, 'seatledger', 'USAGE')
+              AND has_table_privilege(r.oid, 'seatledger.seat_ledger',
+                                      'INSERT') END
+FROM (VALUES (1)) AS one (x)
+LEFT JOIN pg_roles AS r ON r.rolname = 'seatledger_app'
+)sql";
+
 constexpr const char* sql_record_migration
   = "INSERT INTO seatledger.schema_migrations (version, name) VALUES ($1, $2)";
 
@@ -813,6 +830,31 @@ caf::expected<int> migrate(const std::string& conninfo) {
       tx.exec_prepared("record_migration", m.version, std::string{m.name});
       tx.commit();
       ++count;
+    }
+    {
+      step = "migrate: check the runtime role";
+      pqxx::nontransaction tx{conn};
+      auto role = tx.exec1(sql_runtime_role_state);
+      std::string problem;
+      if (!role[0].as<bool>())
+        problem = "the runtime role seatledger_app does not exist (a database "
+                  "restored without its cluster's roles?): as an "
+                  "administrator run CREATE ROLE seatledger_app NOLOGIN and "
+                  "restore the database's grants (pg_dump's ACLs), or "
+                  "migrate a new database";
+      else if (!role[1].as<bool>())
+        problem = "the migrating role is no member of seatledger_app, "
+                  "which the service's sessions run as: as an "
+                  "administrator run GRANT seatledger_app TO "
+                  + tx.quote_name(
+                    tx.exec1("SELECT current_user")[0].as<std::string>());
+      else if (!role[2].as<bool>())
+        problem = "the runtime role seatledger_app lacks its privileges on "
+                  "schema seatledger (a database restored without its "
+                  "grants?): restore them (pg_dump's ACLs), or migrate a new "
+                  "database";
+      if (!problem.empty())
+        return make_error(service_errc::storage_failure, "migrate: " + problem);
     }
     {
       pqxx::nontransaction unlock{conn};

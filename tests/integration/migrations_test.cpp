@@ -145,6 +145,29 @@ TEST_F(migrations, a_role_that_may_not_grant_the_runtime_role_is_told_how) {
   tx.exec("DROP ROLE " + tx.quote_name(role));
 }
 
+TEST_F(migrations, a_database_without_the_runtime_roles_grants_is_refused) {
+  // A database restored without its grants had every migration recorded:
+  // migrate said "applied 0" and serve failed each connection as if
+  // PostgreSQL were unreachable.
+  auto first = storage::migrate(conninfo());
+  ASSERT_TRUE(first) << describe(first.error());
+  {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    tx.exec("REVOKE ALL ON ALL TABLES IN SCHEMA seatledger FROM "
+            "seatledger_app");
+    tx.exec("REVOKE ALL ON SCHEMA seatledger FROM seatledger_app");
+  }
+  auto refused = storage::migrate(conninfo());
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(is(refused.error(), service_errc::storage_failure))
+    << describe(refused.error());
+  auto text = describe(refused.error());
+  EXPECT_NE(text.find("seatledger_app lacks its privileges"), std::string::npos)
+    << text;
+  EXPECT_EQ(text.find('\n'), std::string::npos) << text;
+}
+
 TEST_F(migrations, unreachable_server_is_storage_unavailable) {
   auto r = storage::migrate("host=/nonexistent-seatledger port=1");
   ASSERT_FALSE(r);
