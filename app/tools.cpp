@@ -334,9 +334,17 @@ int run_document_verify(const std::vector<std::string>& public_keys,
   paseto::trusted_keys keys;
   if (!load_trusted(public_keys, data_dir, keys))
     return 2;
-  auto read = paseto::read_text_file(file);
+  // A signed document is a usage export or a revocation list: megabytes
+  // at most. A limit keeps a wrong file (a disk image, /dev/zero) from
+  // ending in std::bad_alloc.
+  constexpr std::size_t max_document_bytes = std::size_t{256} << 20;
+  auto read = paseto::read_text_file(file, max_document_bytes);
   if (!read) {
-    std::cerr << "cannot read " << file << "\n";
+    if (read.error() == paseto::errc::file_too_large)
+      std::cerr << "cannot read " << file << ": larger than 256 MiB, which "
+                << "no signed document of seatledger is\n";
+    else
+      std::cerr << "cannot read " << file << "\n";
     return 2;
   }
   auto text = std::move(*read);

@@ -94,15 +94,21 @@ result<void> write_file(const std::string& path, const std::string& text,
 
 } // namespace
 
-result<std::string> read_text_file(const std::string& path) {
+result<std::string> read_text_file(const std::string& path,
+                                   std::size_t max_bytes) {
   std::ifstream in{path, std::ios::binary};
   if (!in)
     return errc::io_error;
   // A directory opens; reading it fails, and libstdc++'s filebuf throws
   // then rather than setting badbit.
   try {
-    std::string text{std::istreambuf_iterator<char>{in},
-                     std::istreambuf_iterator<char>{}};
+    std::string text;
+    char chunk[16 * 1024];
+    while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+      text.append(chunk, static_cast<std::size_t>(in.gcount()));
+      if (text.size() > max_bytes)
+        return errc::file_too_large;
+    }
     if (in.bad())
       return errc::io_error;
     return text;
@@ -230,7 +236,7 @@ result<public_key> public_key_from_pem(std::string_view pem) {
 }
 
 result<secret_key> load_secret_key_pem_file(const std::string& path) {
-  auto text = read_text_file(path);
+  auto text = read_text_file(path, max_key_file_bytes);
   if (!text)
     return text.error();
   auto out = secret_key_from_pem(*text);
@@ -239,7 +245,7 @@ result<secret_key> load_secret_key_pem_file(const std::string& path) {
 }
 
 result<public_key> load_public_key_pem_file(const std::string& path) {
-  auto text = read_text_file(path);
+  auto text = read_text_file(path, max_key_file_bytes);
   if (!text)
     return text.error();
   return public_key_from_pem(*text);

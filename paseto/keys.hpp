@@ -100,8 +100,15 @@ result<secret_key> secret_key_from_pem(std::string_view pem);
 result<public_key> public_key_from_pem(std::string_view pem);
 
 /// A file's whole content; `io_error` when it cannot be read (missing,
-/// unreadable, or a directory).
-result<std::string> read_text_file(const std::string& path);
+/// unreadable, or a directory), `file_too_large` when it holds more than
+/// `max_bytes` (read no further: `/dev/zero` or a huge file given by
+/// mistake would exhaust memory).
+result<std::string> read_text_file(const std::string& path,
+                                   std::size_t max_bytes);
+
+/// What a key file is read up to: an Ed25519 PEM is about 120 bytes, with
+/// room for comments and a certificate chain pasted beside it.
+constexpr std::size_t max_key_file_bytes = 64 * 1024;
 
 /// Reads a file and parses it like `secret_key_from_pem`.
 result<secret_key> load_secret_key_pem_file(const std::string& path);

@@ -17,6 +17,7 @@ std::string_view to_string(errc x) noexcept {
     case errc::io_error: return "io_error";
     case errc::invalid_argument: return "invalid_argument";
     case errc::crypto_failure: return "crypto_failure";
+    case errc::file_too_large: return "file_too_large";
   }
   return "unknown";
 }

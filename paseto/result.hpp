@@ -38,6 +38,9 @@ enum class errc {
   invalid_argument,
   /// libcrypto failed internally (allocation, RNG not seeded).
   crypto_failure,
+  /// A file larger than what is read for its purpose (a key file of
+  /// megabytes, `/dev/zero`).
+  file_too_large,
 };
 
 /// The enumerator's name, e.g. "bad_signature".

@@ -744,6 +744,21 @@ TEST(paseto_pem, file_round_trip) {
             errc::io_error);
   EXPECT_EQ(save_pem_file(key, dir.file("no/such/dir/key.pem")).error(),
             errc::io_error);
+  // /dev/zero (or a huge file) given as a key ended in std::bad_alloc; it
+  // is read up to the limit only.
+  EXPECT_EQ(load_secret_key_pem_file("/dev/zero").error(),
+            errc::file_too_large);
+  EXPECT_EQ(load_public_key_pem_file("/dev/zero").error(),
+            errc::file_too_large);
+  {
+    std::ofstream big{dir.file("big.pem")};
+    big << std::string(max_key_file_bytes + 1, '#');
+  }
+  EXPECT_EQ(load_public_key_pem_file(dir.file("big.pem")).error(),
+            errc::file_too_large);
+  EXPECT_EQ(read_text_file(pk_file, 10).error(), errc::file_too_large);
+  EXPECT_EQ(read_text_file(pk_file, 1000).value(),
+            read_text_file(pk_file, max_key_file_bytes).value());
   trusted_keys keys;
   auto pid = keys.add_pem_file(pk_file);
   ASSERT_TRUE(pid.has_value());
