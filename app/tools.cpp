@@ -238,6 +238,11 @@ int run_ledger_verify(const std::string& database_url,
     std::cerr << describe(ok.error()) << "\n";
     return 2;
   }
+  if (auto problem = storage::check_schema(db.url)) {
+    std::cerr << "error: cannot verify the ledger: " << describe(problem)
+              << "\n";
+    return 2;
+  }
   storage::pg_store store{db.url};
   return storage::verify_command(store, subscription_id, std::cout, std::cerr);
 }

@@ -8,6 +8,7 @@
 // during a rollout) are left alone.
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -784,10 +785,61 @@ FROM (VALUES (1)) AS one (x)
 LEFT JOIN pg_roles AS r ON r.rolname = 'seatledger_app'
 )sql";
 
+/// What keeps the service's sessions from running as the runtime role in a
+/// migrated database, if anything. `who` names the connecting role's part.
+std::optional<std::string> runtime_role_problem(pqxx::connection& conn,
+                                                const std::string& who) {
+  pqxx::nontransaction tx{conn};
+  auto role = tx.exec1(sql_runtime_role_state);
+  if (!role[0].as<bool>())
+    return std::string{
+      "the runtime role seatledger_app does not exist (a database restored "
+      "without its cluster's roles?): as an administrator run CREATE ROLE "
+      "seatledger_app NOLOGIN and restore the database's grants (pg_dump's "
+      "ACLs), or migrate a new database"};
+  if (!role[1].as<bool>())
+    return "the " + who
+           + " role is no member of seatledger_app, which the service's "
+             "sessions run as: as an administrator run GRANT seatledger_app "
+             "TO "
+           + tx.quote_name(
+             tx.exec1("SELECT current_user")[0].as<std::string>());
+  if (!role[2].as<bool>())
+    return std::string{
+      "the runtime role seatledger_app lacks its privileges on schema "
+      "seatledger (a database restored without its grants?): restore them "
+      "(pg_dump's ACLs), or migrate a new database"};
+  return std::nullopt;
+}
+
+constexpr const char* sql_migrated
+  = "SELECT to_regclass('seatledger.schema_migrations') IS NOT NULL";
+
 constexpr const char* sql_record_migration
   = "INSERT INTO seatledger.schema_migrations (version, name) VALUES ($1, $2)";
 
 } // namespace
+
+caf::error check_schema(const std::string& conninfo) {
+  std::string step = "connect";
+  try {
+    pqxx::connection conn{with_network_timeouts(conninfo)};
+    step = "check the schema";
+    {
+      pqxx::nontransaction tx{conn};
+      if (!tx.exec1(sql_migrated)[0].as<bool>())
+        return make_error(service_errc::storage_failure,
+                          "the database has no seatledger schema: run "
+                          "`seatledger migrate` first (or check the "
+                          "database the connection names)");
+    }
+    if (auto problem = runtime_role_problem(conn, "connecting"))
+      return make_error(service_errc::storage_failure, *problem);
+    return caf::none;
+  } catch (...) {
+    return detail::to_error(std::current_exception(), step);
+  }
+}
 
 std::vector<int> known_migrations() {
   std::vector<int> result;
@@ -831,31 +883,9 @@ caf::expected<int> migrate(const std::string& conninfo) {
       tx.commit();
       ++count;
     }
-    {
-      step = "migrate: check the runtime role";
-      pqxx::nontransaction tx{conn};
-      auto role = tx.exec1(sql_runtime_role_state);
-      std::string problem;
-      if (!role[0].as<bool>())
-        problem = "the runtime role seatledger_app does not exist (a database "
-                  "restored without its cluster's roles?): as an "
-                  "administrator run CREATE ROLE seatledger_app NOLOGIN and "
-                  "restore the database's grants (pg_dump's ACLs), or "
-                  "migrate a new database";
-      else if (!role[1].as<bool>())
-        problem = "the migrating role is no member of seatledger_app, "
-                  "which the service's sessions run as: as an "
-                  "administrator run GRANT seatledger_app TO "
-                  + tx.quote_name(
-                    tx.exec1("SELECT current_user")[0].as<std::string>());
-      else if (!role[2].as<bool>())
-        problem = "the runtime role seatledger_app lacks its privileges on "
-                  "schema seatledger (a database restored without its "
-                  "grants?): restore them (pg_dump's ACLs), or migrate a new "
-                  "database";
-      if (!problem.empty())
-        return make_error(service_errc::storage_failure, "migrate: " + problem);
-    }
+    step = "migrate: check the runtime role";
+    if (auto problem = runtime_role_problem(conn, "migrating"))
+      return make_error(service_errc::storage_failure, "migrate: " + *problem);
     {
       pqxx::nontransaction unlock{conn};
       unlock.exec(sql_unlock);

@@ -181,6 +181,12 @@ private:
 /// exactly once). Returns how many migrations this call applied.
 caf::expected<int> migrate(const std::string& conninfo);
 
+/// Whether the database named by `conninfo` can serve reads: migrated, with
+/// the runtime role there, its grants, and the connecting role a member.
+/// For commands that read without migrating (`ledger verify`), which
+/// otherwise failed on a missing relation or role with PostgreSQL's text.
+caf::error check_schema(const std::string& conninfo);
+
 /// The versions of the compiled-in migrations, in order.
 std::vector<int> known_migrations();
 

@@ -105,6 +105,19 @@ TEST_F(cli_serve_start, a_migration_failing_on_a_reachable_database_ends_it) {
     << plain[0];
 }
 
+TEST_F(cli_serve_start, ledger_verify_of_a_database_never_migrated_says_so) {
+  // It printed PostgreSQL's text: a missing role, or a missing relation with
+  // its "LINE 3:" on a line of its own.
+  auto r = run_cli({"ledger", "verify", "--database-url", conninfo()});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find("no seatledger schema: run `seatledger migrate`"),
+            std::string::npos)
+    << lines[0];
+  EXPECT_EQ(r.out, "");
+}
+
 TEST_F(cli_serve_start, a_database_refusing_the_client_ends_it) {
   // A wrong password was taken for an outage: "PostgreSQL not reachable at
   // start; trying again" for ever, the replica never ready. Credentials
