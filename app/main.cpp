@@ -128,9 +128,12 @@ int main(int argc, char** argv) {
                  "cluster) with the topics created, until stopped");
   int brokers = 1;
   int partitions = 4;
-  dev_kafka->add_option("--brokers", brokers, "number of brokers")
+  dev_kafka->add_option("--brokers", brokers, "number of brokers (1-16)")
+    ->capture_default_str()
     ->check(whole_number_from(1, 16));
-  dev_kafka->add_option("--partitions", partitions, "partitions per topic")
+  dev_kafka
+    ->add_option("--partitions", partitions, "partitions per topic (1-1024)")
+    ->capture_default_str()
     ->check(whole_number_from(1, 1024));
 
   auto* publish = app.add_subcommand(
@@ -170,6 +173,7 @@ int main(int argc, char** argv) {
     ->add_option("--out", out_dir,
                  "directory for the key files (created; its parent must "
                  "exist)")
+    ->capture_default_str()
     ->check(CLI::Validator{refuse_empty, ""});
   auto* verify = license->add_subcommand(
     "verify", "verify a license key offline; prints its claims; exit 0 only "
@@ -178,7 +182,8 @@ int main(int argc, char** argv) {
   std::string key;
   verify
     ->add_option("--public-key", public_keys,
-                 "trusted public key PEM (repeatable)")
+                 "trusted public key PEM file, one per --public-key "
+                 "(repeatable)")
     ->allow_extra_args(false);
   verify->add_option("key", key, "the license key")->required();
   // Without --public-key the key pair serve keeps under its data directory
@@ -190,7 +195,8 @@ int main(int argc, char** argv) {
   std::string document;
   verify_doc
     ->add_option("--public-key", public_keys,
-                 "trusted public key PEM (repeatable)")
+                 "trusted public key PEM file, one per --public-key "
+                 "(repeatable)")
     ->allow_extra_args(false);
   verify_doc->add_option("file", document, "the signed JSON document")
     ->required();
@@ -219,6 +225,7 @@ int main(int argc, char** argv) {
     = sample
         ->add_option("--out", sample_dir,
                      "output directory (created; its parent must exist)")
+        ->capture_default_str()
         ->check(CLI::Validator{refuse_empty, ""});
 
   // CLI11 answers an unknown command word (`seatledger bogus`, `seatledger

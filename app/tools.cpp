@@ -159,7 +159,9 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   long unkeyed = 0;
   std::string line;
   while (std::getline(*in, line)) {
-    if (line.empty())
+    // A blank line (a trailing newline, an editor's indentation) is no
+    // record: it was published and dead-lettered as malformed JSON.
+    if (line.find_first_not_of(" \t\r") == std::string::npos)
       continue;
     auto event = nlohmann::json::parse(line, nullptr, false);
     auto key = event.is_discarded() ? std::nullopt
@@ -187,7 +189,9 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     (*producer)->poll(0);
   }
   if (!(*producer)->flush(60'000)) {
-    std::cerr << "timed out waiting for deliveries\n";
+    std::cerr << "timed out waiting for deliveries: " << published
+              << " records delivered to " << topic << ", " << failed
+              << " not delivered, the rest unknown\n";
     return 1;
   }
   std::cerr << "published " << published << " records to " << topic << "\n";
@@ -265,11 +269,15 @@ bool make_output_dir(const std::string& dir, bool create_parents) {
   if (!ec)
     return true;
   std::cerr << "cannot create " << dir << ": ";
-  if (ec == std::errc::no_such_file_or_directory) {
-    auto parent = fs::path{dir};
-    if (!parent.has_filename())
-      parent = parent.parent_path();
-    std::cerr << "its parent directory " << parent.parent_path().string()
+  auto parent = fs::path{dir};
+  if (!parent.has_filename())
+    parent = parent.parent_path();
+  parent = parent.parent_path();
+  // ENOENT also where the parent exists but takes no directories (/proc).
+  std::error_code parent_ec;
+  if (ec == std::errc::no_such_file_or_directory
+      && !fs::exists(parent.empty() ? fs::path{"."} : parent, parent_ec)) {
+    std::cerr << "its parent directory " << parent.string()
               << " does not exist\n";
   } else {
     std::cerr << ec.message() << "\n";
@@ -308,7 +316,8 @@ bool load_trusted(std::vector<std::string> files, const std::string& data_dir,
   }
   for (const auto& f : files)
     if (!keys.add_pem_file(f)) {
-      std::cerr << "cannot read public key " << f << "\n";
+      std::cerr << "public key " << f
+                << ": not a readable Ed25519 public key PEM\n";
       return false;
     }
   return true;

@@ -605,7 +605,8 @@ std::string write_commands(const temp_dir& dir) {
   write_file(file, cloud_event("seatledger.subscription.create", "cli-1",
                                "2026-01-01T00:00:00Z",
                                json{{"subscription_id", "sub-a"}})
-                     + "\n"
+                     // Blank lines are no records (they were published).
+                     + "\n  \n\t\r\n\n"
                      + cloud_event("seatledger.subscription.create", "cli-2",
                                    "2026-01-01T00:00:00Z",
                                    json{{"subscription_id", "sub-b"}})
