@@ -320,7 +320,10 @@ int main(int argc, char** argv) {
                    "SEATLEDGER_KAFKA_BOOTSTRAP)\n";
       return 2;
     }
-    if (auto problem = option_problem("kafka-bootstrap", bootstrap)) {
+    auto problem = option_problem("kafka-bootstrap", bootstrap);
+    if (!problem)
+      problem = config::bootstrap_protocol_problem(bootstrap, kafka_properties);
+    if (problem) {
       std::cerr << "invalid configuration: --kafka-bootstrap: " << *problem
                 << "\n";
       return 2;

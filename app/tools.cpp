@@ -129,6 +129,10 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     }
     in = &file_in;
   }
+  // Before the producer: its destructor flushes, and the delivery callbacks
+  // it runs then count into these.
+  long published = 0;
+  long failed = 0;
   auto producer = kafka::producer::make(kafka);
   if (!producer) {
     std::cerr << describe(producer.error()) << "\n";
@@ -154,8 +158,6 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
               << " (create it first; dev-kafka creates the service's)\n";
     return 2;
   }
-  long published = 0;
-  long failed = 0;
   long unkeyed = 0;
   std::string line;
   while (std::getline(*in, line)) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -83,6 +85,55 @@ bool is_port(const string& text) {
 // libpq checks these values only when it connects, and its refusal looked
 // like an unreachable server: start-up retried for ever. Values of the
 // options checked here are no secrets, so they are named.
+/// An int as libpq's parse_int_param reads it: strtol (leading blanks, a
+/// sign), then nothing but blanks.
+optional<long> libpq_integer(const string& text) {
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(begin, &end, 10);
+  if (end == begin || errno != 0 || n != static_cast<int>(n))
+    return std::nullopt;
+  while (*end != '\0' && std::isspace(static_cast<unsigned char>(*end)))
+    ++end;
+  if (*end != '\0')
+    return std::nullopt;
+  return n;
+}
+
+std::size_t comma_separated_count(const string& list) {
+  return static_cast<std::size_t>(std::count(list.begin(), list.end(), ','))
+         + 1;
+}
+
+/// libpq matches hosts, host addresses and ports by position, also only
+/// when it connects ("could not match 2 port numbers to 3 hosts").
+optional<string> connection_lists_problem(const std::map<string, string>& set) {
+  auto given = [&](const char* key) -> const string* {
+    auto it = set.find(key);
+    return it == set.end() || it->second.empty() ? nullptr : &it->second;
+  };
+  std::size_t hosts = 1;
+  if (auto* hostaddr = given("hostaddr")) {
+    hosts = comma_separated_count(*hostaddr);
+    if (auto* host = given("host");
+        host && comma_separated_count(*host) != hosts)
+      return "connection options host and hostaddr: "
+             + std::to_string(comma_separated_count(*host)) + " host names for "
+             + std::to_string(hosts) + " addresses";
+  } else if (auto* host = given("host")) {
+    hosts = comma_separated_count(*host);
+  }
+  if (auto* port = given("port")) {
+    auto ports = comma_separated_count(*port);
+    if (ports != 1 && ports != hosts)
+      return "connection option port: " + std::to_string(ports) + " ports for "
+             + std::to_string(hosts)
+             + " hosts (one port for all, or one per host)";
+  }
+  return std::nullopt;
+}
+
 optional<string> connection_option_problem(const string& key,
                                            const string& value) {
   static const std::map<string, std::set<string>> choices{
@@ -94,9 +145,11 @@ optional<string> connection_option_problem(const string& key,
      {"any", "read-write", "read-only", "primary", "standby",
       "prefer-standby"}},
   };
-  static const std::set<string> integers{
-    "connect_timeout",     "keepalives",       "keepalives_idle",
-    "keepalives_interval", "keepalives_count", "tcp_user_timeout"};
+  static const std::set<string> integers{"connect_timeout", "keepalives",
+                                         "tcp_user_timeout"};
+  // Negative, these fail setsockopt at every connection attempt.
+  static const std::set<string> counts{"keepalives_idle", "keepalives_interval",
+                                       "keepalives_count"};
   auto refused = [&](const string& expected) {
     return "connection option " + key + "='" + value + "': " + expected;
   };
@@ -108,17 +161,20 @@ optional<string> connection_option_problem(const string& key,
       return refused(expected);
     }
   } else if (integers.count(key) != 0) {
-    auto digits = value.find_first_not_of(' ');
-    if (digits == string::npos || value.size() - digits > 9
-        || value.find_first_not_of("0123456789", digits) != string::npos)
+    if (!libpq_integer(value))
       return refused("not a whole number");
+  } else if (counts.count(key) != 0) {
+    auto n = libpq_integer(value);
+    if (!n || *n < 0)
+      return refused("not a whole number from 0");
   } else if (key == "port") {
     // One port per host, comma-separated; empty is the default port.
     std::size_t begin = 0;
     while (begin <= value.size()) {
       auto end = std::min(value.find(',', begin), value.size());
       auto port = value.substr(begin, end - begin);
-      if (!port.empty() && !is_port(port))
+      auto n = libpq_integer(port);
+      if (!port.empty() && (!n || *n < 1 || *n > 65535))
         return refused("not a port (1-65535)");
       begin = end + 1;
     }
@@ -144,10 +200,15 @@ optional<string> connection_string(const string& value) {
                   "or key=value pairs)"};
   }
   optional<string> problem;
+  std::map<string, string> set;
   for (auto* o = options; o->keyword != nullptr && !problem; ++o)
-    if (o->val != nullptr)
+    if (o->val != nullptr) {
       problem = connection_option_problem(o->keyword, o->val);
+      set[o->keyword] = o->val;
+    }
   PQconninfoFree(options);
+  if (!problem)
+    problem = connection_lists_problem(set);
   return problem;
 }
 
@@ -188,7 +249,10 @@ optional<string> bootstrap_servers(const string& value) {
         return bad;
       host = server.substr(1, close - 1);
       in6_addr address{};
-      if (::inet_pton(AF_INET6, host.c_str(), &address) != 1)
+      // A link-local address may carry its zone (`fe80::1%eth0`).
+      if (::inet_pton(AF_INET6, host.substr(0, host.find('%')).c_str(),
+                      &address)
+          != 1)
         return bad + " (brackets hold an IPv6 address)";
       if (close + 1 < server.size()) {
         port = server.substr(close + 2);
@@ -261,29 +325,52 @@ optional<string> token_with_two_scopes(const std::vector<string>& entries) {
 /// Why a librdkafka property is the service's to set, if it is: what the
 /// contract or crash safety depends on. Passing it through (operator
 /// properties win over the service's) broke them without a word.
-optional<string> reserved_kafka_property(const string& key) {
-  static const std::map<string, const char*> reserved{
-    {"bootstrap.servers", "use --kafka-bootstrap"},
-    {"metadata.broker.list", "use --kafka-bootstrap"},
-    {"group.id", "use --consumer-group"},
-    {"partitioner", "co-partitioning needs murmur2 (messages.md)"},
-    {"partitioner_cb", "co-partitioning needs murmur2 (messages.md)"},
-    {"enable.idempotence", "events are published idempotently"},
-    {"acks", "events are published with acks=all"},
-    {"request.required.acks", "events are published with acks=all"},
-    {"enable.auto.commit", "positions are committed with each batch"},
-    {"enable.auto.offset.store", "positions are committed with each batch"},
-    {"auto.offset.reset", "a position Kafka no longer has is counted as a gap"},
-    {"partition.assignment.strategy",
-     "revocation is handled for the cooperative-sticky assignor"},
-    {"group.protocol.type", "the group protocol is the service's"},
-    {"transactional.id", "the service does not use transactions"},
-    {"isolation.level", "the service reads committed records"},
+/// The service's own value may be repeated (hardened configurations list
+/// `acks=all`); any other is refused. A `topic.` prefix sets the same
+/// property for every topic, so it is looked through.
+optional<string> reserved_kafka_property(const string& key,
+                                         const string& value) {
+  struct reservation {
+    std::vector<string> allowed; // the service's own value first
+    const char* why;
   };
-  auto it = reserved.find(key);
-  if (it == reserved.end())
+  static const std::map<string, reservation> reserved{
+    {"bootstrap.servers", {{}, "use --kafka-bootstrap"}},
+    {"metadata.broker.list", {{}, "use --kafka-bootstrap"}},
+    {"group.id", {{}, "use --consumer-group"}},
+    {"partitioner",
+     {{"murmur2_random"},
+      "co-partitioning needs murmur2_random (messages.md)"}},
+    {"partitioner_cb", {{}, "co-partitioning needs murmur2 (messages.md)"}},
+    {"enable.idempotence", {{"true"}, "events are published idempotently"}},
+    {"acks", {{"all", "-1"}, "events are published with acks=all"}},
+    {"request.required.acks",
+     {{"all", "-1"}, "events are published with acks=all"}},
+    {"enable.auto.commit",
+     {{"false"}, "positions are committed with each batch"}},
+    {"enable.auto.offset.store",
+     {{"false"}, "positions are committed with each batch"}},
+    {"auto.offset.reset",
+     {{"error"}, "a position Kafka no longer has is counted as a gap"}},
+    {"partition.assignment.strategy",
+     {{"cooperative-sticky"},
+      "revocation is handled for the cooperative-sticky assignor"}},
+    {"group.protocol.type", {{}, "the group protocol is the service's"}},
+    {"transactional.id", {{}, "the service does not use transactions"}},
+    {"isolation.level",
+     {{"read_committed"}, "the service reads committed records"}},
+  };
+  auto name = key.rfind("topic.", 0) == 0 ? key.substr(6) : key;
+  auto it = reserved.find(name);
+  const auto& allowed = it == reserved.end() ? std::vector<string>{}
+                                             : it->second.allowed;
+  if (it == reserved.end()
+      || std::find(allowed.begin(), allowed.end(), value) != allowed.end())
     return std::nullopt;
-  return string{it->second};
+  string why = it->second.why;
+  if (!it->second.allowed.empty())
+    why += " (only " + *it->second.allowed.begin() + " is accepted)";
+  return why;
 }
 
 optional<string> kafka_property(const string& value) {
@@ -294,7 +381,7 @@ optional<string> kafka_property(const string& value) {
   if (eq == 0)
     return string{"not KEY=VALUE: the key is empty"};
   auto key = value.substr(0, eq);
-  if (auto why = reserved_kafka_property(key))
+  if (auto why = reserved_kafka_property(key, value.substr(eq + 1)))
     return "librdkafka property " + key + " is not configurable: " + *why;
   // Checked as librdkafka will check it, before anything starts (it used
   // to fail with exit status 1 once the embedded servers were up).
@@ -426,6 +513,37 @@ optional<std::chrono::milliseconds> parse_duration(const string& text) {
   if (n > century_ms / unit_ms)
     return std::nullopt;
   return std::chrono::milliseconds{n * unit_ms};
+}
+
+optional<string>
+bootstrap_protocol_problem(const string& bootstrap,
+                           const std::vector<string>& kafka_properties) {
+  auto lower = [](string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    return text;
+  };
+  // The last one wins, as librdkafka applies them in order.
+  string security = "plaintext";
+  for (const auto& property : kafka_properties)
+    if (property.rfind("security.protocol=", 0) == 0)
+      security = lower(property.substr(property.find('=') + 1));
+  std::size_t begin = 0;
+  while (begin <= bootstrap.size()) {
+    auto end = std::min(bootstrap.find(',', begin), bootstrap.size());
+    auto entry = trim(bootstrap.substr(begin, end - begin));
+    if (auto scheme = entry.find("://"); scheme != string::npos) {
+      auto protocol = lower(entry.substr(0, scheme));
+      if (protocol != security)
+        return "'" + entry + "' names protocol " + protocol
+               + ", but security.protocol is " + security
+               + " (librdkafka uses no broker then; set --kafka-property "
+                 "security.protocol="
+               + protocol + ")";
+    }
+    begin = end + 1;
+  }
+  return std::nullopt;
 }
 
 const std::vector<option_spec>& serve_options() {
@@ -689,6 +807,13 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
     result.values[spec.name] = std::move(values);
     result.origins[spec.name] = origin;
   }
+  if (auto b = result.values.find("kafka-bootstrap");
+      b != result.values.end() && !b->second.empty())
+    if (auto problem = bootstrap_protocol_problem(
+          b->second.front(), result.values["kafka-property"]))
+      return fail(describe_origin(*by_name["kafka-bootstrap"],
+                                  result.origins["kafka-bootstrap"])
+                  + ": " + *problem);
   // Each topic has one role: an output topic that is also an input would
   // feed the service its own events or dead letters back, and two inputs
   // on one topic would read every record twice over.

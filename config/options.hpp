@@ -41,6 +41,14 @@ struct option_spec {
 /// The options of `seatledger serve`.
 const std::vector<option_spec>& serve_options();
 
+/// A `PROTOCOL://` in a `--kafka-bootstrap` entry must be the client's
+/// `security.protocol` (plaintext unless a `--kafka-property` sets it):
+/// librdkafka drops such a broker otherwise, and the replica never gets
+/// ready. Nothing when they agree.
+std::optional<std::string>
+bootstrap_protocol_problem(const std::string& bootstrap,
+                           const std::vector<std::string>& kafka_properties);
+
 /// Resolved values.
 class settings {
 public:

@@ -773,16 +773,22 @@ constexpr const char* sql_applied_versions
 // recorded, so nothing re-creates them, and the service then failed each
 // connection as if PostgreSQL were unreachable. Membership is checked
 // because the service's sessions switch to the role.
+// Objects are found through the catalogs, by oid: a name is looked up as
+// the connecting role, which may not use the schema (only the runtime role
+// is granted it), and the lookup's "permission denied" hid the reason.
 constexpr const char* sql_runtime_role_state = R"sql(
 SELECT r.oid IS NOT NULL,
        CASE WHEN r.oid IS NOT NULL
          THEN pg_has_role(current_user, r.oid, 'MEMBER') END,
        CASE WHEN r.oid IS NOT NULL
-         THEN has_schema_privilege(r.oid, 'seatledger', 'USAGE')
-              AND has_table_privilege(r.oid, 'seatledger.seat_ledger',
-                                      'INSERT') END
+         THEN n.oid IS NOT NULL AND t.oid IS NOT NULL
+              AND has_schema_privilege(r.oid, n.oid, 'USAGE')
+              AND has_table_privilege(r.oid, t.oid, 'INSERT') END
 FROM (VALUES (1)) AS one (x)
 LEFT JOIN pg_roles AS r ON r.rolname = 'seatledger_app'
+LEFT JOIN pg_namespace AS n ON n.nspname = 'seatledger'
+LEFT JOIN pg_class AS t
+  ON t.relnamespace = n.oid AND t.relname = 'seat_ledger'
 )sql";
 
 /// What keeps the service's sessions from running as the runtime role in a
@@ -812,8 +818,12 @@ std::optional<std::string> runtime_role_problem(pqxx::connection& conn,
   return std::nullopt;
 }
 
-constexpr const char* sql_migrated
-  = "SELECT to_regclass('seatledger.schema_migrations') IS NOT NULL";
+constexpr const char* sql_migrated = R"sql(
+SELECT EXISTS (
+  SELECT FROM pg_class AS c
+  JOIN pg_namespace AS n ON n.oid = c.relnamespace
+  WHERE n.nspname = 'seatledger' AND c.relname = 'schema_migrations')
+)sql";
 
 constexpr const char* sql_record_migration
   = "INSERT INTO seatledger.schema_migrations (version, name) VALUES ($1, $2)";
@@ -835,6 +845,20 @@ caf::error check_schema(const std::string& conninfo) {
     }
     if (auto problem = runtime_role_problem(conn, "connecting"))
       return make_error(service_errc::storage_failure, *problem);
+    // As the runtime role, which may read the migrations table: a database
+    // an older binary migrated lacks what this one reads.
+    pqxx::work tx{conn};
+    tx.exec("SET LOCAL ROLE seatledger_app");
+    std::vector<int> applied;
+    for (const auto& row : tx.exec(sql_applied_versions))
+      applied.push_back(row[0].as<int>());
+    for (const auto& m : migrations())
+      if (std::find(applied.begin(), applied.end(), m.version)
+          == applied.end())
+        return make_error(service_errc::storage_failure,
+                          "the database lacks migration "
+                            + std::to_string(m.version) + " (" + m.name
+                            + "): run `seatledger migrate` first");
     return caf::none;
   } catch (...) {
     return detail::to_error(std::current_exception(), step);

@@ -118,6 +118,44 @@ TEST_F(cli_serve_start, ledger_verify_of_a_database_never_migrated_says_so) {
   EXPECT_EQ(r.out, "");
 }
 
+TEST_F(cli_serve_start, ledger_verify_names_what_keeps_it_from_reading) {
+  auto migrated = storage::migrate(conninfo());
+  ASSERT_TRUE(migrated) << describe(migrated.error());
+  // A role that is no member of the runtime role: the check looked names up
+  // as that role and printed "permission denied for schema seatledger".
+  const auto role = unique_name("seatledger_reader");
+  {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    tx.exec("CREATE ROLE " + tx.quote_name(role)
+            + " LOGIN PASSWORD 'reader-password-1'");
+  }
+  auto r
+    = run_cli({"ledger", "verify", "--database-url",
+               conninfo() + " user=" + role + " password=reader-password-1"});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find("is no member of seatledger_app"), std::string::npos)
+    << lines[0];
+  // A database an older binary migrated.
+  {
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    tx.exec("DROP ROLE " + tx.quote_name(role));
+    tx.exec("DELETE FROM seatledger.schema_migrations WHERE version = "
+            "(SELECT max(version) FROM seatledger.schema_migrations)");
+  }
+  r = run_cli({"ledger", "verify", "--database-url", conninfo()});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find("lacks migration "
+                          + std::to_string(storage::known_migrations().back())),
+            std::string::npos)
+    << lines[0];
+}
+
 TEST_F(cli_serve_start, a_database_refusing_the_client_ends_it) {
   // A wrong password was taken for an outage: "PostgreSQL not reachable at
   // start; trying again" for ever, the replica never ready. Credentials
@@ -622,8 +660,8 @@ TEST(cli_publish, takes_one_value_per_kafka_property_and_the_file_after_it) {
   // The FILE was taken for a second --kafka-property value.
   auto r
     = run_cli({"publish", "--kafka-bootstrap", (*cluster)->bootstrap_servers(),
-               "--topic", subscriptions_topic, "--kafka-property",
-               "linger.ms=5", "--kafka-property", "client.id=cli-test", file});
+               "--topic", subscriptions_topic, "--kafka-property", "acks=all",
+               "--kafka-property", "client.id=cli-test", file});
   ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
   EXPECT_NE(r.err.find("published 2 records"), std::string::npos) << r.err;
   kafka_io io{(*cluster)->bootstrap_servers()};

@@ -462,11 +462,21 @@ TEST(config, connection_option_values_libpq_checks_late_are_checked_at_start) {
   }
   EXPECT_TRUE(contains(error_of({{"database-url", {"host=db sslmode=bogus"}}}),
                        "sslmode='bogus': not one of"));
+  // libpq's own reading of numbers (strtol: blanks, a sign) and lists.
+  for (const auto* bad : {"host=db keepalives_count=-3", "host=a,b,c port=1,2",
+                          "host=a,b hostaddr=10.0.0.1", "host=db port=' 0'"})
+    EXPECT_TRUE(contains(error_of({{"database-url", {bad}}}),
+                         "--database-url: connection option"))
+      << bad;
   for (const auto* good :
        {"host=a,b port=5432,5433 sslmode=verify-full connect_timeout=10",
         "host=a,b port=,5433 target_session_attrs=read-write",
         "postgresql://u:p@db:5432/x?sslmode=prefer&keepalives=1",
-        "host=/var/run/postgresql dbname=x gssencmode=disable"})
+        "host=/var/run/postgresql dbname=x gssencmode=disable",
+        "host=a,b port='5432, 5433'", "host=db connect_timeout=-1",
+        "host=db keepalives=+1 connect_timeout='10 '", "host=db port=000001",
+        "host=a,b,c port=5432", "hostaddr=10.0.0.1,10.0.0.2 host=a,b",
+        "postgresql://h1:5432,h2:5433/db", "postgresql://h1,h2:5433/db"})
     EXPECT_EQ(ok({{"database-url", {good}}}).text("database-url"), good);
 }
 
@@ -476,16 +486,25 @@ TEST(config, kafka_properties_the_contract_depends_on_are_refused) {
   for (const auto* reserved :
        {"partitioner=random", "group.id=other", "enable.auto.commit=true",
         "auto.offset.reset=latest", "enable.idempotence=false", "acks=1",
-        "partition.assignment.strategy=range", "bootstrap.servers=h:1"}) {
+        "partition.assignment.strategy=range", "bootstrap.servers=h:1",
+        // the same property for every topic
+        "topic.partitioner=random", "topic.acks=0",
+        "topic.auto.offset.reset=earliest"}) {
     auto msg = error_of({{"kafka-property", {reserved}}});
     EXPECT_TRUE(contains(msg, "--kafka-property: librdkafka property ")) << msg;
     EXPECT_TRUE(contains(msg, "is not configurable")) << msg;
   }
   EXPECT_TRUE(contains(error_of({{"kafka-property", {"group.id=x"}}}),
                        "use --consumer-group"));
+  // The service's own value may be repeated, as hardened configurations do.
+  EXPECT_TRUE(contains(error_of({{"kafka-property", {"acks=1"}}}),
+                       "(only all is accepted)"));
   for (const auto* passed :
        {"security.protocol=SASL_SSL", "linger.ms=5", "session.timeout.ms=3000",
-        "ssl.ca.location=/etc/ca.pem"})
+        "ssl.ca.location=/etc/ca.pem", "acks=all", "acks=-1",
+        "enable.idempotence=true", "partitioner=murmur2_random",
+        "topic.partitioner=murmur2_random", "isolation.level=read_committed",
+        "partition.assignment.strategy=cooperative-sticky"})
     EXPECT_EQ(ok({{"kafka-property", {passed}}}).list("kafka-property").size(),
               1u);
 }
@@ -495,9 +514,33 @@ TEST(config, kafka_bootstrap_is_a_list_of_host_and_port) {
   // that it could not resolve it: a replica that never got ready.
   for (const auto* good :
        {"broker-1:9092", "broker-1", "b1:9092,b2:9093", "b1:9092, b2:9093",
-        "SASL_SSL://kafka.example.com:9094", "plaintext://h:1", "ssl://h:9093",
-        "sasl_plaintext://h", "[::1]:9092", "[fe80::1]", "10.0.0.7:1"})
+        "plaintext://h:1", "PLAINTEXT://h:1,h2:2", "[::1]:9092", "[fe80::1]",
+        "[fe80::1%lo]:9092", "10.0.0.7:1"})
     EXPECT_EQ(ok({{"kafka-bootstrap", {good}}}).text("kafka-bootstrap"), good);
+  // A protocol is the client's security.protocol (librdkafka's names, any
+  // case); another one left the replica with no broker, never ready.
+  for (auto [bootstrap, security] :
+       std::vector<std::pair<const char*, const char*>>{
+         {"SASL_SSL://kafka.example.com:9094", "SASL_SSL"},
+         {"ssl://h:9093", "ssl"},
+         {"sasl_plaintext://h", "SASL_PLAINTEXT"}}) {
+    auto property = std::string{"security.protocol="} + security;
+    EXPECT_EQ(
+      ok({{"kafka-bootstrap", {bootstrap}}, {"kafka-property", {property}}})
+        .text("kafka-bootstrap"),
+      bootstrap);
+    auto msg = error_of({{"kafka-bootstrap", {bootstrap}}});
+    EXPECT_TRUE(contains(msg, "--kafka-bootstrap: ")) << msg;
+    EXPECT_TRUE(contains(msg, "but security.protocol is plaintext")) << msg;
+  }
+  auto mismatch
+    = error_of({{"kafka-bootstrap", {"SSL://h:9093"}},
+                {"kafka-property", {"security.protocol=sasl_ssl"}}});
+  EXPECT_TRUE(contains(mismatch, "names protocol ssl, but security.protocol "
+                                 "is sasl_ssl"))
+    << mismatch;
+  EXPECT_FALSE(bootstrap_protocol_problem("h:1,plaintext://h2:2", {}));
+  EXPECT_TRUE(bootstrap_protocol_problem("h:1,ssl://h2:2", {}));
   for (const auto* bad :
        {"host:notaport", "host:", ":9092", "host:0", "host:65536", "b1:9092,",
         "b1:9092,,b2:9092", "::1:9092", "[::1", "[::1]9092", "a b:9092",
