@@ -82,9 +82,12 @@ bool is_port(const string& text) {
          && std::stoll(text) >= 1 && std::stoll(text) <= 65535;
 }
 
-// libpq checks these values only when it connects, and its refusal looked
-// like an unreachable server: start-up retried for ever. Values of the
-// options checked here are no secrets, so they are named.
+string lowercase(string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return text;
+}
+
 /// An int as libpq's parse_int_param reads it: strtol (leading blanks, a
 /// sign), then nothing but blanks.
 optional<long> libpq_integer(const string& text) {
@@ -134,6 +137,9 @@ optional<string> connection_lists_problem(const std::map<string, string>& set) {
   return std::nullopt;
 }
 
+// libpq checks these values only when it connects, and its refusal looked
+// like an unreachable server: start-up retried for ever. Values of the
+// options checked here are no secrets, so they are named.
 optional<string> connection_option_problem(const string& key,
                                            const string& value) {
   static const std::map<string, std::set<string>> choices{
@@ -232,9 +238,7 @@ optional<string> bootstrap_servers(const string& value) {
     if (auto scheme = server.find("://"); scheme != string::npos) {
       // librdkafka knows these four; another name left the replica
       // unready for ever ("unsupported protocol" in its log only).
-      auto protocol = server.substr(0, scheme);
-      std::transform(protocol.begin(), protocol.end(), protocol.begin(),
-                     [](unsigned char c) { return std::tolower(c); });
+      auto protocol = lowercase(server.substr(0, scheme));
       if (protocol != "plaintext" && protocol != "ssl"
           && protocol != "sasl_plaintext" && protocol != "sasl_ssl")
         return bad + " (protocol plaintext, ssl, sasl_plaintext or sasl_ssl)";
@@ -362,14 +366,14 @@ optional<string> reserved_kafka_property(const string& key,
   };
   auto name = key.rfind("topic.", 0) == 0 ? key.substr(6) : key;
   auto it = reserved.find(name);
-  const auto& allowed = it == reserved.end() ? std::vector<string>{}
-                                             : it->second.allowed;
-  if (it == reserved.end()
-      || std::find(allowed.begin(), allowed.end(), value) != allowed.end())
+  if (it == reserved.end())
+    return std::nullopt;
+  const auto& allowed = it->second.allowed;
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end())
     return std::nullopt;
   string why = it->second.why;
-  if (!it->second.allowed.empty())
-    why += " (only " + *it->second.allowed.begin() + " is accepted)";
+  if (!allowed.empty())
+    why += " (only " + allowed.front() + " is accepted)";
   return why;
 }
 
@@ -518,22 +522,17 @@ optional<std::chrono::milliseconds> parse_duration(const string& text) {
 optional<string>
 bootstrap_protocol_problem(const string& bootstrap,
                            const std::vector<string>& kafka_properties) {
-  auto lower = [](string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    return text;
-  };
   // The last one wins, as librdkafka applies them in order.
   string security = "plaintext";
   for (const auto& property : kafka_properties)
     if (property.rfind("security.protocol=", 0) == 0)
-      security = lower(property.substr(property.find('=') + 1));
+      security = lowercase(property.substr(property.find('=') + 1));
   std::size_t begin = 0;
   while (begin <= bootstrap.size()) {
     auto end = std::min(bootstrap.find(',', begin), bootstrap.size());
     auto entry = trim(bootstrap.substr(begin, end - begin));
     if (auto scheme = entry.find("://"); scheme != string::npos) {
-      auto protocol = lower(entry.substr(0, scheme));
+      auto protocol = lowercase(entry.substr(0, scheme));
       if (protocol != security)
         return "'" + entry + "' names protocol " + protocol
                + ", but security.protocol is " + security

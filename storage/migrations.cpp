@@ -777,7 +777,8 @@ constexpr const char* sql_applied_versions
 // the connecting role, which may not use the schema (only the runtime role
 // is granted it), and the lookup's "permission denied" hid the reason.
 constexpr const char* sql_runtime_role_state = R"sql(
-SELECT r.oid IS NOT NULL,
+SELECT current_user,
+       r.oid IS NOT NULL,
        CASE WHEN r.oid IS NOT NULL
          THEN pg_has_role(current_user, r.oid, 'MEMBER') END,
        CASE WHEN r.oid IS NOT NULL
@@ -797,20 +798,20 @@ std::optional<std::string> runtime_role_problem(pqxx::connection& conn,
                                                 const std::string& who) {
   pqxx::nontransaction tx{conn};
   auto role = tx.exec1(sql_runtime_role_state);
-  if (!role[0].as<bool>())
+  auto connecting = role[0].as<std::string>();
+  if (!role[1].as<bool>())
     return std::string{
       "the runtime role seatledger_app does not exist (a database restored "
       "without its cluster's roles?): as an administrator run CREATE ROLE "
       "seatledger_app NOLOGIN and restore the database's grants (pg_dump's "
       "ACLs), or migrate a new database"};
-  if (!role[1].as<bool>())
+  if (!role[2].as<bool>())
     return "the " + who
            + " role is no member of seatledger_app, which the service's "
              "sessions run as: as an administrator run GRANT seatledger_app "
              "TO "
-           + tx.quote_name(
-             tx.exec1("SELECT current_user")[0].as<std::string>());
-  if (!role[2].as<bool>())
+           + tx.quote_name(connecting);
+  if (!role[3].as<bool>())
     return std::string{
       "the runtime role seatledger_app lacks its privileges on schema "
       "seatledger (a database restored without its grants?): restore them "
@@ -824,6 +825,9 @@ SELECT EXISTS (
   JOIN pg_namespace AS n ON n.oid = c.relnamespace
   WHERE n.nspname = 'seatledger' AND c.relname = 'schema_migrations')
 )sql";
+
+// For the rest of the transaction only; the connection keeps its role.
+constexpr const char* sql_as_runtime_role = "SET LOCAL ROLE seatledger_app";
 
 constexpr const char* sql_record_migration
   = "INSERT INTO seatledger.schema_migrations (version, name) VALUES ($1, $2)";
@@ -848,13 +852,12 @@ caf::error check_schema(const std::string& conninfo) {
     // As the runtime role, which may read the migrations table: a database
     // an older binary migrated lacks what this one reads.
     pqxx::work tx{conn};
-    tx.exec("SET LOCAL ROLE seatledger_app");
+    tx.exec(sql_as_runtime_role);
     std::vector<int> applied;
     for (const auto& row : tx.exec(sql_applied_versions))
       applied.push_back(row[0].as<int>());
     for (const auto& m : migrations())
-      if (std::find(applied.begin(), applied.end(), m.version)
-          == applied.end())
+      if (std::find(applied.begin(), applied.end(), m.version) == applied.end())
         return make_error(service_errc::storage_failure,
                           "the database lacks migration "
                             + std::to_string(m.version) + " (" + m.name
