@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -20,11 +19,6 @@
 namespace {
 
 using namespace seatledger;
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value ? value : fallback;
-}
 
 using config_flags
   = std::vector<std::pair<const config::option_spec*, CLI::Option*>>;
@@ -94,16 +88,6 @@ CLI::Validator whole_number_from(int low, int high) {
     "");
 }
 
-/// What serve's configuration says of a value of option `name` given to
-/// another command: the same rules, declared once.
-std::optional<std::string> option_problem(const std::string& name,
-                                          const std::string& value) {
-  for (const auto& spec : config::serve_options())
-    if (spec.name == name && spec.validate)
-      return spec.validate(value);
-  return std::nullopt;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -142,21 +126,20 @@ int main(int argc, char** argv) {
   std::string topic;
   std::string file;
   std::string key_field;
-  std::string bootstrap = env_or("SEATLEDGER_KAFKA_BOOTSTRAP", "");
-  std::vector<std::string> kafka_properties;
   publish->add_option("--topic", topic, "topic to publish to")
     ->required()
     ->check(CLI::Validator{refuse_empty, ""});
   publish->add_option("file", file, "JSON-lines file; - or none: stdin");
-  publish->add_option("--kafka-bootstrap", bootstrap,
-                      "Kafka bootstrap servers [env "
-                      "SEATLEDGER_KAFKA_BOOTSTRAP]");
-  // One value per occurrence: a vector option takes every following
-  // argument otherwise, the FILE too.
-  publish
-    ->add_option("--kafka-property", kafka_properties,
-                 "librdkafka property KEY=VALUE (repeatable)")
-    ->allow_extra_args(false);
+  // Kafka is reached the way serve reaches it (flags, SEATLEDGER_*
+  // variables, the configuration file): a cluster that needs SASL or TLS
+  // properties in serve's environment needs them here too.
+  const std::vector<std::string> kafka_settings{"config", "kafka-bootstrap",
+                                                "kafka-property"};
+  auto publish_flags = add_config_flags(*publish, kafka_settings);
+  for (auto& [spec, opt] : publish_flags)
+    if (spec->name == "kafka-bootstrap")
+      opt->description("Kafka bootstrap servers (required) [env " + spec->env
+                       + "]");
   publish->add_option("--key-field", key_field,
                       "data field to key by, a dotted path; alternatives "
                       "comma-separated, the first present wins (default: by "
@@ -301,32 +284,25 @@ int main(int argc, char** argv) {
     return app::run_dev_kafka(brokers, partitions,
                               app::all_topics(actors::topic_names{}));
   if (*publish) {
+    auto resolved = resolve_config(publish_flags);
+    if (auto* err = std::get_if<config::config_error>(&resolved)) {
+      std::cerr << err->message << "\n";
+      return 2;
+    }
+    const auto& settings = std::get<config::settings>(resolved);
     kafka::client_config kafka;
-    kafka.bootstrap_servers = bootstrap;
-    for (const auto& kv : kafka_properties) {
-      // serve's check: KEY=VALUE, a property librdkafka takes, not one the
-      // contract depends on (publishing with another partitioner breaks
-      // co-partitioning as it would in serve).
-      if (auto problem = option_problem("kafka-property", kv)) {
-        std::cerr << "invalid configuration: --kafka-property: " << *problem
-                  << "\n";
-        return 2;
-      }
+    kafka.bootstrap_servers = settings.text("kafka-bootstrap");
+    if (kafka.bootstrap_servers.empty()) {
+      std::cerr << "invalid configuration: --kafka-bootstrap: required (the "
+                   "flag, SEATLEDGER_KAFKA_BOOTSTRAP or the configuration "
+                   "file)\n";
+      return 2;
+    }
+    // Checked by resolve as serve checks them: KEY=VALUE, a property
+    // librdkafka takes, not one the contract depends on.
+    for (const auto& kv : settings.list("kafka-property")) {
       auto eq = kv.find('=');
       kafka.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    if (bootstrap.empty()) {
-      std::cerr << "invalid configuration: --kafka-bootstrap: required (or "
-                   "SEATLEDGER_KAFKA_BOOTSTRAP)\n";
-      return 2;
-    }
-    auto problem = option_problem("kafka-bootstrap", bootstrap);
-    if (!problem)
-      problem = config::bootstrap_protocol_problem(bootstrap, kafka_properties);
-    if (problem) {
-      std::cerr << "invalid configuration: --kafka-bootstrap: " << *problem
-                << "\n";
-      return 2;
     }
     return app::run_publish(
       kafka, topic, key_field.empty() ? app::key_field_for(topic) : key_field,

@@ -781,6 +781,41 @@ TEST(cli_publish, refuses_a_kafka_property_as_serve_does) {
   }
 }
 
+TEST(cli_publish, reaches_kafka_as_serve_is_configured_to) {
+  // publish read SEATLEDGER_KAFKA_BOOTSTRAP but neither
+  // SEATLEDGER_KAFKA_PROPERTIES nor the configuration file: against a
+  // cluster that needs SASL or TLS it failed where serve, given the same
+  // environment, connected.
+  temp_dir dir{"seatledger_cli_publish"};
+  auto empty = dir.file("empty.jsonl");
+  std::ofstream{empty} << "";
+  auto refused
+    = run_cli({"publish", "--kafka-bootstrap", unreachable_bootstrap, "--topic",
+               subscriptions_topic, empty},
+              {{"SEATLEDGER_KAFKA_PROPERTIES", "partitioner=random"}});
+  EXPECT_EQ(refused.status, std::optional<int>{2}) << refused.err;
+  auto lines = lines_of(refused.err);
+  ASSERT_EQ(lines.size(), 1u) << refused.err;
+  EXPECT_EQ(lines[0].rfind("invalid configuration: --kafka-property "
+                           "(SEATLEDGER_KAFKA_PROPERTIES from the "
+                           "environment): ",
+                           0),
+            0u)
+    << lines[0];
+
+  auto cluster = kafka::mock_cluster::start(1, service_topic_names(), 4);
+  ASSERT_TRUE(cluster) << describe(cluster.error());
+  auto config = dir.file("seatledger.conf");
+  std::ofstream{config} << "kafka-bootstrap = "
+                        << (*cluster)->bootstrap_servers() << "\n";
+  auto r
+    = run_cli({"publish", "--topic", subscriptions_topic, write_commands(dir)},
+              {{"SEATLEDGER_CONFIG", config}});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  kafka_io io{(*cluster)->bootstrap_servers()};
+  EXPECT_EQ(io.read_all(subscriptions_topic).size(), 2u);
+}
+
 TEST(cli_publish, an_unreachable_kafka_is_named_within_seconds) {
   // It was found out only when delivery timed out, a minute later, as
   // "timed out waiting for deliveries".
