@@ -368,8 +368,11 @@ int run_document_verify(const std::vector<std::string>& public_keys,
     text.pop_back();
   auto verified = paseto::verify_json_document(keys, text);
   if (!verified) {
-    std::cerr << "invalid document: " << paseto::to_string(verified.error())
-              << "\n";
+    std::cerr << "invalid document: " << paseto::to_string(verified.error());
+    if (verified.error() == paseto::errc::not_signed)
+      std::cerr << " (no key_id and signature: only a usage export "
+                   "(?export=1) and the revocation list are signed)";
+    std::cerr << "\n";
     return 1;
   }
   std::cout << verified->rest_json << std::endl;

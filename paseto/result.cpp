@@ -18,6 +18,7 @@ std::string_view to_string(errc x) noexcept {
     case errc::invalid_argument: return "invalid_argument";
     case errc::crypto_failure: return "crypto_failure";
     case errc::file_too_large: return "file_too_large";
+    case errc::not_signed: return "not_signed";
   }
   return "unknown";
 }

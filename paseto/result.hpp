@@ -41,6 +41,9 @@ enum class errc {
   /// A file larger than what is read for its purpose (a key file of
   /// megabytes, `/dev/zero`).
   file_too_large,
+  /// A JSON document without the `key_id` and `signature` strings a signed
+  /// document carries (an unsigned usage report, say).
+  not_signed,
 };
 
 /// The enumerator's name, e.g. "bad_signature".

@@ -54,7 +54,7 @@ result<verified_document> verify_json_document(const trusted_keys& keys,
     auto signature = doc.find(signature_field);
     if (key_id == doc.end() || !key_id->is_string() || signature == doc.end()
         || !signature->is_string())
-      return errc::invalid_json;
+      return errc::not_signed;
     verified_document out;
     out.key_id = key_id->get<std::string>();
     auto sig = signature->get<std::string>();

@@ -45,8 +45,8 @@ result<std::string> sign_json_document(const secret_key& key,
                                        std::string_view rest_json);
 
 /// Verifies a document made by `sign_json_document`. Errors: `invalid_json`
-/// (not an object, or "key_id" / "signature" missing or not strings),
-/// `unknown_key` (key_id not trusted), `bad_signature`.
+/// (not a JSON object), `not_signed` ("key_id" / "signature" missing or not
+/// strings), `unknown_key` (key_id not trusted), `bad_signature`.
 result<verified_document> verify_json_document(const trusted_keys& keys,
                                                std::string_view document);
 

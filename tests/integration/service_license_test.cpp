@@ -604,6 +604,17 @@ TEST_F(service_license, cli_verifies_license_keys_and_signed_documents) {
   r = run_cli({"license", "verify-document", "--public-key", pub, doc_file});
   EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
   EXPECT_NE(r.err.find("bad_signature"), std::string::npos) << r.err;
+  // The usage report without ?export=1 is not signed; it was called
+  // invalid_json.
+  auto unsigned_report = service_->get("/v1/subscriptions/sub-expired/usage");
+  ASSERT_TRUE(unsigned_report && unsigned_report->status == 200)
+    << describe_answer(unsigned_report);
+  write_file(doc_file, unsigned_report->body);
+  r = run_cli({"license", "verify-document", "--public-key", pub, doc_file});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  EXPECT_EQ(lines_of(r.err).size(), 1u) << r.err;
+  EXPECT_NE(r.err.find("invalid document: not_signed"), std::string::npos)
+    << r.err;
   // Signed by a key not trusted.
   write_file(doc_file, res->body);
   r = run_cli({"license", "verify-document", "--public-key",

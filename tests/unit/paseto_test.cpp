@@ -612,9 +612,17 @@ TEST(paseto_signed_json, tampering_is_detected) {
   }
   {
     auto changed = original;
+    // An unsigned document was called invalid_json, which sent users
+    // looking for a syntax error.
     changed.erase("signature");
     EXPECT_EQ(verify_json_document(keys, changed.dump()).error(),
-              errc::invalid_json);
+              errc::not_signed);
+  }
+  {
+    auto changed = original;
+    changed["key_id"] = 7;
+    EXPECT_EQ(verify_json_document(keys, changed.dump()).error(),
+              errc::not_signed);
   }
   {
     auto changed = original;
