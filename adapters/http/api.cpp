@@ -189,6 +189,11 @@ std::optional<api_error> authorize(const token_table& tokens,
   auto token = bearer_token(authorization);
   if (!token)
     return unauthorized("expected 'Authorization: Bearer <token>'");
+  // With no token configured nothing can pass; saying only "invalid token"
+  // sent operators checking the token they sent rather than the replica.
+  if (tokens.size() == 0)
+    return unauthorized("no API tokens are configured on this replica "
+                        "(--api-token, SEATLEDGER_API_TOKENS)");
   auto granted = tokens.lookup(*token);
   if (!granted)
     return unauthorized("invalid token");

@@ -117,6 +117,15 @@ TEST(http_auth, authorize_maps_failures_to_401_and_403) {
   EXPECT_FALSE(authorize(t, "Bearer a-secret", scope::admin));
 }
 
+TEST(http_auth, a_replica_without_tokens_says_so) {
+  auto refused = authorize(token_table{}, "Bearer r-secret", scope::read);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  EXPECT_NE(refused->message.find("no API tokens are configured"),
+            std::string::npos)
+    << refused->message;
+}
+
 // -- routing ------------------------------------------------------------------
 
 TEST(http_routing, routes_every_endpoint_of_the_contract) {
