@@ -44,6 +44,27 @@ timestamp closed_until(const term_usage& t) {
   return std::min(month_start(t.start, t.closed_months + 1), t.usage_end);
 }
 
+// Why `new_term` would change a month that has closed, if it would: it
+// replaces the term with its start (months are named by their term's
+// start), and that term's last closed month was cut short (by expire,
+// archive or its own end) before a new end that lies beyond the cut.
+std::optional<std::string>
+closed_month_changed_by(const std::vector<term_usage>& terms,
+                        const term& new_term) {
+  for (const auto& t : terms) {
+    if (t.start != new_term.start || t.closed_months == 0)
+      continue;
+    auto cut = closed_until(t);
+    if (cut < month_start(t.start, t.closed_months + 1) && new_term.end > cut)
+      return "month " + std::to_string(t.closed_months)
+             + " of the term starting " + format_rfc3339(t.start)
+             + " closed at " + format_rfc3339(cut)
+             + " and a closed month never changes; a new term with that "
+               "start would extend it: start the new term later";
+  }
+  return std::nullopt;
+}
+
 } // namespace
 
 // -- enums --------------------------------------------------------------------
@@ -369,9 +390,13 @@ void subscription::start_term(application& app, const term& new_term) {
   record_.term = new_term;
 }
 
-void subscription::cut_current_term(application& app, timestamp at) {
+void subscription::end_terms_in_force(application& app, timestamp at) {
+  // Not only the current term: after a renewal announced in advance the old
+  // term still runs until the new one starts, and its months went on taking
+  // seats after an archive. A term that has not started yet ends with no
+  // month at all.
   for (auto& t : record_.terms) {
-    if (t.start != record_.term.start || !has_open_months(t))
+    if (!has_open_months(t))
       continue;
     t.usage_end = std::min(t.usage_end, later_of(at, closed_until(t)));
     app.effects.term_changes.push_back(t);
@@ -483,6 +508,8 @@ subscription::check_lifecycle(const subscription_command& cmd,
           return rejection{rejection_code::invalid_term,
                            "a renewal's term must start no earlier than the "
                            "current term and end after it starts"};
+        if (auto why = closed_month_changed_by(record_.terms, x.term))
+          return rejection{rejection_code::invalid_term, std::move(*why)};
         return std::nullopt;
       },
       [&](const update_entitlements&) -> std::optional<rejection> {
@@ -499,6 +526,8 @@ subscription::check_lifecycle(const subscription_command& cmd,
         if (term_invalid(x.term))
           return rejection{rejection_code::invalid_term,
                            "term.end must be after term.start"};
+        if (auto why = closed_month_changed_by(record_.terms, x.term))
+          return rejection{rejection_code::invalid_term, std::move(*why)};
         return std::nullopt;
       },
       [&](const expire_subscription&) -> std::optional<rejection> {
@@ -686,13 +715,13 @@ subscription_effects subscription::apply(const command_event& command,
       },
       [&](const expire_subscription&) {
         record_.status = subscription_status::expired;
-        cut_current_term(app, app.t);
+        end_terms_in_force(app, app.t);
         lifecycle_event(lifecycle_kind::expired);
       },
       [&](const archive_subscription& x) {
         record_.status = subscription_status::archived;
         record_.archive_reason = x.reason;
-        cut_current_term(app, app.t);
+        end_terms_in_force(app, app.t);
         std::int64_t revoked = 0;
         for (auto& license : licenses_) {
           if (license.revoked_at)

@@ -341,7 +341,7 @@ private:
   void reset_statistics(timestamp at);
   void recompute_owed();
   void start_term(application& app, const term& new_term);
-  void cut_current_term(application& app, timestamp at);
+  void end_terms_in_force(application& app, timestamp at);
   void grant_license(application& app, const plan_catalog& catalog,
                      const event_ref& cause,
                      const std::optional<std::vector<std::string>>& features,

@@ -190,8 +190,12 @@ private:
       c.term.end = timestamp::from_micros(c.term.start.micros() + days(365));
       cmd = c;
     } else if (choice < 40) {
-      auto start = timestamp::from_micros(term_start.micros() + days(pick(400))
-                                          - days(5));
+      // A quarter renew from the current start: a term replaced by one
+      // with its own start must leave its closed months as they were.
+      auto start = pick(4) == 0
+                     ? term_start
+                     : timestamp::from_micros(term_start.micros()
+                                              + days(pick(400)) - days(5));
       cmd = renew_subscription{
         sub,
         {start, timestamp::from_micros(start.micros() + days(365))},
@@ -233,6 +237,9 @@ private:
       ++marks.generation;
     } else if (std::holds_alternative<expire_subscription>(cmd)
                || std::holds_alternative<archive_subscription>(cmd)) {
+      // Every term ends: no month is left to take seats (a term renewed
+      // in advance kept running after them).
+      EXPECT_FALSE(h_.sub(sub).next_month_end());
       if (!marks.frozen_seq) { // archiving an expired one freezes nothing new
         marks.frozen_seq = rec.ledger_seq;
         ++marks.generation;
@@ -298,7 +305,9 @@ private:
     std::int64_t count = 0;
     timestamp last = timestamp::min();
     ledger_window full;
-    std::set<std::pair<std::int64_t, int>> months;
+    /// Each closed month's bounds, by term start and month.
+    std::map<std::pair<std::int64_t, int>, std::pair<timestamp, timestamp>>
+      months;
     // Running term statistics since `reset_seq`, up to `upto_seq`.
     int generation = -1;
     std::optional<std::int64_t> frozen_seq;
@@ -372,13 +381,26 @@ private:
           if (!m)
             continue;
           EXPECT_TRUE(
-            p.months.insert({m->term_start.micros(), m->month_index}).second)
+            p.months
+              .emplace(std::make_pair(m->term_start.micros(), m->month_index),
+                       std::make_pair(m->start, m->end))
+              .second)
             << "month closed twice";
           auto batch = month_peak(p.full, m->month_index, m->start, m->end);
           EXPECT_EQ(m->peak_seats, batch.peak_seats);
           EXPECT_EQ(m->peak_at, batch.peak_at);
           EXPECT_EQ(m->peak_seq, batch.peak_seq);
           EXPECT_EQ(m->start, month_start(m->term_start, m->month_index));
+        }
+      // A closed month never changes: the terms still give it the bounds
+      // it closed with.
+      for (const auto& t : rec.terms)
+        for (int n = 1; n <= t.closed_months; ++n) {
+          auto published = p.months.find({t.start.micros(), n});
+          ASSERT_NE(published, p.months.end()) << "closed, never published";
+          auto now = month_bounds(t.start, t.usage_end, n);
+          ASSERT_TRUE(now) << "month " << n << " gone";
+          EXPECT_EQ(*now, published->second) << "month " << n << " changed";
         }
       // The in-memory window answers like the full ledger from its start on.
       const auto& w = s.window();

@@ -784,3 +784,95 @@ TEST(months, renewing_with_the_same_start_never_closes_a_month_twice) {
   EXPECT_EQ(h.sub("s1").record().terms.size(), 1u);
   EXPECT_EQ(h.sub("s1").record().terms[0].closed_months, 2);
 }
+
+TEST(months, expire_and_archive_end_a_term_still_running_after_a_renewal) {
+  // A renewal announced in advance leaves the old term running until the
+  // new one starts. expire and archive cut only the new term, so the old
+  // one's months went on taking seats added after them and closing for a
+  // year.
+  for (bool archive : {false, true}) {
+    SCOPED_TRACE(archive ? "archive" : "expire");
+    domain_harness h;
+    h.command(ref("c", "2026-06-01T00:00:00Z"),
+              create_cmd("s1", 5, "2026-06-01T00:00:00Z",
+                         "2027-06-01T00:00:00Z"));
+    linked_org(h, "o1", "s1", {"a"}, "2026-06-02T00:00:00Z");
+    h.command(ref("r", "2026-06-03T00:00:00Z"),
+              renew_subscription{"s1",
+                                 {at("2027-06-01T00:00:00Z"),
+                                  at("2028-06-01T00:00:00Z")},
+                                 {},
+                                 {}});
+    auto ended = archive ? h.command(ref("x", "2026-06-04T00:00:00Z"),
+                                     archive_subscription{"s1", "churned"})
+                         : h.command(ref("x", "2026-06-04T00:00:00Z"),
+                                     expire_subscription{"s1"});
+    ASSERT_FALSE(ended.rejected);
+    auto closed = h.events_of<month_closed>("s1");
+    ASSERT_EQ(closed.size(), 1u);
+    EXPECT_EQ(closed[0].term_start, at("2026-06-01T00:00:00Z"));
+    EXPECT_EQ(closed[0].end, at("2026-06-04T00:00:00Z"));
+    EXPECT_EQ(closed[0].peak_seats, 1);
+    EXPECT_FALSE(h.sub("s1").next_month_end());
+    const auto& terms = h.sub("s1").record().terms;
+    ASSERT_EQ(terms.size(), 2u);
+    EXPECT_EQ(terms[0].usage_end, at("2026-06-04T00:00:00Z"));
+    // The term that had not started ends with no month.
+    EXPECT_EQ(terms[1].usage_end, terms[1].start);
+    add(h, "late", "o1", "b", "2026-06-05T00:00:00Z");
+    h.close_months("s1", at("2028-07-01T00:00:00Z"));
+    EXPECT_EQ(h.events_of<month_closed>("s1").size(), 1u);
+  }
+}
+
+TEST(months, a_new_term_that_would_extend_a_month_cut_short_is_rejected) {
+  // Months are named by their term's start. A renewal with the start of a
+  // term whose last closed month was cut short (by expire, or by the term's
+  // own end) replaced that term and stretched the closed month: its peak
+  // and end changed after month_closed and the signed export had them.
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 5, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
+  linked_org(h, "o1", "s1", {"a"}, "2026-01-05T00:00:00Z");
+  h.command(ref("x", "2026-01-10T00:00:00Z"), expire_subscription{"s1"});
+  add(h, "b", "o1", "b", "2026-01-12T00:00:00Z");
+  auto same_start = h.command(
+    ref("r1", "2026-01-15T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z")}, {}, {}});
+  ASSERT_TRUE(same_start.rejected);
+  EXPECT_EQ(same_start.rejected->code, rejection_code::invalid_term);
+  EXPECT_NE(same_start.rejected->message.find("closed"), std::string::npos)
+    << same_start.rejected->message;
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::expired);
+  ASSERT_EQ(h.sub("s1").record().terms.size(), 1u);
+  EXPECT_EQ(h.sub("s1").record().terms[0].usage_end,
+            at("2026-01-10T00:00:00Z"));
+  // Started later, the renewal applies; the closed month stays as it was.
+  auto later = h.command(
+    ref("r2", "2026-01-15T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2026-01-15T00:00:00Z"), at("2027-01-15T00:00:00Z")}, {}, {}});
+  EXPECT_FALSE(later.rejected);
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::active);
+  EXPECT_EQ(h.sub("s1").record().terms[0].usage_end,
+            at("2026-01-10T00:00:00Z"));
+
+  // A trial whose 30 days ended inside its second month, converted with
+  // the trial's start after that month closed.
+  h.command(ref("t", "2026-03-01T00:00:00Z"),
+            create_cmd("s2", 0, "2026-03-01T00:00:00Z", "2026-03-31T00:00:00Z",
+                       true));
+  h.close_months("s2", at("2026-04-02T00:00:00Z"));
+  ASSERT_EQ(h.events_of<month_closed>("s2").size(), 1u);
+  auto convert = h.command(
+    ref("v", "2026-04-03T00:00:00Z"),
+    convert_trial{"s2",
+                  "premium-annual",
+                  10,
+                  {at("2026-03-01T00:00:00Z"), at("2027-03-01T00:00:00Z")}});
+  ASSERT_TRUE(convert.rejected);
+  EXPECT_EQ(convert.rejected->code, rejection_code::invalid_term);
+  EXPECT_TRUE(h.sub("s2").record().trial);
+}
