@@ -77,8 +77,11 @@ void org_state::emit(org_effects& effects, const std::string& subscription_id,
     auto last = std::min(contributions.size(), first + max_delta_changes);
     delta.changes.assign(contributions.begin() + static_cast<long>(first),
                          contributions.begin() + static_cast<long>(last));
-    delta.delta_id = derived_id({"seat-delta", cause.source, cause.id,
-                                 subscription_id, std::to_string(part + 1)});
+    // With the org's sequence: an event applied afresh after the
+    // de-duplication window makes a new delta under a new id.
+    delta.delta_id
+      = derived_id({"seat-delta", cause.source, cause.id, subscription_id,
+                    std::to_string(part + 1), std::to_string(delta.org_seq)});
     effects.deltas.push_back(std::move(delta));
   }
 }

@@ -44,6 +44,57 @@ timestamp closed_until(const term_usage& t) {
   return std::min(month_start(t.start, t.closed_months + 1), t.usage_end);
 }
 
+// What a command's events are made of besides the command: the state it
+// meets, as a digest. Past the de-duplication window a command sent again
+// is applied afresh, to a state its first copy changed, and its events
+// must not reuse the first copy's ids for other content; the same command
+// meeting the same state makes the same events under the same ids (a batch
+// retried, a partition moved, a crash).
+std::string state_mark(const subscription_record& r) {
+  std::string text;
+  auto add = [&](std::string_view part) {
+    text += std::to_string(part.size());
+    text += ':';
+    text += part;
+  };
+  auto add_optional = [&](const std::optional<std::string>& part) {
+    add(part ? "=" + *part : std::string{"-"});
+  };
+  add(to_string(r.status));
+  add(r.display_name);
+  add_optional(r.customer.salesforce_account_id);
+  add_optional(r.customer.salesforce_subscription_id);
+  add(r.instance.domain);
+  add(to_string(r.instance.type));
+  add(r.plan_id);
+  add(std::to_string(r.seats));
+  add(std::to_string(r.term.start.micros()));
+  add(std::to_string(r.term.end.micros()));
+  add(r.trial ? "trial" : "paid");
+  add(std::to_string(r.features.size()));
+  for (const auto& feature : r.features)
+    add(feature);
+  add_optional(r.rate_limit_overrides);
+  add(r.analytics_access ? (*r.analytics_access ? "true" : "false") : "-");
+  add_optional(r.archive_reason);
+  add(std::to_string(r.clock.micros()));
+  add(r.ledger_hash);
+  add(std::to_string(r.max_seats_used));
+  add(r.max_seats_used_changed_at
+        ? std::to_string(r.max_seats_used_changed_at->micros())
+        : std::string{"-"});
+  add(r.created_by ? r.created_by->source + "\n" + r.created_by->id
+                   : std::string{"-"});
+  add(std::to_string(r.terms.size()));
+  for (const auto& t : r.terms) {
+    add(std::to_string(t.start.micros()));
+    add(std::to_string(t.end.micros()));
+    add(std::to_string(t.usage_end.micros()));
+    add(std::to_string(t.closed_months));
+  }
+  return derived_id({text});
+}
+
 // Why `new_term` would change a month that has closed, if it would: it
 // replaces the term with its start (months are named by their term's
 // start), and that term's last closed month was cut short (by expire,
@@ -595,7 +646,11 @@ subscription_effects subscription::apply(const seat_delta& delta) {
     return {}; // re-published: applied before
   last = delta.org_seq;
   application app;
-  begin(app, delta.cause, "delta:" + std::to_string(delta.part));
+  // The org's delta sequence, not the upstream event alone: an event
+  // applied afresh after the de-duplication window makes a new delta, whose
+  // events must not reuse the first one's ids.
+  begin(app, delta.cause,
+        "delta:" + delta.org_id + ":" + std::to_string(delta.org_seq));
   if (delta.org_linked) {
     if (orgs_.insert(delta.org_id).second)
       app.effects.org_changes.emplace_back(delta.org_id, true);
@@ -639,7 +694,7 @@ subscription_effects subscription::apply(const command_event& command,
                   {rejection_code::unknown_plan,
                    "plan " + record_.plan_id + " is not in the catalog"});
   application app;
-  begin(app, command.ref, "command");
+  begin(app, command.ref, "command:" + state_mark(record_));
   auto lifecycle_event = [&](lifecycle_kind kind) {
     subscription_changed changed;
     changed.kind = kind;

@@ -876,3 +876,57 @@ TEST(months, a_new_term_that_would_extend_a_month_cut_short_is_rejected) {
   EXPECT_EQ(convert.rejected->code, rejection_code::invalid_term);
   EXPECT_TRUE(h.sub("s2").record().trial);
 }
+
+// -- event ids ----------------------------------------------------------------
+
+namespace {
+
+std::set<std::string> ids_of(const std::vector<output_event>& events) {
+  std::set<std::string> ids;
+  for (const auto& e : events)
+    ids.insert(e.id);
+  return ids;
+}
+
+} // namespace
+
+TEST(event_ids, an_event_applied_afresh_after_the_window_causes_new_ids) {
+  // Past the de-duplication window a re-sent upstream event is applied
+  // afresh. Its new ledger entry went out under the first entry's event id
+  // (and its delta under the first delta's), so a consumer de-duplicating
+  // by id dropped it and counted one seat less than the ledger.
+  domain_harness h;
+  h.command(ref("c", "2026-07-01T00:00:00Z"),
+            create_cmd("s1", 1, "2026-07-01T00:00:00Z",
+                       "2027-07-01T00:00:00Z"));
+  linked_org(h, "o1", "s1", {"a"}, "2026-07-02T00:00:00Z");
+  auto first = h.membership(ref("j4", "2026-07-03T00:00:00Z"),
+                            member_added{"o1", "tz", true, {}});
+  h.membership(ref("j6", "2026-07-04T00:00:00Z"),
+               member_added{"o1", "tz", false, {}});
+  auto again = h.membership(ref("j4", "2026-07-03T00:00:00Z"),
+                            member_added{"o1", "tz", true, {}});
+  ASSERT_EQ(first.deltas.size(), 1u);
+  ASSERT_EQ(again.deltas.size(), 1u);
+  EXPECT_NE(first.deltas[0].delta_id, again.deltas[0].delta_id);
+  ASSERT_EQ(h.ledger("s1").size(), 4u);
+  auto events = h.events("s1");
+  EXPECT_EQ(ids_of(events).size(), events.size());
+
+  // A command: applied to the same state again (a batch retried) it makes
+  // the same ids; sent again and applied to the state its first copy left,
+  // new ones.
+  command_event entitlements{ref("u", "2026-07-05T00:00:00Z"),
+                             update_entitlements{"s1", 7, {}, {}}};
+  auto before = h.sub("s1");
+  auto applied = h.sub("s1").apply(entitlements, h.catalog);
+  auto retried = before.apply(entitlements, h.catalog);
+  ASSERT_FALSE(applied.events.empty());
+  EXPECT_EQ(ids_of(retried.events), ids_of(applied.events));
+  h.command(ref("u2", "2026-07-06T00:00:00Z"),
+            update_entitlements{"s1", 9, {}, {}});
+  auto sent_again = h.sub("s1").apply(entitlements, h.catalog);
+  ASSERT_FALSE(sent_again.events.empty());
+  for (const auto& id : ids_of(sent_again.events))
+    EXPECT_EQ(ids_of(applied.events).count(id), 0u) << id;
+}
