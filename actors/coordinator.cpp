@@ -1,6 +1,8 @@
 #include "actors/coordinator.hpp"
 
+#include <algorithm>
 #include <future>
+#include <iterator>
 #include <poll.h>
 #include <set>
 #include <thread>
@@ -34,6 +36,12 @@ using storage::position;
 using storage::topic_partition;
 
 enum class stage { membership, subscriptions, deltas, catalog, unknown };
+
+/// The headers messages.md gives a dead letter.
+constexpr const char* dead_letter_headers[]
+  = {"seatledger.error.code", "seatledger.error.message",
+     "seatledger.source.topic", "seatledger.source.partition",
+     "seatledger.source.offset"};
 
 /// How long upstream events are looked up among the applied ones before
 /// they are applied, after a batch held one applied before: duplicates
@@ -467,9 +475,17 @@ struct coordinator_state {
     row.value = r.value;
     row.null_key = r.null_key;
     row.null_value = r.null_value;
-    row.headers = r.headers;
+    // The record's own headers, but those named like the ones added here:
+    // a record that carried `seatledger.error.code: fake` had its dead
+    // letter say two codes, the forged one first.
+    for (const auto& header : r.headers)
+      if (std::find(std::begin(dead_letter_headers),
+                    std::end(dead_letter_headers), header.first)
+          == std::end(dead_letter_headers))
+        row.headers.push_back(header);
     row.headers.emplace_back("seatledger.error.code", code);
-    row.headers.emplace_back("seatledger.error.message", message);
+    row.headers.emplace_back("seatledger.error.message",
+                             messages::escape_invalid_utf8(message));
     row.headers.emplace_back("seatledger.source.topic", r.topic);
     row.headers.emplace_back("seatledger.source.partition",
                              std::to_string(r.partition));

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -33,6 +34,11 @@ enum class decode_error_code : int {
 
 /// "malformed_json", "not_cloudevents", ...
 const char* to_string(decode_error_code code) noexcept;
+
+/// `text` as valid UTF-8: each byte that belongs to no well-formed sequence
+/// is written `\xNN`. A dead letter's message can quote input (a key that
+/// is not UTF-8), and its header must stay text.
+std::string escape_invalid_utf8(std::string_view text);
 
 struct decode_error {
   decode_error_code code = decode_error_code::malformed_json;

@@ -170,5 +170,54 @@ TEST(service_dead_letter, null_and_empty_header_values_are_copied_as_sent) {
             "ce_id: expected a string, got a null header value");
 }
 
+TEST(service_dead_letter, headers_named_like_its_own_are_not_copied) {
+  // A record carrying `seatledger.error.code: fake` had a dead letter with
+  // two codes, the forged one first; a key that is not UTF-8 was quoted in
+  // the message header as it was.
+  running_service s;
+  const kafka::record_headers sent{{"seatledger.error.code", "fake"},
+                                   {"x-trace", "t-1"},
+                                   {"seatledger.source.offset", "0"}};
+  s.kafka().publish(
+    membership_topic,
+    {{"org-forged", "not json", false, false, sent},
+     {"\xff\xfe", member_added("e-utf8", "org-1"), false, false, {}}});
+  std::vector<kafka::record> dlq;
+  ASSERT_TRUE(wait_until(
+    [&] {
+      dlq = s.kafka().read_all(dlq_topic);
+      return dlq.size() >= 2;
+    },
+    std::chrono::seconds{60}))
+    << s.log_tail();
+  ASSERT_EQ(dlq.size(), 2u);
+  for (const auto& r : dlq) {
+    std::map<std::string, int> names;
+    for (const auto& [name, value] : r.headers)
+      ++names[name];
+    for (const auto* own :
+         {"seatledger.error.code", "seatledger.error.message",
+          "seatledger.source.topic", "seatledger.source.partition",
+          "seatledger.source.offset"})
+      EXPECT_EQ(names[own], 1) << own;
+  }
+  const auto& forged = dlq[0].key == "org-forged" ? dlq[0] : dlq[1];
+  const auto& bad_key = dlq[0].key == "org-forged" ? dlq[1] : dlq[0];
+  auto h = headers_of(forged);
+  EXPECT_EQ(h["seatledger.error.code"], "malformed_json");
+  EXPECT_EQ(h["x-trace"], "t-1");
+  for (const auto& r : s.kafka().read_all(membership_topic)) {
+    if (r.key == "org-forged") {
+      EXPECT_EQ(h["seatledger.source.offset"], std::to_string(r.offset));
+    }
+  }
+  auto k = headers_of(bad_key);
+  EXPECT_EQ(k["seatledger.error.code"], "key_mismatch");
+  EXPECT_EQ(k["seatledger.error.message"].find('\xff'), std::string::npos)
+    << k["seatledger.error.message"];
+  EXPECT_NE(k["seatledger.error.message"].find("\\xff"), std::string::npos)
+    << k["seatledger.error.message"];
+}
+
 } // namespace
 } // namespace seatledger::test

@@ -982,3 +982,21 @@ TEST(messages_errors, messages_quote_only_a_sanitized_excerpt) {
   for (char c : result.error().message)
     EXPECT_TRUE(c >= 0x20 && c < 0x7f) << static_cast<int>(c);
 }
+
+TEST(escape_invalid_utf8, keeps_utf8_and_escapes_every_other_byte) {
+  using seatledger::messages::escape_invalid_utf8;
+  EXPECT_EQ(escape_invalid_utf8("key 'org-1'"), "key 'org-1'");
+  EXPECT_EQ(escape_invalid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  // A dead letter's message quoted a key that is not UTF-8 as it was, so
+  // its header was not text.
+  EXPECT_EQ(escape_invalid_utf8("key '\xff\xfe'"), "key '\\xff\\xfe'");
+  EXPECT_EQ(escape_invalid_utf8("\xc3"), "\\xc3");          // cut short
+  EXPECT_EQ(escape_invalid_utf8("\xc0\xaf"), "\\xc0\\xaf"); // overlong
+  EXPECT_EQ(escape_invalid_utf8("\xed\xa0\x80"),
+            "\\xed\\xa0\\x80"); // surrogate
+  EXPECT_EQ(escape_invalid_utf8("\xf4\x90\x80\x80"),
+            "\\xf4\\x90\\x80\\x80"); // above U+10FFFF
+  EXPECT_EQ(escape_invalid_utf8(std::string_view{"a\0b", 3}),
+            std::string("a\0b", 3));
+}
