@@ -212,7 +212,8 @@ struct seat_delta {
   std::string org_id;
   std::int64_t org_seq = 0;
   bool org_linked = false;
-  std::vector<seat_contribution> changes; // sorted by user_id
+  /// Not billable first, then billable, each sorted by user_id.
+  std::vector<seat_contribution> changes;
   event_ref cause;
   std::int32_t part = 1;
   std::int32_t parts = 1;

@@ -59,8 +59,16 @@ void org_state::emit(org_effects& effects, const std::string& subscription_id,
                      bool even_if_empty) {
   if (contributions.empty() && !even_if_empty)
     return;
+  // Seats leaving first, then seats arriving, each in user_id order: a
+  // snapshot that swaps members passed through counts above both its
+  // start and its end (an arrival sorted before a departure), and those
+  // phantom counts raised max_seats_used and overage.
   std::sort(contributions.begin(), contributions.end(),
-            [](const auto& x, const auto& y) { return x.user_id < y.user_id; });
+            [](const auto& x, const auto& y) {
+              if (x.billable != y.billable)
+                return !x.billable;
+              return x.user_id < y.user_id;
+            });
   max_delta_changes = std::max<std::size_t>(max_delta_changes, 1);
   auto parts = std::max<std::size_t>(
     1, (contributions.size() + max_delta_changes - 1) / max_delta_changes);

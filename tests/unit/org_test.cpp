@@ -156,7 +156,7 @@ TEST(org, snapshot_applies_the_difference) {
       {{"keep", true}, {"demote", false}, {"join", true}, {"guest", false}}});
   EXPECT_EQ(all_changes(fx, "s1"),
             (std::vector<seat_contribution>{
-              {"demote", false}, {"join", true}, {"leave", false}}));
+              {"demote", false}, {"leave", false}, {"join", true}}));
   EXPECT_EQ(fx.member_changes.size(), 4u); // demote, guest, join, leave
   EXPECT_EQ(org.members().size(), 4u);
   EXPECT_EQ(org.billable_count(), 2u);

@@ -97,6 +97,28 @@ TEST(seat_pool, a_link_writes_one_entry_per_new_seat_in_user_order) {
   }
 }
 
+TEST(seat_pool, a_snapshot_never_passes_through_a_phantom_peak) {
+  // A snapshot that swaps members applied its changes in user_id order
+  // alone: 3 -> 2 -> 3 -> 4 -> 3 here, and the 4 that never was raised
+  // max_seats_used and published an overage.
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 3, "2026-01-01T00:00:00Z",
+                       "2027-01-01T00:00:00Z"));
+  linked_org(h, "o1", "s1", {"aa", "bb", "zz"}, "2026-01-02T00:00:00Z");
+  ASSERT_EQ(h.sub("s1").record().max_seats_used, 3);
+  h.membership(ref("snap", "2026-01-03T00:00:00Z"),
+               org_snapshot{"o1",
+                            {{"aa", true}, {"mm", true}, {"new1", true}}});
+  EXPECT_EQ(h.sub("s1").record().seats_in_use, 3);
+  EXPECT_EQ(h.sub("s1").record().max_seats_used, 3);
+  EXPECT_TRUE(h.events_of<overage_detected>("s1").empty());
+  std::vector<std::int64_t> counts;
+  for (const auto& e : h.ledger("s1"))
+    counts.push_back(e.seats_in_use);
+  EXPECT_EQ(counts, (std::vector<std::int64_t>{1, 2, 3, 2, 1, 2, 3}));
+}
+
 TEST(seat_pool, ledger_is_hash_chained_and_gap_free) {
   domain_harness h;
   linked_org(h, "o1", "s1", {"a", "b", "c"});
