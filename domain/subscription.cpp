@@ -49,7 +49,10 @@ timestamp closed_until(const term_usage& t) {
 // is applied afresh, to a state its first copy changed, and its events
 // must not reuse the first copy's ids for other content; the same command
 // meeting the same state makes the same events under the same ids (a batch
-// retried, a partition moved, a crash).
+// retried, a partition moved, a crash). So only what reads back from
+// PostgreSQL exactly as it was held is marked: not `rate_limit_overrides`
+// (JSONB reorders keys), not the terms (read in start order); the clock,
+// the current term and the ledger's head move with everything else.
 std::string state_mark(const subscription_record& r) {
   std::string text;
   auto add = [&](std::string_view part) {
@@ -74,7 +77,6 @@ std::string state_mark(const subscription_record& r) {
   add(std::to_string(r.features.size()));
   for (const auto& feature : r.features)
     add(feature);
-  add_optional(r.rate_limit_overrides);
   add(r.analytics_access ? (*r.analytics_access ? "true" : "false") : "-");
   add_optional(r.archive_reason);
   add(std::to_string(r.clock.micros()));
@@ -85,13 +87,6 @@ std::string state_mark(const subscription_record& r) {
         : std::string{"-"});
   add(r.created_by ? r.created_by->source + "\n" + r.created_by->id
                    : std::string{"-"});
-  add(std::to_string(r.terms.size()));
-  for (const auto& t : r.terms) {
-    add(std::to_string(t.start.micros()));
-    add(std::to_string(t.end.micros()));
-    add(std::to_string(t.usage_end.micros()));
-    add(std::to_string(t.closed_months));
-  }
   return derived_id({text});
 }
 

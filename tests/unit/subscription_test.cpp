@@ -952,3 +952,26 @@ TEST(event_ids, an_event_applied_afresh_after_the_window_causes_new_ids) {
   for (const auto& id : ids_of(sent_again.events))
     EXPECT_EQ(ids_of(applied.events).count(id), 0u) << id;
 }
+
+TEST(event_ids, do_not_depend_on_what_storage_reads_back_otherwise) {
+  // A command's ids include a digest of the state it meets; the state an
+  // actor reloads from PostgreSQL has rate_limit_overrides as JSONB gives
+  // it back (keys reordered), so the digest must not read that text, or a
+  // passivated or restarted actor would mint other ids than a running one.
+  std::vector<std::set<std::string>> ids;
+  for (const char* overrides : {R"({"zz":1,"a":2})", R"({"a":2,"zz":1})"}) {
+    domain_harness h;
+    h.command(ref("c", "2026-01-01T00:00:00Z"),
+              create_cmd("s1", 5, "2026-01-01T00:00:00Z",
+                         "2027-01-01T00:00:00Z"));
+    update_metadata metadata;
+    metadata.subscription_id = "s1";
+    metadata.rate_limit_overrides = overrides;
+    h.command(ref("m", "2026-01-02T00:00:00Z"), metadata);
+    ids.push_back(ids_of(h.command(ref("u", "2026-01-03T00:00:00Z"),
+                                   update_entitlements{"s1", 7, {}, {}})
+                           .events));
+  }
+  EXPECT_FALSE(ids[0].empty());
+  EXPECT_EQ(ids[0], ids[1]);
+}
