@@ -370,7 +370,7 @@ int run_document_verify(const std::vector<std::string>& public_keys,
   if (!verified) {
     std::cerr << "invalid document: " << paseto::to_string(verified.error());
     if (verified.error() == paseto::errc::not_signed)
-      std::cerr << " (no key_id and signature: only a usage export "
+      std::cerr << " (no key_id and signature strings: only a usage export "
                    "(?export=1) and the revocation list are signed)";
     std::cerr << "\n";
     return 1;

@@ -45,15 +45,18 @@ timestamp closed_until(const term_usage& t) {
 }
 
 // What a command's events are made of besides the command: the state it
-// meets, as a digest. Past the de-duplication window a command sent again
-// is applied afresh, to a state its first copy changed, and its events
-// must not reuse the first copy's ids for other content; the same command
-// meeting the same state makes the same events under the same ids (a batch
-// retried, a partition moved, a crash). So only what reads back from
-// PostgreSQL exactly as it was held is marked: not `rate_limit_overrides`
-// (JSONB reorders keys), not the terms (read in start order); the clock,
-// the current term and the ledger's head move with everything else.
-std::string state_mark(const subscription_record& r) {
+// meets at its effective time (months that ended by then closed, the clock
+// there, whether or not the sweeper came first), as a digest. Past the
+// de-duplication window a command sent again is applied afresh, to a state
+// its first copy changed, and its events must not reuse the first copy's
+// ids for other content; the same command meeting the same state makes the
+// same events under the same ids (a batch retried, a partition moved, a
+// crash). So only what reads back from PostgreSQL exactly as it was held
+// is marked: not `rate_limit_overrides` (JSONB reorders keys), not the
+// terms (read in start order; the current one is marked); seat holders
+// move the ledger's head.
+std::string state_mark(const subscription_record& r,
+                       const std::set<std::string>& orgs) {
   std::string text;
   auto add = [&](std::string_view part) {
     text += std::to_string(part.size());
@@ -87,18 +90,31 @@ std::string state_mark(const subscription_record& r) {
         : std::string{"-"});
   add(r.created_by ? r.created_by->source + "\n" + r.created_by->id
                    : std::string{"-"});
+  add(std::to_string(orgs.size()));
+  for (const auto& org : orgs)
+    add(org);
   return derived_id({text});
 }
 
-// Why `new_term` would change a month that has closed, if it would: it
-// replaces the term with its start (months are named by their term's
-// start), and that term's last closed month was cut short (by expire,
-// archive or its own end) before a new end that lies beyond the cut.
+// Why `new_term`, applied at `effective`, would change a month that has
+// closed by then, if it would: it replaces the term with its start (months
+// are named by their term's start), and that term's last closed month was
+// cut short (by expire, archive or its own end) before a new end that lies
+// beyond the cut. Months that end by `effective` close before the command
+// applies, so they count as closed although the sweeper has not seen them.
 std::optional<std::string>
 closed_month_changed_by(const std::vector<term_usage>& terms,
-                        const term& new_term) {
-  for (const auto& t : terms) {
-    if (t.start != new_term.start || t.closed_months == 0)
+                        const term& new_term, timestamp effective) {
+  for (auto t : terms) {
+    if (t.start != new_term.start)
+      continue;
+    for (;;) {
+      auto bounds = month_bounds(t.start, t.usage_end, t.closed_months + 1);
+      if (!bounds || bounds->second > effective)
+        break;
+      ++t.closed_months;
+    }
+    if (t.closed_months == 0)
       continue;
     auto cut = closed_until(t);
     if (cut < month_start(t.start, t.closed_months + 1) && new_term.end > cut)
@@ -554,7 +570,8 @@ subscription::check_lifecycle(const subscription_command& cmd,
           return rejection{rejection_code::invalid_term,
                            "a renewal's term must start no earlier than the "
                            "current term and end after it starts"};
-        if (auto why = closed_month_changed_by(record_.terms, x.term))
+        if (auto why = closed_month_changed_by(record_.terms, x.term,
+                                               effective))
           return rejection{rejection_code::invalid_term, std::move(*why)};
         return std::nullopt;
       },
@@ -572,7 +589,8 @@ subscription::check_lifecycle(const subscription_command& cmd,
         if (term_invalid(x.term))
           return rejection{rejection_code::invalid_term,
                            "term.end must be after term.start"};
-        if (auto why = closed_month_changed_by(record_.terms, x.term))
+        if (auto why = closed_month_changed_by(record_.terms, x.term,
+                                               effective))
           return rejection{rejection_code::invalid_term, std::move(*why)};
         return std::nullopt;
       },
@@ -689,7 +707,8 @@ subscription_effects subscription::apply(const command_event& command,
                   {rejection_code::unknown_plan,
                    "plan " + record_.plan_id + " is not in the catalog"});
   application app;
-  begin(app, command.ref, "command:" + state_mark(record_));
+  begin(app, command.ref, "command");
+  app.ordinal_prefix = "command:" + state_mark(record_, orgs_);
   auto lifecycle_event = [&](lifecycle_kind kind) {
     subscription_changed changed;
     changed.kind = kind;

@@ -897,6 +897,20 @@ TEST(months, a_new_term_that_would_extend_a_month_cut_short_is_rejected) {
   ASSERT_TRUE(convert.rejected);
   EXPECT_EQ(convert.rejected->code, rejection_code::invalid_term);
   EXPECT_TRUE(h.sub("s2").record().trial);
+
+  // The same before the sweeper closed the month: it closes as the command
+  // applies, so the check counts it closed (the review found it stretched).
+  h.command(ref("t3", "2026-03-01T00:00:00Z"),
+            create_cmd("s3", 0, "2026-03-01T00:00:00Z", "2026-03-31T00:00:00Z",
+                       true));
+  auto early = h.command(
+    ref("v3", "2026-03-31T00:30:00Z"),
+    convert_trial{"s3",
+                  "premium-annual",
+                  10,
+                  {at("2026-03-01T00:00:00Z"), at("2027-03-01T00:00:00Z")}});
+  ASSERT_TRUE(early.rejected);
+  EXPECT_EQ(early.rejected->code, rejection_code::invalid_term);
 }
 
 // -- event ids ----------------------------------------------------------------
@@ -971,6 +985,34 @@ TEST(event_ids, do_not_depend_on_what_storage_reads_back_otherwise) {
     ids.push_back(ids_of(h.command(ref("u", "2026-01-03T00:00:00Z"),
                                    update_entitlements{"s1", 7, {}, {}})
                            .events));
+  }
+  EXPECT_FALSE(ids[0].empty());
+  EXPECT_EQ(ids[0], ids[1]);
+}
+
+TEST(event_ids, do_not_depend_on_whether_the_sweeper_came_first) {
+  // The sweeper moves an idle subscription's clock to a month's end when
+  // it happens to run; a replay (after a crash, a move, a passivation)
+  // closes the same month as the next command applies. The command's ids
+  // must be the same either way.
+  std::vector<std::set<std::string>> ids;
+  for (bool swept : {true, false}) {
+    domain_harness h;
+    h.command(ref("c", "2026-01-15T00:00:00Z"),
+              create_cmd("s1", 5, "2026-01-15T00:00:00Z",
+                         "2027-01-15T00:00:00Z"));
+    // Fixed ids: linked_org numbers its events across calls.
+    add(h, "join", "o1", "a", "2026-02-14T12:00:00Z");
+    h.membership(ref("link", "2026-02-14T12:00:00Z"), org_linked{"o1", "s1"});
+    if (swept)
+      h.close_months("s1", at("2026-02-15T01:00:00Z"));
+    auto fx = h.command(ref("u", "2026-02-15T03:00:00Z"),
+                        update_entitlements{"s1", 7, {}, {}});
+    std::set<std::string> command_ids;
+    for (const auto& e : fx.events)
+      if (!std::holds_alternative<month_closed>(e.payload))
+        command_ids.insert(e.id);
+    ids.push_back(command_ids);
   }
   EXPECT_FALSE(ids[0].empty());
   EXPECT_EQ(ids[0], ids[1]);
