@@ -27,6 +27,21 @@ std::map<std::string, std::string> headers_of(const kafka::record& r) {
   return header_map(r);
 }
 
+/// The dead-letter topic once it holds `count` records (all it holds
+/// then), or what it held after a minute, the service's log in the
+/// failure message.
+std::vector<kafka::record> dead_letters(running_service& s, std::size_t count) {
+  std::vector<kafka::record> dlq;
+  EXPECT_TRUE(wait_until(
+    [&] {
+      dlq = s.kafka().read_all(dlq_topic);
+      return dlq.size() >= count;
+    },
+    std::chrono::seconds{60}))
+    << s.log_tail();
+  return dlq;
+}
+
 TEST(service_dead_letter, null_and_empty_keys_and_values_are_copied_as_sent) {
   running_service s;
   const std::string broken = R"({"specversion":"1.0","broken)";
@@ -41,14 +56,7 @@ TEST(service_dead_letter, null_and_empty_keys_and_values_are_copied_as_sent) {
                                        {"", "", true, true},
                                        {"", empty_key_event, false, false},
                                        {"", keyless_event, true, false}});
-  std::vector<kafka::record> dlq;
-  ASSERT_TRUE(wait_until(
-    [&] {
-      dlq = s.kafka().read_all(dlq_topic);
-      return dlq.size() >= 6;
-    },
-    std::chrono::seconds{60}))
-    << s.log_tail();
+  auto dlq = dead_letters(s, 6);
   ASSERT_EQ(dlq.size(), 6u);
   // By value where it has one, else by key (whatever the null-ness).
   std::map<std::string, kafka::record> found;
@@ -134,14 +142,7 @@ TEST(service_dead_letter, null_and_empty_header_values_are_copied_as_sent) {
     {{"org-headers", R"({"specversion":"1.0","broken)", false, false, sent},
      {"org-binary", R"({"org_id":"org-binary","user_id":"user-1"})", false,
       false, binary}});
-  std::vector<kafka::record> dlq;
-  ASSERT_TRUE(wait_until(
-    [&] {
-      dlq = s.kafka().read_all(dlq_topic);
-      return dlq.size() >= 2;
-    },
-    std::chrono::seconds{60}))
-    << s.log_tail();
+  auto dlq = dead_letters(s, 2);
   ASSERT_EQ(dlq.size(), 2u);
   std::map<std::string, kafka::record> found;
   for (auto& r : dlq)
@@ -182,14 +183,7 @@ TEST(service_dead_letter, headers_named_like_its_own_are_not_copied) {
     membership_topic,
     {{"org-forged", "not json", false, false, sent},
      {"\xff\xfe", member_added("e-utf8", "org-1"), false, false, {}}});
-  std::vector<kafka::record> dlq;
-  ASSERT_TRUE(wait_until(
-    [&] {
-      dlq = s.kafka().read_all(dlq_topic);
-      return dlq.size() >= 2;
-    },
-    std::chrono::seconds{60}))
-    << s.log_tail();
+  auto dlq = dead_letters(s, 2);
   ASSERT_EQ(dlq.size(), 2u);
   for (const auto& r : dlq) {
     std::map<std::string, int> names;
