@@ -1,9 +1,9 @@
 #include "paseto/signed_json.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "paseto/paserk.hpp"
 #include "paseto/paseto.hpp"
-
-#include <nlohmann/json.hpp>
 
 namespace seatledger::paseto {
 

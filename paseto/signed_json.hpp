@@ -20,12 +20,12 @@
 // and objects avoids any doubt about number formatting.
 #pragma once
 
+#include <string>
+#include <string_view>
+
 #include "paseto/keys.hpp"
 #include "paseto/result.hpp"
 #include "paseto/trusted_keys.hpp"
-
-#include <string>
-#include <string_view>
 
 namespace seatledger::paseto {
 
