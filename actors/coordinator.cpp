@@ -37,7 +37,8 @@ using storage::topic_partition;
 
 enum class stage { membership, subscriptions, deltas, catalog, unknown };
 
-/// The headers messages.md gives a dead letter.
+/// The headers messages.md gives a dead letter, in the order it writes
+/// them.
 constexpr const char* dead_letter_headers[]
   = {"seatledger.error.code", "seatledger.error.message",
      "seatledger.source.topic", "seatledger.source.partition",
@@ -483,14 +484,12 @@ struct coordinator_state {
                     std::end(dead_letter_headers), header.first)
           == std::end(dead_letter_headers))
         row.headers.push_back(header);
-    row.headers.emplace_back("seatledger.error.code", code);
-    row.headers.emplace_back("seatledger.error.message",
-                             messages::escape_invalid_utf8(message));
-    row.headers.emplace_back("seatledger.source.topic", r.topic);
-    row.headers.emplace_back("seatledger.source.partition",
-                             std::to_string(r.partition));
-    row.headers.emplace_back("seatledger.source.offset",
-                             std::to_string(r.offset));
+    std::string values[] = {code, messages::escape_invalid_utf8(message),
+                            r.topic, std::to_string(r.partition),
+                            std::to_string(r.offset)};
+    static_assert(std::size(values) == std::size(dead_letter_headers));
+    for (size_t i = 0; i < std::size(values); ++i)
+      row.headers.emplace_back(dead_letter_headers[i], std::move(values[i]));
     row.lease_key = lease_of({r.topic, r.partition});
     auto& part = parts[lane_of(r.partition)];
     part.rows.outbox.push_back(std::move(row));
