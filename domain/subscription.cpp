@@ -44,58 +44,6 @@ timestamp closed_until(const term_usage& t) {
   return std::min(month_start(t.start, t.closed_months + 1), t.usage_end);
 }
 
-// What a command's events are made of besides the command: the state it
-// meets at its effective time (months that ended by then closed, the clock
-// there, whether or not the sweeper came first), as a digest. Past the
-// de-duplication window a command sent again is applied afresh, to a state
-// its first copy changed, and its events must not reuse the first copy's
-// ids for other content; the same command meeting the same state makes the
-// same events under the same ids (a batch retried, a partition moved, a
-// crash). So only what reads back from PostgreSQL exactly as it was held
-// is marked: not `rate_limit_overrides` (JSONB reorders keys), not the
-// terms (read in start order; the current one is marked); seat holders
-// move the ledger's head.
-std::string state_mark(const subscription_record& r,
-                       const std::set<std::string>& orgs) {
-  std::string text;
-  auto add = [&](std::string_view part) {
-    text += std::to_string(part.size());
-    text += ':';
-    text += part;
-  };
-  auto add_optional = [&](const std::optional<std::string>& part) {
-    add(part ? "=" + *part : std::string{"-"});
-  };
-  add(to_string(r.status));
-  add(r.display_name);
-  add_optional(r.customer.salesforce_account_id);
-  add_optional(r.customer.salesforce_subscription_id);
-  add(r.instance.domain);
-  add(to_string(r.instance.type));
-  add(r.plan_id);
-  add(std::to_string(r.seats));
-  add(std::to_string(r.term.start.micros()));
-  add(std::to_string(r.term.end.micros()));
-  add(r.trial ? "trial" : "paid");
-  add(std::to_string(r.features.size()));
-  for (const auto& feature : r.features)
-    add(feature);
-  add(r.analytics_access ? (*r.analytics_access ? "true" : "false") : "-");
-  add_optional(r.archive_reason);
-  add(std::to_string(r.clock.micros()));
-  add(r.ledger_hash);
-  add(std::to_string(r.max_seats_used));
-  add(r.max_seats_used_changed_at
-        ? std::to_string(r.max_seats_used_changed_at->micros())
-        : std::string{"-"});
-  add(r.created_by ? r.created_by->source + "\n" + r.created_by->id
-                   : std::string{"-"});
-  add(std::to_string(orgs.size()));
-  for (const auto& org : orgs)
-    add(org);
-  return derived_id({text});
-}
-
 // Why `new_term`, applied at `effective`, would change a month that has
 // closed by then, if it would: it replaces the term with its start (months
 // are named by their term's start), and that term's last closed month was
@@ -708,7 +656,7 @@ subscription_effects subscription::apply(const command_event& command,
                    "plan " + record_.plan_id + " is not in the catalog"});
   application app;
   begin(app, command.ref, "command");
-  app.ordinal_prefix = "command:" + state_mark(record_, orgs_);
+  app.ordinal_prefix = "command:" + std::to_string(record_.commands_applied++);
   auto lifecycle_event = [&](lifecycle_kind kind) {
     subscription_changed changed;
     changed.kind = kind;

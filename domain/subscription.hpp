@@ -121,6 +121,13 @@ struct subscription_record {
   /// The `create` that made it, so the same event again is a no-op rather
   /// than `subscription_exists`.
   std::optional<event_key> created_by;
+  /// Commands applied so far. A command's event ids include the count it
+  /// meets: sent again past the de-duplication window, it is applied afresh
+  /// and meets a higher count, so its events never reuse the ids of its
+  /// first application; applied again to the same state (a batch retried,
+  /// a crash, a moved partition) it meets the same count and makes the same
+  /// ids.
+  std::int64_t commands_applied = 0;
   /// Every term this subscription had, in the order they started, with how
   /// many of their months have closed (so a term renewed with the same start
   /// never closes a month twice).

@@ -737,6 +737,14 @@ constexpr const char* migration_0007_license_tier_optional = R"sql(
 ALTER TABLE seatledger.licenses ALTER COLUMN tier DROP NOT NULL;
 )sql";
 
+// Migration 8: how many commands each subscription has applied; a
+// command's event ids include it (domain::subscription_record).
+constexpr const char* migration_0008_commands_applied = R"sql(
+ALTER TABLE seatledger.subscriptions
+  ADD COLUMN commands_applied bigint NOT NULL DEFAULT 0
+  CHECK (commands_applied >= 0);
+)sql";
+
 const std::vector<migration>& migrations() {
   static const std::vector<migration> all{
     {1, "initial schema", migration_0001_initial},
@@ -746,6 +754,7 @@ const std::vector<migration>& migrations() {
     {5, "outbox compressed by the service", migration_0005_outbox_external},
     {6, "owed before a delta's parts", migration_0006_owed_before_parts},
     {7, "license tier optional", migration_0007_license_tier_optional},
+    {8, "commands applied per subscription", migration_0008_commands_applied},
   };
   return all;
 }

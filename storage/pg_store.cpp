@@ -94,6 +94,7 @@ UPDATE seatledger.subscriptions AS t SET
   max_seats_used_changed_at = x.max_seats_used_changed_at,
   seats_owed = x.seats_owed, created_by_source = x.created_by_source,
   created_by_id = x.created_by_id, next_month_end = x.next_month_end,
+  commands_applied = x.commands_applied,
   last_applied_at = now(), updated_at = now()
 FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
             $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[],
@@ -101,13 +102,13 @@ FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
             $14::text[], $15::text[], $16::text[], $17::timestamptz[],
             $18::bigint[], $19::bigint[], $20::text[], $21::bigint[],
             $22::timestamptz[], $23::bigint[], $24::text[], $25::text[],
-            $26::timestamptz[])
+            $26::timestamptz[], $27::bigint[])
   AS x(subscription_id, partition, status, display_name, sf_account_id,
     sf_subscription_id, instance_domain, instance_type, plan_id, seats,
     term_start, term_end, trial, features, metadata, archive_reason, clock,
     seats_in_use, ledger_seq, ledger_hash, max_seats_used,
     max_seats_used_changed_at, seats_owed, created_by_source,
-    created_by_id, next_month_end)
+    created_by_id, next_month_end, commands_applied)
 WHERE t.subscription_id = x.subscription_id
 RETURNING t.subscription_id
 )sql";
@@ -172,7 +173,8 @@ INSERT INTO seatledger.subscriptions AS t (subscription_id, partition,
   instance_type, plan_id, seats, term_start, term_end, trial, features,
   metadata, archive_reason, clock, seats_in_use, ledger_seq, ledger_hash,
   max_seats_used, max_seats_used_changed_at, seats_owed, created_by_source,
-  created_by_id, next_month_end, last_applied_at, updated_at)
+  created_by_id, next_month_end, commands_applied, last_applied_at,
+  updated_at)
 SELECT DISTINCT ON (x.subscription_id COLLATE "C") x.subscription_id,
   x.partition, x.status, x.display_name, x.sf_account_id,
   x.sf_subscription_id, x.instance_domain, x.instance_type, x.plan_id,
@@ -180,20 +182,21 @@ SELECT DISTINCT ON (x.subscription_id COLLATE "C") x.subscription_id,
   x.metadata::jsonb, x.archive_reason, x.clock, x.seats_in_use,
   x.ledger_seq, x.ledger_hash, x.max_seats_used,
   x.max_seats_used_changed_at, x.seats_owed, x.created_by_source,
-  x.created_by_id, x.next_month_end, now(), now()
+  x.created_by_id, x.next_month_end, x.commands_applied, now(), now()
 FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
             $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[],
             $11::timestamptz[], $12::timestamptz[], $13::boolean[],
             $14::text[], $15::text[], $16::text[], $17::timestamptz[],
             $18::bigint[], $19::bigint[], $20::text[], $21::bigint[],
             $22::timestamptz[], $23::bigint[], $24::text[], $25::text[],
-            $26::timestamptz[])
+            $26::timestamptz[], $27::bigint[])
   WITH ORDINALITY AS x(subscription_id, partition, status, display_name,
     sf_account_id, sf_subscription_id, instance_domain, instance_type,
     plan_id, seats, term_start, term_end, trial, features, metadata,
     archive_reason, clock, seats_in_use, ledger_seq, ledger_hash,
     max_seats_used, max_seats_used_changed_at, seats_owed,
-    created_by_source, created_by_id, next_month_end, ord)
+    created_by_source, created_by_id, next_month_end, commands_applied,
+    ord)
 ORDER BY x.subscription_id COLLATE "C", x.ord DESC
 ON CONFLICT (subscription_id) DO UPDATE SET
   partition = EXCLUDED.partition, status = EXCLUDED.status,
@@ -214,6 +217,7 @@ ON CONFLICT (subscription_id) DO UPDATE SET
   created_by_source = EXCLUDED.created_by_source,
   created_by_id = EXCLUDED.created_by_id,
   next_month_end = EXCLUDED.next_month_end,
+  commands_applied = EXCLUDED.commands_applied,
   last_applied_at = EXCLUDED.last_applied_at,
   updated_at = EXCLUDED.updated_at
 )sql";
@@ -366,7 +370,7 @@ SELECT subscription_id, status, display_name, sf_account_id,
   (metadata->>'analytics_access')::boolean, archive_reason,
   seatledger.epoch_us(clock), seats_in_use, ledger_seq, ledger_hash,
   max_seats_used, seatledger.epoch_us(max_seats_used_changed_at), seats_owed,
-  created_by_source, created_by_id
+  created_by_source, created_by_id, commands_applied
 FROM seatledger.subscriptions WHERE subscription_id = ANY($1::text[])
 )sql";
 
@@ -952,6 +956,7 @@ load_subscriptions_in(pqxx::transaction_base& tx,
     rec.seats_owed = r[22].as<std::int64_t>();
     if (!r[23].is_null() && !r[24].is_null())
       rec.created_by = domain::event_key{text_of(r[23]), text_of(r[24])};
+    rec.commands_applied = r[25].as<std::int64_t>();
     auto id = rec.subscription_id;
     result[id].record = std::move(rec);
   }
@@ -1168,7 +1173,7 @@ pqxx::result pg_store::impl::write_subscriptions(
   std::vector<std::optional<std::string>> sf_accounts, sf_subscriptions,
     archive_reasons, created_sources, created_ids;
   std::vector<std::int32_t> partitions;
-  std::vector<std::int64_t> seats;
+  std::vector<std::int64_t> seats, commands_applied;
   std::vector<domain::timestamp> starts, ends;
   std::vector<std::optional<bool>> trials;
   count_columns counts;
@@ -1197,6 +1202,7 @@ pqxx::result pg_store::impl::write_subscriptions(
     created_ids.push_back(r.created_by
                             ? std::optional<std::string>{r.created_by->id}
                             : std::nullopt);
+    commands_applied.push_back(r.commands_applied);
   }
   return tx.exec_prepared(
     statement, text_array(ids), int_array(partitions), text_array(statuses),
@@ -1208,7 +1214,8 @@ pqxx::result pg_store::impl::write_subscriptions(
     int_array(counts.ledger_seqs), text_array(counts.hashes),
     int_array(counts.max_used), time_array(counts.max_changed),
     int_array(counts.owed), text_array(created_sources),
-    text_array(created_ids), time_array(counts.month_ends));
+    text_array(created_ids), time_array(counts.month_ends),
+    int_array(commands_applied));
 }
 
 void pg_store::impl::write_subscription_rows(

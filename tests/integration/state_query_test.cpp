@@ -93,6 +93,7 @@ void expect_same_record(const domain::subscription_record& got,
   EXPECT_EQ(got.max_seats_used, want.max_seats_used);
   EXPECT_EQ(got.max_seats_used_changed_at, want.max_seats_used_changed_at);
   EXPECT_EQ(got.seats_owed, want.seats_owed);
+  EXPECT_EQ(got.commands_applied, want.commands_applied);
   EXPECT_EQ(got.created_by.has_value(), want.created_by.has_value());
   if (got.created_by && want.created_by) {
     EXPECT_EQ(*got.created_by, *want.created_by);
@@ -160,6 +161,7 @@ protected:
                   {at("2026-01-15T00:00:00Z"), at("2027-01-15T00:00:00Z"),
                    at("2027-01-15T00:00:00Z"), 3}};
     rec_.created_by = domain::event_key{"billing", "create-1"};
+    rec_.commands_applied = 4;
     window_start_ = domain::ledger_window_start(rec_);
     // Entries well before the window, two just before it, two exactly at
     // its start and more after it.
@@ -271,6 +273,16 @@ TEST_F(state, load_subscriptions_returns_exactly_what_was_committed) {
   EXPECT_TRUE(one->licenses.empty());
   EXPECT_FALSE(value_or_fail(store().subscription("sub-none")));
   EXPECT_TRUE(value_or_fail(store().load_subscriptions({})).empty());
+
+  // Written again, a row goes by the UPDATE statement, not the upsert.
+  rec_.commands_applied = 5;
+  rec_.display_name = "Acme again";
+  storage_batch again;
+  again.subscriptions.push_back({rec_, 5, at("2026-07-15T00:00:00Z")});
+  ASSERT_OK(store().commit(again));
+  auto updated = value_or_fail(store().load_subscriptions({"sub-q"}));
+  ASSERT_EQ(updated.size(), 1u);
+  expect_same_record(updated.at("sub-q").record, rec_);
 }
 
 TEST_F(state, ledger_queries) {

@@ -967,11 +967,47 @@ TEST(event_ids, an_event_applied_afresh_after_the_window_causes_new_ids) {
     EXPECT_EQ(ids_of(applied.events).count(id), 0u) << id;
 }
 
+TEST(event_ids, a_command_sent_again_never_reuses_ids_whatever_state_it_meets) {
+  // The ids of a command's events took a digest of the state it met, but
+  // not of what PostgreSQL does not give back byte for byte (the
+  // rate_limit_overrides, reordered by JSONB). A command sent again past
+  // the window that met a state differing only there published other
+  // content under the first copy's ids. Now they take the count of
+  // commands applied before it, which only grows.
+  domain_harness h;
+  auto t = "2026-03-01T00:00:00Z";
+  h.command(ref("c", t), create_cmd("s1", 5, t, "2027-03-01T00:00:00Z"));
+  auto overrides = [&](const char* id, const char* json) {
+    update_metadata metadata;
+    metadata.subscription_id = "s1";
+    metadata.rate_limit_overrides = json;
+    h.command(ref(id, t), metadata);
+  };
+  overrides("m-a", R"({"api":1})");
+  auto first = h.command(ref("seven", t), update_entitlements{"s1", 7, {}, {}});
+  h.command(ref("five", t), update_entitlements{"s1", 5, {}, {}});
+  overrides("m-b", R"({"api":2})");
+  EXPECT_EQ(h.sub("s1").record().commands_applied, 5);
+  auto again = h.command(ref("seven", t), update_entitlements{"s1", 7, {}, {}});
+  ASSERT_FALSE(first.events.empty());
+  ASSERT_FALSE(again.events.empty());
+  for (const auto& id : ids_of(again.events))
+    EXPECT_EQ(ids_of(first.events).count(id), 0u) << id;
+  auto events = h.events("s1");
+  EXPECT_EQ(ids_of(events).size(), events.size());
+
+  // Rejected commands change nothing, the count included.
+  auto rejected = h.command(ref("bad", t),
+                            renew_subscription{"s1", {at(t), at(t)}, {}, {}});
+  ASSERT_TRUE(rejected.rejected);
+  EXPECT_EQ(h.sub("s1").record().commands_applied, 6);
+}
+
 TEST(event_ids, do_not_depend_on_what_storage_reads_back_otherwise) {
-  // A command's ids include a digest of the state it meets; the state an
-  // actor reloads from PostgreSQL has rate_limit_overrides as JSONB gives
-  // it back (keys reordered), so the digest must not read that text, or a
-  // passivated or restarted actor would mint other ids than a running one.
+  // The state an actor reloads from PostgreSQL has rate_limit_overrides as
+  // JSONB gives it back (keys reordered); a command's ids must not depend
+  // on that text, or a passivated or restarted actor would mint other ids
+  // than a running one.
   std::vector<std::set<std::string>> ids;
   for (const char* overrides : {R"({"zz":1,"a":2})", R"({"a":2,"zz":1})"}) {
     domain_harness h;
