@@ -133,6 +133,9 @@ struct coordinator_state {
   // Ownership: the leases held and the partitions they cover.
   std::map<std::string, std::int64_t> leases;
   std::map<topic_partition, std::string> owned;
+  /// The next offset stored in PostgreSQL per owned partition, as last
+  /// read or committed here; absent while none is stored.
+  std::map<topic_partition, std::int64_t> stored_next;
   /// Leases dropped after a fenced commit whose partitions Kafka still
   /// assigns here, with those partitions: taken back once Kafka confirms
   /// this replica's membership (`retake_dropped`), forgotten when a
@@ -399,6 +402,7 @@ struct coordinator_state {
       owned[tp] = lease_of(tp);
       auto it = stored->find(tp);
       position p{tp, it == stored->end() ? -2 : it->second}; // -2: beginning
+      note_stored(p);
       if (tp.topic == context->topics.deltas)
         delta_positions.push_back(p);
       else
@@ -442,12 +446,10 @@ struct coordinator_state {
     }
     drop_held(partitions);
     drop_held(delta_partitions);
-    if (auto* m = metrics()) {
-      for (const auto& tp : partitions)
-        m->lag_gone(tp.topic, tp.partition);
-      for (const auto& tp : delta_partitions)
-        m->lag_gone(tp.topic, tp.partition);
-    }
+    for (const auto& tp : partitions)
+      forget_lag(tp);
+    for (const auto& tp : delta_partitions)
+      forget_lag(tp);
     main->forget_offset_copies(delta_partitions);
     if (auto ok = deltas->unassign(delta_partitions); !ok)
       log::error("cannot unassign delta partitions",
@@ -1341,16 +1343,10 @@ struct coordinator_state {
         m->rejected(context->topics.subscriptions, type, reason);
       for (const auto& code : done.dead_letter_codes)
         m->dead_letter(code);
-      // Consumer lag of the partitions this batch advanced: the high
-      // watermark of the last fetch minus the committed position.
-      for (const auto& p : b.positions) {
-        const auto& consumer = p.tp.topic == context->topics.deltas ? deltas
-                                                                    : main;
-        auto high = consumer->high_watermark(p.tp);
-        if (high >= 0)
-          m->lag(p.tp.topic, p.tp.partition,
-                 std::max<std::int64_t>(0, high - p.next_offset));
-      }
+    }
+    for (const auto& p : b.positions) {
+      note_stored(p);
+      report_lag(p.tp);
     }
     main->commit_async(b.positions);
   }
@@ -1470,6 +1466,7 @@ struct coordinator_state {
                            + std::to_string(it->first.partition);
         fenced.push_back(it->first);
         of_lease.push_back(it->first);
+        forget_lag(it->first);
         it = owned.erase(it);
       }
     }
@@ -1649,6 +1646,37 @@ struct coordinator_state {
     rewind_pending = !seek_to_stored(tps);
   }
 
+  void note_stored(const position& p) {
+    if (p.next_offset >= 0)
+      stored_next[p.tp] = p.next_offset;
+    else
+      stored_next.erase(p.tp);
+  }
+
+  /// Consumer lag: the high watermark of the partition's last fetch minus
+  /// its stored position (offset 0 while none is stored). Not reported
+  /// before the first fetch.
+  void report_lag(const topic_partition& tp) {
+    auto* m = metrics();
+    if (m == nullptr || owned.count(tp) == 0)
+      return;
+    const auto& consumer = tp.topic == context->topics.deltas ? deltas : main;
+    auto high = consumer->high_watermark(tp);
+    if (high < 0)
+      return;
+    auto stored = stored_next.find(tp);
+    auto next = stored == stored_next.end() ? 0 : stored->second;
+    m->lag(tp.topic, tp.partition, std::max<std::int64_t>(0, high - next));
+  }
+
+  /// A partition given up: summed across replicas, its series would count
+  /// twice.
+  void forget_lag(const topic_partition& tp) {
+    stored_next.erase(tp);
+    if (auto* m = metrics())
+      m->lag_gone(tp.topic, tp.partition);
+  }
+
   /// Moves the consumers of `tps` to their stored positions; false when a
   /// seek failed (or the positions could not be read).
   bool seek_to_stored(const std::vector<topic_partition>& tps) {
@@ -1662,6 +1690,7 @@ struct coordinator_state {
     for (const auto& tp : tps) {
       auto it = stored->find(tp);
       position p{tp, it == stored->end() ? -2 : it->second};
+      note_stored(p);
       (tp.topic == context->topics.deltas ? delta_positions : main_positions)
         .push_back(p);
     }
@@ -1748,6 +1777,10 @@ struct coordinator_state {
       check_kafka();
       check_postgres();
       retake_dropped();
+      // Also while no batch commits (PostgreSQL gone, a commit retried):
+      // that is when the lag grows.
+      for (const auto& [tp, lease] : owned)
+        report_lag(tp);
       next_kafka_check = now + seconds{5};
     }
     if (now < next_catalog_check && now < next_passivation && now < next_sweep

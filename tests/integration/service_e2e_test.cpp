@@ -362,6 +362,47 @@ TEST_F(service_e2e, a_copy_behind_a_committing_batch_counts_once) {
     << log;
 }
 
+TEST_F(service_e2e, consumer_lag_is_reported_while_no_batch_commits) {
+  // The lag gauge was set only when a batch committed: while PostgreSQL
+  // refused every commit, records waited and every series read 0 (or did
+  // not exist), just when an operator's alert needed it.
+  on_each_commit_of_upstream_events("RAISE EXCEPTION 'refused by the test';");
+  scenario_options options;
+  options.poison_per_phase = 0;
+  auto s = make_scenario(options);
+  auto phase = std::find_if(s.phases.begin(), s.phases.end(), [](auto& p) {
+    return p.topic == "seatledger.membership.v1";
+  });
+  ASSERT_NE(phase, s.phases.end());
+  ASSERT_GE(phase->records.size(), 20u);
+  const std::vector<outgoing> waiting(phase->records.begin(),
+                                      phase->records.begin() + 20);
+  kafka_->publish(phase->topic, waiting);
+  auto membership_lag = [&] {
+    std::istringstream lines{metrics_of(*service_)};
+    std::int64_t sum = 0;
+    static const std::regex lag_line{
+      R"re(seatledger_consumer_lag_records\{partition="\d+",topic="seatledger\.membership\.v1"\} (\d+))re"};
+    for (std::string line; std::getline(lines, line);) {
+      std::smatch m;
+      if (std::regex_match(line, m, lag_line))
+        sum += std::stoll(m[1]);
+    }
+    return sum;
+  };
+  ASSERT_TRUE(wait_until([&] { return membership_lag() == 20; }, seconds{30}))
+    << "lag " << membership_lag() << " with 20 records waiting\n"
+    << metrics_of(*service_);
+  {
+    pqxx::connection admin{db_->conninfo()};
+    pqxx::nontransaction tx{admin};
+    tx.exec("DROP TRIGGER on_commit ON seatledger.applied_events");
+  }
+  EXPECT_TRUE(wait_until([&] { return membership_lag() == 0; }, seconds{60}))
+    << "lag " << membership_lag() << " after the records committed\n"
+    << service_->stderr_tail();
+}
+
 TEST_F(service_e2e, an_org_row_is_written_again_only_when_it_changes) {
   scenario_options options;
   options.membership_events_per_phase = 100;
