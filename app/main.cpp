@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <csignal>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -91,6 +92,12 @@ CLI::Validator whole_number_from(int low, int high) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // A reader of stdout that goes away (`seatledger serve | head -1`, a
+  // script that stops at the line it wanted) must not end the process: a
+  // write to the pipe then fails instead, and serve goes on without its
+  // stdout. SIGPIPE killed it silently, undrained, leaving its embedded
+  // PostgreSQL running.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"seatledger: the seat ledger for seat-based enterprise "
                "subscriptions"};
   app.require_subcommand(1);

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -336,6 +337,52 @@ TEST_F(cli_serve_start, a_killed_replica_restarts_on_its_port_at_once) {
   second->signal(SIGTERM);
   EXPECT_EQ(second->wait(std::chrono::seconds{60}), std::optional<int>{0})
     << second->stderr_tail();
+}
+
+TEST_F(cli_serve_start, a_stdout_nobody_reads_does_not_end_it) {
+  // `seatledger serve | head -1`, or a script that stops reading at the
+  // line it wanted: the next line serve wrote killed it with SIGPIPE (exit
+  // 141, no log line, no drain, its embedded PostgreSQL left running).
+  temp_dir dir{"seatledger_cli_closed_stdout"};
+  auto keys = crypto::generate_key_pair(dir.file("keys"));
+  ASSERT_TRUE(keys) << describe(keys.error());
+  int port = 0;
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port = ntohs(addr.sin_port);
+    ::close(fd);
+  }
+  child_process serve{{seatledger_binary(), "serve", "--database-url",
+                       conninfo(), "--kafka-bootstrap", unreachable_bootstrap,
+                       "--signing-key", keys->signing_key_file, "--data-dir",
+                       dir.file("var"), "--http-listen",
+                       "127.0.0.1:" + std::to_string(port)},
+                      {},
+                      child_process::output::closed_pipe};
+  httplib::Client client{"127.0.0.1", port};
+  ASSERT_TRUE(wait_until(
+    [&] {
+      auto res = client.Get("/healthz");
+      return res && res->status == 200;
+    },
+    std::chrono::seconds{60}))
+    << serve.stderr_tail();
+  // Its HTTP= line has been written by now; a second later it still runs.
+  std::this_thread::sleep_for(std::chrono::seconds{1});
+  ASSERT_TRUE(serve.running()) << serve.stderr_tail();
+  auto res = client.Get("/healthz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(std::chrono::seconds{60}), std::optional<int>{0})
+    << serve.stderr_tail();
 }
 
 TEST_F(cli_serve_start, an_ipv6_listen_address_is_written_in_brackets) {

@@ -25,7 +25,8 @@ std::string seatledger_binary() {
 }
 
 child_process::child_process(std::vector<std::string> args,
-                             std::map<std::string, std::string> env) {
+                             std::map<std::string, std::string> env,
+                             output stdout_to) {
   static int counter = 0;
   stderr_file_ = "/tmp/seatledger-test-" + std::to_string(getpid()) + "-"
                  + std::to_string(++counter) + ".stderr";
@@ -78,6 +79,10 @@ child_process::child_process(std::vector<std::string> args,
   }
   close(out[1]);
   close(err_fd);
+  if (stdout_to == output::closed_pipe) {
+    close(out[0]);
+    return;
+  }
   stdout_fd_ = out[0];
   reader_ = std::thread{[this] {
     std::string pending;

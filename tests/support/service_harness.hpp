@@ -32,8 +32,13 @@ inline const std::map<std::string, std::string> synthetic_history_env{
 /// A child process; its stdout lines are collected, stderr goes to a file.
 class child_process {
 public:
+  /// Where the child's stdout goes: read line by line here, or a pipe
+  /// nobody reads, as when the reader of `serve | head -1` has gone.
+  enum class output { read, closed_pipe };
+
   explicit child_process(std::vector<std::string> args,
-                         std::map<std::string, std::string> env = {});
+                         std::map<std::string, std::string> env = {},
+                         output stdout_to = output::read);
   ~child_process();
 
   child_process(const child_process&) = delete;
