@@ -37,11 +37,25 @@ optional<string> positive_integer(const string& value) {
 
 optional<string> positive_duration(const string& value) {
   auto d = parse_duration(value);
-  if (!d || d->count() <= 0)
-    return "not a duration with its unit, such as 250ms, 5s, 10m, 1h or "
-           "7d: '"
-           + value + "'";
-  return std::nullopt;
+  if (d && d->count() > 0)
+    return std::nullopt;
+  // Says what is wrong with a value that has its unit: "not a duration
+  // with its unit" of `0s` or `1.5s` sent people looking for the unit.
+  if (d)
+    return "must be longer than zero: '" + value + "'";
+  auto digits = value.find_first_not_of("0123456789");
+  auto unit = digits == string::npos ? string{} : value.substr(digits);
+  bool known_unit = unit == "ms" || unit == "s" || unit == "m" || unit == "h"
+                    || unit == "d";
+  if (digits > 0 && digits != string::npos && known_unit)
+    return "too long (at most a century, in at most twelve digits): '" + value
+           + "'";
+  if (digits > 0 && digits != string::npos && value[digits] == '.')
+    return "a whole number with its unit, such as 1500ms for 1.5s: '" + value
+           + "'";
+  return "not a duration with its unit, such as 250ms, 5s, 10m, 1h or "
+         "7d: '"
+         + value + "'";
 }
 
 optional<string> non_empty(const string& value) {

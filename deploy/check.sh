@@ -209,6 +209,16 @@ for cm in configmaps.values():
         if key in data:
             topics.add(data[key])
 auths = {d["metadata"]["name"] for _, d in by_kind.get("TriggerAuthentication", [])}
+for where, ta in by_kind.get("TriggerAuthentication", []):
+    for ref in get(ta, "spec.secretTargetRef", where, required=False) or []:
+        secret = secrets.get(ref.get("name"))
+        if secret is None:
+            fail(where, f"secretTargetRef: Secret {ref.get('name')} not defined")
+            continue
+        keys = dict(secret.get("stringData") or {})
+        keys.update(secret.get("data") or {})
+        if ref.get("key") not in keys:
+            fail(where, f"secretTargetRef: Secret {ref.get('name')} has no key {ref.get('key')}")
 for where, so in by_kind.get("ScaledObject", []):
     if get(so, "spec.scaleTargetRef.name", where) != dep_name:
         fail(where, "scaleTargetRef must name the Deployment")

@@ -689,6 +689,23 @@ TEST(config, durations_parse) {
   auto bare = error_of({{"dedup-window", {"604800"}}});
   EXPECT_TRUE(contains(bare, "--dedup-window: not a duration with its unit"))
     << bare;
+  // A value with its unit is told what else is wrong with it (an audit
+  // was told "not a duration with its unit" of each of these).
+  auto zero = error_of({{"month-close-grace", {"0s"}}});
+  EXPECT_TRUE(contains(zero, "--month-close-grace: must be longer than zero: "
+                             "'0s'"))
+    << zero;
+  auto fraction = error_of({{"batch-linger", {"1.5s"}}});
+  EXPECT_TRUE(contains(fraction, "--batch-linger: a whole number with its "
+                                 "unit, such as 1500ms for 1.5s: '1.5s'"))
+    << fraction;
+  auto long_ago = error_of({{"dedup-window", {"100000d"}}});
+  EXPECT_TRUE(contains(long_ago,
+                       "--dedup-window: too long (at most a century, in at "
+                       "most twelve digits): '100000d'"))
+    << long_ago;
+  auto twelve_digits = error_of({{"dedup-window", {"9999999999999s"}}});
+  EXPECT_TRUE(contains(twelve_digits, "too long")) << twelve_digits;
   EXPECT_EQ(
     ok({{"actor-idle-timeout", {"90s"}}}).duration("actor-idle-timeout"), 90s);
 }
