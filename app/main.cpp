@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
       for (auto& c : what)
         if (c == '\n' || c == '\r')
           c = ' ';
-      std::cerr << "invalid configuration: " << what << "\n";
+      app::report_start_failure("invalid configuration: " + what);
       return 2;
     }
     // Every other mistake on the command line is a usage error with the
@@ -272,7 +272,11 @@ int main(int argc, char** argv) {
                                    : *migrate ? migrate_flags
                                               : verify_flags);
     if (auto* err = std::get_if<config::config_error>(&resolved)) {
-      std::cerr << err->message << "\n";
+      // serve's stderr is its JSON log; the tools write plain lines.
+      if (*serve)
+        app::report_start_failure(err->message);
+      else
+        std::cerr << err->message << "\n";
       return 2;
     }
     const auto& settings = std::get<config::settings>(resolved);

@@ -87,16 +87,17 @@ migration migrate_when_reachable(const std::string& database_url,
     if (migrated)
       return migration::done;
     if (!is(migrated.error(), service_errc::storage_unavailable)) {
-      std::cerr << "cannot migrate the database: "
-                << describe_on_one_line(migrated.error()) << "\n";
+      report_start_failure(std::string{"cannot migrate the database: "}
+                           + describe_on_one_line(migrated.error()));
       return migration::failed;
     }
     // Short: a server dropping packets delays the next attempt by as much.
     if (auto refusal = storage::lasting_refusal(database_url,
                                                 std::chrono::seconds{5})) {
-      std::cerr << "invalid configuration: --database-url: PostgreSQL "
-                   "refuses the connection: "
-                << on_one_line(*refusal) << "\n";
+      report_start_failure(
+        std::string{"invalid configuration: --database-url: PostgreSQL "
+                    "refuses the connection: "}
+        + on_one_line(*refusal));
       return migration::misconfigured;
     }
     log::error("PostgreSQL not reachable at start; trying again",
@@ -119,14 +120,27 @@ migration migrate_when_reachable(const std::string& database_url,
 /// 60 s, inside the Deployment's 90 s grace period.
 constexpr std::chrono::seconds kafka_close_grace{10};
 
+void report_start_failure(const std::string& line) {
+  // A log line like every other of serve's stderr, so a log pipeline keeps
+  // the one that says why a pod does not start.
+  const std::string prefix = "invalid configuration: --";
+  if (line.rfind(prefix, 0) == 0) {
+    auto setting = line.substr(prefix.size() - 2);
+    setting = setting.substr(0, setting.find_first_of(": "));
+    log::error(line, {{"setting", setting}});
+  } else {
+    log::error(line);
+  }
+}
+
 int run_serve(const config::settings& settings) {
   auto signals = block_termination_signals();
   if (log::level lvl; log::parse_level(settings.text("log-level"), lvl))
     log::set_level(lvl);
   auto data_dir = settings.text("data-dir");
   if (auto problem = http_listen_problem(settings.text("http-listen"))) {
-    std::cerr << http_listen_failure(settings.text("http-listen"), *problem)
-              << "\n";
+    report_start_failure(
+      http_listen_failure(settings.text("http-listen"), *problem));
     return 2;
   }
   // Keys first, before anything starts: a configured key file that cannot
@@ -134,8 +148,8 @@ int run_serve(const config::settings& settings) {
   // signing key is the configured one or a pair created under the data dir.
   if (auto unreadable
       = crypto::keyring::check_trusted_keys(settings.list("trusted-key"))) {
-    std::cerr << "invalid configuration: --trusted-key: "
-              << error_text(unreadable) << "\n";
+    report_start_failure(std::string{"invalid configuration: --trusted-key: "}
+                         + error_text(unreadable));
     return 2;
   }
   auto signing_key = settings.text("signing-key");
@@ -144,8 +158,9 @@ int run_serve(const config::settings& settings) {
     auto key_dir = crypto::embedded_key_dir(data_dir);
     auto files = crypto::ensure_key_pair(key_dir);
     if (!files) {
-      std::cerr << "cannot create the signing key under --data-dir (" << key_dir
-                << "): " << describe_on_one_line(files.error()) << "\n";
+      report_start_failure(
+        std::string{"cannot create the signing key under --data-dir ("}
+        + key_dir + "): " + describe_on_one_line(files.error()));
       return 1;
     }
     signing_key = files->signing_key_file;
@@ -166,18 +181,18 @@ int run_serve(const config::settings& settings) {
   }
   if (auto own = crypto::keyring::load(signing_key, {}); !own) {
     if (public_key_file.empty()) {
-      std::cerr << "invalid configuration: --signing-key: "
-                << error_text(own.error()) << "\n";
+      report_start_failure(std::string{"invalid configuration: --signing-key: "}
+                           + error_text(own.error()));
       return 2;
     }
-    std::cerr << "cannot read the signing key: " << error_text(own.error())
-              << "\n";
+    report_start_failure(std::string{"cannot read the signing key: "}
+                         + error_text(own.error()));
     return 1;
   }
   auto keys = crypto::keyring::load(signing_key, settings.list("trusted-key"));
   if (!keys) {
-    std::cerr << "invalid configuration: --trusted-key: "
-              << error_text(keys.error()) << "\n";
+    report_start_failure(std::string{"invalid configuration: --trusted-key: "}
+                         + error_text(keys.error()));
     return 2;
   }
   // PostgreSQL: the configured server, or a private one under the data dir.
@@ -187,8 +202,8 @@ int run_serve(const config::settings& settings) {
     auto started
       = embedded.start(storage::embedded_postgres::cluster_under(data_dir));
     if (!started) {
-      std::cerr << "cannot start the embedded PostgreSQL: "
-                << describe_on_one_line(started.error()) << "\n";
+      report_start_failure(std::string{"cannot start the embedded PostgreSQL: "}
+                           + describe_on_one_line(started.error()));
       return 1;
     }
     database_url = *started;
@@ -205,8 +220,9 @@ int run_serve(const config::settings& settings) {
       all_topics(topics),
       static_cast<int>(settings.integer("embedded-partitions")));
     if (!cluster) {
-      std::cerr << "cannot start the embedded Kafka cluster: "
-                << describe(cluster.error()) << "\n";
+      report_start_failure(
+        std::string{"cannot start the embedded Kafka cluster: "}
+        + describe(cluster.error()));
       return 1;
     }
     mock = std::move(*cluster);
@@ -248,7 +264,7 @@ int run_serve(const config::settings& settings) {
   auto http = start_http(settings, database_url, kafka_config, *keys, status,
                          context);
   if (!http) {
-    std::cerr << describe_on_one_line(http.error()) << "\n";
+    report_start_failure(describe_on_one_line(http.error()));
     return 1;
   }
   announce("HTTP", http->url);

@@ -94,16 +94,12 @@ TEST_F(cli_serve_start, a_migration_failing_on_a_reachable_database_ends_it) {
                     "--http-listen", "127.0.0.1:0"},
                    {}, std::chrono::seconds{60});
   EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
-  std::vector<std::string> plain;
-  for (const auto& line : lines_of(r.err)) {
+  for (const auto& line : lines_of(r.err))
     EXPECT_EQ(line.find("trying again"), std::string::npos) << line;
-    if (!line.empty() && line.front() != '{') // JSON log lines aside
-      plain.push_back(line);
-  }
-  ASSERT_EQ(plain.size(), 1u) << r.err;
-  EXPECT_EQ(plain[0].rfind("cannot migrate the database: ", 0), 0u) << plain[0];
-  EXPECT_NE(plain[0].find("\"orgs\" already exists"), std::string::npos)
-    << plain[0];
+  auto errors = logged_errors(r.err, "cannot migrate the database: ");
+  ASSERT_EQ(errors.size(), 1u) << r.err;
+  EXPECT_NE(errors[0].find("\"orgs\" already exists"), std::string::npos)
+    << errors[0];
 }
 
 TEST_F(cli_serve_start, ledger_verify_of_a_database_never_migrated_says_so) {
@@ -184,16 +180,11 @@ TEST_F(cli_serve_start, a_database_refusing_the_client_ends_it) {
     EXPECT_LT(std::chrono::steady_clock::now() - started,
               std::chrono::seconds{30})
       << c.expected;
-    std::vector<std::string> plain;
-    for (const auto& line : lines_of(r.err)) {
-      if (!line.empty() && line.front() != '{') // JSON log lines aside
-        plain.push_back(line);
-    }
-    ASSERT_EQ(plain.size(), 1u) << r.err;
-    EXPECT_EQ(plain[0].rfind("invalid configuration: --database-url: ", 0), 0u)
-      << plain[0];
-    EXPECT_NE(plain[0].find(c.expected), std::string::npos) << plain[0];
-    EXPECT_EQ(plain[0].find("wrong-password"), std::string::npos) << plain[0];
+    auto errors = logged_errors(r.err,
+                                "invalid configuration: --database-url: ");
+    ASSERT_EQ(errors.size(), 1u) << r.err;
+    EXPECT_NE(errors[0].find(c.expected), std::string::npos) << errors[0];
+    EXPECT_EQ(r.err.find("wrong-password"), std::string::npos) << r.err;
   }
 }
 
@@ -548,15 +539,10 @@ TEST(cli_usage, a_failing_embedded_postgresql_is_one_line) {
                     keys->signing_key_file, "--http-listen", "127.0.0.1:0"},
                    {}, std::chrono::seconds{60});
   EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
-  std::vector<std::string> plain;
-  for (const auto& line : lines_of(r.err))
-    if (!line.empty() && line.front() != '{') // JSON log lines aside
-      plain.push_back(line);
-  ASSERT_EQ(plain.size(), 1u) << r.err;
-  EXPECT_EQ(plain[0].rfind("cannot start the embedded PostgreSQL: ", 0), 0u)
-    << plain[0];
-  EXPECT_NE(plain[0].find("could not start server"), std::string::npos)
-    << plain[0];
+  auto errors = logged_errors(r.err, "cannot start the embedded PostgreSQL: ");
+  ASSERT_EQ(errors.size(), 1u) << r.err;
+  EXPECT_NE(errors[0].find("could not start server"), std::string::npos)
+    << errors[0];
 }
 
 TEST(cli_usage, ledger_verify_does_not_create_the_database_it_reads) {

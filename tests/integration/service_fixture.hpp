@@ -148,6 +148,33 @@ inline std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+/// The message of one JSON log line ("" when the line is not one).
+inline std::string log_message(const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object() || !j.contains("message") || !j["message"].is_string())
+    return {};
+  return j["message"].get<std::string>();
+}
+
+/// serve's stderr is its log, one JSON object a line (a line that is not
+/// one fails the test): the messages of the lines at level error that
+/// start with `prefix`.
+inline std::vector<std::string> logged_errors(const std::string& err,
+                                              const std::string& prefix) {
+  std::vector<std::string> messages;
+  for (const auto& line : lines_of(err)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) {
+      ADD_FAILURE() << "not a JSON log line: " << line;
+      continue;
+    }
+    auto message = j.value("message", "");
+    if (j.value("level", "") == "error" && message.rfind(prefix, 0) == 0)
+      messages.push_back(message);
+  }
+  return messages;
+}
+
 /// A temporary directory, removed with everything in it at the end.
 class temp_dir {
 public:
