@@ -133,9 +133,12 @@ struct coordinator_state {
   // Ownership: the leases held and the partitions they cover.
   std::map<std::string, std::int64_t> leases;
   std::map<topic_partition, std::string> owned;
-  /// The next offset stored in PostgreSQL per owned partition, as last
-  /// read or committed here; absent while none is stored.
-  std::map<topic_partition, std::int64_t> stored_next;
+  /// Where an owned partition's consumer lag counts from: its position
+  /// stored in PostgreSQL (as last read or committed here), or, while none
+  /// is stored, the offset of the first record read from it (the log's
+  /// start as the consumer found it; retention may have moved it past 0).
+  /// Absent before either: no lag is reported then.
+  std::map<topic_partition, std::int64_t> lag_base;
   /// Leases dropped after a fenced commit whose partitions Kafka still
   /// assigns here, with those partitions: taken back once Kafka confirms
   /// this replica's membership (`retake_dropped`), forgotten when a
@@ -360,6 +363,9 @@ struct coordinator_state {
                  {{"operation", what}, {"error", describe(result.error())}});
       if (draining || status->stopping)
         return result;
+      // The lag grows while PostgreSQL is away, and this loop keeps
+      // housekeeping from reporting it.
+      report_all_lag();
       std::this_thread::sleep_for(delay);
       delay = std::min(delay * 2, milliseconds{5000});
     }
@@ -807,6 +813,7 @@ struct coordinator_state {
       if (owner == owned.end())
         continue; // revoked while gathering: the next owner reads it
       next_offsets[tp] = r.offset + 1;
+      lag_base.emplace(tp, r.offset); // a stored position stays
       auto lane = lane_of(r.partition);
       batch_leases[lane].insert(owner->second);
       const auto record_stage = stage_of(r.topic);
@@ -1648,31 +1655,35 @@ struct coordinator_state {
 
   void note_stored(const position& p) {
     if (p.next_offset >= 0)
-      stored_next[p.tp] = p.next_offset;
+      lag_base[p.tp] = p.next_offset;
     else
-      stored_next.erase(p.tp);
+      lag_base.erase(p.tp);
   }
 
   /// Consumer lag: the high watermark of the partition's last fetch minus
-  /// its stored position (offset 0 while none is stored). Not reported
-  /// before the first fetch.
+  /// its lag base. Not reported before both are known.
   void report_lag(const topic_partition& tp) {
     auto* m = metrics();
-    if (m == nullptr || owned.count(tp) == 0)
+    auto base = lag_base.find(tp);
+    if (m == nullptr || owned.count(tp) == 0 || base == lag_base.end())
       return;
     const auto& consumer = tp.topic == context->topics.deltas ? deltas : main;
     auto high = consumer->high_watermark(tp);
     if (high < 0)
       return;
-    auto stored = stored_next.find(tp);
-    auto next = stored == stored_next.end() ? 0 : stored->second;
-    m->lag(tp.topic, tp.partition, std::max<std::int64_t>(0, high - next));
+    m->lag(tp.topic, tp.partition,
+           std::max<std::int64_t>(0, high - base->second));
+  }
+
+  void report_all_lag() {
+    for (const auto& [tp, lease] : owned)
+      report_lag(tp);
   }
 
   /// A partition given up: summed across replicas, its series would count
   /// twice.
   void forget_lag(const topic_partition& tp) {
-    stored_next.erase(tp);
+    lag_base.erase(tp);
     if (auto* m = metrics())
       m->lag_gone(tp.topic, tp.partition);
   }
@@ -1777,10 +1788,9 @@ struct coordinator_state {
       check_kafka();
       check_postgres();
       retake_dropped();
-      // Also while no batch commits (PostgreSQL gone, a commit retried):
-      // that is when the lag grows.
-      for (const auto& [tp, lease] : owned)
-        report_lag(tp);
+      // Also while no batch commits (a commit refused and retried; while
+      // PostgreSQL is away, with_retry reports): that is when the lag grows.
+      report_all_lag();
       next_kafka_check = now + seconds{5};
     }
     if (now < next_catalog_check && now < next_passivation && now < next_sweep

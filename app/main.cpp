@@ -66,6 +66,16 @@ resolve_config(const config_flags& given) {
                          config::process_environment());
 }
 
+/// For the commands that run until stopped: a reader of stdout that goes
+/// away (`seatledger serve | head -1`, a script that stops at the line it
+/// wanted) must not end them. A write to the pipe then fails instead, and
+/// they go on without stdout. SIGPIPE killed serve silently, undrained,
+/// leaving its embedded PostgreSQL running. The tools keep SIGPIPE: `ledger
+/// verify | head -1` stops as a Unix filter does.
+void ignore_broken_stdout() {
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
 /// Refuses an empty value: an empty id or path given on purpose is a
 /// mistake (an empty --subscription would mean every subscription).
 std::string refuse_empty(const std::string& value) {
@@ -92,12 +102,6 @@ CLI::Validator whole_number_from(int low, int high) {
 } // namespace
 
 int main(int argc, char** argv) {
-  // A reader of stdout that goes away (`seatledger serve | head -1`, a
-  // script that stops at the line it wanted) must not end the process: a
-  // write to the pipe then fails instead, and serve goes on without its
-  // stdout. SIGPIPE killed it silently, undrained, leaving its embedded
-  // PostgreSQL running.
-  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"seatledger: the seat ledger for seat-based enterprise "
                "subscriptions"};
   app.require_subcommand(1);
@@ -280,8 +284,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     const auto& settings = std::get<config::settings>(resolved);
-    if (*serve)
+    if (*serve) {
+      ignore_broken_stdout();
       return app::run_serve(settings);
+    }
     const auto& database_url = settings.text("database-url");
     const auto& data_dir = settings.text("data-dir");
     if (*migrate)
@@ -291,9 +297,11 @@ int main(int argc, char** argv) {
                                     ? std::nullopt
                                     : std::optional<std::string>{subscription});
   }
-  if (*dev_kafka)
+  if (*dev_kafka) {
+    ignore_broken_stdout();
     return app::run_dev_kafka(brokers, partitions,
                               app::all_topics(actors::topic_names{}));
+  }
   if (*publish) {
     auto resolved = resolve_config(publish_flags);
     if (auto* err = std::get_if<config::config_error>(&resolved)) {

@@ -74,6 +74,9 @@ child_process::child_process(std::vector<std::string> args,
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
+    // Nor does it inherit an ignored SIGPIPE from the test runner (a test
+    // that SIGPIPE must not end the child could not fail otherwise).
+    ::signal(SIGPIPE, SIG_DFL);
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
