@@ -1653,11 +1653,11 @@ struct coordinator_state {
     rewind_pending = !seek_to_stored(tps);
   }
 
+  /// With no position stored (a rewind to the log's start), the first
+  /// record read stays the base: the consumer goes back to it.
   void note_stored(const position& p) {
     if (p.next_offset >= 0)
       lag_base[p.tp] = p.next_offset;
-    else
-      lag_base.erase(p.tp);
   }
 
   /// Consumer lag: the high watermark of the partition's last fetch minus
