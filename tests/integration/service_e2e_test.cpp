@@ -188,6 +188,18 @@ protected:
 
   /// Runs the PL/pgSQL statements `body` in every commit that records
   /// upstream events (a statement trigger on applied_events).
+  /// The membership records of a scenario without poison records.
+  static std::vector<outgoing> membership_records() {
+    scenario_options options;
+    options.poison_per_phase = 0;
+    for (auto& phase : make_scenario(options).phases)
+      if (phase.topic == membership_topic)
+        return std::move(phase.records);
+    return {};
+  }
+
+  static constexpr const char* membership_topic = "seatledger.membership.v1";
+
   void on_each_commit_of_upstream_events(const std::string& body) {
     pqxx::connection admin{db_->conninfo()};
     pqxx::nontransaction tx{admin};
@@ -325,16 +337,11 @@ TEST_F(service_e2e, a_copy_behind_a_committing_batch_counts_once) {
   // committing. Otherwise the next batch is applied with it, refused on the
   // unique key and applied again (and the log says so).
   on_each_commit_of_upstream_events("PERFORM pg_sleep(2);");
-  scenario_options options;
-  options.poison_per_phase = 0;
-  auto s = make_scenario(options);
-  auto phase = std::find_if(s.phases.begin(), s.phases.end(), [](auto& p) {
-    return p.topic == "seatledger.membership.v1";
-  });
-  ASSERT_NE(phase, s.phases.end());
-  const std::vector<outgoing> event{phase->records.front()};
+  auto records = membership_records();
+  ASSERT_FALSE(records.empty());
+  const std::vector<outgoing> event{records.front()};
   database_probe db{db_->conninfo()};
-  kafka_->publish(phase->topic, event);
+  kafka_->publish(membership_topic, event);
   ASSERT_TRUE(wait_until(
     [&] {
       return db.scalar("SELECT count(*) FROM pg_stat_activity "
@@ -344,7 +351,7 @@ TEST_F(service_e2e, a_copy_behind_a_committing_batch_counts_once) {
     seconds{60}))
     << "the event's commit never started\n"
     << service_->stderr_tail();
-  kafka_->publish(phase->topic, event);
+  kafka_->publish(membership_topic, event);
   // Both records are behind the stored position, the event applied once.
   ASSERT_TRUE(wait_until(
     [&] {
@@ -367,17 +374,10 @@ TEST_F(service_e2e, consumer_lag_is_reported_while_no_batch_commits) {
   // refused every commit, records waited and every series read 0 (or did
   // not exist), just when an operator's alert needed it.
   on_each_commit_of_upstream_events("RAISE EXCEPTION 'refused by the test';");
-  scenario_options options;
-  options.poison_per_phase = 0;
-  auto s = make_scenario(options);
-  auto phase = std::find_if(s.phases.begin(), s.phases.end(), [](auto& p) {
-    return p.topic == "seatledger.membership.v1";
-  });
-  ASSERT_NE(phase, s.phases.end());
-  ASSERT_GE(phase->records.size(), 20u);
-  const std::vector<outgoing> waiting(phase->records.begin(),
-                                      phase->records.begin() + 20);
-  kafka_->publish(phase->topic, waiting);
+  auto records = membership_records();
+  ASSERT_GE(records.size(), 20u);
+  const std::vector<outgoing> waiting(records.begin(), records.begin() + 20);
+  kafka_->publish(membership_topic, waiting);
   auto membership_lag = [&] {
     std::istringstream lines{metrics_of(*service_)};
     std::int64_t sum = 0;
