@@ -229,8 +229,11 @@ int run_serve(const config::settings& settings) {
     kafka_config.bootstrap_servers = mock->bootstrap_servers();
   }
   announce("KAFKA_BOOTSTRAP", kafka_config.bootstrap_servers);
+  // Absolute: a script reading the line may not share serve's folder.
   if (!public_key_file.empty())
-    announce("PUBLIC_KEY_FILE", public_key_file);
+    announce(
+      "PUBLIC_KEY_FILE",
+      std::filesystem::absolute(public_key_file).lexically_normal().string());
   // The actor system and the pipeline.
   caf::actor_system_config cfg;
   // Idle scheduler workers go straight from a short spin to a condition

@@ -192,12 +192,12 @@ TEST_F(cli_serve_start, a_signing_key_of_its_own_is_announced) {
   // Replicas without --signing-key each made a key pair silently, and a
   // license one signed failed verification on another.
   temp_dir dir{"seatledger_cli_own_key"};
-  auto start = [&] {
+  auto start = [&](const std::string& data_dir) {
     return std::make_unique<child_process>(
       std::vector<std::string>{seatledger_binary(), "serve", "--database-url",
                                conninfo(), "--kafka-bootstrap",
-                               unreachable_bootstrap, "--data-dir",
-                               dir.file("var"), "--http-listen", "127.0.0.1:0"},
+                               unreachable_bootstrap, "--data-dir", data_dir,
+                               "--http-listen", "127.0.0.1:0"},
       std::map<std::string, std::string>{});
   };
   auto stop = [](child_process& serve) {
@@ -207,9 +207,11 @@ TEST_F(cli_serve_start, a_signing_key_of_its_own_is_announced) {
   };
   const std::string created = "\"created a signing key pair";
   const std::string shared = "replicas sharing the database verify";
-  auto first = start();
+  auto first = start(dir.file("var"));
   ASSERT_TRUE(first->wait_for_value("HTTP", std::chrono::seconds{60}))
     << first->stderr_tail();
+  EXPECT_EQ(first->wait_for_value("PUBLIC_KEY_FILE", std::chrono::seconds{1}),
+            dir.file("var/keys/public-key.pem"));
   stop(*first);
   auto log = first->stderr_tail(1 << 20);
   EXPECT_NE(log.find(created), std::string::npos) << log;
@@ -217,9 +219,16 @@ TEST_F(cli_serve_start, a_signing_key_of_its_own_is_announced) {
     << log;
   EXPECT_NE(log.find(shared), std::string::npos) << log;
   // The next start reuses the pair: not created again, still warned about.
-  auto second = start();
+  // Given the data directory relative to its working folder, it names the
+  // key file absolutely: a script reading the line may not share that
+  // folder (it printed the relative path).
+  auto second = start(
+    std::filesystem::relative(dir.file("var"), std::filesystem::current_path())
+      .string());
   ASSERT_TRUE(second->wait_for_value("HTTP", std::chrono::seconds{60}))
     << second->stderr_tail();
+  EXPECT_EQ(second->wait_for_value("PUBLIC_KEY_FILE", std::chrono::seconds{1}),
+            dir.file("var/keys/public-key.pem"));
   stop(*second);
   log = second->stderr_tail(1 << 20);
   EXPECT_EQ(log.find(created), std::string::npos) << log;
