@@ -812,8 +812,10 @@ struct coordinator_state {
       auto owner = owned.find(tp);
       if (owner == owned.end())
         continue; // revoked while gathering: the next owner reads it
-      next_offsets[tp] = r.offset + 1;
-      lag_base.emplace(tp, r.offset); // a stored position stays
+      auto [next, first_of_partition] = next_offsets.try_emplace(tp);
+      next->second = r.offset + 1;
+      if (first_of_partition) // once a partition a batch, not per record
+        lag_base.emplace(tp, r.offset); // a stored position stays
       auto lane = lane_of(r.partition);
       batch_leases[lane].insert(owner->second);
       const auto record_stage = stage_of(r.topic);
