@@ -6,6 +6,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "log/utf8.hpp"
+
 namespace seatledger::log {
 
 namespace {
@@ -16,7 +18,8 @@ std::mutex output_mutex;
 void append_escaped(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789abcdef";
   out.push_back('"');
-  for (auto ch : text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto ch = text[i];
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
       case '"': out += "\\\""; break;
@@ -29,8 +32,18 @@ void append_escaped(std::string& out, std::string_view text) {
           out += "\\u00";
           out.push_back(hex[c >> 4]);
           out.push_back(hex[c & 0x0f]);
-        } else {
+        } else if (c < 0x80) {
           out.push_back(ch);
+        } else if (auto length = utf8_sequence_length(text, i)) {
+          out.append(text.substr(i, length));
+          i += length - 1;
+        } else {
+          // JSON text is UTF-8: a byte that is not (a record key quoted in
+          // a dead letter's reason) made the whole line unreadable to a
+          // strict parser. Written as the dead-letter headers write it.
+          out += "\\\\x";
+          out.push_back(hex[c >> 4]);
+          out.push_back(hex[c & 0x0f]);
         }
     }
   }

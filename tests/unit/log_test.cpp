@@ -1,0 +1,42 @@
+#include <gtest/gtest.h>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "log/log.hpp"
+
+namespace {
+
+using seatledger::log::level;
+
+/// The one line `write` puts on stderr, parsed as JSON (throws when it is
+/// not: nlohmann's parser refuses text that is not UTF-8).
+nlohmann::json logged(std::string_view message,
+                      std::initializer_list<seatledger::log::field> fields) {
+  testing::internal::CaptureStderr();
+  seatledger::log::write(level::warning, message, fields);
+  auto text = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(text.find('\n'), text.size() - 1) << text;
+  return nlohmann::json::parse(text);
+}
+
+} // namespace
+
+TEST(log, a_line_is_json_whatever_bytes_a_field_quotes) {
+  // A dead letter's reason quotes the record's key, which may be any bytes:
+  // they reached the line as they were, and a JSON parser refused it.
+  auto line = logged("record key '\xff\xfe' is not the entity id",
+                     {{"reason", "key '\xc3' cut short"},
+                      {"topic", "caf\xc3\xa9 \xe2\x82\xac"},
+                      {"partition", 3}});
+  EXPECT_EQ(line.at("level"), "warning");
+  EXPECT_EQ(line.at("message"), "record key '\\xff\\xfe' is not the entity id");
+  EXPECT_EQ(line.at("reason"), "key '\\xc3' cut short");
+  EXPECT_EQ(line.at("topic"), "caf\xc3\xa9 \xe2\x82\xac"); // UTF-8 stays
+  EXPECT_EQ(line.at("partition"), 3);
+}
+
+TEST(log, control_characters_quotes_and_backslashes_are_escaped) {
+  auto line = logged("a \"quoted\" \\ path\nand a\ttab\x01", {});
+  EXPECT_EQ(line.at("message"), "a \"quoted\" \\ path\nand a\ttab\x01");
+}
