@@ -44,6 +44,11 @@ constexpr const char* dead_letter_headers[]
      "seatledger.source.topic", "seatledger.source.partition",
      "seatledger.source.offset"};
 
+// Dead-letter codes of the pipeline's own checks, beside the decoder's.
+constexpr const char* key_mismatch_code = "key_mismatch";
+constexpr const char* wrong_partition_code = "wrong_partition";
+constexpr const char* time_in_future_code = "time_in_future";
+
 /// How long upstream events are looked up among the applied ones before
 /// they are applied, after a batch held one applied before: duplicates
 /// come in bursts (a producer re-sending), and each one found only at
@@ -546,10 +551,43 @@ struct coordinator_state {
       log_placement_problem(problem + "; consuming nothing until it is fixed");
       return false;
     }
+    if (partition_counts != *counts)
+      announce_series(*counts);
     partition_counts = *counts;
     placement_known = true;
     status->placement_ok = true;
     return true;
+  }
+
+  /// Tells the metrics every label value the pipeline can report, so each
+  /// series exists (at 0) before its first sample.
+  void announce_series(const std::map<std::string, std::int32_t>& counts) {
+    auto* m = metrics();
+    if (m == nullptr)
+      return;
+    const auto& topics = context->topics;
+    using messages::topic_kind;
+    service_status::known_series known;
+    for (auto [kind, topic] :
+         {std::pair{topic_kind::membership, &topics.membership},
+          std::pair{topic_kind::subscriptions, &topics.subscriptions},
+          std::pair{topic_kind::catalog, &topics.catalog},
+          std::pair{topic_kind::seat_deltas, &topics.deltas}})
+      for (auto type : messages::types_of(kind))
+        known.consumed.emplace_back(*topic, type);
+    for (auto type : messages::types_of(topic_kind::subscriptions))
+      for (auto reason : domain::all_rejection_codes)
+        known.rejected.push_back(
+          {topics.subscriptions, std::string{type}, domain::to_string(reason)});
+    for (auto code : messages::all_decode_error_codes)
+      known.dead_letter_codes.emplace_back(messages::to_string(code));
+    for (auto code :
+         {key_mismatch_code, wrong_partition_code, time_in_future_code})
+      known.dead_letter_codes.emplace_back(code);
+    for (const auto& [topic, count] : counts)
+      for (std::int32_t p = 0; p < count; ++p)
+        known.partitions.emplace_back(topic, p);
+    m->known(known);
   }
 
   /// Logs `problem` when it is new, and again every minute while it lasts
@@ -568,7 +606,7 @@ struct coordinator_state {
   /// entity.
   bool check_key(const kafka::record& r, const std::string& entity_id) {
     if (r.null_key || r.key != entity_id) {
-      dead_letter(r, "key_mismatch",
+      dead_letter(r, key_mismatch_code,
                   (r.null_key ? std::string{"record key is null, not"}
                               : "record key '" + r.key + "' is not")
                     + " the entity id '" + entity_id + "'");
@@ -578,7 +616,7 @@ struct coordinator_state {
     if (it != partition_counts.end()
         && kafka::partition_for_key(r.key, it->second) != r.partition) {
       dead_letter(
-        r, "wrong_partition",
+        r, wrong_partition_code,
         "key '" + r.key + "' belongs to partition "
           + std::to_string(kafka::partition_for_key(r.key, it->second))
           + " (Kafka's default murmur2 partitioner)");
@@ -594,7 +632,7 @@ struct coordinator_state {
     if (ref.time.micros() <= latest)
       return true;
     dead_letter(
-      r, "time_in_future",
+      r, time_in_future_code,
       "time " + domain::format_rfc3339(ref.time) + " is more than "
         + std::to_string(
           duration_cast<seconds>(config.max_event_time_ahead).count())

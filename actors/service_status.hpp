@@ -1,11 +1,13 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace seatledger::actors {
@@ -58,10 +60,29 @@ struct service_status {
   std::atomic<std::int64_t> active_subscriptions{0};
   std::atomic<std::int64_t> position_gaps{0};
 
+  /// Label values the pipeline can report, known before any record is:
+  /// their series are shown at 0 from the start (see `observer::known`).
+  struct known_series {
+    /// (topic, CloudEvents type) of what can be consumed.
+    std::vector<std::pair<std::string, std::string>> consumed;
+    /// (topic, command type, reason) of what can be rejected.
+    std::vector<std::array<std::string, 3>> rejected;
+    std::vector<std::string> dead_letter_codes;
+    /// (topic, partition) of every partition the service consumes.
+    std::vector<std::pair<std::string, std::int32_t>> partitions;
+  };
+
   /// Observers the metrics adapter installs; called on the coordinator's
   /// thread, so they must be cheap and thread-safe.
   struct observer {
     virtual ~observer() = default;
+    /// Prometheus takes a counter's first sample as its start, so a series
+    /// that appears at 1 shows no increase: an alert on the first dead
+    /// letter or position gap would not fire, and dashboards said "no data"
+    /// where the count was 0.
+    virtual void known(const known_series& series) {
+      (void)series;
+    }
     virtual void consumed(const std::string& topic, const std::string& type) {
       (void)topic;
       (void)type;

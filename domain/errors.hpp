@@ -22,6 +22,20 @@ enum class rejection_code : int {
   invalid_expires_at = 10,
 };
 
+/// Every code, in numeric order (the metrics start a series for each).
+inline constexpr rejection_code all_rejection_codes[] = {
+  rejection_code::unknown_subscription,
+  rejection_code::subscription_exists,
+  rejection_code::subscription_expired,
+  rejection_code::subscription_archived,
+  rejection_code::invalid_term,
+  rejection_code::instance_domain_locked,
+  rejection_code::missing_salesforce_account,
+  rejection_code::unknown_plan,
+  rejection_code::not_a_trial,
+  rejection_code::invalid_expires_at,
+};
+
 const char* to_string(rejection_code code);
 
 struct rejection {

@@ -811,8 +811,9 @@ binary_attributes scan_headers(const header_list& headers) {
 
 bool check_type(context& c, std::string_view type, topic_kind topic,
                 const path& at) {
-  if (topic_of(type) == topic)
-    return true;
+  for (auto known : types_of(topic))
+    if (type == known)
+      return true;
   std::string what = excerpt(type);
   what += " is not a message type of the ";
   what += to_string(topic);

@@ -32,6 +32,20 @@ enum class decode_error_code : int {
   oversized = 10,
 };
 
+/// Every code, in numeric order (the metrics start a series for each).
+inline constexpr decode_error_code all_decode_error_codes[] = {
+  decode_error_code::malformed_json,
+  decode_error_code::not_cloudevents,
+  decode_error_code::unsupported_specversion,
+  decode_error_code::unknown_type,
+  decode_error_code::missing_field,
+  decode_error_code::wrong_type,
+  decode_error_code::invalid_identifier,
+  decode_error_code::invalid_timestamp,
+  decode_error_code::invalid_value,
+  decode_error_code::oversized,
+};
+
 /// "malformed_json", "not_cloudevents", ...
 const char* to_string(decode_error_code code) noexcept;
 

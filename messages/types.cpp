@@ -90,22 +90,38 @@ std::string_view type_of(const domain::catalog_change& change) noexcept {
   return std::visit(namer{}, change);
 }
 
+const std::vector<std::string_view>& types_of(topic_kind kind) {
+  static const std::vector<std::string_view> membership{
+    t::member_added, t::member_updated, t::member_removed,
+    t::org_snapshot, t::org_linked,     t::org_unlinked};
+  static const std::vector<std::string_view> subscriptions{
+    t::subscription_create,
+    t::subscription_renew,
+    t::subscription_update_entitlements,
+    t::subscription_convert_trial,
+    t::subscription_expire,
+    t::subscription_archive,
+    t::subscription_update_metadata,
+    t::license_issue};
+  static const std::vector<std::string_view> catalog{t::rate_plan_upserted,
+                                                     t::rate_plan_removed};
+  static const std::vector<std::string_view> seat_deltas{t::seat_delta};
+  static const std::vector<std::string_view> none;
+  switch (kind) {
+    case topic_kind::membership: return membership;
+    case topic_kind::subscriptions: return subscriptions;
+    case topic_kind::catalog: return catalog;
+    case topic_kind::seat_deltas: return seat_deltas;
+  }
+  return none;
+}
+
 std::optional<topic_kind> topic_of(std::string_view type) noexcept {
-  for (auto x : {t::member_added, t::member_updated, t::member_removed,
-                 t::org_snapshot, t::org_linked, t::org_unlinked})
-    if (type == x)
-      return topic_kind::membership;
-  for (auto x :
-       {t::subscription_create, t::subscription_renew,
-        t::subscription_update_entitlements, t::subscription_convert_trial,
-        t::subscription_expire, t::subscription_archive,
-        t::subscription_update_metadata, t::license_issue})
-    if (type == x)
-      return topic_kind::subscriptions;
-  if (type == t::rate_plan_upserted || type == t::rate_plan_removed)
-    return topic_kind::catalog;
-  if (type == t::seat_delta)
-    return topic_kind::seat_deltas;
+  for (auto kind : {topic_kind::membership, topic_kind::subscriptions,
+                    topic_kind::catalog, topic_kind::seat_deltas})
+    for (auto x : types_of(kind))
+      if (type == x)
+        return kind;
   return std::nullopt;
 }
 

@@ -2,11 +2,12 @@
 
 // The CloudEvents `type` of every message and the topic each belongs to.
 
-#include "domain/commands.hpp"
-
 #include <optional>
 #include <string_view>
 #include <variant>
+#include <vector>
+
+#include "domain/commands.hpp"
 
 namespace seatledger::messages {
 
@@ -68,6 +69,9 @@ using input_event
 std::string_view type_of(const domain::membership_change& change) noexcept;
 std::string_view type_of(const domain::subscription_command& command) noexcept;
 std::string_view type_of(const domain::catalog_change& change) noexcept;
+
+/// Every type the messages of a topic may carry.
+const std::vector<std::string_view>& types_of(topic_kind kind);
 
 /// The topic whose messages may carry `type`, if any.
 std::optional<topic_kind> topic_of(std::string_view type) noexcept;

@@ -204,6 +204,18 @@ registry::registry() : impl_(std::make_unique<impl>()) {}
 
 registry::~registry() = default;
 
+void registry::known(const actors::service_status::known_series& series) {
+  // Created, not incremented: a series that exists already keeps its count.
+  for (const auto& [topic, type] : series.consumed)
+    impl_->consumed.get({topic, type});
+  for (const auto& [topic, type, reason] : series.rejected)
+    impl_->rejected.get({topic, type, reason});
+  for (const auto& code : series.dead_letter_codes)
+    impl_->dead_letters.get({code});
+  for (const auto& [topic, partition] : series.partitions)
+    impl_->gaps.get({topic, std::to_string(partition)});
+}
+
 void registry::consumed(const std::string& topic, const std::string& type) {
   impl_->consumed.get({topic, type}).Increment();
 }

@@ -32,6 +32,8 @@ public:
 
   // -- service_status::observer -----------------------------------------------
 
+  void known(const actors::service_status::known_series& series) override;
+
   void consumed(const std::string& topic, const std::string& type) override;
 
   void rejected(const std::string& topic, const std::string& type,

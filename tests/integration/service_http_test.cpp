@@ -543,6 +543,23 @@ TEST_F(service_http, readyz_and_metrics_after_traffic) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;
   EXPECT_EQ(body_of(res)["status"], "ready");
+  // Before any bad record: the series an alert watches exist at 0 (they
+  // appeared at their first sample, so Prometheus saw no increase).
+  res = s.get("/metrics", nullptr);
+  ASSERT_TRUE(res);
+  for (const auto* series :
+       {"seatledger_dead_letters_total{code=\"malformed_json\"} 0",
+        "seatledger_dead_letters_total{code=\"key_mismatch\"} 0",
+        "seatledger_records_rejected_total{reason=\"unknown_subscription\","
+        "topic=\"seatledger.subscriptions.v1\",type=\"seatledger."
+        "subscription.expire\"} 0",
+        "seatledger_records_consumed_total{topic=\"seatledger.catalog.v1\","
+        "type=\"seatledger.catalog.rate_plan.removed\"} 0",
+        "seatledger_position_gaps_total{partition=\"0\",topic=\"seatledger."
+        "membership.v1\"} 0"})
+    EXPECT_NE(res->body.find(std::string{series} + "\n"), std::string::npos)
+      << series << "\n"
+      << res->body;
   // Some HTTP traffic too, so its families have samples, and a record
   // that is not a CloudEvent (a dead letter).
   s.get(std::string{"/v1/subscriptions/"} + sub);
@@ -558,9 +575,13 @@ TEST_F(service_http, readyz_and_metrics_after_traffic) {
     [&] {
       res = s.get("/metrics", nullptr);
       return res && res->status == 200
-             && res->body.find("seatledger_dead_letters_total{")
+             && res->body.find(
+                  "seatledger_dead_letters_total{code=\"malformed_json\"} 1")
                   != std::string::npos
-             && res->body.find("seatledger_records_rejected_total{")
+             && res->body.find("seatledger_records_rejected_total{reason="
+                               "\"unknown_subscription\",topic=\"seatledger."
+                               "subscriptions.v1\",type=\"seatledger."
+                               "subscription.expire\"} 1")
                   != std::string::npos;
     },
     seconds{60}, milliseconds{100}))

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/errors.hpp"
 #include "domain/time.hpp"
 #include "messages/decode.hpp"
 #include "messages/types.hpp"
@@ -999,4 +1000,40 @@ TEST(escape_invalid_utf8, keeps_utf8_and_escapes_every_other_byte) {
             "\\xf4\\x90\\x80\\x80"); // above U+10FFFF
   EXPECT_EQ(escape_invalid_utf8(std::string_view{"a\0b", 3}),
             std::string("a\0b", 3));
+}
+
+TEST(error_codes, the_lists_the_metrics_start_at_zero_hold_every_code) {
+  // A code added to an enum but not to its list would have no series
+  // before its first sample (an alert on it would not fire the first time).
+  std::set<int> listed;
+  for (auto c : all_decode_error_codes)
+    listed.insert(static_cast<int>(c));
+  for (int i = -2; i < 64; ++i)
+    EXPECT_EQ(listed.count(i) == 1,
+              std::string{to_string(static_cast<decode_error_code>(i))}
+                != "unknown")
+      << i;
+  std::set<int> reasons;
+  for (auto c : seatledger::domain::all_rejection_codes)
+    reasons.insert(static_cast<int>(c));
+  for (int i = -2; i < 64; ++i)
+    EXPECT_EQ(reasons.count(i) == 1,
+              std::string{seatledger::domain::to_string(
+                static_cast<seatledger::domain::rejection_code>(i))}
+                != "unknown")
+      << i;
+}
+
+TEST(event_types, every_type_belongs_to_one_topic) {
+  std::map<std::string_view, int> topics_of;
+  for (auto kind : {topic_kind::membership, topic_kind::subscriptions,
+                    topic_kind::catalog, topic_kind::seat_deltas})
+    for (auto type : types_of(kind)) {
+      ++topics_of[type];
+      EXPECT_EQ(topic_of(type), kind) << type;
+    }
+  EXPECT_EQ(topics_of.size(), 17u);
+  for (const auto& [type, count] : topics_of)
+    EXPECT_EQ(count, 1) << type;
+  EXPECT_EQ(topic_of("seatledger.member.renamed"), std::nullopt);
 }

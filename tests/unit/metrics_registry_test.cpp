@@ -287,6 +287,41 @@ TEST(metrics_registry, lag_of_a_partition_given_up_is_not_reported) {
                        "topic=\"seatledger.membership.v1\"} 3"));
 }
 
+TEST(metrics_registry, known_series_start_at_zero_and_keep_their_counts) {
+  // A counter that appears at 1 shows Prometheus no increase, so an alert
+  // on the first dead letter or position gap never fired.
+  metrics::registry r;
+  actors::service_status status;
+  r.dead_letter("malformed_json");
+  actors::service_status::known_series known;
+  known.consumed = {{"seatledger.membership.v1", "seatledger.member.added"}};
+  known.rejected = {{"seatledger.subscriptions.v1",
+                     "seatledger.subscription.renew", "invalid_term"}};
+  known.dead_letter_codes = {"malformed_json", "key_mismatch"};
+  known.partitions = {{"seatledger.membership.v1", 2}};
+  r.known(known);
+  r.known(known); // again (partition counts changed): no sample counts twice
+  auto text = r.render(status);
+  EXPECT_TRUE(has_line(text, "seatledger_records_consumed_total{topic="
+                             "\"seatledger.membership.v1\",type="
+                             "\"seatledger.member.added\"} 0"))
+    << text;
+  EXPECT_TRUE(has_line(text, "seatledger_records_rejected_total{reason="
+                             "\"invalid_term\",topic="
+                             "\"seatledger.subscriptions.v1\",type="
+                             "\"seatledger.subscription.renew\"} 0"))
+    << text;
+  EXPECT_TRUE(
+    has_line(text, "seatledger_dead_letters_total{code=\"key_mismatch\"} 0"))
+    << text;
+  EXPECT_TRUE(
+    has_line(text, "seatledger_dead_letters_total{code=\"malformed_json\"} 1"))
+    << text;
+  EXPECT_TRUE(has_line(text, "seatledger_position_gaps_total{partition=\"2\","
+                             "topic=\"seatledger.membership.v1\"} 0"))
+    << text;
+}
+
 TEST(metrics_registry, promtool_check_metrics_passes) {
   ASSERT_EQ(access(promtool, X_OK), 0) << promtool << " is missing";
   metrics::registry r;
