@@ -90,10 +90,10 @@ std::optional<std::string> http_listen_problem(const std::string& listen) {
   return problem;
 }
 
-std::string http_listen_failure(const std::string& listen,
+std::string http_listen_failure(const config::settings& settings,
                                 const std::string& reason) {
-  return "invalid configuration: --http-listen: cannot listen on " + listen
-         + ": " + reason;
+  return "invalid configuration: " + settings.described("http-listen")
+         + ": cannot listen on " + settings.text("http-listen") + ": " + reason;
 }
 
 int wait_for_termination(const sigset_t& signals) {
@@ -259,7 +259,7 @@ start_http(const config::settings& settings, const std::string& database_url,
   auto port = parts->server->start(host, std::stoi(port_text));
   if (!port)
     return make_error(service_errc::config_invalid,
-                      http_listen_failure(listen, describe(port.error())));
+                      http_listen_failure(settings, describe(port.error())));
   http_handle handle;
   handle.url = "http://" + url_host(host) + ":" + std::to_string(*port);
   handle.keep_alive = parts;

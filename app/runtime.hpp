@@ -45,8 +45,9 @@ actors::pipeline_config pipeline_config_from(const config::settings& settings);
 /// database and Kafka came up; port 0 always can.
 std::optional<std::string> http_listen_problem(const std::string& listen);
 
-/// The one line start-up stops with when `listen` cannot be listened on.
-std::string http_listen_failure(const std::string& listen,
+/// The one line start-up stops with when `--http-listen` cannot be
+/// listened on.
+std::string http_listen_failure(const config::settings& settings,
                                 const std::string& reason);
 
 /// The running HTTP server (and what it keeps alive).

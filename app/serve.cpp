@@ -139,8 +139,7 @@ int run_serve(const config::settings& settings) {
     log::set_level(lvl);
   auto data_dir = settings.text("data-dir");
   if (auto problem = http_listen_problem(settings.text("http-listen"))) {
-    report_start_failure(
-      http_listen_failure(settings.text("http-listen"), *problem));
+    report_start_failure(http_listen_failure(settings, *problem));
     return 2;
   }
   // Keys first, before anything starts: a configured key file that cannot
@@ -148,7 +147,8 @@ int run_serve(const config::settings& settings) {
   // signing key is the configured one or a pair created under the data dir.
   if (auto unreadable
       = crypto::keyring::check_trusted_keys(settings.list("trusted-key"))) {
-    report_start_failure(std::string{"invalid configuration: --trusted-key: "}
+    report_start_failure("invalid configuration: "
+                         + settings.described("trusted-key") + ": "
                          + error_text(unreadable));
     return 2;
   }
@@ -181,7 +181,8 @@ int run_serve(const config::settings& settings) {
   }
   if (auto own = crypto::keyring::load(signing_key, {}); !own) {
     if (public_key_file.empty()) {
-      report_start_failure(std::string{"invalid configuration: --signing-key: "}
+      report_start_failure("invalid configuration: "
+                           + settings.described("signing-key") + ": "
                            + error_text(own.error()));
       return 2;
     }
@@ -191,7 +192,8 @@ int run_serve(const config::settings& settings) {
   }
   auto keys = crypto::keyring::load(signing_key, settings.list("trusted-key"));
   if (!keys) {
-    report_start_failure(std::string{"invalid configuration: --trusted-key: "}
+    report_start_failure("invalid configuration: "
+                         + settings.described("trusted-key") + ": "
                          + error_text(keys.error()));
     return 2;
   }

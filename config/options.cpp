@@ -447,6 +447,8 @@ optional<string> small_count(const string& value) {
   return count_up_to(value, 1024);
 }
 
+/// Commit connections, and the embedded cluster's brokers (dev-kafka's
+/// limit).
 optional<string> connection_count(const string& value) {
   return count_up_to(value, 16);
 }
@@ -646,7 +648,8 @@ const std::vector<option_spec>& serve_options() {
      "partitions per topic of the embedded Kafka cluster", k::integer, "4",
      small_count},
     {"embedded-brokers", "SEATLEDGER_EMBEDDED_BROKERS",
-     "brokers of the embedded Kafka cluster", k::integer, "1", small_count},
+     "brokers of the embedded Kafka cluster (as dev-kafka's --brokers)",
+     k::integer, "1", connection_count},
     {"log-level", "SEATLEDGER_LOG_LEVEL", "debug, info, warning or error",
      k::text, "info", log_level},
     {"replica-id", "SEATLEDGER_REPLICA_ID",
@@ -688,6 +691,13 @@ const string& settings::origin(const string& name) const {
   static const string none = "default";
   auto it = origins.find(name);
   return it == origins.end() ? none : it->second;
+}
+
+string settings::described(const string& name) const {
+  for (const auto& spec : serve_options())
+    if (spec.name == name)
+      return describe_origin(spec, origin(name));
+  return "--" + name;
 }
 
 std::map<string, string> process_environment() {

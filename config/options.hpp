@@ -59,6 +59,10 @@ public:
   const std::vector<std::string>& list(const std::string& name) const;
   /// Where a value came from: "flag", "env", "file" or "default".
   const std::string& origin(const std::string& name) const;
+  /// The setting as start-up errors name it: "--trusted-key", or
+  /// "--trusted-key (SEATLEDGER_TRUSTED_KEY_FILES from the environment)"
+  /// when its value came from there (likewise the configuration file).
+  std::string described(const std::string& name) const;
 
   std::map<std::string, std::vector<std::string>> values;
   std::map<std::string, std::string> origins;

@@ -162,6 +162,18 @@ TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
       dir.file("missing-public.pem")},
      {},
      {"--trusted-key", dir.file("missing-public.pem")}},
+    // Read after the variables were checked: the line named the flag
+    // alone, which an operator who set the variable looked for in vain.
+    {"a missing trusted key from the environment",
+     {"--signing-key", keys->signing_key_file},
+     {{"SEATLEDGER_TRUSTED_KEY_FILES", dir.file("missing-public.pem")}},
+     {"--trusted-key (SEATLEDGER_TRUSTED_KEY_FILES from the environment): ",
+      dir.file("missing-public.pem")}},
+    {"a missing signing key from the environment",
+     {},
+     {{"SEATLEDGER_SIGNING_KEY_FILE", dir.file("missing.pem")}},
+     {"--signing-key (SEATLEDGER_SIGNING_KEY_FILE from the environment): ",
+      dir.file("missing.pem")}},
     // Without --signing-key a key pair was created under --data-dir
     // before the trusted keys were read.
     {"a missing trusted key, no signing key",
