@@ -134,6 +134,7 @@ void report_start_failure(const std::string& line) {
 }
 
 int run_serve(const config::settings& settings) {
+  log::log_termination();
   auto signals = block_termination_signals();
   if (log::level lvl; log::parse_level(settings.text("log-level"), lvl))
     log::set_level(lvl);

@@ -3,7 +3,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <exception>
 #include <mutex>
 
 #include "log/utf8.hpp"
@@ -116,6 +118,24 @@ void write(level lvl, std::string_view message,
   line += "}\n";
   std::lock_guard<std::mutex> guard{output_mutex};
   std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void log_termination() {
+  std::set_terminate([] {
+    std::string what = "std::terminate was called without an exception";
+    if (auto current = std::current_exception()) {
+      try {
+        std::rethrow_exception(current);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+        what = "an exception of a type not derived from std::exception";
+      }
+    }
+    write(level::error, "terminating: an exception nobody handled",
+          {{"error", what}});
+    std::abort();
+  });
 }
 
 } // namespace seatledger::log

@@ -49,6 +49,12 @@ struct field {
 void write(level lvl, std::string_view message,
            std::initializer_list<field> fields = {});
 
+/// Makes std::terminate write one JSON line at level `error` (with the
+/// exception's `what()` when an exception caused it) before it aborts: its
+/// default message is a plain line among JSON ones, which a log pipeline
+/// parsing them drops, and it is the line that says why the process died.
+void log_termination();
+
 inline void debug(std::string_view message,
                   std::initializer_list<field> fields = {}) {
   if (current_level() <= level::debug)

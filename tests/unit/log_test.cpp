@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
+#include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -39,4 +41,17 @@ TEST(log, a_line_is_json_whatever_bytes_a_field_quotes) {
 TEST(log, control_characters_quotes_and_backslashes_are_escaped) {
   auto line = logged("a \"quoted\" \\ path\nand a\ttab\x01", {});
   EXPECT_EQ(line.at("message"), "a \"quoted\" \\ path\nand a\ttab\x01");
+}
+
+TEST(log_death, an_exception_nobody_handles_ends_in_a_json_line) {
+  // The runtime's own "terminate called after throwing …" was a plain line
+  // among serve's JSON ones.
+  EXPECT_DEATH(
+    {
+      seatledger::log::log_termination();
+      std::thread{[] { throw std::runtime_error("boom \"quoted\""); }}.join();
+    },
+    "\\{\"time\":\"[^\"]+\",\"level\":\"error\",\"message\":"
+    "\"terminating: an exception nobody handled\",\"error\":\"boom "
+    "\\\\\"quoted\\\\\"\"\\}\n");
 }
