@@ -44,6 +44,29 @@ constexpr const char* dead_letter_headers[]
      "seatledger.source.topic", "seatledger.source.partition",
      "seatledger.source.offset"};
 
+/// "seatledger.membership.v1[0,3] seatledger.subscriptions.v1[1]": which
+/// partitions moved, for an operator following a rebalance across replicas'
+/// logs (a count alone did not say).
+std::string partition_ids(const std::vector<topic_partition>& partitions) {
+  std::map<std::string, std::set<std::int32_t>> by_topic;
+  for (const auto& tp : partitions)
+    by_topic[tp.topic].insert(tp.partition);
+  std::string text;
+  for (const auto& [topic, ids] : by_topic) {
+    if (!text.empty())
+      text += ' ';
+    text += topic;
+    char separator = '[';
+    for (auto id : ids) {
+      text += separator;
+      text += std::to_string(id);
+      separator = ',';
+    }
+    text += ']';
+  }
+  return text;
+}
+
 // Dead-letter codes of the pipeline's own checks, beside the decoder's.
 constexpr const char* key_mismatch_code = "key_mismatch";
 constexpr const char* wrong_partition_code = "wrong_partition";
@@ -433,6 +456,7 @@ struct coordinator_state {
     main->commit_async(copies);
     log::info("partitions assigned",
               {{"partitions", static_cast<long>(partitions.size())},
+               {"ids", partition_ids(partitions)},
                {"owner", config.owner}});
     publish_leases();
     status->partitions_assigned = true;
@@ -471,6 +495,7 @@ struct coordinator_state {
     }
     log::info("partitions revoked",
               {{"partitions", static_cast<long>(partitions.size())},
+               {"ids", partition_ids(partitions)},
                {"commit_in_flight", commit_in_flight},
                {"lost", lost}});
     publish_leases();

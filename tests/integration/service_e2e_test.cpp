@@ -1215,8 +1215,16 @@ TEST_F(service_e2e, ready_only_once_the_group_assigned_partitions) {
   database_probe probe{db_->conninfo()};
   EXPECT_GT(probe.leases_of(options_.consumer_group, options_.replica_id), 0)
     << "ready before the group assigned it partitions";
-  EXPECT_NE(service_->stderr_tail().find("partitions assigned"),
-            std::string::npos);
+  // Which partitions, not only how many: an operator follows a rebalance
+  // across the replicas' logs by them (the line gave a count alone).
+  auto log = service_->stderr_tail();
+  auto assigned = log.find("\"message\":\"partitions assigned\"");
+  ASSERT_NE(assigned, std::string::npos) << log;
+  auto line = log.substr(assigned, log.find('\n', assigned) - assigned);
+  for (const auto* ids :
+       {"seatledger.membership.v1[0,1,2,3]",
+        "seatledger.subscriptions.v1[0,1,2,3]", "seatledger.catalog.v1[0"})
+    EXPECT_NE(line.find(ids), std::string::npos) << ids << " not in " << line;
 }
 
 TEST_F(service_e2e, sigterm_publishes_every_pending_event_before_it_exits) {
