@@ -122,18 +122,30 @@ void write(level lvl, std::string_view message,
 
 void log_termination() {
   std::set_terminate([] {
-    std::string what = "std::terminate was called without an exception";
-    if (auto current = std::current_exception()) {
-      try {
-        std::rethrow_exception(current);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-        what = "an exception of a type not derived from std::exception";
+    try {
+      if (auto current = std::current_exception()) {
+        std::string what;
+        try {
+          std::rethrow_exception(current);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+          what = "an exception of a type not derived from std::exception";
+        }
+        write(level::error, "terminating: an exception nobody handled",
+              {{"error", what}});
+      } else {
+        write(level::error, "terminating: std::terminate was called without "
+                            "an exception (a joinable thread destroyed, a "
+                            "noexcept function left by one)");
       }
+    } catch (...) {
+      // Out of memory (a bad_alloc may be why we are here): a fixed line.
+      static constexpr char line[]
+        = "{\"level\":\"error\",\"message\":\"terminating: an exception "
+          "nobody handled\"}\n";
+      std::fwrite(line, 1, sizeof(line) - 1, stderr);
     }
-    write(level::error, "terminating: an exception nobody handled",
-          {{"error", what}});
     std::abort();
   });
 }

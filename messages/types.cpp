@@ -90,30 +90,39 @@ std::string_view type_of(const domain::catalog_change& change) noexcept {
   return std::visit(namer{}, change);
 }
 
-const std::vector<std::string_view>& types_of(topic_kind kind) {
-  static const std::vector<std::string_view> membership{
-    t::member_added, t::member_updated, t::member_removed,
-    t::org_snapshot, t::org_linked,     t::org_unlinked};
-  static const std::vector<std::string_view> subscriptions{
-    t::subscription_create,
-    t::subscription_renew,
-    t::subscription_update_entitlements,
-    t::subscription_convert_trial,
-    t::subscription_expire,
-    t::subscription_archive,
-    t::subscription_update_metadata,
-    t::license_issue};
-  static const std::vector<std::string_view> catalog{t::rate_plan_upserted,
-                                                     t::rate_plan_removed};
-  static const std::vector<std::string_view> seat_deltas{t::seat_delta};
-  static const std::vector<std::string_view> none;
+namespace {
+
+constexpr std::string_view membership_types[]
+  = {t::member_added, t::member_updated, t::member_removed,
+     t::org_snapshot, t::org_linked,     t::org_unlinked};
+constexpr std::string_view subscription_types[]
+  = {t::subscription_create,
+     t::subscription_renew,
+     t::subscription_update_entitlements,
+     t::subscription_convert_trial,
+     t::subscription_expire,
+     t::subscription_archive,
+     t::subscription_update_metadata,
+     t::license_issue};
+constexpr std::string_view catalog_types[] = {t::rate_plan_upserted,
+                                              t::rate_plan_removed};
+constexpr std::string_view seat_delta_types[] = {t::seat_delta};
+
+template<std::size_t N>
+type_list list_of(const std::string_view (&types)[N]) noexcept {
+  return {types, N};
+}
+
+} // namespace
+
+type_list types_of(topic_kind kind) noexcept {
   switch (kind) {
-    case topic_kind::membership: return membership;
-    case topic_kind::subscriptions: return subscriptions;
-    case topic_kind::catalog: return catalog;
-    case topic_kind::seat_deltas: return seat_deltas;
+    case topic_kind::membership: return list_of(membership_types);
+    case topic_kind::subscriptions: return list_of(subscription_types);
+    case topic_kind::catalog: return list_of(catalog_types);
+    case topic_kind::seat_deltas: return list_of(seat_delta_types);
   }
-  return none;
+  return {};
 }
 
 std::optional<topic_kind> topic_of(std::string_view type) noexcept {

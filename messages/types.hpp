@@ -2,10 +2,10 @@
 
 // The CloudEvents `type` of every message and the topic each belongs to.
 
+#include <cstddef>
 #include <optional>
 #include <string_view>
 #include <variant>
-#include <vector>
 
 #include "domain/commands.hpp"
 
@@ -70,8 +70,22 @@ std::string_view type_of(const domain::membership_change& change) noexcept;
 std::string_view type_of(const domain::subscription_command& command) noexcept;
 std::string_view type_of(const domain::catalog_change& change) noexcept;
 
+/// A view of a constant list of types.
+struct type_list {
+  const std::string_view* first = nullptr;
+  std::size_t size = 0;
+
+  const std::string_view* begin() const noexcept {
+    return first;
+  }
+
+  const std::string_view* end() const noexcept {
+    return first + size;
+  }
+};
+
 /// Every type the messages of a topic may carry.
-const std::vector<std::string_view>& types_of(topic_kind kind);
+type_list types_of(topic_kind kind) noexcept;
 
 /// The topic whose messages may carry `type`, if any.
 std::optional<topic_kind> topic_of(std::string_view type) noexcept;

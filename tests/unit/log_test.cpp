@@ -43,7 +43,7 @@ TEST(log, control_characters_quotes_and_backslashes_are_escaped) {
   EXPECT_EQ(line.at("message"), "a \"quoted\" \\ path\nand a\ttab\x01");
 }
 
-TEST(log_death, an_exception_nobody_handles_ends_in_a_json_line) {
+TEST(log_DeathTest, an_exception_nobody_handles_ends_in_a_json_line) {
   // The runtime's own "terminate called after throwing …" was a plain line
   // among serve's JSON ones.
   EXPECT_DEATH(

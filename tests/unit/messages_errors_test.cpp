@@ -1032,6 +1032,18 @@ TEST(event_types, every_type_belongs_to_one_topic) {
       ++topics_of[type];
       EXPECT_EQ(topic_of(type), kind) << type;
     }
+  namespace t = event_types;
+  // Every constant of event_types, written out: a type missing from its
+  // topic's list would be dead-lettered as unknown_type.
+  for (auto type :
+       {t::member_added, t::member_updated, t::member_removed, t::org_snapshot,
+        t::org_linked, t::org_unlinked, t::subscription_create,
+        t::subscription_renew, t::subscription_update_entitlements,
+        t::subscription_convert_trial, t::subscription_expire,
+        t::subscription_archive, t::subscription_update_metadata,
+        t::license_issue, t::rate_plan_upserted, t::rate_plan_removed,
+        t::seat_delta})
+    EXPECT_EQ(topics_of.count(type), 1u) << type;
   EXPECT_EQ(topics_of.size(), 17u);
   for (const auto& [type, count] : topics_of)
     EXPECT_EQ(count, 1) << type;
