@@ -695,8 +695,11 @@ const string& settings::origin(const string& name) const {
 
 string settings::described(const string& name) const {
   for (const auto& spec : serve_options())
-    if (spec.name == name)
-      return describe_origin(spec, origin(name));
+    if (spec.name == name) {
+      auto line = file_lines.find(name);
+      return describe_origin(
+        spec, origin(name), line == file_lines.end() ? string{} : line->second);
+    }
   return "--" + name;
 }
 
@@ -829,6 +832,8 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
         return fail(describe_origin(spec, origin) + ": " + *err);
     result.values[spec.name] = std::move(values);
     result.origins[spec.name] = origin;
+    if (origin == "file" && !where(0).empty())
+      result.file_lines[spec.name] = where(0);
   }
   if (auto b = result.values.find("kafka-bootstrap");
       b != result.values.end() && !b->second.empty())

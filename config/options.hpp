@@ -61,11 +61,15 @@ public:
   const std::string& origin(const std::string& name) const;
   /// The setting as start-up errors name it: "--trusted-key", or
   /// "--trusted-key (SEATLEDGER_TRUSTED_KEY_FILES from the environment)"
-  /// when its value came from there (likewise the configuration file).
+  /// when its value came from there ("--trusted-key (/etc/seatledger.conf:3)"
+  /// from the configuration file).
   std::string described(const std::string& name) const;
 
   std::map<std::string, std::vector<std::string>> values;
   std::map<std::string, std::string> origins;
+  /// "path:line" of the (first) value of a setting read from the
+  /// configuration file.
+  std::map<std::string, std::string> file_lines;
 };
 
 /// Values given on the command line: option name -> values (several for a

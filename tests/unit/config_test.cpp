@@ -187,8 +187,7 @@ TEST(config, flag_beats_environment_beats_file_beats_default_per_kind) {
     s = ok(with_config);
     EXPECT_EQ(s.text(c.name), c.file_value);
     EXPECT_EQ(s.origin(c.name), "file");
-    EXPECT_EQ(s.described(c.name),
-              "--" + c.name + " (in the configuration file)");
+    EXPECT_EQ(s.described(c.name), "--" + c.name + " (" + file.path() + ":3)");
     s = ok({}, {{"SEATLEDGER_CONFIG", file.path()}});
     EXPECT_EQ(s.text(c.name), c.file_value);
     EXPECT_EQ(s.origin(c.name), "file");
