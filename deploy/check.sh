@@ -4,7 +4,8 @@
 # drain budget, selectors that match, …), every SEATLEDGER_* name is an
 # option declared in config/options.cpp, and the Dockerfile has the shape
 # deployment.yaml relies on. Needs python3 with PyYAML (Debian:
-# python3-yaml). Uses kubeconform too when it is installed.
+# python3-yaml). Uses kubeconform too when it is installed. The alerting
+# rules (deploy/prometheus/) are checked with promtool (Debian: prometheus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -269,3 +270,15 @@ PY
 if command -v kubeconform >/dev/null 2>&1; then
   kubeconform -strict -summary -ignore-missing-schemas deploy/kubernetes/*.yaml
 fi
+
+# The alerting rules: valid, their cases pass, and every metric they name is
+# one the service exposes (adapters/metrics/registry.cpp).
+promtool check rules deploy/prometheus/alerts.yaml
+promtool test rules deploy/prometheus/alerts_test.yaml
+exposed=$(grep -o '"seatledger_[a-z_]*"' adapters/metrics/registry.cpp | tr -d '"' | sort -u)
+for name in $(grep -o 'seatledger_[a-z_]*' deploy/prometheus/alerts.yaml | grep -v '^seatledger_dlq' | sort -u); do
+  if ! grep -qx "$name" <<<"$exposed"; then
+    echo "check: deploy/prometheus/alerts.yaml: $name is not a metric of adapters/metrics/registry.cpp" >&2
+    exit 1
+  fi
+done
