@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +80,21 @@ std::optional<std::string> lookup_key(const nlohmann::json& event,
     if (found || comma == std::string::npos)
       return found;
     start = comma + 1;
+  }
+}
+
+/// Whether `line` fails to parse only because it ends before its JSON
+/// value does: the first line of a pretty-printed document ("{", "[",
+/// "{\"id\": \"e-1\","), never a record of its own. (A string cannot go on
+/// over a line break in JSON, so an unterminated one is not counted.)
+bool value_goes_on_past_its_line(const std::string& line) {
+  try {
+    (void)nlohmann::json::parse(line);
+    return false;
+  } catch (const nlohmann::json::parse_error& e) {
+    return e.byte > line.size()
+           && std::string_view{e.what()}.find("unexpected end of input")
+                != std::string_view::npos;
   }
 }
 
@@ -159,13 +175,28 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     return 2;
   }
   long unkeyed = 0;
+  long line_number = 0;
   std::string line;
   while (std::getline(*in, line)) {
+    ++line_number;
     // A blank line (a trailing newline, an editor's indentation) is no
     // record: it was published and dead-lettered as malformed JSON.
     if (line.find_first_not_of(" \t\r") == std::string::npos)
       continue;
     auto event = nlohmann::json::parse(line, nullptr, false);
+    // A pretty-printed file was published a line at a time: every line a
+    // dead letter, exit 0. A line that is not JSON at all is still
+    // published (a poison record sent on purpose).
+    if (event.is_discarded() && value_goes_on_past_its_line(line)) {
+      (*producer)->flush(60'000);
+      std::cerr << (in == &std::cin ? std::string{"stdin"} : file) << ":"
+                << line_number
+                << ": a JSON value that goes on over the next lines; publish "
+                   "reads JSON lines, one event a line (jq -c . makes them "
+                   "from a pretty-printed file); stopped there, "
+                << published << " records published before it\n";
+      return 1;
+    }
     auto key = event.is_discarded() ? std::nullopt
                                     : lookup_key(event, key_field);
     // Published all the same (a poison record is worth sending on purpose),

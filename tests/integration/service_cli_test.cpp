@@ -750,6 +750,46 @@ TEST(cli_publish, a_topic_the_cluster_lacks_is_named_not_created) {
   EXPECT_EQ(io.read_all("seatledger.membership.v1").size(), 1u);
 }
 
+TEST(cli_publish,
+     a_pretty_printed_file_is_refused_not_published_a_line_at_a_time) {
+  // Each line of it went out as a record (every one a dead letter) and
+  // publish exited 0. A line that is not JSON at all is still published:
+  // a poison record sent on purpose (the sample does).
+  auto cluster = kafka::mock_cluster::start(1, service_topic_names(), 4);
+  ASSERT_TRUE(cluster) << describe(cluster.error());
+  temp_dir dir{"seatledger_cli_publish_pretty"};
+  const std::string event
+    = R"({"specversion":"1.0","id":"e-1","source":"t",)"
+      R"("type":"seatledger.member.added","time":"2026-01-01T00:00:00Z",)"
+      R"("data":{"org_id":"o-1","user_id":"u-1"}})";
+  auto pretty = dir.file("pretty.json");
+  std::ofstream{pretty} << "{\n  \"specversion\": \"1.0\",\n  \"id\": "
+                           "\"e-2\"\n}\n";
+  auto r
+    = run_cli({"publish", "--kafka-bootstrap", (*cluster)->bootstrap_servers(),
+               "--topic", membership_topic, pretty});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_EQ(lines[0].rfind(pretty + ":1: a JSON value that goes on", 0), 0u)
+    << lines[0];
+  EXPECT_NE(lines[0].find("0 records published before it"), std::string::npos)
+    << lines[0];
+  kafka_io io{(*cluster)->bootstrap_servers()};
+  EXPECT_EQ(io.read_all(membership_topic).size(), 0u);
+  // JSON lines and a deliberate poison line, then a pretty-printed event:
+  // what came before it is published, and it is named by its line.
+  auto mixed = dir.file("mixed.jsonl");
+  std::ofstream{mixed} << event << "\nthis is not JSON\n\n[{\"id\": \"e-3\",\n";
+  r = run_cli({"publish", "--kafka-bootstrap", (*cluster)->bootstrap_servers(),
+               "--topic", membership_topic, mixed});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  EXPECT_NE(r.err.find(mixed + ":4: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 records published before it"), std::string::npos)
+    << r.err;
+  EXPECT_EQ(io.read_all(membership_topic).size(), 2u);
+}
+
 TEST(cli_publish, keys_catalog_upserts_and_removals_by_their_plan_id) {
   // A removal names its plan in rate_plan_id, an upsert in rate_plan.id;
   // removals went with an empty key, which the service dead-letters
