@@ -220,6 +220,21 @@ for where, ta in by_kind.get("TriggerAuthentication", []):
         keys.update(secret.get("data") or {})
         if ref.get("key") not in keys:
             fail(where, f"secretTargetRef: Secret {ref.get('name')} has no key {ref.get('key')}")
+# KEDA and the service reach the same brokers: when KEDA logs in with SASL
+# or TLS, the service's Kafka properties (ConfigMap or Secret) must set a
+# security.protocol other than plaintext, or its replicas never get ready
+# while the scaler works.
+service_kafka_properties = ""
+for doc in list(configmaps.values()) + list(secrets.values()):
+    values = dict(doc.get("data") or {})
+    values.update(doc.get("stringData") or {})
+    service_kafka_properties += "," + str(values.get("SEATLEDGER_KAFKA_PROPERTIES", ""))
+protocol = re.search(r"(?:^|,)\s*security\.protocol=([A-Za-z_]+)", service_kafka_properties)
+for where, ta in by_kind.get("TriggerAuthentication", []):
+    params = {r.get("parameter") for r in get(ta, "spec.secretTargetRef", where, required=False) or []}
+    if params & {"sasl", "tls"} and (protocol is None or protocol.group(1).lower() == "plaintext"):
+        fail(where, "KEDA logs in to Kafka with sasl/tls, but no SEATLEDGER_KAFKA_PROPERTIES "
+                    "sets the service's security.protocol")
 for where, so in by_kind.get("ScaledObject", []):
     if get(so, "spec.scaleTargetRef.name", where) != dep_name:
         fail(where, "scaleTargetRef must name the Deployment")
