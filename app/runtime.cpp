@@ -90,6 +90,22 @@ std::optional<std::string> http_listen_problem(const std::string& listen) {
   return problem;
 }
 
+std::string on_one_line(const std::string& text) {
+  std::string result;
+  bool in_break = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\r') {
+      in_break = true;
+      continue;
+    }
+    if (in_break && !result.empty())
+      result += " | ";
+    in_break = false;
+    result.push_back(c);
+  }
+  return result;
+}
+
 std::string http_listen_failure(const config::settings& settings,
                                 const std::string& reason) {
   return "invalid configuration: " + settings.described("http-listen")

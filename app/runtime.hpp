@@ -45,6 +45,11 @@ actors::pipeline_config pipeline_config_from(const config::settings& settings);
 /// database and Kafka came up; port 0 always can.
 std::optional<std::string> http_listen_problem(const std::string& listen);
 
+/// `text` on one line, its line breaks written ` | `: a fatal start-up
+/// error is one line on stderr, and pg_ctl's or libpq's messages span
+/// several.
+std::string on_one_line(const std::string& text);
+
 /// The one line start-up stops with when `--http-listen` cannot be
 /// listened on.
 std::string http_listen_failure(const config::settings& settings,

@@ -33,31 +33,12 @@ void announce(const std::string& name, const std::string& value) {
   std::cout << name << "=" << value << std::endl;
 }
 
-/// An error's own text, without the error code's name in front.
-std::string error_text(const caf::error& err) {
-  const auto& ctx = err.context();
-  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
-    return ctx.get_as<std::string>(0);
-  return describe(err);
-}
-
-/// `text` on one line, its line breaks written ` | `: a fatal start-up
-/// error is one line on stderr, and pg_ctl's or libpq's messages span
-/// several.
-std::string on_one_line(const std::string& text) {
-  std::string result;
-  bool in_break = false;
-  for (char c : text) {
-    if (c == '\n' || c == '\r') {
-      in_break = true;
-      continue;
-    }
-    if (in_break && !result.empty())
-      result += " | ";
-    in_break = false;
-    result.push_back(c);
-  }
-  return result;
+/// The line for a Kafka client librdkafka refuses to create: the
+/// passed-through properties are at fault.
+std::string kafka_refusal(const config::settings& settings,
+                          const caf::error& err) {
+  return "invalid configuration: " + settings.described("kafka-property") + ": "
+         + on_one_line(message_of(err));
 }
 
 std::string describe_on_one_line(const caf::error& err) {
@@ -150,7 +131,7 @@ int run_serve(const config::settings& settings) {
       = crypto::keyring::check_trusted_keys(settings.list("trusted-key"))) {
     report_start_failure("invalid configuration: "
                          + settings.described("trusted-key") + ": "
-                         + error_text(unreadable));
+                         + message_of(unreadable));
     return 2;
   }
   auto signing_key = settings.text("signing-key");
@@ -184,18 +165,26 @@ int run_serve(const config::settings& settings) {
     if (public_key_file.empty()) {
       report_start_failure("invalid configuration: "
                            + settings.described("signing-key") + ": "
-                           + error_text(own.error()));
+                           + message_of(own.error()));
       return 2;
     }
     report_start_failure(std::string{"cannot read the signing key: "}
-                         + error_text(own.error()));
+                         + message_of(own.error()));
     return 1;
   }
   auto keys = crypto::keyring::load(signing_key, settings.list("trusted-key"));
   if (!keys) {
     report_start_failure("invalid configuration: "
                          + settings.described("trusted-key") + ": "
-                         + error_text(keys.error()));
+                         + message_of(keys.error()));
+    return 2;
+  }
+  // Properties librdkafka takes one by one may still not go together (SASL
+  // without sasl.username): it refuses to create a client. Found here,
+  // before anything starts, like every other invalid setting.
+  if (auto client = kafka::producer::make(kafka_config_from(settings));
+      !client && is(client.error(), service_errc::config_invalid)) {
+    report_start_failure(kafka_refusal(settings, client.error()));
     return 2;
   }
   // PostgreSQL: the configured server, or a private one under the data dir.
@@ -270,6 +259,15 @@ int run_serve(const config::settings& settings) {
   auto http = start_http(settings, database_url, kafka_config, *keys, status,
                          context);
   if (!http) {
+    if (is(http.error(), service_errc::config_invalid)) {
+      // The listen address names itself; a Kafka client refused names the
+      // properties (as checked above, should the producer differ).
+      auto text = on_one_line(message_of(http.error()));
+      report_start_failure(text.rfind("invalid configuration: ", 0) == 0
+                             ? text
+                             : kafka_refusal(settings, http.error()));
+      return 2;
+    }
     report_start_failure(describe_on_one_line(http.error()));
     return 1;
   }

@@ -18,6 +18,7 @@
 #include "paseto/license_verifier.hpp"
 #include "paseto/signed_json.hpp"
 #include "paseto/trusted_keys.hpp"
+#include "storage/conninfo.hpp"
 #include "storage/embedded_postgres.hpp"
 #include "storage/pg_store.hpp"
 #include "storage/verify_command.hpp"
@@ -151,6 +152,11 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   long failed = 0;
   auto producer = kafka::producer::make(kafka);
   if (!producer) {
+    if (is(producer.error(), service_errc::config_invalid)) {
+      std::cerr << "invalid configuration: --kafka-property: "
+                << message_of(producer.error()) << "\n";
+      return 2;
+    }
     std::cerr << describe(producer.error()) << "\n";
     return 1;
   }
@@ -249,6 +255,16 @@ int run_migrate(const std::string& database_url, const std::string& data_dir) {
   }
   auto applied = storage::migrate(db.url);
   if (!applied) {
+    // Credentials only the configuration mends, as serve tells them: a
+    // migration Job must not take a wrong secret for an outage (exit 1).
+    if (is(applied.error(), service_errc::storage_unavailable))
+      if (auto refusal = storage::lasting_refusal(db.url,
+                                                  std::chrono::seconds{5})) {
+        std::cerr << "invalid configuration: --database-url: PostgreSQL "
+                     "refuses the connection: "
+                  << on_one_line(*refusal) << "\n";
+        return 2;
+      }
     std::cerr << "migration failed: " << describe(applied.error()) << "\n";
     return 1;
   }
@@ -324,7 +340,8 @@ int run_license_keygen(const std::string& out_dir) {
   auto files = crypto::generate_key_pair(out_dir);
   if (!files) {
     std::cerr << describe(files.error()) << "\n";
-    return 1;
+    // A pair there already is left alone: nothing done, as asked.
+    return is(files.error(), service_errc::conflict) ? 2 : 1;
   }
   std::cout << "SIGNING_KEY_FILE=" << files->signing_key_file << "\n"
             << "PUBLIC_KEY_FILE=" << files->public_key_file << std::endl;

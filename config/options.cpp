@@ -581,8 +581,9 @@ const std::vector<option_spec>& serve_options() {
     {"http-listen", "SEATLEDGER_HTTP_LISTEN", "HTTP address HOST:PORT", k::text,
      "0.0.0.0:8080", host_port},
     {"api-token", "SEATLEDGER_API_TOKENS",
-     "API token TOKEN:SCOPE (scope read or admin); repeatable, "
-     "comma-separated in the variable",
+     "API token TOKEN:SCOPE (scope read or admin; TOKEN at least 16 of "
+     "A-Z a-z 0-9 - . _ ~ + / =); repeatable, comma-separated in the "
+     "variable",
      k::list, "", api_token, true, token_with_two_scopes},
     {"signing-key", "SEATLEDGER_SIGNING_KEY_FILE",
      "PEM file of the Ed25519 signing key; unset: a key pair under "

@@ -36,4 +36,11 @@ std::string describe(const caf::error& err) {
   return result;
 }
 
+std::string message_of(const caf::error& err) {
+  const auto& ctx = err.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return describe(err);
+}
+
 } // namespace seatledger

@@ -21,6 +21,15 @@ caf::error kafka_error(const std::string& what) {
   return make_error(service_errc::kafka_failure, what);
 }
 
+/// librdkafka refused to create a client: its configuration (the
+/// properties passed through) is at fault, e.g. SASL without
+/// sasl.username, so start-up reports it as invalid configuration.
+caf::error client_refused(const char* kind, const char* errstr) {
+  return make_error(service_errc::config_invalid,
+                    std::string{"librdkafka refuses to create a "} + kind + ": "
+                      + errstr);
+}
+
 struct conf_deleter {
   void operator()(rd_kafka_conf_t* conf) const {
     rd_kafka_conf_destroy(conf);
@@ -116,7 +125,7 @@ question_client(const client_config& config, rd_kafka_type_t type,
   char errstr[512];
   auto* rk = rd_kafka_new(type, conf->release(), errstr, sizeof(errstr));
   if (!rk)
-    return kafka_error(std::string{"cannot create client: "} + errstr);
+    return client_refused("client", errstr);
   return client_ptr{rk};
 }
 
@@ -311,7 +320,7 @@ consumer::group_member(const client_config& config, const std::string& group_id,
   state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
                            sizeof(errstr));
   if (!state->rk)
-    return kafka_error(std::string{"cannot create consumer: "} + errstr);
+    return client_refused("consumer", errstr);
   rd_kafka_poll_set_consumer(state->rk);
   if (auto ok = state->setup_wakeup(); !ok)
     return ok.error();
@@ -334,7 +343,7 @@ consumer::assign_only(const client_config& config) {
   state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
                            sizeof(errstr));
   if (!state->rk)
-    return kafka_error(std::string{"cannot create consumer: "} + errstr);
+    return client_refused("consumer", errstr);
   rd_kafka_poll_set_consumer(state->rk);
   if (auto ok = state->setup_wakeup(); !ok)
     return ok.error();
@@ -653,7 +662,7 @@ producer::make(const client_config& config) {
   state->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->release(), errstr,
                            sizeof(errstr));
   if (!state->rk)
-    return kafka_error(std::string{"cannot create producer: "} + errstr);
+    return client_refused("producer", errstr);
   return std::unique_ptr<producer>(new producer(std::move(state)));
 }
 

@@ -185,6 +185,20 @@ TEST_F(cli_serve_start, a_database_refusing_the_client_ends_it) {
     ASSERT_EQ(errors.size(), 1u) << r.err;
     EXPECT_NE(errors[0].find(c.expected), std::string::npos) << errors[0];
     EXPECT_EQ(r.err.find("wrong-password"), std::string::npos) << r.err;
+    // migrate says so too, with exit 2: a migration Job took a wrong secret
+    // for a migration that failed (exit 1).
+    r = run_cli({"migrate", "--database-url", c.database_url}, c.env,
+                std::chrono::seconds{60});
+    EXPECT_EQ(r.status, std::optional<int>{2}) << c.expected << "\n" << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("invalid configuration: --database-url: "
+                             "PostgreSQL refuses the connection: ",
+                             0),
+              0u)
+      << lines[0];
+    EXPECT_NE(lines[0].find(c.expected), std::string::npos) << lines[0];
+    EXPECT_EQ(r.err.find("wrong-password"), std::string::npos) << r.err;
   }
 }
 
@@ -652,6 +666,13 @@ TEST(cli_usage, mistakes_on_the_command_line_exit_2_with_cli11s_message) {
     {{"dev-kafka", "--partitions", "4x"},
      "--partitions: '4x' is not a whole number from 1 to 1024"},
     {{"publish", "--kafka-bootstrap", unreachable_bootstrap}, "--topic"},
+    // Properties librdkafka takes one by one but not together: it refuses
+    // to create the client (exit 1, "config_invalid: …" before).
+    {{"publish", "--kafka-bootstrap", unreachable_bootstrap, "--topic", "t",
+      "--kafka-property", "security.protocol=SASL_SSL", "--kafka-property",
+      "sasl.mechanism=PLAIN"},
+     "invalid configuration: --kafka-property: librdkafka refuses to create a "
+     "producer: sasl.username and sasl.password must be set"},
     {{"license", "verify"}, "key"},
     {{"license", "keygen", "--out", ""}, "--out"},
     {{"sample", "--out", ""}, "--out"},

@@ -162,6 +162,14 @@ TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
       dir.file("missing-public.pem")},
      {},
      {"--trusted-key", dir.file("missing-public.pem")}},
+    // Each property is one librdkafka takes, but not together: it refuses
+    // to create the client, which was exit 1 without a `setting`.
+    {"SASL without its credentials",
+     {"--signing-key", keys->signing_key_file, "--kafka-property",
+      "security.protocol=SASL_SSL", "--kafka-property", "sasl.mechanism=PLAIN"},
+     {},
+     {"--kafka-property: librdkafka refuses to create a producer: "
+      "sasl.username and sasl.password must be set"}},
     // Read after the variables were checked: the line named the flag
     // alone, which an operator who set the variable looked for in vain.
     {"a missing trusted key from the environment",
