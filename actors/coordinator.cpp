@@ -1998,7 +1998,8 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
     st.config.kafka, st.config.consumer_group, &st.rebalance);
   auto deltas = kafka::consumer::assign_only(st.config.kafka);
   if (!main || !deltas) {
-    log::error("cannot create the Kafka consumers");
+    log::error("cannot create the Kafka consumers",
+               {{"error", describe(!main ? main.error() : deltas.error())}});
     self->quit(make_error(service_errc::kafka_failure, "consumers"));
     return {};
   }

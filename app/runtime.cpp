@@ -106,6 +106,14 @@ std::string on_one_line(const std::string& text) {
   return result;
 }
 
+/// The line for a Kafka client librdkafka refuses to create: the
+/// passed-through properties are at fault.
+std::string kafka_refusal(const config::settings& settings,
+                          const caf::error& err) {
+  return "invalid configuration: " + settings.described("kafka-property") + ": "
+         + on_one_line(message_of(err));
+}
+
 std::string http_listen_failure(const config::settings& settings,
                                 const std::string& reason) {
   return "invalid configuration: " + settings.described("http-listen")
@@ -246,7 +254,10 @@ start_http(const config::settings& settings, const std::string& database_url,
   status->metrics = parts->registry.get();
   auto producer = kafka::producer::make(kafka);
   if (!producer)
-    return producer.error();
+    return is(producer.error(), service_errc::config_invalid)
+             ? make_error(service_errc::config_invalid,
+                          kafka_refusal(settings, producer.error()))
+             : producer.error();
   parts->publisher = std::make_unique<command_publisher>(std::move(*producer));
   http::server_dependencies deps;
   deps.make_store = [database_url]() -> std::unique_ptr<storage::query_store> {

@@ -50,6 +50,11 @@ std::optional<std::string> http_listen_problem(const std::string& listen);
 /// several.
 std::string on_one_line(const std::string& text);
 
+/// The one line start-up stops with when librdkafka refuses to create a
+/// client (`err`): the passed-through properties are at fault.
+std::string kafka_refusal(const config::settings& settings,
+                          const caf::error& err);
+
 /// The one line start-up stops with when `--http-listen` cannot be
 /// listened on.
 std::string http_listen_failure(const config::settings& settings,

@@ -33,14 +33,6 @@ void announce(const std::string& name, const std::string& value) {
   std::cout << name << "=" << value << std::endl;
 }
 
-/// The line for a Kafka client librdkafka refuses to create: the
-/// passed-through properties are at fault.
-std::string kafka_refusal(const config::settings& settings,
-                          const caf::error& err) {
-  return "invalid configuration: " + settings.described("kafka-property") + ": "
-         + on_one_line(message_of(err));
-}
-
 std::string describe_on_one_line(const caf::error& err) {
   return on_one_line(describe(err));
 }
@@ -182,9 +174,9 @@ int run_serve(const config::settings& settings) {
   // Properties librdkafka takes one by one may still not go together (SASL
   // without sasl.username): it refuses to create a client. Found here,
   // before anything starts, like every other invalid setting.
-  if (auto client = kafka::producer::make(kafka_config_from(settings));
-      !client && is(client.error(), service_errc::config_invalid)) {
-    report_start_failure(kafka_refusal(settings, client.error()));
+  if (auto refused = kafka::client_refusal(kafka_config_from(settings));
+      refused && is(refused, service_errc::config_invalid)) {
+    report_start_failure(kafka_refusal(settings, refused));
     return 2;
   }
   // PostgreSQL: the configured server, or a private one under the data dir.
@@ -259,13 +251,9 @@ int run_serve(const config::settings& settings) {
   auto http = start_http(settings, database_url, kafka_config, *keys, status,
                          context);
   if (!http) {
+    // The listen address taken meanwhile names its setting (start_http).
     if (is(http.error(), service_errc::config_invalid)) {
-      // The listen address names itself; a Kafka client refused names the
-      // properties (as checked above, should the producer differ).
-      auto text = on_one_line(message_of(http.error()));
-      report_start_failure(text.rfind("invalid configuration: ", 0) == 0
-                             ? text
-                             : kafka_refusal(settings, http.error()));
+      report_start_failure(on_one_line(message_of(http.error())));
       return 2;
     }
     report_start_failure(describe_on_one_line(http.error()));

@@ -195,12 +195,19 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     // published (a poison record sent on purpose).
     if (event.is_discarded() && value_goes_on_past_its_line(line)) {
       (*producer)->flush(60'000);
+      // An array's events are its elements: `jq -c .` would make it one
+      // line, published as one record.
+      auto array = line[line.find_first_not_of(" \t")] == '[';
       std::cerr << (in == &std::cin ? std::string{"stdin"} : file) << ":"
                 << line_number
                 << ": a JSON value that goes on over the next lines; publish "
-                   "reads JSON lines, one event a line (jq -c . makes them "
-                   "from a pretty-printed file); stopped there, "
-                << published << " records published before it\n";
+                   "reads JSON lines, one event a line ("
+                << (array ? "jq -c '.[]'" : "jq -c .")
+                << " makes them from this file); stopped there, " << published
+                << " records published before it";
+      if (failed > 0)
+        std::cerr << " (" << failed << " not delivered)";
+      std::cerr << "\n";
       return 1;
     }
     auto key = event.is_discarded() ? std::nullopt

@@ -47,11 +47,11 @@ inline caf::error make_error(service_errc code, std::string message) {
           caf::make_message(std::move(message))};
 }
 
-/// Whether `err` is `code` of this project's category.
 /// The error's own message (its context string) without the code's name;
 /// `describe(err)` when it has none.
 std::string message_of(const caf::error& err);
 
+/// Whether `err` is `code` of this project's category.
 inline bool is(const caf::error& err, service_errc code) {
   return err.category() == service_error_category
          && err.code() == static_cast<std::uint8_t>(code);

@@ -21,13 +21,15 @@ caf::error kafka_error(const std::string& what) {
   return make_error(service_errc::kafka_failure, what);
 }
 
-/// librdkafka refused to create a client: its configuration (the
-/// properties passed through) is at fault, e.g. SASL without
-/// sasl.username, so start-up reports it as invalid configuration.
+/// librdkafka did not create a client. When it refused the configuration
+/// (the properties passed through, e.g. SASL without sasl.username) that is
+/// invalid configuration; anything else (no thread, no memory) is not.
 caf::error client_refused(const char* kind, const char* errstr) {
-  return make_error(service_errc::config_invalid,
-                    std::string{"librdkafka refuses to create a "} + kind + ": "
-                      + errstr);
+  std::string what = std::string{"librdkafka refuses to create a "} + kind
+                     + ": " + errstr;
+  if (rd_kafka_last_error() == RD_KAFKA_RESP_ERR__INVALID_ARG)
+    return make_error(service_errc::config_invalid, std::move(what));
+  return kafka_error(what);
 }
 
 struct conf_deleter {
@@ -927,6 +929,26 @@ committed_offsets(const client_config& config, const std::string& group_id,
     result.push_back({{list->elems[i].topic, list->elems[i].partition},
                       list->elems[i].offset < 0 ? -1 : list->elems[i].offset});
   return result;
+}
+
+caf::error client_refusal(const client_config& config) {
+  // No broker: librdkafka checks its configuration when it creates a
+  // client, not when it connects.
+  auto offline = config;
+  offline.bootstrap_servers.clear();
+  // Quiet: a consumer property warned about by the producer (CONFWARN) would
+  // be a second line beside the one start-up stops with; the clients serve
+  // creates afterwards still say it.
+  offline.properties["log_level"] = "0";
+  if (auto p = producer::make(offline); !p)
+    return p.error();
+  if (auto c = consumer::group_member(offline, "seatledger-config-check",
+                                      nullptr);
+      !c)
+    return c.error();
+  if (auto c = consumer::assign_only(offline); !c)
+    return c.error();
+  return {};
 }
 
 } // namespace seatledger::kafka

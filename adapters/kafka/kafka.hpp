@@ -249,6 +249,13 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
+/// Why librdkafka refuses to create the service's clients (producer, group
+/// member, assign-only consumer) with `config`'s properties, which it takes
+/// one by one but not together (SASL without sasl.username,
+/// max.poll.interval.ms below session.timeout.ms): a `config_invalid`
+/// error; nothing when it creates them. Connects to no broker.
+caf::error client_refusal(const client_config& config);
+
 /// Kafka's default partitioner: murmur2 of the key, positive, modulo the
 /// partition count (what `partitioner=murmur2_random` does for keyed
 /// records); -1 when `partitions` is not positive.

@@ -667,7 +667,8 @@ TEST(cli_usage, mistakes_on_the_command_line_exit_2_with_cli11s_message) {
      "--partitions: '4x' is not a whole number from 1 to 1024"},
     {{"publish", "--kafka-bootstrap", unreachable_bootstrap}, "--topic"},
     // Properties librdkafka takes one by one but not together: it refuses
-    // to create the client (exit 1, "config_invalid: …" before).
+    // to create the client (exit 1, "kafka_failure: cannot create
+    // producer: …" before).
     {{"publish", "--kafka-bootstrap", unreachable_bootstrap, "--topic", "t",
       "--kafka-property", "security.protocol=SASL_SSL", "--kafka-property",
       "sasl.mechanism=PLAIN"},
@@ -796,6 +797,8 @@ TEST(cli_publish,
     << lines[0];
   EXPECT_NE(lines[0].find("0 records published before it"), std::string::npos)
     << lines[0];
+  EXPECT_NE(lines[0].find("(jq -c . makes them"), std::string::npos)
+    << lines[0];
   kafka_io io{(*cluster)->bootstrap_servers()};
   EXPECT_EQ(io.read_all(membership_topic).size(), 0u);
   // JSON lines and a deliberate poison line, then a pretty-printed event:
@@ -806,6 +809,9 @@ TEST(cli_publish,
                "--topic", membership_topic, mixed});
   EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
   EXPECT_NE(r.err.find(mixed + ":4: "), std::string::npos) << r.err;
+  // An array's remedy takes its elements apart (`jq -c .` would make the
+  // array one record).
+  EXPECT_NE(r.err.find("jq -c '.[]'"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("2 records published before it"), std::string::npos)
     << r.err;
   EXPECT_EQ(io.read_all(membership_topic).size(), 2u);

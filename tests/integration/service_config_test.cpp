@@ -170,6 +170,14 @@ TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
      {},
      {"--kafka-property: librdkafka refuses to create a producer: "
       "sasl.username and sasl.password must be set"}},
+    // Refused by the consumers only (the group member's session timeout):
+    // serve stayed up, never ready, "Kafka not tried yet" for good.
+    {"a consumer property librdkafka refuses",
+     {"--signing-key", keys->signing_key_file, "--kafka-property",
+      "max.poll.interval.ms=5000"},
+     {},
+     {"--kafka-property: librdkafka refuses to create a consumer: ",
+      "max.poll.interval.ms"}},
     // Read after the variables were checked: the line named the flag
     // alone, which an operator who set the variable looked for in vain.
     {"a missing trusted key from the environment",
