@@ -21,7 +21,9 @@ caf::error kafka_error(const std::string& what) {
   return make_error(service_errc::kafka_failure, what);
 }
 
-/// librdkafka did not create a client. When it refused the configuration
+/// librdkafka did not create a client (and, unlike on success, did not take
+/// its configuration: the caller's conf_ptr frees it; passing it released
+/// leaked it at every refusal). When it refused the configuration
 /// (the properties passed through, e.g. SASL without sasl.username) that is
 /// invalid configuration; anything else (no thread, no memory) is not.
 caf::error client_refused(const char* kind, const char* errstr) {
@@ -125,9 +127,10 @@ question_client(const client_config& config, rd_kafka_type_t type,
     return conf.error();
   rd_kafka_conf_set_log_cb(conf->get(), log_callback);
   char errstr[512];
-  auto* rk = rd_kafka_new(type, conf->release(), errstr, sizeof(errstr));
+  auto* rk = rd_kafka_new(type, conf->get(), errstr, sizeof(errstr));
   if (!rk)
     return client_refused("client", errstr);
+  conf->release();
   return client_ptr{rk};
 }
 
@@ -319,10 +322,11 @@ consumer::group_member(const client_config& config, const std::string& group_id,
   rd_kafka_conf_set_rebalance_cb(conf->get(), &impl::rebalance);
   rd_kafka_conf_set_log_cb(conf->get(), group_log_callback);
   char errstr[512];
-  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
+  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr,
                            sizeof(errstr));
   if (!state->rk)
     return client_refused("consumer", errstr);
+  conf->release();
   rd_kafka_poll_set_consumer(state->rk);
   if (auto ok = state->setup_wakeup(); !ok)
     return ok.error();
@@ -342,10 +346,11 @@ consumer::assign_only(const client_config& config) {
   auto state = std::make_unique<impl>();
   rd_kafka_conf_set_log_cb(conf->get(), log_callback);
   char errstr[512];
-  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), errstr,
+  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr,
                            sizeof(errstr));
   if (!state->rk)
     return client_refused("consumer", errstr);
+  conf->release();
   rd_kafka_poll_set_consumer(state->rk);
   if (auto ok = state->setup_wakeup(); !ok)
     return ok.error();
@@ -661,10 +666,11 @@ producer::make(const client_config& config) {
   rd_kafka_conf_set_log_cb(conf->get(), log_callback);
   char errstr[512];
   auto state = std::make_unique<impl>();
-  state->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->release(), errstr,
+  state->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr,
                            sizeof(errstr));
   if (!state->rk)
     return client_refused("producer", errstr);
+  conf->release();
   return std::unique_ptr<producer>(new producer(std::move(state)));
 }
 
@@ -765,8 +771,10 @@ mock_cluster::start(int brokers, const std::vector<std::string>& topics,
   rd_kafka_conf_set_log_cb(conf, log_callback);
   // The mock cluster needs a client instance to run its broker threads.
   state->host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-  if (!state->host)
+  if (!state->host) {
+    rd_kafka_conf_destroy(conf);
     return kafka_error(std::string{"cannot create mock host: "} + errstr);
+  }
   state->cluster = rd_kafka_mock_cluster_new(state->host, brokers);
   if (!state->cluster)
     return kafka_error("cannot create the mock cluster");
