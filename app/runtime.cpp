@@ -106,12 +106,15 @@ std::string on_one_line(const std::string& text) {
   return result;
 }
 
-/// The line for a Kafka client librdkafka refuses to create: the
-/// passed-through properties are at fault.
-std::string kafka_refusal(const config::settings& settings,
-                          const caf::error& err) {
-  return "invalid configuration: " + settings.described("kafka-property") + ": "
+std::string kafka_refusal(const std::string& setting, const caf::error& err) {
+  return "invalid configuration: " + setting + ": "
          + on_one_line(message_of(err));
+}
+
+std::string database_refusal(const std::string& refusal) {
+  return "invalid configuration: --database-url: PostgreSQL refuses the "
+         "connection: "
+         + on_one_line(refusal);
 }
 
 std::string http_listen_failure(const config::settings& settings,
@@ -256,7 +259,8 @@ start_http(const config::settings& settings, const std::string& database_url,
   if (!producer)
     return is(producer.error(), service_errc::config_invalid)
              ? make_error(service_errc::config_invalid,
-                          kafka_refusal(settings, producer.error()))
+                          kafka_refusal(settings.described("kafka-property"),
+                                        producer.error()))
              : producer.error();
   parts->publisher = std::make_unique<command_publisher>(std::move(*producer));
   http::server_dependencies deps;

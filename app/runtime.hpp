@@ -50,10 +50,15 @@ std::optional<std::string> http_listen_problem(const std::string& listen);
 /// several.
 std::string on_one_line(const std::string& text);
 
-/// The one line start-up stops with when librdkafka refuses to create a
-/// client (`err`): the passed-through properties are at fault.
-std::string kafka_refusal(const config::settings& settings,
-                          const caf::error& err);
+/// The one line serve and the tools stop with when librdkafka refuses to
+/// create a client (`err`): the passed-through properties, named by
+/// `setting` ("--kafka-property", or with where the value came from), are
+/// at fault.
+std::string kafka_refusal(const std::string& setting, const caf::error& err);
+
+/// The one line serve and `migrate` stop with when PostgreSQL refuses the
+/// configured credentials (storage::lasting_refusal's `refusal`).
+std::string database_refusal(const std::string& refusal);
 
 /// The one line start-up stops with when `--http-listen` cannot be
 /// listened on.

@@ -67,10 +67,7 @@ migration migrate_when_reachable(const std::string& database_url,
     // Short: a server dropping packets delays the next attempt by as much.
     if (auto refusal = storage::lasting_refusal(database_url,
                                                 std::chrono::seconds{5})) {
-      report_start_failure(
-        std::string{"invalid configuration: --database-url: PostgreSQL "
-                    "refuses the connection: "}
-        + on_one_line(*refusal));
+      report_start_failure(database_refusal(*refusal));
       return migration::misconfigured;
     }
     log::error("PostgreSQL not reachable at start; trying again",
@@ -176,7 +173,8 @@ int run_serve(const config::settings& settings) {
   // before anything starts, like every other invalid setting.
   if (auto refused = kafka::client_refusal(kafka_config_from(settings));
       refused && is(refused, service_errc::config_invalid)) {
-    report_start_failure(kafka_refusal(settings, refused));
+    report_start_failure(
+      kafka_refusal(settings.described("kafka-property"), refused));
     return 2;
   }
   // PostgreSQL: the configured server, or a private one under the data dir.

@@ -153,8 +153,7 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   auto producer = kafka::producer::make(kafka);
   if (!producer) {
     if (is(producer.error(), service_errc::config_invalid)) {
-      std::cerr << "invalid configuration: --kafka-property: "
-                << message_of(producer.error()) << "\n";
+      std::cerr << kafka_refusal("--kafka-property", producer.error()) << "\n";
       return 2;
     }
     std::cerr << describe(producer.error()) << "\n";
@@ -267,9 +266,7 @@ int run_migrate(const std::string& database_url, const std::string& data_dir) {
     if (is(applied.error(), service_errc::storage_unavailable))
       if (auto refusal = storage::lasting_refusal(db.url,
                                                   std::chrono::seconds{5})) {
-        std::cerr << "invalid configuration: --database-url: PostgreSQL "
-                     "refuses the connection: "
-                  << on_one_line(*refusal) << "\n";
+        std::cerr << database_refusal(*refusal) << "\n";
         return 2;
       }
     std::cerr << "migration failed: " << describe(applied.error()) << "\n";
