@@ -109,7 +109,11 @@ public:
       }
       b.ledger.push_back(e);
       b.holders.push_back({s.id, user, org, true});
-      b.applied_events.push_back({e.cause.source, event_id});
+      // With its key, as the service's de-duplication hands it to the store
+      // (computed once per record before the batch, not in the commit).
+      b.applied_events.push_back(
+        {e.cause.source, event_id,
+         domain::applied_event_key({e.cause.source, event_id})});
       storage::outbox_row o;
       o.event_id = uuid_like(event_no_ + (1ll << 40));
       o.topic = "seatledger.events.v1";

@@ -266,9 +266,13 @@ copy_buffer& copy_buffer::text_array(const std::vector<std::string>& values) {
 
 namespace {
 
+/// One append, not one push_back per byte: every field of every binary
+/// COPY row starts with a length written here.
 void put_be(std::string& out, std::uint64_t value, int bytes) {
-  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((value >> shift) & 0xff));
+  char be[8];
+  for (int i = 0; i < bytes; ++i)
+    be[i] = static_cast<char>((value >> ((bytes - 1 - i) * 8)) & 0xff);
+  out.append(be, static_cast<std::size_t>(bytes));
 }
 
 } // namespace

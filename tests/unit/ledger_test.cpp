@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "domain/ledger.hpp"
 #include "test_support.hpp"
@@ -120,6 +123,31 @@ TEST(ledger, seats_at_an_instant_is_the_last_entry_at_or_before_it) {
   EXPECT_EQ(seats_at(points, at("2026-01-02T00:00:00Z")), 1);
   EXPECT_EQ(seats_at(points, at("2026-01-04T23:59:59Z")), 1);
   EXPECT_EQ(seats_at(points, at("2030-01-01T00:00:00Z")), 5);
+}
+
+TEST(sha256, threads_digesting_at_once_get_the_digests_one_thread_gets) {
+  // Each thread reuses its own digest context; the algorithm is shared.
+  std::vector<std::string> inputs;
+  for (int i = 0; i < 400; ++i)
+    inputs.push_back("input-" + std::to_string(i) + std::string(i % 97, 'x'));
+  std::vector<std::string> alone;
+  for (const auto& in : inputs)
+    alone.push_back(sha256_hex(in) + applied_event_key({"src", in}));
+  std::vector<std::vector<std::string>> together(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < together.size(); ++t)
+    threads.emplace_back([&inputs, &out = together[t]] {
+      for (int round = 0; round < 5; ++round) {
+        out.clear();
+        for (const auto& in : inputs)
+          out.push_back(sha256_hex(in) + applied_event_key({"src", in}));
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  for (const auto& out : together)
+    EXPECT_EQ(out, alone);
+  EXPECT_NE(alone[0], alone[1]);
 }
 
 TEST(derived_id, is_uuid_shaped_stable_and_distinct) {
