@@ -59,24 +59,24 @@ std::string trimmed_message(const char* text) {
   return result;
 }
 
-std::string uuid_bytes(std::string_view text) {
-  std::string result;
-  result.reserve(16);
+uuid_octets uuid_bytes(std::string_view text) {
+  uuid_octets result{};
+  std::size_t size = 0;
   int high = -1;
   for (char c : text) {
     if (c == '-')
       continue;
     auto value = domain::hex_digit_value(c);
-    if (value < 0 || result.size() == 16)
+    if (value < 0 || size == result.size())
       throw std::invalid_argument{"not a uuid: " + std::string{text}};
     if (high < 0) {
       high = value;
     } else {
-      result.push_back(static_cast<char>((high << 4) | value));
+      result[size++] = static_cast<char>((high << 4) | value);
       high = -1;
     }
   }
-  if (result.size() != 16 || high >= 0)
+  if (size != result.size() || high >= 0)
     throw std::invalid_argument{"not a uuid: " + std::string{text}};
   return result;
 }

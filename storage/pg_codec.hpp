@@ -5,6 +5,7 @@
 // the mapping of libpqxx exceptions to `caf::error`. Never include this from
 // a public header.
 
+#include <array>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -101,8 +102,11 @@ std::string trimmed_message(const char* text);
 
 /// The 16 bytes of a `uuid` in its text form (hex digits, dashes
 /// anywhere), as binary COPY sends a `uuid`; throws std::invalid_argument
-/// unless it holds exactly 32 hex digits.
-std::string uuid_bytes(std::string_view text);
+/// unless it holds exactly 32 hex digits. An array, not a string: 16
+/// bytes are one past std::string's inline capacity, and a commit reads
+/// one key per upstream event.
+using uuid_octets = std::array<char, 16>;
+uuid_octets uuid_bytes(std::string_view text);
 
 /// Whether a unique key refused a row.
 bool is_unique_violation(const pqxx::sql_error& e);

@@ -1,6 +1,7 @@
 #include "storage/pg_store.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -1376,26 +1377,42 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
     // from reloaded state, which restores it.
     using holder_key
       = std::tuple<std::string_view, std::string_view, std::string_view>;
-    std::map<holder_key, std::pair<bool, bool>> net; // (odd count, added)
-    for (const auto& h : b.holders) {
-      auto& n = net[holder_key{h.subscription_id, h.user_id, h.org_id}];
-      n.first = !n.first;
-      n.second = h.added;
+    // Sorted by key, batch order kept within a key (a vector sorted once,
+    // not a tree node per change), then one net change per key.
+    std::vector<std::pair<holder_key, bool>> changes; // (key, added)
+    changes.reserve(b.holders.size());
+    for (const auto& h : b.holders)
+      changes.push_back({{h.subscription_id, h.user_id, h.org_id}, h.added});
+    std::stable_sort(changes.begin(), changes.end(),
+                     [](const auto& x, const auto& y) {
+                       return x.first < y.first;
+                     });
+    struct net_change {
+      holder_key key;
+      bool odd = false; // an odd count of changes: the last one is real
+      bool added = false;
+    };
+    std::vector<net_change> net;
+    for (const auto& [key, added] : changes) {
+      if (net.empty() || net.back().key != key)
+        net.push_back({key});
+      net.back().odd = !net.back().odd;
+      net.back().added = added;
     }
     std::vector<std::string> subs;
     std::vector<std::string> users;
     std::vector<std::string> orgs;
     bool additions = false;
-    for (const auto& [key, n] : net) {
-      if (!n.first)
+    for (const auto& n : net) {
+      if (!n.odd)
         continue;
-      if (n.second) {
+      if (n.added) {
         additions = true;
         continue;
       }
-      subs.emplace_back(std::get<0>(key));
-      users.emplace_back(std::get<1>(key));
-      orgs.emplace_back(std::get<2>(key));
+      subs.emplace_back(std::get<0>(n.key));
+      users.emplace_back(std::get<1>(n.key));
+      orgs.emplace_back(std::get<2>(n.key));
     }
     if (!subs.empty())
       tx.exec_prepared("delete_holders", text_array(subs), text_array(users),
@@ -1403,11 +1420,11 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
     if (additions) {
       copy_stream out{c, copy_holders, buf};
       buf.binary_header();
-      for (const auto& [key, n] : net) {
-        if (!n.first || !n.second)
+      for (const auto& n : net) {
+        if (!n.odd || !n.added)
           continue;
-        buf.binary_row(3).binary_bytes(std::get<0>(key));
-        buf.binary_bytes(std::get<1>(key)).binary_bytes(std::get<2>(key));
+        buf.binary_row(3).binary_bytes(std::get<0>(n.key));
+        buf.binary_bytes(std::get<1>(n.key)).binary_bytes(std::get<2>(n.key));
         out.row_done();
       }
       buf.binary_trailer();
@@ -1503,7 +1520,7 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
     // (actors::coordinator), so a refusal here is told apart.
     // In key order, so consecutive inserts descend to neighbouring leaves
     // of the (random) key's index, and in binary: no uuid text to parse.
-    std::vector<std::pair<std::string, const applied_event*>> sorted;
+    std::vector<std::pair<uuid_octets, const applied_event*>> sorted;
     sorted.reserve(b.applied_events.size());
     for (const auto& a : b.applied_events)
       // The key de-duplication computed, not a copy of it or a second hash.
@@ -1511,13 +1528,15 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
         uuid_bytes(a.key.empty() ? domain::applied_event_key({a.source, a.id})
                                  : a.key),
         &a);
-    std::sort(sorted.begin(), sorted.end(),
-              [](const auto& x, const auto& y) { return x.first < y.first; });
+    // Byte order, as PostgreSQL orders a uuid (char may be signed).
+    std::sort(sorted.begin(), sorted.end(), [](const auto& x, const auto& y) {
+      return std::memcmp(x.first.data(), y.first.data(), x.first.size()) < 0;
+    });
     try {
       copy_stream out{c, copy_applied_events, buf};
       buf.binary_header();
       for (const auto& [key, a] : sorted) {
-        buf.binary_row(3).binary_bytes(key);
+        buf.binary_row(3).binary_bytes({key.data(), key.size()});
         buf.binary_bytes(a->source).binary_bytes(a->id);
         out.row_done();
       }

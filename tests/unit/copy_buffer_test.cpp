@@ -59,7 +59,8 @@ TEST(copy_buffer, binary_integers_times_and_nulls_use_postgresql_encodings) {
 }
 
 TEST(copy_buffer, uuid_bytes_reads_the_text_form_and_refuses_anything_else) {
-  EXPECT_EQ(uuid_bytes("00112233-4455-6677-8899-aabbccddeeff"),
+  auto bytes = uuid_bytes("00112233-4455-6677-8899-aabbccddeeff");
+  EXPECT_EQ(std::string(bytes.data(), bytes.size()),
             std::string("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
                         "\xcc\xdd\xee\xff",
                         16));
