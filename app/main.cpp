@@ -325,7 +325,7 @@ int main(int argc, char** argv) {
     }
     return app::run_publish(
       kafka, topic, key_field.empty() ? app::key_field_for(topic) : key_field,
-      file);
+      file, settings.described("kafka-property"));
   }
   if (*keygen)
     return app::run_license_keygen(out_dir);

@@ -127,7 +127,8 @@ int run_dev_kafka(int brokers, int partitions,
 constexpr int publish_connect_timeout_ms = 10'000;
 
 int run_publish(const kafka::client_config& kafka, const std::string& topic,
-                const std::string& key_field, const std::string& file) {
+                const std::string& key_field, const std::string& file,
+                const std::string& properties_setting) {
   std::ifstream file_in;
   std::istream* in = &std::cin;
   if (!file.empty() && file != "-") {
@@ -153,7 +154,7 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   auto producer = kafka::producer::make(kafka);
   if (!producer) {
     if (is(producer.error(), service_errc::config_invalid)) {
-      std::cerr << kafka_refusal("--kafka-property", producer.error()) << "\n";
+      std::cerr << kafka_refusal(properties_setting, producer.error()) << "\n";
       return 2;
     }
     std::cerr << describe(producer.error()) << "\n";

@@ -17,9 +17,11 @@ int run_dev_kafka(int brokers, int partitions,
 /// `seatledger publish --topic T [FILE]`: JSON-lines CloudEvents, each keyed
 /// by the entity id its topic is keyed by. Lines that are not valid
 /// CloudEvents are published as they are, without a key (so dead-letter
-/// handling can be exercised).
+/// handling can be exercised). `properties_setting` names where the Kafka
+/// properties came from, for the line that says librdkafka refuses them.
 int run_publish(const kafka::client_config& kafka, const std::string& topic,
-                const std::string& key_field, const std::string& file);
+                const std::string& key_field, const std::string& file,
+                const std::string& properties_setting);
 
 /// `seatledger migrate`.
 int run_migrate(const std::string& database_url, const std::string& data_dir);

@@ -912,6 +912,20 @@ TEST(cli_publish, reaches_kafka_as_serve_is_configured_to) {
             0u)
     << lines[0];
 
+  // Properties librdkafka refuses together name where they came from too
+  // (the line said --kafka-property whatever set them).
+  auto sasl = run_cli({"publish", "--kafka-bootstrap", unreachable_bootstrap,
+                       "--topic", subscriptions_topic, empty},
+                      {{"SEATLEDGER_KAFKA_PROPERTIES",
+                        "security.protocol=SASL_SSL,sasl.mechanism=PLAIN"}});
+  EXPECT_EQ(sasl.status, std::optional<int>{2}) << sasl.err;
+  EXPECT_EQ(lines_of(sasl.err),
+            std::vector<std::string>{
+              "invalid configuration: --kafka-property "
+              "(SEATLEDGER_KAFKA_PROPERTIES from the environment): librdkafka "
+              "refuses to create a producer: sasl.username and sasl.password "
+              "must be set"});
+
   auto cluster = kafka::mock_cluster::start(1, service_topic_names(), 4);
   ASSERT_TRUE(cluster) << describe(cluster.error());
   auto config = dir.file("seatledger.conf");
