@@ -16,6 +16,7 @@
 #include "app/serve.hpp"
 #include "app/tools.hpp"
 #include "config/options.hpp"
+#include "log/log.hpp"
 
 namespace {
 
@@ -270,6 +271,11 @@ int main(int argc, char** argv) {
     auto status = app.exit(e);
     return status == 0 ? 0 : 2;
   }
+
+  // serve's stderr is its JSON log; the tools write plain lines, and so
+  // does the logger for them (librdkafka's lines, in publish and dev-kafka).
+  if (!*serve)
+    log::set_format(log::format::text);
 
   if (*serve || *migrate || *ledger_verify) {
     auto resolved = resolve_config(*serve     ? serve_flags

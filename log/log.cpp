@@ -15,6 +15,7 @@ namespace seatledger::log {
 namespace {
 
 std::atomic<int> min_level{static_cast<int>(level::info)};
+std::atomic<int> line_format{static_cast<int>(format::json)};
 std::mutex output_mutex;
 
 void append_escaped(std::string& out, std::string_view text) {
@@ -88,6 +89,10 @@ bool parse_level(std::string_view text, level& out) {
   return false;
 }
 
+void set_format(format f) {
+  line_format = static_cast<int>(f);
+}
+
 void set_level(level lvl) {
   min_level = static_cast<int>(lvl);
 }
@@ -96,8 +101,45 @@ level current_level() {
   return static_cast<level>(min_level.load());
 }
 
+namespace {
+
+/// `text` on one line: a line break or other control character becomes a
+/// space. Bytes are written as they are (a terminal shows what it can).
+void append_plain(std::string& out, std::string_view text) {
+  for (auto ch : text)
+    out.push_back(static_cast<unsigned char>(ch) < 0x20 || ch == '\x7f' ? ' '
+                                                                        : ch);
+}
+
+std::string text_line(level lvl, std::string_view message,
+                      std::initializer_list<field> fields) {
+  std::string line = to_string(lvl);
+  line += ": ";
+  append_plain(line, message);
+  const char* separator = " (";
+  for (const auto& f : fields) {
+    line += separator;
+    separator = ", ";
+    append_plain(line, f.key);
+    line.push_back('=');
+    append_plain(line, f.text);
+  }
+  if (fields.size() > 0)
+    line.push_back(')');
+  line.push_back('\n');
+  return line;
+}
+
+} // namespace
+
 void write(level lvl, std::string_view message,
            std::initializer_list<field> fields) {
+  if (line_format.load() == static_cast<int>(format::text)) {
+    auto line = text_line(lvl, message, fields);
+    std::lock_guard<std::mutex> guard{output_mutex};
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    return;
+  }
   std::string line;
   line.reserve(128);
   line += "{\"time\":\"";

@@ -21,6 +21,13 @@ bool parse_level(std::string_view text, level& out);
 void set_level(level lvl);
 level current_level();
 
+/// `json` (the default): one JSON object per line, as serve's log is read
+/// by a log pipeline. `text`: `LEVEL: message (key=value, …)` on one line,
+/// for the command-line tools, whose other lines on stderr are plain (their
+/// only log lines are librdkafka's).
+enum class format { json, text };
+void set_format(format f);
+
 /// A field of a log line. Numbers are written as JSON numbers.
 struct field {
   field(std::string_view k, std::string_view v) : key(k), text(v) {}

@@ -55,3 +55,22 @@ TEST(log_DeathTest, an_exception_nobody_handles_ends_in_a_json_line) {
     "\"terminating: an exception nobody handled\",\"error\":\"boom "
     "\\\\\"quoted\\\\\"\"\\}\n");
 }
+
+TEST(log, the_text_format_writes_one_plain_line_per_call) {
+  // The tools' stderr is plain lines; librdkafka's log lines among them
+  // were JSON objects.
+  seatledger::log::set_format(seatledger::log::format::text);
+  testing::internal::CaptureStderr();
+  seatledger::log::write(level::error, "kafka",
+                         {{"facility", "FAIL"},
+                          {"detail", "broker down\nretrying"},
+                          {"attempt", 3}});
+  seatledger::log::write(level::warning, "no fields");
+  auto text = testing::internal::GetCapturedStderr();
+  seatledger::log::set_format(seatledger::log::format::json);
+  EXPECT_EQ(text, "error: kafka (facility=FAIL, detail=broker down retrying, "
+                  "attempt=3)\nwarning: no fields\n");
+  // And back: the next line is JSON again.
+  auto line = logged("json again", {});
+  EXPECT_EQ(line.at("message"), "json again");
+}
