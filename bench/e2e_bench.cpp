@@ -699,6 +699,8 @@ int main(int argc, char** argv) {
       o.bare_events = value;
     else if (flag == "--wal-breakdown")
       o.wal_breakdown = value != 0;
+    else if (flag == "--max-delta-backlog")
+      o.max_delta_backlog = value;
   }
   try {
     // A fresh database in the cluster the PG* variables name.
@@ -773,13 +775,21 @@ int main(int argc, char** argv) {
     auto cpu_before = cpu_sample::take(service->pid(), kafka_process.pid());
     auto wal_before = wal_sample::take(db);
     auto producer_started = steady_clock::now();
+    // Why the producer waited: the window (the org stage behind) or the
+    // delta backlog guard (the subscription stage behind).
+    double held_by_window_s = 0;
+    double held_by_backlog_s = 0;
     while (produced < o.events) {
       auto done = consumed(db, svc.consumer_group, membership) - base;
       auto room = std::min<long>(window - (produced - done),
                                  o.events - produced);
-      if (room < std::min<long>(1000, o.events - produced)
-          || throughput_backlog.current() > o.max_delta_backlog) {
+      bool window_full = room < std::min<long>(1000, o.events - produced);
+      if (window_full || throughput_backlog.current() > o.max_delta_backlog) {
+        auto waited_from = steady_clock::now();
         std::this_thread::sleep_for(milliseconds{5});
+        (window_full ? held_by_window_s : held_by_backlog_s)
+          += duration_cast<duration<double>>(steady_clock::now() - waited_from)
+               .count();
         continue;
       }
       std::vector<test::outgoing> chunk;
@@ -809,6 +819,11 @@ int main(int argc, char** argv) {
       static_cast<long long>(ledger),
       duration_cast<duration<double>>(steady_clock::now() - producer_started)
         .count());
+    std::printf("producer held back: %.2f s by the window (%ld records ahead "
+                "of the org stage), %.2f s by the delta backlog guard (%ld "
+                "deltas on a partition)\n",
+                held_by_window_s, window, held_by_backlog_s,
+                o.max_delta_backlog);
     print_cpu("throughput phase", cpu_before, cpu_after, o.events);
     print_wal("throughput phase", wal_before, wal_after, o.events);
     if (o.wal_breakdown)
