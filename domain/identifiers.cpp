@@ -31,14 +31,16 @@ struct digest_context_deleter {
 /// One context per thread, initialised again for every digest: creating
 /// and freeing one per digest cost an allocation each time.
 EVP_MD_CTX* digest_context() {
-  thread_local std::unique_ptr<EVP_MD_CTX, digest_context_deleter> ctx{
-    EVP_MD_CTX_new()};
+  thread_local std::unique_ptr<EVP_MD_CTX, digest_context_deleter> ctx;
+  if (!ctx) // first use, or no memory the last time: tried again
+    ctx.reset(EVP_MD_CTX_new());
   return ctx.get();
 }
 
 /// Digests what `feed` passes to its argument, a function taking each
 /// piece in turn. Without SHA-256 (OpenSSL without its default provider)
-/// or memory for a context no digest can be right, so that throws.
+/// or memory for a context no digest can be right, so that throws, as any
+/// step OpenSSL reports failed does.
 template<class Feed>
 std::array<std::uint8_t, 32> sha256_of(Feed feed) {
   const auto* algorithm = sha256_algorithm();
@@ -46,12 +48,15 @@ std::array<std::uint8_t, 32> sha256_of(Feed feed) {
   if (algorithm == nullptr || ctx == nullptr
       || EVP_DigestInit_ex(ctx, algorithm, nullptr) != 1)
     throw std::runtime_error{"OpenSSL cannot compute SHA-256"};
-  feed([ctx](std::string_view piece) {
-    EVP_DigestUpdate(ctx, piece.data(), piece.size());
+  bool updated = true;
+  feed([ctx, &updated](std::string_view piece) {
+    updated = updated && EVP_DigestUpdate(ctx, piece.data(), piece.size()) == 1;
   });
   std::array<std::uint8_t, 32> digest{};
   unsigned int size = 0;
-  EVP_DigestFinal_ex(ctx, digest.data(), &size);
+  if (!updated || EVP_DigestFinal_ex(ctx, digest.data(), &size) != 1
+      || size != digest.size())
+    throw std::runtime_error{"OpenSSL cannot compute SHA-256"};
   return digest;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 
 // The project's logger: one JSON object per line on stderr with level, time,
-// message and the ids involved. (CAF_LOG_* is compiled out of Debian's CAF.)
-// Secrets and license keys are never passed here.
+// message and the ids involved (serve's log; the command-line tools write
+// the same lines as plain text, set_format). (CAF_LOG_* is compiled out of
+// Debian's CAF.) Secrets and license keys are never passed here.
 
 #include <initializer_list>
 #include <string>
@@ -22,7 +23,7 @@ void set_level(level lvl);
 level current_level();
 
 /// `json` (the default): one JSON object per line, as serve's log is read
-/// by a log pipeline. `text`: `LEVEL: message (key=value, …)` on one line,
+/// by a log pipeline. `text`: `level: message (key=value, …)` on one line,
 /// for the command-line tools, whose other lines on stderr are plain (their
 /// only log lines are librdkafka's).
 enum class format { json, text };

@@ -1522,12 +1522,16 @@ void pg_store::impl::commit(pg_connection& c, const storage_batch& b) {
     // of the (random) key's index, and in binary: no uuid text to parse.
     std::vector<std::pair<uuid_octets, const applied_event*>> sorted;
     sorted.reserve(b.applied_events.size());
-    for (const auto& a : b.applied_events)
-      // The key de-duplication computed, not a copy of it or a second hash.
+    for (const auto& a : b.applied_events) {
+      // The key de-duplication computed, read where it is: a conditional
+      // expression of it and a computed string copied it for every event.
+      if (!a.key.empty()) {
+        sorted.emplace_back(uuid_bytes(a.key), &a);
+        continue;
+      }
       sorted.emplace_back(
-        uuid_bytes(a.key.empty() ? domain::applied_event_key({a.source, a.id})
-                                 : a.key),
-        &a);
+        uuid_bytes(domain::applied_event_key({a.source, a.id})), &a);
+    }
     // Byte order, as PostgreSQL orders a uuid (char may be signed).
     std::sort(sorted.begin(), sorted.end(), [](const auto& x, const auto& y) {
       return std::memcmp(x.first.data(), y.first.data(), x.first.size()) < 0;
