@@ -255,13 +255,11 @@ start_http(const config::settings& settings, const std::string& database_url,
   parts->status = status;
   parts->registry = std::make_unique<metrics::registry>();
   status->metrics = parts->registry.get();
+  // Properties librdkafka refuses were found before anything started
+  // (kafka::client_refusal in run_serve).
   auto producer = kafka::producer::make(kafka);
   if (!producer)
-    return is(producer.error(), service_errc::config_invalid)
-             ? make_error(service_errc::config_invalid,
-                          kafka_refusal(settings.described("kafka-property"),
-                                        producer.error()))
-             : producer.error();
+    return producer.error();
   parts->publisher = std::make_unique<command_publisher>(std::move(*producer));
   http::server_dependencies deps;
   deps.make_store = [database_url]() -> std::unique_ptr<storage::query_store> {

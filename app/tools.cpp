@@ -90,7 +90,7 @@ std::optional<std::string> lookup_key(const nlohmann::json& event,
 /// over a line break in JSON, so an unterminated one is not counted.)
 bool value_goes_on_past_its_line(const std::string& line) {
   try {
-    (void)nlohmann::json::parse(line);
+    [[maybe_unused]] auto parsed = nlohmann::json::parse(line);
     return false;
   } catch (const nlohmann::json::parse_error& e) {
     return e.byte > line.size()
@@ -197,7 +197,7 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
       (*producer)->flush(60'000);
       // An array's events are its elements: `jq -c .` would make it one
       // line, published as one record.
-      auto array = line[line.find_first_not_of(" \t")] == '[';
+      auto array = line[line.find_first_not_of(" \t\r")] == '[';
       std::cerr << (in == &std::cin ? std::string{"stdin"} : file) << ":"
                 << line_number
                 << ": a JSON value that goes on over the next lines; publish "

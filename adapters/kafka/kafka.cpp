@@ -21,25 +21,33 @@ caf::error kafka_error(const std::string& what) {
   return make_error(service_errc::kafka_failure, what);
 }
 
-/// librdkafka did not create a client (and, unlike on success, did not take
-/// its configuration: the caller's conf_ptr frees it; passing it released
-/// leaked it at every refusal). When it refused the configuration
-/// (the properties passed through, e.g. SASL without sasl.username) that is
-/// invalid configuration; anything else (no thread, no memory) is not.
-caf::error client_refused(const char* kind, const char* errstr) {
-  std::string what = std::string{"librdkafka refuses to create a "} + kind
-                     + ": " + errstr;
-  if (rd_kafka_last_error() == RD_KAFKA_RESP_ERR__INVALID_ARG)
-    return make_error(service_errc::config_invalid, std::move(what));
-  return kafka_error(what);
-}
-
 struct conf_deleter {
   void operator()(rd_kafka_conf_t* conf) const {
     rd_kafka_conf_destroy(conf);
   }
 };
 using conf_ptr = std::unique_ptr<rd_kafka_conf_t, conf_deleter>;
+
+/// rd_kafka_new for every client: it takes `conf` only when it creates the
+/// client, so `conf` is released then and frees it otherwise (passing it
+/// released leaked it at every refusal). When librdkafka refused the
+/// configuration (the properties passed through, e.g. SASL without
+/// sasl.username) that is invalid configuration; anything else (no thread,
+/// no memory) is not.
+caf::expected<rd_kafka_t*> new_client(rd_kafka_type_t type, conf_ptr& conf,
+                                      const char* kind) {
+  char errstr[512];
+  auto* rk = rd_kafka_new(type, conf.get(), errstr, sizeof(errstr));
+  if (rk == nullptr) {
+    auto what = std::string{"librdkafka refuses to create a "} + kind + ": "
+                + errstr;
+    if (rd_kafka_last_error() == RD_KAFKA_RESP_ERR__INVALID_ARG)
+      return make_error(service_errc::config_invalid, std::move(what));
+    return kafka_error(what);
+  }
+  conf.release();
+  return rk;
+}
 
 struct list_deleter {
   void operator()(rd_kafka_topic_partition_list_t* list) const {
@@ -126,12 +134,10 @@ question_client(const client_config& config, rd_kafka_type_t type,
   if (!conf)
     return conf.error();
   rd_kafka_conf_set_log_cb(conf->get(), log_callback);
-  char errstr[512];
-  auto* rk = rd_kafka_new(type, conf->get(), errstr, sizeof(errstr));
+  auto rk = new_client(type, *conf, "client");
   if (!rk)
-    return client_refused("client", errstr);
-  conf->release();
-  return client_ptr{rk};
+    return rk.error();
+  return client_ptr{*rk};
 }
 
 /// Partition counts of the named topics that exist, from `rk`'s metadata.
@@ -321,12 +327,10 @@ consumer::group_member(const client_config& config, const std::string& group_id,
   rd_kafka_conf_set_opaque(conf->get(), state.get());
   rd_kafka_conf_set_rebalance_cb(conf->get(), &impl::rebalance);
   rd_kafka_conf_set_log_cb(conf->get(), group_log_callback);
-  char errstr[512];
-  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr,
-                           sizeof(errstr));
-  if (!state->rk)
-    return client_refused("consumer", errstr);
-  conf->release();
+  auto rk = new_client(RD_KAFKA_CONSUMER, *conf, "consumer");
+  if (!rk)
+    return rk.error();
+  state->rk = *rk;
   rd_kafka_poll_set_consumer(state->rk);
   if (auto ok = state->setup_wakeup(); !ok)
     return ok.error();
@@ -345,12 +349,10 @@ consumer::assign_only(const client_config& config) {
     return conf.error();
   auto state = std::make_unique<impl>();
   rd_kafka_conf_set_log_cb(conf->get(), log_callback);
-  char errstr[512];
-  state->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr,
-                           sizeof(errstr));
-  if (!state->rk)
-    return client_refused("consumer", errstr);
-  conf->release();
+  auto rk = new_client(RD_KAFKA_CONSUMER, *conf, "consumer");
+  if (!rk)
+    return rk.error();
+  state->rk = *rk;
   rd_kafka_poll_set_consumer(state->rk);
   if (auto ok = state->setup_wakeup(); !ok)
     return ok.error();
@@ -664,13 +666,11 @@ producer::make(const client_config& config) {
     return conf.error();
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &impl::delivered);
   rd_kafka_conf_set_log_cb(conf->get(), log_callback);
-  char errstr[512];
   auto state = std::make_unique<impl>();
-  state->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr,
-                           sizeof(errstr));
-  if (!state->rk)
-    return client_refused("producer", errstr);
-  conf->release();
+  auto rk = new_client(RD_KAFKA_PRODUCER, *conf, "producer");
+  if (!rk)
+    return rk.error();
+  state->rk = *rk;
   return std::unique_ptr<producer>(new producer(std::move(state)));
 }
 
@@ -766,15 +766,13 @@ caf::expected<std::unique_ptr<mock_cluster>>
 mock_cluster::start(int brokers, const std::vector<std::string>& topics,
                     int partitions) {
   auto state = std::make_unique<impl>();
-  char errstr[512];
-  auto* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set_log_cb(conf, log_callback);
+  conf_ptr conf{rd_kafka_conf_new()};
+  rd_kafka_conf_set_log_cb(conf.get(), log_callback);
   // The mock cluster needs a client instance to run its broker threads.
-  state->host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-  if (!state->host) {
-    rd_kafka_conf_destroy(conf);
-    return kafka_error(std::string{"cannot create mock host: "} + errstr);
-  }
+  auto host = new_client(RD_KAFKA_PRODUCER, conf, "mock cluster host");
+  if (!host)
+    return host.error();
+  state->host = *host;
   state->cluster = rd_kafka_mock_cluster_new(state->host, brokers);
   if (!state->cluster)
     return kafka_error("cannot create the mock cluster");
