@@ -15,6 +15,7 @@
 
 #include "actors/apply_order.hpp"
 #include "actors/catalog_hold.hpp"
+#include "actors/consumer_lag.hpp"
 #include "actors/entity_actors.hpp"
 #include "actors/job_thread.hpp"
 #include "actors/pending_answers.hpp"
@@ -1733,11 +1734,10 @@ struct coordinator_state {
     if (m == nullptr || owned.count(tp) == 0 || base == lag_base.end())
       return;
     const auto& consumer = tp.topic == context->topics.deltas ? deltas : main;
-    auto high = consumer->high_watermark(tp);
-    if (high < 0)
+    auto lag = consumer_lag(consumer->high_watermark(tp), base->second);
+    if (!lag)
       return;
-    m->lag(tp.topic, tp.partition,
-           std::max<std::int64_t>(0, high - base->second));
+    m->lag(tp.topic, tp.partition, *lag);
   }
 
   void report_all_lag() {

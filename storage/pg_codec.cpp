@@ -267,12 +267,16 @@ copy_buffer& copy_buffer::text_array(const std::vector<std::string>& values) {
 namespace {
 
 /// One append, not one push_back per byte: every field of every binary
-/// COPY row starts with a length written here.
-void put_be(std::string& out, std::uint64_t value, int bytes) {
-  char be[8];
-  for (int i = 0; i < bytes; ++i)
-    be[i] = static_cast<char>((value >> ((bytes - 1 - i) * 8)) & 0xff);
-  out.append(be, static_cast<std::size_t>(bytes));
+/// COPY row starts with a length written here. The width is a template
+/// argument so that a width the format has no use for does not compile.
+template<int Bytes>
+void put_be(std::string& out, std::uint64_t value) {
+  static_assert(Bytes == 2 || Bytes == 4 || Bytes == 8,
+                "binary COPY writes 2-, 4- and 8-byte integers");
+  char be[Bytes];
+  for (int i = 0; i < Bytes; ++i)
+    be[i] = static_cast<char>((value >> ((Bytes - 1 - i) * 8)) & 0xff);
+  out.append(be, Bytes);
 }
 
 } // namespace
@@ -280,38 +284,38 @@ void put_be(std::string& out, std::uint64_t value, int bytes) {
 copy_buffer& copy_buffer::binary_header() {
   static constexpr char signature[] = "PGCOPY\n\xff\r\n";
   buf_.append(signature, sizeof(signature)); // with its final NUL byte
-  put_be(buf_, 0, 4);                        // flags: no OIDs
-  put_be(buf_, 0, 4);                        // no header extension
+  put_be<4>(buf_, 0);                        // flags: no OIDs
+  put_be<4>(buf_, 0);                        // no header extension
   return *this;
 }
 
 copy_buffer& copy_buffer::binary_row(std::int16_t fields) {
-  put_be(buf_, static_cast<std::uint16_t>(fields), 2);
+  put_be<2>(buf_, static_cast<std::uint16_t>(fields));
   ++rows_;
   return *this;
 }
 
 copy_buffer& copy_buffer::binary_bytes(std::string_view value) {
-  put_be(buf_, static_cast<std::uint32_t>(value.size()), 4);
+  put_be<4>(buf_, static_cast<std::uint32_t>(value.size()));
   buf_.append(value.data(), value.size());
   return *this;
 }
 
 copy_buffer& copy_buffer::binary_bool(bool value) {
-  put_be(buf_, 1, 4);
+  put_be<4>(buf_, 1);
   buf_.push_back(value ? '\1' : '\0');
   return *this;
 }
 
 copy_buffer& copy_buffer::binary_int4(std::int32_t value) {
-  put_be(buf_, 4, 4);
-  put_be(buf_, static_cast<std::uint32_t>(value), 4);
+  put_be<4>(buf_, 4);
+  put_be<4>(buf_, static_cast<std::uint32_t>(value));
   return *this;
 }
 
 copy_buffer& copy_buffer::binary_int8(std::int64_t value) {
-  put_be(buf_, 8, 4);
-  put_be(buf_, static_cast<std::uint64_t>(value), 8);
+  put_be<4>(buf_, 8);
+  put_be<8>(buf_, static_cast<std::uint64_t>(value));
   return *this;
 }
 
@@ -324,12 +328,12 @@ copy_buffer& copy_buffer::binary_time(domain::timestamp value) {
 }
 
 copy_buffer& copy_buffer::binary_null() {
-  put_be(buf_, 0xffffffff, 4); // length -1
+  put_be<4>(buf_, 0xffffffff); // length -1
   return *this;
 }
 
 copy_buffer& copy_buffer::binary_trailer() {
-  put_be(buf_, 0xffff, 2);
+  put_be<2>(buf_, 0xffff);
   return *this;
 }
 
