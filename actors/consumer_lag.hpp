@@ -2,7 +2,6 @@
 
 // The consumer lag a replica reports for a partition it holds.
 
-#include <algorithm>
 #include <cstdint>
 #include <optional>
 
