@@ -1,3 +1,4 @@
+#include <atomic>
 #include <gtest/gtest.h>
 #include <string>
 #include <thread>
@@ -126,17 +127,20 @@ TEST(ledger, seats_at_an_instant_is_the_last_entry_at_or_before_it) {
 }
 
 TEST(sha256, threads_digesting_at_once_get_the_digests_one_thread_gets) {
-  // Each thread reuses its own digest context; the algorithm is shared.
+  // Each thread reuses its own digest context; the algorithm is fetched
+  // once and shared. The threads digest first and start together, so in a
+  // process of its own (ctest runs each test so) they race that fetch.
   std::vector<std::string> inputs;
   for (int i = 0; i < 400; ++i)
     inputs.push_back("input-" + std::to_string(i) + std::string(i % 97, 'x'));
-  std::vector<std::string> alone;
-  for (const auto& in : inputs)
-    alone.push_back(sha256_hex(in) + applied_event_key({"src", in}));
   std::vector<std::vector<std::string>> together(4);
+  std::atomic<int> waiting{static_cast<int>(together.size())};
   std::vector<std::thread> threads;
   for (size_t t = 0; t < together.size(); ++t)
-    threads.emplace_back([&inputs, &out = together[t]] {
+    threads.emplace_back([&inputs, &waiting, &out = together[t]] {
+      waiting.fetch_sub(1);
+      while (waiting.load() > 0)
+        std::this_thread::yield();
       for (int round = 0; round < 5; ++round) {
         out.clear();
         for (const auto& in : inputs)
@@ -145,6 +149,9 @@ TEST(sha256, threads_digesting_at_once_get_the_digests_one_thread_gets) {
     });
   for (auto& t : threads)
     t.join();
+  std::vector<std::string> alone;
+  for (const auto& in : inputs)
+    alone.push_back(sha256_hex(in) + applied_event_key({"src", in}));
   for (const auto& out : together)
     EXPECT_EQ(out, alone);
   EXPECT_NE(alone[0], alone[1]);
