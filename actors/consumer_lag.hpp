@@ -9,11 +9,12 @@ namespace seatledger::actors {
 
 /// Records behind: `high_watermark` (librdkafka's, from the partition's last
 /// fetch; negative when unknown) minus `stored` (the position PostgreSQL
-/// holds). Unknown when the watermark is unknown or below the stored
-/// position: the committed log never ends before a position read from it,
-/// so such a watermark is left over from an earlier time this replica held
-/// the partition (another replica advanced it meanwhile). Reporting it read
-/// 0 until the next fetch, up to 5 s for a partition that came back.
+/// holds, or while none is stored the offset of the first record read).
+/// Unknown when the watermark is unknown or below `stored`: the log never
+/// ends before a position read from it, so such a watermark is left over
+/// from an earlier time this replica held the partition (another replica
+/// advanced it meanwhile). A report between getting the partition back and
+/// its first fetch read 0 from it.
 inline std::optional<std::int64_t> consumer_lag(std::int64_t high_watermark,
                                                 std::int64_t stored) {
   if (high_watermark < 0 || high_watermark < stored)

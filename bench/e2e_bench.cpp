@@ -786,6 +786,8 @@ int main(int argc, char** argv) {
       auto room = std::min<long>(window - (produced - done),
                                  o.events - produced);
       bool window_full = room < std::min<long>(1000, o.events - produced);
+      // Asked even when the window is full, to tell a wait for both apart
+      // (the monitor reads the backlog at most every 200 ms).
       bool backlog_over = throughput_backlog.current() > o.max_delta_backlog;
       if (window_full || backlog_over) {
         auto waited_from = steady_clock::now();
