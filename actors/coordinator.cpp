@@ -1727,7 +1727,8 @@ struct coordinator_state {
   }
 
   /// Consumer lag: the high watermark of the partition's last fetch minus
-  /// its lag base. Not reported before both are known.
+  /// its lag base. Not reported before both are known, nor from a
+  /// watermark below the base (stale: consumer_lag).
   void report_lag(const topic_partition& tp) {
     auto* m = metrics();
     auto base = lag_base.find(tp);
