@@ -1985,7 +1985,17 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
   st.context = std::move(context);
   st.status = std::move(status);
   st.rebalance.st = &st;
-  st.store = std::make_unique<storage::pg_store>(st.config.database_url);
+  storage::pg_store_options store_options;
+  store_options.on_lease_holder_ended
+    = [](const storage::ended_lease_holder& ended) {
+        log::warning("ended a stalled session holding leases being taken over",
+                     {{"leases", ended.lease_keys},
+                      {"previous_owner", ended.owner},
+                      {"pid", static_cast<long long>(ended.pid)},
+                      {"transaction_seconds", ended.transaction_seconds}});
+      };
+  st.store = std::make_unique<storage::pg_store>(st.config.database_url,
+                                                 std::move(store_options));
   for (std::size_t i = 0;
        i < std::max<std::size_t>(1, st.config.commit_connections); ++i) {
     auto lane = std::make_unique<coordinator_state::commit_lane>();

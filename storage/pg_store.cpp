@@ -322,6 +322,39 @@ ON CONFLICT (consumer_group, lease_key) DO UPDATE SET
 RETURNING l.lease_key, l.epoch
 )sql";
 
+constexpr const char* sqlstate_lock_not_available = "55P03";
+
+// Taking a lease waits at most this long for a transaction holding its
+// row: one that holds it longer is a previous owner's commit that will
+// not end by itself (see acquire_leases).
+constexpr const char* sql_lease_lock_wait
+  = "SELECT set_config('lock_timeout', $1, true)";
+
+// The open transactions holding the rows of these leases: while a
+// transaction that updated or locked a row is open, the row version others
+// see carries its id in `xmax`.
+constexpr const char* sql_lease_lockers = R"sql(
+SELECT l.lease_key, l.owner, l.xmax::text
+FROM seatledger.partition_leases AS l
+WHERE l.consumer_group = $1 AND l.lease_key = ANY($2::text[])
+  AND l.xmax::text <> '0'
+)sql";
+
+// Run with the login role's rights (ROLE NONE): the sessions to end logged
+// in as that role, and only it (or pg_signal_backend) may see their
+// transaction ids and end them. Only the service's own sessions (by
+// application_name) are ended: an operator's session holding a row is
+// waited for.
+constexpr const char* sql_as_login_role = "SET LOCAL ROLE NONE";
+constexpr const char* sql_end_transactions = R"sql(
+SELECT a.pid, a.backend_xid::text,
+       coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8,
+       pg_terminate_backend(a.pid)
+FROM pg_stat_activity AS a
+WHERE a.backend_xid::text = ANY($1::text[]) AND a.application_name = $2
+  AND a.pid <> pg_backend_pid()
+)sql";
+
 constexpr const char* sql_held_leases = R"sql(
 SELECT l.lease_key, l.epoch
 FROM unnest($2::text[], $3::bigint[]) AS h(lease_key, epoch)
@@ -665,6 +698,9 @@ constexpr named_statement prepared_statements[] = {
   {"apply_catalog", sql_apply_catalog},
   {"upsert_positions", sql_upsert_positions},
   {"acquire_leases", sql_acquire_leases},
+  {"lease_lock_wait", sql_lease_lock_wait},
+  {"lease_lockers", sql_lease_lockers},
+  {"end_transactions", sql_end_transactions},
   {"held_leases", sql_held_leases},
   {"load_positions", sql_load_positions},
   {"filter_applied", sql_filter_applied},
@@ -1073,6 +1109,45 @@ struct pg_store::impl {
   }
 
   void commit(pg_connection& c, const storage_batch& b);
+
+  /// Ends the sessions whose open transactions hold the rows of `keys`;
+  /// how many it ended.
+  std::size_t end_lease_holders(pg_connection& c,
+                                const std::string& consumer_group,
+                                const std::vector<std::string>& keys) {
+    std::map<std::string, std::pair<std::string, std::string>> lockers;
+    std::vector<std::string> xids;
+    {
+      pqxx::nontransaction tx{c};
+      for (const auto& r : tx.exec_prepared("lease_lockers", consumer_group,
+                                            text_array(keys))) {
+        auto xid = text_of(r[2]);
+        auto& [leases, owner] = lockers[xid];
+        leases += (leases.empty() ? "" : ", ") + text_of(r[0]);
+        owner = r[1].is_null() ? "" : text_of(r[1]);
+        xids.push_back(xid);
+      }
+    }
+    if (xids.empty())
+      return 0;
+    std::size_t ended = 0;
+    pqxx::work tx{c};
+    tx.exec(sql_as_login_role);
+    for (const auto& r : tx.exec_prepared("end_transactions", text_array(xids),
+                                          options.application_name)) {
+      if (!r[3].as<bool>())
+        continue;
+      ++ended;
+      if (options.on_lease_holder_ended) {
+        const auto& [leases, owner] = lockers[text_of(r[1])];
+        options.on_lease_holder_ended(
+          {leases, owner, r[0].as<std::int64_t>(), r[2].as<double>()});
+      }
+    }
+    tx.commit();
+    return ended;
+  }
+
   pqxx::result
   write_subscriptions(pqxx::work& tx, const char* statement,
                       const std::vector<const subscription_row*>& rows);
@@ -1627,11 +1702,31 @@ pg_store::acquire_leases(const std::string& consumer_group,
     // Sorted, so concurrent acquisitions lock rows in one order.
     auto keys = unique_sorted(lease_keys);
     std::map<std::string, std::int64_t> epochs;
-    pqxx::work tx{c};
-    for (const auto& r : tx.exec_prepared("acquire_leases", consumer_group,
-                                          text_array(keys), owner))
-      epochs[text_of(r[0])] = r[1].as<std::int64_t>();
-    tx.commit();
+    // A commit of the previous owner holds a lease's row until it ends;
+    // Kafka gives the partition here only after that owner gave it up or
+    // its session expired, so a commit still open after the wait is a
+    // paused or cut-off replica's, which may never end by itself (its
+    // connection stays up while the process is stopped, and the server
+    // notices a vanished client only after its TCP keepalive, two hours by
+    // default). Its session is ended: its transaction rolls back, and it
+    // can write nothing for the lease afterwards (the epoch moved on).
+    for (int attempt = 1;; ++attempt) {
+      try {
+        pqxx::work tx{c};
+        tx.exec_prepared("lease_lock_wait",
+                         std::to_string(impl_->options.lease_lock_wait.count())
+                           + "ms");
+        for (const auto& r : tx.exec_prepared("acquire_leases", consumer_group,
+                                              text_array(keys), owner))
+          epochs[text_of(r[0])] = r[1].as<std::int64_t>();
+        tx.commit();
+        break;
+      } catch (const pqxx::sql_error& e) {
+        if (e.sqlstate() != sqlstate_lock_not_available || attempt == 3
+            || impl_->end_lease_holders(c, consumer_group, keys) == 0)
+          throw;
+      }
+    }
     std::set<std::string> seen;
     for (const auto& key : lease_keys)
       if (seen.insert(key).second)

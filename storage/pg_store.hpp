@@ -3,7 +3,9 @@
 // The PostgreSQL implementation of the storage ports (libpqxx 6.4 behind a
 // pimpl: no libpqxx type in this header).
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +23,18 @@ namespace seatledger::storage {
 /// `migrate` and granted to the migrating user.
 inline constexpr const char* runtime_role_name = "seatledger_app";
 
+/// A session ended because its open transaction held the row of a lease
+/// being taken (see `pg_store::acquire_leases`).
+struct ended_lease_holder {
+  /// The leases whose rows it held, comma-separated.
+  std::string lease_keys;
+  /// Their owner as the rows read then (the previous owner).
+  std::string owner;
+  std::int64_t pid = 0;
+  /// How long its transaction had been open.
+  double transaction_seconds = 0;
+};
+
 struct pg_store_options {
   /// `SET ROLE` to this role right after connecting, so the service writes
   /// with the runtime role's rights even when it logs in as the schema owner
@@ -33,6 +47,11 @@ struct pg_store_options {
   /// without harm: it loses the last few hundred milliseconds of them, whole
   /// transactions, never one whose later WAL survived.
   bool commits_may_be_lost_in_a_crash = false;
+  /// How long taking a lease waits for a transaction that holds its row
+  /// before it ends that transaction's session.
+  std::chrono::milliseconds lease_lock_wait{5000};
+  /// Told of each session ended so (on the calling thread).
+  std::function<void(const ended_lease_holder&)> on_lease_holder_ended;
 };
 
 /// One connection to PostgreSQL implementing every storage port. Not

@@ -284,6 +284,9 @@ public:
 
   /// Takes the leases: increments each epoch (creating it at 1) and records
   /// the owner. Every writer holding an older epoch is fenced from now on.
+  /// A transaction of another session that holds a lease's row for longer
+  /// than the implementation's wait (a commit of a paused previous owner)
+  /// is ended rather than waited for.
   virtual caf::expected<std::vector<lease>>
   acquire_leases(const std::string& consumer_group,
                  const std::vector<std::string>& lease_keys,

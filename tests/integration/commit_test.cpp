@@ -1,5 +1,7 @@
 // Batch commits: atomicity, fencing, de-duplication, positions, outbox.
 
+#include <functional>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -238,6 +240,156 @@ TEST_F(commit, takeover_waits_for_a_commit_in_flight) {
   auto r = a.commit(batch_for("sub-a", 1, lease_a, 1));
   ASSERT_FALSE(r);
   EXPECT_TRUE(is(r.error(), service_errc::fenced));
+}
+
+/// Replicas as deployed: one login role, granted the runtime role, shared
+/// by every replica (a non-superuser: what it may see of other sessions
+/// and end is its own).
+class commit_as_replicas : public commit {
+protected:
+  void SetUp() override {
+    commit::SetUp();
+    role_ = unique_name("seatledger_replica");
+    auto conn = superuser();
+    pqxx::nontransaction tx{*conn};
+    tx.exec("CREATE ROLE " + tx.quote_name(role_)
+            + " LOGIN PASSWORD 'replica-password-1' IN ROLE seatledger_app");
+  }
+
+  void TearDown() override {
+    taker_.reset();
+    stalled_.reset();
+    stalled_connection_.reset();
+    commit::TearDown();
+    pqxx::connection admin{""};
+    pqxx::nontransaction tx{admin};
+    tx.exec("DROP ROLE IF EXISTS " + tx.quote_name(role_));
+  }
+
+  std::string replica_conninfo() const {
+    return conninfo() + " user=" + role_ + " password=replica-password-1";
+  }
+
+  /// A replica's commit stalled after its lease check: the lease's row
+  /// stays locked while the transaction is open. Its session's pid.
+  int stalled_commit(const std::string& lease_key,
+                     const std::string& application = "seatledger") {
+    stalled_connection_ = std::make_unique<pqxx::connection>(
+      replica_conninfo() + " application_name=" + application);
+    stalled_ = std::make_unique<pqxx::work>(*stalled_connection_);
+    stalled_->exec("SET LOCAL ROLE seatledger_app");
+    stalled_->exec("UPDATE seatledger.partition_leases "
+                   "SET last_commit_at = now() WHERE lease_key = "
+                   + stalled_->quote(lease_key));
+    return stalled_connection_->backendpid();
+  }
+
+  /// What replica-b's taking membership/2 (a 300 ms wait) came to.
+  struct takeover {
+    caf::expected<std::vector<storage::lease>> leases{caf::error{}};
+    std::vector<storage::ended_lease_holder> ended;
+    /// Still waiting after 10 s: `unblock` ran to end the wait.
+    bool stuck = false;
+  };
+
+  takeover take_over(const std::function<void()>& unblock) {
+    takeover result;
+    storage::pg_store_options options;
+    options.lease_lock_wait = std::chrono::milliseconds{300};
+    options.on_lease_holder_ended = [&](const storage::ended_lease_holder& e) {
+      result.ended.push_back(e);
+    };
+    taker_ = std::make_unique<storage::pg_store>(replica_conninfo(), options);
+    auto taking = std::async(std::launch::async, [&] {
+      return taker_->acquire_leases("seatledger", {"membership/2"},
+                                    "replica-b");
+    });
+    if (taking.wait_for(std::chrono::seconds{10})
+        != std::future_status::ready) {
+      result.stuck = true;
+      unblock();
+    }
+    result.leases = taking.get();
+    return result;
+  }
+
+  /// The lease's epoch once replica-b takes it again with nothing in the
+  /// way.
+  std::int64_t take_again() {
+    storage::pg_store b{replica_conninfo()};
+    return take(b, "membership/2", "replica-b").epoch;
+  }
+
+  std::string role_;
+  std::unique_ptr<pqxx::connection> stalled_connection_;
+  std::unique_ptr<pqxx::work> stalled_;
+  std::unique_ptr<storage::pg_store> taker_;
+};
+
+TEST_F(commit_as_replicas, a_takeover_ends_a_stalled_commit_holding_the_lease) {
+  // A replica paused (or cut off) inside a commit holds its lease's row for
+  // as long as it stays paused. The new owner must not wait for it: after
+  // the wait it ends that session, and the stalled commit can never land.
+  storage::pg_store a{replica_conninfo()};
+  auto lease_a = take(a, "membership/2", "replica-a");
+  ASSERT_EQ(lease_a.epoch, 1);
+  const auto holder_pid = stalled_commit("membership/2");
+  auto taken = take_over([&] {
+    auto conn = superuser();
+    pqxx::nontransaction{*conn}.exec("SELECT pg_terminate_backend("
+                                     + std::to_string(holder_pid) + ")");
+  });
+  ASSERT_FALSE(taken.stuck) << "the takeover waited 10 s for the commit";
+  ASSERT_TRUE(taken.leases) << describe(taken.leases.error());
+  EXPECT_EQ(taken.leases->front().epoch, 2);
+  ASSERT_EQ(taken.ended.size(), 1u);
+  EXPECT_EQ(taken.ended[0].lease_keys, "membership/2");
+  EXPECT_EQ(taken.ended[0].owner, "replica-a");
+  EXPECT_EQ(taken.ended[0].pid, holder_pid);
+  EXPECT_GE(taken.ended[0].transaction_seconds, 0.3);
+  // The stalled transaction is gone with its session.
+  EXPECT_ANY_THROW(stalled_->commit());
+  auto r = a.commit(batch_for("sub-a", 1, lease_a, 1));
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is(r.error(), service_errc::fenced));
+  EXPECT_EQ(count("seat_ledger"), 0);
+}
+
+TEST_F(commit_as_replicas,
+       a_takeover_ends_no_session_that_locks_only_the_table) {
+  // A migration's table lock is no stalled commit: the takeover fails
+  // after its wait (and is retried by its caller) and ends nothing.
+  storage::pg_store a{replica_conninfo()};
+  take(a, "membership/2", "replica-a");
+  auto migrator = superuser();
+  pqxx::work lock{*migrator};
+  lock.exec("LOCK TABLE seatledger.partition_leases IN SHARE MODE");
+  auto refused = take_over([&] { lock.commit(); });
+  ASSERT_FALSE(refused.stuck) << "the takeover waited 10 s for the lock";
+  ASSERT_FALSE(refused.leases);
+  EXPECT_NE(describe(refused.leases.error()).find("lock timeout"),
+            std::string::npos)
+    << describe(refused.leases.error());
+  EXPECT_TRUE(refused.ended.empty());
+  lock.commit(); // its session is still there
+  EXPECT_EQ(take_again(), 2);
+}
+
+TEST_F(commit_as_replicas, a_takeover_waits_for_a_session_not_the_services) {
+  // An operator's session holding the row (psql, a maintenance script) is
+  // nobody's stalled commit: it is waited for, never ended.
+  storage::pg_store a{replica_conninfo()};
+  take(a, "membership/2", "replica-a");
+  stalled_commit("membership/2", "psql");
+  auto refused = take_over([&] { stalled_->commit(); });
+  ASSERT_FALSE(refused.stuck) << "the takeover waited 10 s for the session";
+  ASSERT_FALSE(refused.leases);
+  EXPECT_NE(describe(refused.leases.error()).find("lock timeout"),
+            std::string::npos)
+    << describe(refused.leases.error());
+  EXPECT_TRUE(refused.ended.empty());
+  stalled_->commit(); // its session is still there
+  EXPECT_EQ(take_again(), 2);
 }
 
 TEST_F(commit, several_leases_and_unknown_lease) {

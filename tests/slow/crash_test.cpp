@@ -1,7 +1,8 @@
 // Crash safety: the service stopped abruptly mid-stream and restarted, or
-// one of two replicas killed mid-stream and taken over by the other, ends
-// with the same ledger, state and published events as an uninterrupted run
-// of the same input — nothing lost, nothing doubled.
+// one of two replicas killed (or paused inside a commit) mid-stream and
+// taken over by the other, ends with the same ledger, state and published
+// events as an uninterrupted run of the same input — nothing lost, nothing
+// doubled.
 
 #include <filesystem>
 #include <fstream>
@@ -234,6 +235,15 @@ protected:
   std::string signing_key_;
 };
 
+/// Kafka gives a killed or paused replica's partitions to the other only
+/// once its session times out (10 s by default); a short session keeps the
+/// run short. Each group is its run's own, on its own mock cluster, which
+/// keeps the session timeout a group started with.
+const std::vector<std::string> short_session{"--kafka-property",
+                                             "session.timeout.ms=3000",
+                                             "--kafka-property",
+                                             "heartbeat.interval.ms=500"};
+
 scenario crash_scenario() {
   scenario_options options;
   options.membership_events_per_phase = 2500;
@@ -289,7 +299,11 @@ TEST_F(crash, sigkill_against_a_dev_kafka_process_loses_and_doubles_nothing) {
 /// Two replicas of one consumer group share the stream; one of them is
 /// killed (SIGKILL) mid-stream while it holds partitions and is applying
 /// their records, and is not restarted: the other must take its partitions
-/// over once Kafka's session for it times out, and finish the stream.
+/// over once Kafka's session for it times out, and finish the stream. Or it
+/// is paused (SIGSTOP) in the middle of a commit, holding its leases' rows
+/// locked: the other must take over all the same and finish the phase
+/// while it stays paused; resumed, the paused one must write nothing of
+/// what it held, and the two share the rest of the stream.
 class takeover_run {
 public:
   takeover_run(const std::string& bootstrap, const std::string& signing_key)
@@ -316,14 +330,20 @@ public:
     std::int64_t leases = 0;
     std::int64_t survivor_leases = 0;
     std::string survivor_log;
+    /// Paused runs: the victim was stopped inside a commit that held its
+    /// leases' rows, and its log after it resumed.
+    bool paused_holding_leases = false;
+    std::string victim_log;
   };
 
   /// Kills `prefer` (0: the first replica, which started alone and handed
   /// part of its partitions over; 1: the one that joined and took them)
   /// during phase `kill_phase`, unless it reads no membership partition,
-  /// then the other.
+  /// then the other. `sig` SIGSTOP pauses it instead until the survivor has
+  /// finished that phase.
   outcome execute(const scenario& s, std::size_t kill_phase, int prefer,
-                  const std::vector<std::string>& session_args) {
+                  const std::vector<std::string>& session_args,
+                  int sig = SIGKILL) {
     service_options base;
     base.database_url = db_.conninfo();
     base.bootstrap = kafka_.bootstrap();
@@ -436,11 +456,38 @@ public:
           return {};
         }
         auto& victim = replicas[seen_.victim];
-        victim->signal(SIGKILL);
+        if (sig == SIGSTOP) {
+          // Stopped again until it is caught inside a commit: its open
+          // transaction holds the rows of the leases it checked.
+          auto holding_sql
+            = "SELECT count(*) FROM seatledger.partition_leases l JOIN "
+              "pg_stat_activity a ON a.backend_xid = l.xmax WHERE "
+              "l.consumer_group = "
+              + group + " AND l.owner = '" + seen_.victim + "'";
+          for (int attempt = 0; attempt < 200; ++attempt) {
+            victim->signal(SIGSTOP);
+            std::this_thread::sleep_for(milliseconds{30});
+            pqxx::nontransaction tx{watch};
+            if (tx.exec1(holding_sql)[0].as<std::int64_t>() > 0) {
+              seen_.paused_holding_leases = true;
+              break;
+            }
+            victim->signal(SIGCONT);
+            std::this_thread::sleep_for(milliseconds{5 + attempt % 20});
+          }
+        } else {
+          victim->signal(SIGKILL);
+          EXPECT_EQ(victim->wait(seconds{10}), 128 + SIGKILL);
+        }
         auto killed_at = steady_clock::now();
-        EXPECT_EQ(victim->wait(seconds{10}), 128 + SIGKILL);
-        pqxx::nontransaction{watch}.exec(
-          "DROP TRIGGER slow_commit ON seatledger.applied_events");
+        // The paused victim's open commit holds a lock on the table until
+        // the survivor ends it: the trigger goes after the takeover then.
+        auto drop_trigger = [&] {
+          pqxx::nontransaction{watch}.exec(
+            "DROP TRIGGER slow_commit ON seatledger.applied_events");
+        };
+        if (sig != SIGSTOP)
+          drop_trigger();
         seen_.killed_mid_stream = !probe.settled(applied);
         seen_.victim_membership_leases = membership_leases_of(seen_.victim);
         seen_.victim_positions_at_kill = positions_of(victim_partitions);
@@ -469,15 +516,29 @@ public:
         else
           ADD_FAILURE() << "the survivor did not take the partitions over\n"
                         << survivor->stderr_tail();
+        if (sig == SIGSTOP) {
+          if (!seen_.takeover) {
+            victim->signal(SIGCONT);
+            keep_logs(replicas);
+            return {};
+          }
+          drop_trigger();
+        }
       }
       auto settled = wait_until([&] { return probe.settled(applied); },
                                 seconds{180});
       if (!settled) {
         ADD_FAILURE() << "phase " << i << " not applied; applied events: "
                       << probe.applied_events() << " of " << applied;
+        if (sig == SIGSTOP && i == kill_phase)
+          replicas[seen_.victim]->signal(SIGCONT);
         keep_logs(replicas);
         return {};
       }
+      // The survivor finished the phase alone; the paused victim comes
+      // back for the rest of the stream.
+      if (sig == SIGSTOP && i == kill_phase)
+        replicas[seen_.victim]->signal(SIGCONT);
     }
     seen_.victim_positions_at_end = positions_of(victim_partitions);
     seen_.leases = probe.scalar(
@@ -487,6 +548,12 @@ public:
     seen_.survivor_leases = leases_of(seen_.survivor);
     auto& survivor = replicas[seen_.survivor];
     survivor->signal(SIGTERM);
+    if (sig == SIGSTOP) {
+      auto& victim = replicas[seen_.victim];
+      victim->signal(SIGTERM);
+      EXPECT_EQ(victim->wait(seconds{60}), 0) << victim->stderr_tail();
+      seen_.victim_log = victim->stderr_tail(1 << 24);
+    }
     EXPECT_EQ(survivor->wait(seconds{60}), 0) << survivor->stderr_tail();
     seen_.survivor_log = survivor->stderr_tail(1 << 24);
     if (::testing::Test::HasFailure())
@@ -516,14 +583,6 @@ private:
 };
 
 TEST_F(crash, one_of_two_replicas_killed_mid_stream_the_other_takes_over) {
-  // Kafka gives the killed replica's partitions to the survivor only once
-  // its session times out (10 s by default); a short session keeps the run
-  // short. Each group is its run's own, on its own mock cluster, which
-  // keeps the session timeout a group started with.
-  const std::vector<std::string> short_session{"--kafka-property",
-                                               "session.timeout.ms=3000",
-                                               "--kafka-property",
-                                               "heartbeat.interval.ms=500"};
   auto s = crash_scenario();
   auto reference = uninterrupted(s);
   ASSERT_FALSE(reference.ledger.empty());
@@ -567,6 +626,39 @@ TEST_F(crash, one_of_two_replicas_killed_mid_stream_the_other_takes_over) {
         << trace << " in the survivor's log";
     expect_same(reference, got); // conflicting event copies included
   }
+}
+
+TEST_F(crash, a_replica_paused_inside_a_commit_is_taken_over_and_fenced) {
+  // A replica paused (SIGSTOP: a frozen node, a long stall) while one of
+  // its commits is open keeps its leases' rows locked; its connection
+  // stays up (the kernel answers for a stopped process). Kafka gives its
+  // partitions to the other once its session times out; that one must not
+  // wait for the paused commit to end, which it never does by itself.
+  auto s = crash_scenario();
+  auto reference = uninterrupted(s);
+  ASSERT_FALSE(reference.ledger.empty());
+  auto cluster = kafka::mock_cluster::start(1, service_topics, 4);
+  ASSERT_TRUE(cluster);
+  takeover_run paused{(*cluster)->bootstrap_servers(), signing_key_};
+  auto got = paused.execute(s, 2, 0, short_session, SIGSTOP);
+  ASSERT_FALSE(got.ledger.empty());
+  const auto& seen = paused.seen();
+  ASSERT_TRUE(seen.paused_holding_leases)
+    << "the pause never landed inside a commit";
+  ASSERT_TRUE(seen.takeover);
+  std::cout << seen.victim << " paused inside a commit holding "
+            << ::testing::PrintToString(seen.victim_membership_leases) << "; "
+            << seen.survivor << " held every lease " << seen.takeover->count()
+            << " ms later\n";
+  EXPECT_GT(seen.victim_positions_at_end, seen.victim_positions_at_kill)
+    << "nothing was left on the paused replica's partitions";
+  EXPECT_NE(seen.survivor_log.find("ended a stalled session holding leases"),
+            std::string::npos)
+    << "the survivor did not say whose session it ended";
+  EXPECT_NE(seen.victim_log.find("batch not committed"), std::string::npos)
+    << "the paused commit did not fail once the replica resumed";
+  // What the paused commit held was written once, by the survivor.
+  expect_same(reference, got);
 }
 
 } // namespace
