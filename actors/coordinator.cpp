@@ -387,7 +387,10 @@ struct coordinator_state {
         status->postgres_ok = true;
         return result;
       }
-      status->postgres_ok = false;
+      // PostgreSQL that answered with an error is reachable: a lease held
+      // by an operator's session (lock timeout) did not make it so.
+      if (is(result.error(), service_errc::storage_unavailable))
+        status->postgres_ok = false;
       log::error("postgres call failed, retrying",
                  {{"operation", what}, {"error", describe(result.error())}});
       if (draining || status->stopping)

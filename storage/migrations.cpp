@@ -888,6 +888,9 @@ caf::expected<int> migrate(const std::string& conninfo) {
   std::string step = "migrate: connect";
   try {
     pqxx::connection conn{with_network_timeouts(conninfo)};
+    // A migrator whose node dies holding the lock holds up every replica
+    // that starts.
+    detail::set_server_timeouts(conn);
     {
       pqxx::nontransaction lock{conn};
       step = "migrate: take the advisory lock";

@@ -15,6 +15,25 @@ namespace seatledger::storage::detail {
 
 // -- connection ---------------------------------------------------------------
 
+namespace {
+
+// `source = 'default'`: a value set anywhere else is the operator's.
+constexpr const char* sql_server_timeouts = R"sql(
+SELECT set_config(s.name, v.value, false)
+FROM (VALUES ('tcp_keepalives_idle', '10'), ('tcp_keepalives_interval', '5'),
+             ('tcp_keepalives_count', '3'), ('tcp_user_timeout', '30000'))
+  AS v(name, value)
+JOIN pg_settings AS s USING (name)
+WHERE s.source = 'default'
+)sql";
+
+} // namespace
+
+void set_server_timeouts(pqxx::connection_base& conn) {
+  pqxx::nontransaction tx{conn};
+  tx.exec(sql_server_timeouts);
+}
+
 pg_connection::pg_connection(const std::string& conninfo)
     : connection_base(policy_), policy_(with_network_timeouts(conninfo)) {
   init();
@@ -22,6 +41,7 @@ pg_connection::pg_connection(const std::string& conninfo)
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   inhibit_reactivation(true);
 #pragma GCC diagnostic pop
+  set_server_timeouts(*this);
 }
 
 pg_connection::~pg_connection() noexcept {

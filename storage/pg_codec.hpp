@@ -58,11 +58,25 @@ private:
   handle handle_ = nullptr;
 };
 
+/// Sets the server's side of the network timeouts (conninfo.hpp) for this
+/// session, each one nobody else set (server configuration, ALTER ROLE or
+/// DATABASE … SET, the client's `options`): TCP keepalives after 10 s idle,
+/// every 5 s, 3 probes, and tcp_user_timeout 30 s. Without them the server
+/// notices a client that vanished (its node died, a network cut) only after
+/// the kernel's default keepalive, two hours, and the session's transaction
+/// keeps its locks that long (a lease row, the migration lock). Set after
+/// connecting, not in the startup packet, which connection poolers refuse
+/// (PgBouncer: unsupported startup parameter). No effect over a Unix
+/// socket; a paused client is not noticed (its kernel still answers).
+void set_server_timeouts(pqxx::connection_base& conn);
+
 /// A `pqxx::connection` that exposes its libpq handle and never reconnects
 /// behind our back (a silent reconnect would lose `SET ROLE` and the temp
 /// staging tables).
 class pg_connection : public pqxx::connection_base {
 public:
+  /// Connects with network timeouts on both sides (`with_network_timeouts`,
+  /// `set_server_timeouts`).
   explicit pg_connection(const std::string& conninfo);
   ~pg_connection() noexcept;
 

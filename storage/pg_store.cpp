@@ -332,7 +332,10 @@ constexpr const char* sql_lease_lock_wait
 
 // The open transactions holding the rows of these leases: while a
 // transaction that updated or locked a row is open, the row version others
-// see carries its id in `xmax`.
+// see carries its id in `xmax`. Only one transaction at a time locks a
+// lease row (plain UPDATEs; no foreign key points at the table, nothing
+// takes FOR SHARE), so `xmax` is never a multixact id, which could equal an
+// unrelated transaction's id.
 constexpr const char* sql_lease_lockers = R"sql(
 SELECT l.lease_key, l.owner, l.xmax::text
 FROM seatledger.partition_leases AS l
@@ -341,17 +344,20 @@ WHERE l.consumer_group = $1 AND l.lease_key = ANY($2::text[])
 )sql";
 
 // Run with the login role's rights (ROLE NONE): the sessions to end logged
-// in as that role, and only it (or pg_signal_backend) may see their
-// transaction ids and end them. Only the service's own sessions (by
-// application_name) are ended: an operator's session holding a row is
-// waited for.
+// in as that role, and only a member of a session's role may end it and
+// read when its transaction started (pg_terminate_backend raises an error
+// for any other, so those are left out first). Only the service's own
+// sessions (by application_name) whose transaction is at least as old as
+// the wait are ended: an operator's session holding a row is waited for.
 constexpr const char* sql_as_login_role = "SET LOCAL ROLE NONE";
 constexpr const char* sql_end_transactions = R"sql(
 SELECT a.pid, a.backend_xid::text,
-       coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8,
+       extract(epoch FROM now() - a.xact_start)::float8,
        pg_terminate_backend(a.pid)
 FROM pg_stat_activity AS a
 WHERE a.backend_xid::text = ANY($1::text[]) AND a.application_name = $2
+  AND pg_has_role(a.usesysid, 'USAGE')
+  AND a.xact_start <= now() - $3::interval
   AND a.pid <> pg_backend_pid()
 )sql";
 
@@ -1110,6 +1116,14 @@ struct pg_store::impl {
 
   void commit(pg_connection& c, const storage_batch& b);
 
+  /// `lease_lock_wait` as PostgreSQL reads a duration; at least 1 ms (0
+  /// would turn lock_timeout off and wait for ever).
+  std::string lock_wait() const {
+    return std::to_string(std::max<std::int64_t>(
+             1, static_cast<std::int64_t>(options.lease_lock_wait.count())))
+           + "ms";
+  }
+
   /// Ends the sessions whose open transactions hold the rows of `keys`;
   /// how many it ended.
   std::size_t end_lease_holders(pg_connection& c,
@@ -1133,8 +1147,9 @@ struct pg_store::impl {
     std::size_t ended = 0;
     pqxx::work tx{c};
     tx.exec(sql_as_login_role);
-    for (const auto& r : tx.exec_prepared("end_transactions", text_array(xids),
-                                          options.application_name)) {
+    for (const auto& r :
+         tx.exec_prepared("end_transactions", text_array(xids),
+                          options.application_name, lock_wait())) {
       if (!r[3].as<bool>())
         continue;
       ++ended;
@@ -1713,9 +1728,7 @@ pg_store::acquire_leases(const std::string& consumer_group,
     for (int attempt = 1;; ++attempt) {
       try {
         pqxx::work tx{c};
-        tx.exec_prepared("lease_lock_wait",
-                         std::to_string(impl_->options.lease_lock_wait.count())
-                           + "ms");
+        tx.exec_prepared("lease_lock_wait", impl_->lock_wait());
         for (const auto& r : tx.exec_prepared("acquire_leases", consumer_group,
                                               text_array(keys), owner))
           epochs[text_of(r[0])] = r[1].as<std::int64_t>();

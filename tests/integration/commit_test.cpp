@@ -257,10 +257,11 @@ protected:
   }
 
   void TearDown() override {
-    taker_.reset();
     stalled_.reset();
     stalled_connection_.reset();
     commit::TearDown();
+    if (role_.empty())
+      return;
     pqxx::connection admin{""};
     pqxx::nontransaction tx{admin};
     tx.exec("DROP ROLE IF EXISTS " + tx.quote_name(role_));
@@ -299,10 +300,10 @@ protected:
     options.on_lease_holder_ended = [&](const storage::ended_lease_holder& e) {
       result.ended.push_back(e);
     };
-    taker_ = std::make_unique<storage::pg_store>(replica_conninfo(), options);
+    // Declared before the future: the thread uses it until get().
+    storage::pg_store taker{replica_conninfo(), options};
     auto taking = std::async(std::launch::async, [&] {
-      return taker_->acquire_leases("seatledger", {"membership/2"},
-                                    "replica-b");
+      return taker.acquire_leases("seatledger", {"membership/2"}, "replica-b");
     });
     if (taking.wait_for(std::chrono::seconds{10})
         != std::future_status::ready) {
@@ -323,7 +324,6 @@ protected:
   std::string role_;
   std::unique_ptr<pqxx::connection> stalled_connection_;
   std::unique_ptr<pqxx::work> stalled_;
-  std::unique_ptr<storage::pg_store> taker_;
 };
 
 TEST_F(commit_as_replicas, a_takeover_ends_a_stalled_commit_holding_the_lease) {
@@ -973,6 +973,34 @@ TEST_F(commit, empty_batch_commits_nothing) {
   b.leases = {{"never-taken", 1}};
   EXPECT_TRUE(b.empty());
   ASSERT_OK(store().commit(b));
+}
+
+TEST_F(commit, the_server_side_of_a_session_has_network_timeouts_too) {
+  // Without them the server notices a client that vanished only after the
+  // kernel's two-hour keepalive, and its transaction keeps its locks.
+  auto conn = superuser();
+  if (pqxx::nontransaction{*conn}
+        .exec1("SELECT inet_server_addr() IS NULL")[0]
+        .as<bool>())
+    GTEST_SKIP() << "connected over a Unix socket, where they do not apply";
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{
+         {"tcp_keepalives_idle", "10"},
+         {"tcp_keepalives_interval", "5"},
+         {"tcp_keepalives_count", "3"},
+         {"tcp_user_timeout", "30000"}}) {
+    auto setting = store().setting(name);
+    ASSERT_TRUE(setting) << describe(setting.error());
+    EXPECT_EQ(*setting, value) << name;
+  }
+  // One the operator set (here in the connection's options) is kept.
+  storage::pg_store own{conninfo() + " options='-c tcp_keepalives_idle=60'"};
+  auto idle = own.setting("tcp_keepalives_idle");
+  ASSERT_TRUE(idle) << describe(idle.error());
+  EXPECT_EQ(*idle, "60");
+  auto probes = own.setting("tcp_keepalives_count");
+  ASSERT_TRUE(probes) << describe(probes.error());
+  EXPECT_EQ(*probes, "3");
 }
 
 TEST_F(commit, unreachable_server_is_storage_unavailable_then_recovers) {

@@ -650,13 +650,26 @@ TEST_F(crash, a_replica_paused_inside_a_commit_is_taken_over_and_fenced) {
             << ::testing::PrintToString(seen.victim_membership_leases) << "; "
             << seen.survivor << " held every lease " << seen.takeover->count()
             << " ms later\n";
+  EXPECT_FALSE(seen.victim_membership_leases.empty())
+    << seen.victim << " held no membership partition when it was paused";
   EXPECT_GT(seen.victim_positions_at_end, seen.victim_positions_at_kill)
     << "nothing was left on the paused replica's partitions";
+  EXPECT_EQ(seen.leases, 12);
+  // The survivor took over by the rules: none of its commits was fenced or
+  // failed.
+  for (const auto* trace : {"fenced", "batch not committed"})
+    EXPECT_EQ(seen.survivor_log.find(trace), std::string::npos)
+      << trace << " in the survivor's log";
   EXPECT_NE(seen.survivor_log.find("ended a stalled session holding leases"),
             std::string::npos)
     << "the survivor did not say whose session it ended";
-  EXPECT_NE(seen.victim_log.find("batch not committed"), std::string::npos)
+  // Its commit met the end of its session once it resumed.
+  auto failed = seen.victim_log.find("batch not committed");
+  ASSERT_NE(failed, std::string::npos)
     << "the paused commit did not fail once the replica resumed";
+  auto line = seen.victim_log.substr(failed, seen.victim_log.find('\n', failed)
+                                               - failed);
+  EXPECT_NE(line.find("commit: connection lost"), std::string::npos) << line;
   // What the paused commit held was written once, by the survivor.
   expect_same(reference, got);
 }
