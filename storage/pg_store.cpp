@@ -1721,10 +1721,12 @@ pg_store::acquire_leases(const std::string& consumer_group,
     // Kafka gives the partition here only after that owner gave it up or
     // its session expired, so a commit still open after the wait is a
     // paused or cut-off replica's, which may never end by itself (its
-    // connection stays up while the process is stopped, and the server
-    // notices a vanished client only after its TCP keepalive, two hours by
-    // default). Its session is ended: its transaction rolls back, and it
-    // can write nothing for the lease afterwards (the epoch moved on).
+    // connection stays up while the process is stopped; a vanished client
+    // the server notices only after its keepalive, some 30 s for the
+    // service's sessions, set_server_timeouts, and two hours for a
+    // session that did not set it). Its session is ended: its transaction
+    // rolls back, and it can write nothing for the lease afterwards (the
+    // epoch moved on).
     for (int attempt = 1;; ++attempt) {
       try {
         pqxx::work tx{c};
