@@ -890,6 +890,7 @@ caf::expected<int> migrate(const std::string& conninfo) {
     pqxx::connection conn{with_network_timeouts(conninfo)};
     // A migrator whose node dies holding the lock holds up every replica
     // that starts.
+    step = "migrate: set the server's network timeouts";
     detail::set_server_timeouts(conn);
     {
       pqxx::nontransaction lock{conn};

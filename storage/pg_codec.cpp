@@ -41,7 +41,14 @@ pg_connection::pg_connection(const std::string& conninfo)
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   inhibit_reactivation(true);
 #pragma GCC diagnostic pop
-  set_server_timeouts(*this);
+  // connection_base's destructor does not close, and ours does not run
+  // when the constructor throws.
+  try {
+    set_server_timeouts(*this);
+  } catch (...) {
+    close();
+    throw;
+  }
 }
 
 pg_connection::~pg_connection() noexcept {
