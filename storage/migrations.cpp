@@ -765,6 +765,22 @@ constexpr const char* sql_lock = "SELECT pg_advisory_lock(7311142489435399271)";
 constexpr const char* sql_unlock
   = "SELECT pg_advisory_unlock(7311142489435399271)";
 
+// How long the server lets a migrator's session sit idle, in or out of a
+// transaction, before it ends the session (and with it the lock). A
+// migrator runs its statements back to back; one idle this long was
+// paused (SIGSTOP, a frozen VM or container) and held up every replica
+// that started, for as long as the pause lasted. A migrator waiting for
+// the lock, or running a long statement, is active, never idle.
+constexpr int migrator_idle_limit_ms = 15000;
+
+// An operator's stricter limit stays.
+constexpr const char* sql_migrator_idle_limits = R"sql(
+SELECT set_config(name, $1::text, false)
+FROM pg_settings
+WHERE name IN ('idle_session_timeout', 'idle_in_transaction_session_timeout')
+  AND (setting::bigint = 0 OR setting::bigint > $1::bigint)
+)sql";
+
 constexpr const char* sql_bootstrap = R"sql(
 CREATE SCHEMA IF NOT EXISTS seatledger;
 CREATE TABLE IF NOT EXISTS seatledger.schema_migrations (
@@ -892,6 +908,11 @@ caf::expected<int> migrate(const std::string& conninfo) {
     // that starts.
     step = "migrate: set the server's network timeouts";
     detail::set_server_timeouts(conn);
+    {
+      step = "migrate: set the idle limits";
+      pqxx::nontransaction limits{conn};
+      limits.exec_params(sql_migrator_idle_limits, migrator_idle_limit_ms);
+    }
     {
       pqxx::nontransaction lock{conn};
       step = "migrate: take the advisory lock";

@@ -549,6 +549,57 @@ TEST_F(cli_serve_start, migrate_reads_the_configuration_as_serve_does) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("typo")));
 }
 
+class cli_migrate : public pg_test {};
+
+TEST_F(cli_migrate, a_paused_migrator_holding_the_lock_is_ended_in_time) {
+  // A migrator the operating system paused (SIGSTOP, a frozen VM or
+  // container) while it held the migration lock held up every replica that
+  // started, for as long as the pause lasted: pg_advisory_lock waits
+  // without limit, and a stopped process keeps its connection open. Now
+  // the server ends a migrator's session idle for 15 s.
+  using std::chrono::seconds;
+  // Holds the migrator inside its lock: it waits for this table.
+  auto operator_session = superuser();
+  pqxx::work table_lock{*operator_session};
+  table_lock.exec(
+    "LOCK TABLE seatledger.schema_migrations IN ACCESS EXCLUSIVE MODE");
+  child_process paused{
+    {seatledger_binary(), "migrate", "--database-url", conninfo()}};
+  auto probe = superuser();
+  auto lock_holder_waits_for_the_table = [&] {
+    pqxx::nontransaction tx{*probe};
+    return tx.exec1("SELECT count(*) FROM pg_locks AS l "
+                    "JOIN pg_stat_activity AS a USING (pid) "
+                    "WHERE l.locktype = 'advisory' AND l.granted "
+                    "AND l.database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND a.wait_event_type = 'Lock'")[0]
+             .as<int>()
+           == 1;
+  };
+  ASSERT_TRUE(wait_until(lock_holder_waits_for_the_table, seconds{30}))
+    << paused.stderr_tail();
+  paused.signal(SIGSTOP);
+  // Its server session answers the query and goes idle, lock held.
+  table_lock.abort();
+  auto started = std::chrono::steady_clock::now();
+  child_process next{
+    {seatledger_binary(), "migrate", "--database-url", conninfo()}};
+  auto status = next.wait(seconds{60});
+  auto waited = std::chrono::steady_clock::now() - started;
+  paused.signal(SIGCONT);
+  EXPECT_EQ(status, std::optional<int>{0}) << next.stderr_tail();
+  // It did wait for the paused one: the lock was held until its session
+  // was ended.
+  EXPECT_GE(waited, seconds{10});
+  // Resumed, the paused migrator finds its session ended and says so
+  // (a replica's start-up tries again; a migration Job is restarted).
+  EXPECT_EQ(paused.wait(seconds{30}), std::optional<int>{1})
+    << paused.stderr_tail();
+  EXPECT_NE(paused.stderr_tail().find("migration failed"), std::string::npos)
+    << paused.stderr_tail();
+}
+
 TEST(cli_usage, a_failing_embedded_postgresql_is_one_line) {
   // pg_ctl's output and the server log's lines came through as they were:
   // five lines for one fatal error.
