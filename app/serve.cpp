@@ -105,6 +105,7 @@ void report_start_failure(const std::string& line) {
 
 int run_serve(const config::settings& settings) {
   log::log_termination();
+  log::log_fatal_signals();
   auto signals = block_termination_signals();
   if (log::level lvl; log::parse_level(settings.text("log-level"), lvl))
     log::set_level(lvl);
@@ -223,6 +224,10 @@ int run_serve(const config::settings& settings) {
   // 50 us sleeps: on these machines those sleeps were 15 % of the service's
   // CPU, every batch leaving the workers idle while it commits.
   cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
+  // The HTTP parts (the metrics registry the coordinator reports to among
+  // them) go after the actor system, which waits for every actor: the
+  // coordinator may still be reporting while the main thread unwinds.
+  std::shared_ptr<void> http_parts;
   caf::actor_system system{cfg};
   auto context = std::make_shared<actors::entity_context>();
   context->source = settings.text("source");
@@ -257,6 +262,7 @@ int run_serve(const config::settings& settings) {
     report_start_failure(describe_on_one_line(http.error()));
     return 1;
   }
+  http_parts = http->keep_alive;
   announce("HTTP", http->url);
   // The schema, once PostgreSQL answers; meanwhile /healthz answers and
   // /readyz says why the replica is not ready.

@@ -63,6 +63,13 @@ void write(level lvl, std::string_view message,
 /// parsing them drops, and it is the line that says why the process died.
 void log_termination();
 
+/// Makes a crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) write one JSON
+/// line at level `error` first: the signal, the faulting address and the
+/// stack as `module+0xoffset` frames (what `addr2line -e module` reads),
+/// then end the process as the signal would have (its exit status, a core
+/// dump where enabled).
+void log_fatal_signals();
+
 inline void debug(std::string_view message,
                   std::initializer_list<field> fields = {}) {
   if (current_level() <= level::debug)

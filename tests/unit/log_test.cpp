@@ -1,6 +1,9 @@
+#include <csignal>
+#include <cstdint>
 #include <gtest/gtest.h>
 #include <stdexcept>
 #include <string>
+#include <sys/resource.h>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -54,6 +57,33 @@ TEST(log_DeathTest, an_exception_nobody_handles_ends_in_a_json_line) {
     "\\{\"time\":\"[^\"]+\",\"level\":\"error\",\"message\":"
     "\"terminating: an exception nobody handled\",\"error\":\"boom "
     "\\\\\"quoted\\\\\"\"\\}\n");
+}
+
+namespace {
+
+[[noreturn]] __attribute__((noinline)) void write_through_a_bad_pointer() {
+  // No core file from the death test's child.
+  rlimit no_core{0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  seatledger::log::log_fatal_signals();
+  // Through a variable: a constant address is a compile-time warning.
+  volatile std::uintptr_t address = 16;
+  *reinterpret_cast<volatile int*>(address) = 1;
+  std::abort(); // not reached: the store faults
+}
+
+} // namespace
+
+TEST(log_DeathTest, a_crash_ends_in_a_json_line_with_its_stack) {
+  // A crash was an exit status (139) and whatever had been logged before
+  // it: a service that crashed once in CI while stopping left nothing to
+  // trace it by. The process still dies of the signal (exit status, core).
+  EXPECT_EXIT(write_through_a_bad_pointer(), testing::KilledBySignal(SIGSEGV),
+              "\\{\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z\","
+              "\"level\":\"error\",\"message\":\"fatal signal\","
+              "\"signal\":11,\"name\":\"SIGSEGV\",\"address\":\"0x10\","
+              "\"frames\":\\[[^\n]*\"seatledger_unit_tests\\+0x[0-9a-f]+\""
+              "[^\n]*\\]\\}\n");
 }
 
 TEST(log, the_text_format_writes_one_plain_line_per_call) {
