@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "adapters/crypto/openssl_process.hpp"
 #include "app/demo.hpp"
 #include "app/runtime.hpp"
 #include "app/sample.hpp"
@@ -103,6 +104,7 @@ CLI::Validator whole_number_from(int low, int high) {
 } // namespace
 
 int main(int argc, char** argv) {
+  seatledger::crypto::keep_openssl_state_until_exit();
   CLI::App app{"seatledger: the seat ledger for seat-based enterprise "
                "subscriptions"};
   app.require_subcommand(1);
