@@ -1,20 +1,27 @@
 // The line a crashing process leaves: which signal, at which address, and
 // the frames that led there. Without it a crash was an exit status (139)
 // and whatever librdkafka had logged last; a failure seen once in CI could
-// not be traced. Only async-signal-safe calls where it matters: the line
-// is built in a static buffer and written with write(2). backtrace() and
-// dladdr() are not on POSIX's list; backtrace's one allocation (loading
-// libgcc_s) happens at installation, and an alarm bounds the handler in
-// case dladdr waits on a lock the crashed thread held. A stack overflow
-// is not covered (no alternate signal stack): it ends as before.
+// not be traced. Async-signal-safe where it matters: the line is built in
+// a static buffer, its time computed by arithmetic, and it is written with
+// one write(2) of at most PIPE_BUF bytes (a pipe does not interleave it
+// with other threads' lines). backtrace() and dladdr() are not on POSIX's
+// list: backtrace's one allocation (loading libgcc_s) happens at
+// installation, and an alarm bounds the handler in case dladdr waits on a
+// lock the crashed thread held.
+//
+// Not covered: a stack overflow (no alternate signal stack), and a fault
+// in a thread that blocks the signal (librdkafka's threads block every
+// signal; the kernel then applies the default action at once).
 
 #include <atomic>
+#include <climits>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log/log.hpp"
@@ -31,23 +38,30 @@ constexpr unsigned handler_deadline_s = 5;
 
 constexpr int max_frames = 48;
 
-/// Appends to a fixed buffer; what does not fit is dropped.
+/// A mangled C++ name can run to kilobytes; the start names the function.
+constexpr std::size_t max_symbol_chars = 160;
+
+/// A JSON line of at most PIPE_BUF bytes, built in place. Text past the
+/// limit is dropped, but the room for the line's end is always kept.
 class line_buffer {
 public:
+  /// Room kept for `],"truncated":true}` and the newline.
+  static constexpr std::size_t tail_room = 24;
+  static constexpr std::size_t capacity = PIPE_BUF;
+
   void text(const char* s) {
     while (*s != '\0')
       put(*s++);
   }
 
-  /// A JSON string's content: quotes, backslashes and control characters
-  /// (none expected in a module or symbol name) become '?'.
-  void quoted(const char* s) {
-    put('"');
-    for (; *s != '\0'; ++s)
+  /// A JSON string's content, at most `max_chars` of it: quotes,
+  /// backslashes and control characters become '?' (a module's path is
+  /// argv[0] for the executable, which the caller chose).
+  void escaped(const char* s, std::size_t max_chars = SIZE_MAX) {
+    for (std::size_t n = 0; *s != '\0' && n < max_chars; ++s, ++n)
       put(*s == '"' || *s == '\\' || static_cast<unsigned char>(*s) < 0x20
             ? '?'
             : *s);
-    put('"');
   }
 
   void decimal(unsigned long value, int min_digits = 1) {
@@ -74,7 +88,30 @@ public:
       put(digits[--n]);
   }
 
-  void flush() {
+  std::size_t size() const {
+    return size_;
+  }
+
+  /// Whether the text since `mark` fits; if not, it is taken back.
+  bool keep_since(std::size_t mark) {
+    if (!overflowed_)
+      return true;
+    size_ = mark;
+    overflowed_ = false;
+    return false;
+  }
+
+  void truncate_to(std::size_t size) {
+    if (size < size_)
+      size_ = size;
+    overflowed_ = false;
+  }
+
+  /// Ends the line (the tail room is there for it) and writes it.
+  void finish_and_write(const char* end) {
+    for (; *end != '\0'; ++end)
+      if (size_ < capacity)
+        data_[size_++] = *end;
     std::size_t done = 0;
     while (done < size_) {
       auto n = ::write(STDERR_FILENO, data_ + done, size_ - done);
@@ -86,17 +123,25 @@ public:
 
 private:
   void put(char c) {
-    // One byte kept for the closing newline.
-    if (size_ + 1 < sizeof(data_))
+    if (size_ + tail_room < capacity)
       data_[size_++] = c;
+    else
+      overflowed_ = true;
   }
 
-  char data_[8192];
+  char data_[capacity];
   std::size_t size_ = 0;
+  bool overflowed_ = false;
 };
 
 line_buffer buffer;
-std::atomic<bool> handling{false};
+
+/// The thread writing the line (its kernel id), 0 before any.
+std::atomic<long> handling_thread{0};
+int first_signal = 0;
+/// Where the line's frames begin: a fault inside the handler writes what
+/// came before.
+std::size_t frames_start = 0;
 
 const char* signal_name(int sig) {
   switch (sig) {
@@ -114,108 +159,156 @@ const char* base_name(const char* path) {
   return slash != nullptr ? slash + 1 : path;
 }
 
-/// `2026-12-07T05:04:29.123456Z`, as every other line's time.
+/// `2026-12-07T05:04:29.123456Z`, as every other line's time, without
+/// gmtime_r (it may lock and load the time zone). Days to civil date:
+/// Howard Hinnant's algorithm, for the proleptic Gregorian calendar.
 void append_time(line_buffer& out) {
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  std::tm utc{};
-  ::gmtime_r(&now.tv_sec, &utc);
-  out.decimal(static_cast<unsigned long>(utc.tm_year + 1900), 4);
+  long long seconds = now.tv_sec;
+  long long days = seconds / 86400;
+  long long of_day = seconds % 86400;
+  days += 719468;
+  long long era = days / 146097;
+  long long day_of_era = days - era * 146097;
+  long long year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36524
+                           - day_of_era / 146096)
+                          / 365;
+  long long day_of_year
+    = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  long long shifted_month = (5 * day_of_year + 2) / 153;
+  long long day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+  long long month = shifted_month < 10 ? shifted_month + 3 : shifted_month - 9;
+  long long year = year_of_era + era * 400 + (month <= 2 ? 1 : 0);
+  out.decimal(static_cast<unsigned long>(year), 4);
   out.text("-");
-  out.decimal(static_cast<unsigned long>(utc.tm_mon + 1), 2);
+  out.decimal(static_cast<unsigned long>(month), 2);
   out.text("-");
-  out.decimal(static_cast<unsigned long>(utc.tm_mday), 2);
+  out.decimal(static_cast<unsigned long>(day), 2);
   out.text("T");
-  out.decimal(static_cast<unsigned long>(utc.tm_hour), 2);
+  out.decimal(static_cast<unsigned long>(of_day / 3600), 2);
   out.text(":");
-  out.decimal(static_cast<unsigned long>(utc.tm_min), 2);
+  out.decimal(static_cast<unsigned long>(of_day / 60 % 60), 2);
   out.text(":");
-  out.decimal(static_cast<unsigned long>(utc.tm_sec), 2);
+  out.decimal(static_cast<unsigned long>(of_day % 60), 2);
   out.text(".");
   out.decimal(static_cast<unsigned long>(now.tv_nsec / 1000), 6);
   out.text("Z");
 }
 
-/// Each frame as `module+0xoffset` (the offset `addr2line -e module`
-/// reads), with the nearest exported symbol when there is one.
-void append_frames(line_buffer& out) {
+/// Each frame as `module+0xoffset`, with the dynamic symbol containing it
+/// when there is one. All frames: the first are the handler's own and the
+/// kernel's signal trampoline (`__restore_rt`); the one after it faulted.
+/// False when frames were left out for want of room.
+bool append_frames(line_buffer& out) {
   void* frames[max_frames];
   int count = ::backtrace(frames, max_frames);
-  out.text(",\"frames\":[");
-  // All of them: the first are the handler's own and the kernel's signal
-  // trampoline (how many depends on inlining); the crash is the one after
-  // the trampoline (`__restore_rt`).
   for (int i = 0; i < count; ++i) {
+    auto mark = out.size();
     if (i > 0)
       out.text(",");
+    out.text("\"");
     auto address = reinterpret_cast<std::uintptr_t>(frames[i]);
     Dl_info info{};
     if (::dladdr(frames[i], &info) == 0 || info.dli_fname == nullptr) {
-      out.text("\"");
       out.hex(address);
-      out.text("\"");
-      continue;
-    }
-    out.text("\"");
-    // Quoted as a whole below: the parts carry no quote of their own.
-    out.text(base_name(info.dli_fname));
-    out.text("+");
-    out.hex(address - reinterpret_cast<std::uintptr_t>(info.dli_fbase));
-    if (info.dli_sname != nullptr) {
-      out.text(" ");
-      char name[512];
-      std::size_t n = 0;
-      for (const char* s = info.dli_sname; *s != '\0' && n + 1 < sizeof(name);
-           ++s)
-        name[n++] = *s == '"' || *s == '\\' ? '?' : *s;
-      name[n] = '\0';
-      out.text(name);
+    } else {
+      out.escaped(base_name(info.dli_fname));
       out.text("+");
-      out.hex(address - reinterpret_cast<std::uintptr_t>(info.dli_saddr));
+      out.hex(address - reinterpret_cast<std::uintptr_t>(info.dli_fbase));
+      if (info.dli_sname != nullptr) {
+        out.text(" ");
+        out.escaped(info.dli_sname, max_symbol_chars);
+        out.text("+");
+        out.hex(address - reinterpret_cast<std::uintptr_t>(info.dli_saddr));
+      }
     }
     out.text("\"");
+    if (!out.keep_since(mark))
+      return false;
   }
-  out.text("]");
+  return true;
+}
+
+/// Ends the process as the signal would have: its exit status, a core
+/// dump where enabled.
+[[noreturn]] void die_of(int sig) {
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  ::sigaction(sig, &default_action, nullptr);
+  ::raise(sig);
+  // A signal whose default is to be ignored never gets here; all of ours
+  // end the process.
+  ::_exit(128 + sig);
 }
 
 void on_fatal_signal(int sig, siginfo_t* info, void*) {
-  if (handling.exchange(true)) {
-    // A second thread crashing meanwhile: the first one's line is enough.
-    ::pause();
+  long self = ::syscall(SYS_gettid);
+  long expected = 0;
+  if (!handling_thread.compare_exchange_strong(expected, self)) {
+    if (expected == self) {
+      // A fault while the line was being built: the part before the
+      // frames, then the first signal's end.
+      if (frames_start == 0) {
+        buffer.truncate_to(0);
+        buffer.text("{\"level\":\"error\",\"message\":\"fatal signal\","
+                    "\"signal\":");
+        buffer.decimal(static_cast<unsigned long>(first_signal));
+        buffer.finish_and_write("}\n");
+        die_of(first_signal);
+      }
+      buffer.truncate_to(frames_start);
+      buffer.finish_and_write("],\"truncated\":true}\n");
+      die_of(first_signal);
+    }
+    // Another thread is writing the line and ends the process.
+    for (;;)
+      ::pause();
   }
+  first_signal = sig;
   ::alarm(handler_deadline_s);
   buffer.text("{\"time\":\"");
   append_time(buffer);
   buffer.text("\",\"level\":\"error\",\"message\":\"fatal signal\","
               "\"signal\":");
   buffer.decimal(static_cast<unsigned long>(sig));
-  buffer.text(",\"name\":");
-  buffer.quoted(signal_name(sig));
+  buffer.text(",\"name\":\"");
+  buffer.text(signal_name(sig));
+  buffer.text("\"");
   if (sig != SIGABRT) {
     buffer.text(",\"address\":\"");
     buffer.hex(reinterpret_cast<std::uintptr_t>(info->si_addr));
     buffer.text("\"");
   }
-  append_frames(buffer);
-  buffer.text("}\n");
-  buffer.flush();
-  // Ends the process the way the signal would have (the exit status, a
-  // core dump): the handler was installed with SA_RESETHAND.
-  ::raise(sig);
+  buffer.text(",\"frames\":[");
+  frames_start = buffer.size();
+  bool complete = append_frames(buffer);
+  buffer.finish_and_write(complete ? "]}\n" : "],\"truncated\":true}\n");
+  die_of(sig);
 }
 
 } // namespace
 
 void log_fatal_signals() {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's own report of a fault is symbolized and says what
+  // the address was; this handler would replace it.
+  return;
+#else
   // The first call loads libgcc_s, which allocates: not in the handler.
   void* warm[1];
   ::backtrace(warm, 1);
   struct sigaction action {};
   action.sa_sigaction = on_fatal_signal;
-  action.sa_flags = SA_SIGINFO | SA_RESETHAND;
+  // Not reset on entry, not blocked while it runs: a second thread's fault
+  // waits for the first one's line; a fault inside the handler re-enters
+  // it and ends the process with what was written.
+  action.sa_flags = SA_SIGINFO | SA_NODEFER;
   sigemptyset(&action.sa_mask);
   for (int sig : fatal_signals)
     ::sigaction(sig, &action, nullptr);
+#endif
 }
 
 } // namespace seatledger::log

@@ -65,9 +65,12 @@ void log_termination();
 
 /// Makes a crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) write one JSON
 /// line at level `error` first: the signal, the faulting address and the
-/// stack as `module+0xoffset` frames (what `addr2line -e module` reads),
-/// then end the process as the signal would have (its exit status, a core
-/// dump where enabled).
+/// stack as `module+0xoffset` frames (what `addr2line -e module` reads;
+/// frames after the faulting one are return addresses, so ask for offset
+/// - 1), then end the process as the signal would have (its exit status, a
+/// core dump where enabled). Not for a fault in a thread that blocks the
+/// signal (librdkafka's threads), nor a stack overflow; a no-op under
+/// AddressSanitizer, whose own report is better.
 void log_fatal_signals();
 
 inline void debug(std::string_view message,

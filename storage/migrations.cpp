@@ -773,12 +773,17 @@ constexpr const char* sql_unlock
 // the lock, or running a long statement, is active, never idle.
 constexpr int migrator_idle_limit_ms = 15000;
 
-// An operator's stricter limit stays.
+// An operator's stricter limit stays. (CASE: only these two settings'
+// values are numbers, and AND's operands may be evaluated in any order.)
+// idle_session_timeout is PostgreSQL 14's: before it, a migrator paused
+// between statements keeps the lock.
 constexpr const char* sql_migrator_idle_limits = R"sql(
 SELECT set_config(name, $1::text, false)
 FROM pg_settings
-WHERE name IN ('idle_session_timeout', 'idle_in_transaction_session_timeout')
-  AND (setting::bigint = 0 OR setting::bigint > $1::bigint)
+WHERE CASE WHEN name IN ('idle_session_timeout',
+                         'idle_in_transaction_session_timeout')
+        THEN setting::bigint = 0 OR setting::bigint > $1::bigint
+        ELSE false END
 )sql";
 
 constexpr const char* sql_bootstrap = R"sql(
@@ -819,7 +824,7 @@ LEFT JOIN pg_class AS t
 
 /// What keeps the service's sessions from running as the runtime role in a
 /// migrated database, if anything. `who` names the connecting role's part.
-std::optional<std::string> runtime_role_problem(pqxx::connection& conn,
+std::optional<std::string> runtime_role_problem(pqxx::connection_base& conn,
                                                 const std::string& who) {
   pqxx::nontransaction tx{conn};
   auto role = tx.exec1(sql_runtime_role_state);
@@ -903,11 +908,10 @@ std::vector<int> known_migrations() {
 caf::expected<int> migrate(const std::string& conninfo) {
   std::string step = "migrate: connect";
   try {
-    pqxx::connection conn{with_network_timeouts(conninfo)};
-    // A migrator whose node dies holding the lock holds up every replica
-    // that starts.
-    step = "migrate: set the server's network timeouts";
-    detail::set_server_timeouts(conn);
+    // Network timeouts on the server's side too (a migrator whose node
+    // dies holding the lock holds up every replica that starts), and no
+    // silent reconnection: the lock is the session's.
+    detail::pg_connection conn{conninfo};
     {
       step = "migrate: set the idle limits";
       pqxx::nontransaction limits{conn};
