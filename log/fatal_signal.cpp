@@ -11,7 +11,9 @@
 //
 // Not covered: a stack overflow (no alternate signal stack), and a fault
 // in a thread that blocks the signal (librdkafka's threads block every
-// signal; the kernel then applies the default action at once).
+// signal; the kernel then applies the default action at once). A handler
+// stuck past the alarm ends the process by SIGALRM (status 142, no core,
+// no line).
 
 #include <atomic>
 #include <climits>
@@ -40,6 +42,7 @@ constexpr int max_frames = 48;
 
 /// A mangled C++ name can run to kilobytes; the start names the function.
 constexpr std::size_t max_symbol_chars = 160;
+constexpr std::size_t max_module_chars = 255;
 
 /// A JSON line of at most PIPE_BUF bytes, built in place. Text past the
 /// limit is dropped, but the room for the line's end is always kept.
@@ -55,13 +58,14 @@ public:
   }
 
   /// A JSON string's content, at most `max_chars` of it: quotes,
-  /// backslashes and control characters become '?' (a module's path is
-  /// argv[0] for the executable, which the caller chose).
-  void escaped(const char* s, std::size_t max_chars = SIZE_MAX) {
-    for (std::size_t n = 0; *s != '\0' && n < max_chars; ++s, ++n)
-      put(*s == '"' || *s == '\\' || static_cast<unsigned char>(*s) < 0x20
-            ? '?'
-            : *s);
+  /// backslashes, control characters and bytes outside ASCII (JSON is
+  /// UTF-8) become '?'. A module's path is argv[0] for the executable,
+  /// which the caller chose.
+  void escaped(const char* s, std::size_t max_chars) {
+    for (std::size_t n = 0; *s != '\0' && n < max_chars; ++s, ++n) {
+      auto c = static_cast<unsigned char>(*s);
+      put(c == '"' || c == '\\' || c < 0x20 || c >= 0x7f ? '?' : *s);
+    }
   }
 
   void decimal(unsigned long value, int min_digits = 1) {
@@ -138,10 +142,10 @@ line_buffer buffer;
 
 /// The thread writing the line (its kernel id), 0 before any.
 std::atomic<long> handling_thread{0};
-int first_signal = 0;
-/// Where the line's frames begin: a fault inside the handler writes what
-/// came before.
-std::size_t frames_start = 0;
+std::atomic<int> first_signal{0};
+/// Where the frames written whole so far end (0 before the line has its
+/// start): a fault inside the handler writes the line up to there.
+std::atomic<std::size_t> frames_end{0};
 
 const char* signal_name(int sig) {
   switch (sig) {
@@ -202,6 +206,9 @@ void append_time(line_buffer& out) {
 /// False when frames were left out for want of room.
 bool append_frames(line_buffer& out) {
   void* frames[max_frames];
+  // What this thread stored above is there if backtrace or dladdr faults
+  // and the handler runs again.
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   int count = ::backtrace(frames, max_frames);
   for (int i = 0; i < count; ++i) {
     auto mark = out.size();
@@ -213,7 +220,7 @@ bool append_frames(line_buffer& out) {
     if (::dladdr(frames[i], &info) == 0 || info.dli_fname == nullptr) {
       out.hex(address);
     } else {
-      out.escaped(base_name(info.dli_fname));
+      out.escaped(base_name(info.dli_fname), max_module_chars);
       out.text("+");
       out.hex(address - reinterpret_cast<std::uintptr_t>(info.dli_fbase));
       if (info.dli_sname != nullptr) {
@@ -226,6 +233,7 @@ bool append_frames(line_buffer& out) {
     out.text("\"");
     if (!out.keep_since(mark))
       return false;
+    frames_end.store(out.size(), std::memory_order_relaxed);
   }
   return true;
 }
@@ -248,25 +256,29 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
   long expected = 0;
   if (!handling_thread.compare_exchange_strong(expected, self)) {
     if (expected == self) {
-      // A fault while the line was being built: the part before the
-      // frames, then the first signal's end.
-      if (frames_start == 0) {
+      // A fault while the line was being built: the frames written whole
+      // so far, then the first signal's end.
+      int first = first_signal.load(std::memory_order_relaxed);
+      auto end = frames_end.load(std::memory_order_relaxed);
+      if (end == 0) {
         buffer.truncate_to(0);
-        buffer.text("{\"level\":\"error\",\"message\":\"fatal signal\","
+        buffer.text("{\"time\":\"");
+        append_time(buffer);
+        buffer.text("\",\"level\":\"error\",\"message\":\"fatal signal\","
                     "\"signal\":");
-        buffer.decimal(static_cast<unsigned long>(first_signal));
+        buffer.decimal(static_cast<unsigned long>(first));
         buffer.finish_and_write("}\n");
-        die_of(first_signal);
+        die_of(first);
       }
-      buffer.truncate_to(frames_start);
+      buffer.truncate_to(end);
       buffer.finish_and_write("],\"truncated\":true}\n");
-      die_of(first_signal);
+      die_of(first);
     }
     // Another thread is writing the line and ends the process.
     for (;;)
       ::pause();
   }
-  first_signal = sig;
+  first_signal.store(sig, std::memory_order_relaxed);
   ::alarm(handler_deadline_s);
   buffer.text("{\"time\":\"");
   append_time(buffer);
@@ -276,13 +288,18 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
   buffer.text(",\"name\":\"");
   buffer.text(signal_name(sig));
   buffer.text("\"");
-  if (sig != SIGABRT) {
+  if (info->si_code > 0 && sig != SIGABRT) {
+    // A fault: where.
     buffer.text(",\"address\":\"");
     buffer.hex(reinterpret_cast<std::uintptr_t>(info->si_addr));
     buffer.text("\"");
+  } else if (info->si_code <= 0) {
+    // Sent (kill, raise, abort): by whom.
+    buffer.text(",\"sender_pid\":");
+    buffer.decimal(static_cast<unsigned long>(info->si_pid));
   }
   buffer.text(",\"frames\":[");
-  frames_start = buffer.size();
+  frames_end.store(buffer.size(), std::memory_order_relaxed);
   bool complete = append_frames(buffer);
   buffer.finish_and_write(complete ? "]}\n" : "],\"truncated\":true}\n");
   die_of(sig);
