@@ -307,12 +307,17 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
 
 } // namespace
 
-void log_fatal_signals() {
+// AddressSanitizer's own report of a fault is symbolized and says what the
+// address was; this handler would replace it.
 #if defined(__SANITIZE_ADDRESS__)
-  // AddressSanitizer's own report of a fault is symbolized and says what
-  // the address was; this handler would replace it.
-  return;
+constexpr bool under_address_sanitizer = true;
 #else
+constexpr bool under_address_sanitizer = false;
+#endif
+
+void log_fatal_signals() {
+  if (under_address_sanitizer)
+    return;
   // The first call loads libgcc_s, which allocates: not in the handler.
   void* warm[1];
   ::backtrace(warm, 1);
@@ -325,7 +330,6 @@ void log_fatal_signals() {
   sigemptyset(&action.sa_mask);
   for (int sig : fatal_signals)
     ::sigaction(sig, &action, nullptr);
-#endif
 }
 
 } // namespace seatledger::log
