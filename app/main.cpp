@@ -133,6 +133,12 @@ int main(int argc, char** argv) {
     ->add_option("--partitions", partitions, "partitions per topic (1-1024)")
     ->capture_default_str()
     ->check(whole_number_from(1, 1024));
+  // The topics created are the ones serve is configured to use: with
+  // renamed topics it created only the default names, and serve consumed
+  // nothing ("topic not found").
+  auto dev_kafka_flags = add_config_flags(
+    *dev_kafka, {"config", "topic-membership", "topic-subscriptions",
+                 "topic-catalog", "topic-deltas", "topic-events", "topic-dlq"});
 
   auto* publish = app.add_subcommand(
     "publish", "publish JSON-lines CloudEvents from FILE (or stdin) with the "
@@ -147,8 +153,12 @@ int main(int argc, char** argv) {
   // Kafka is reached the way serve reaches it (flags, SEATLEDGER_*
   // variables, the configuration file): a cluster that needs SASL or TLS
   // properties in serve's environment needs them here too.
-  const std::vector<std::string> kafka_settings{"config", "kafka-bootstrap",
-                                                "kafka-property"};
+  // And the input topics' names: a line whose type no input topic carries
+  // is keyed by --topic's role among them.
+  const std::vector<std::string> kafka_settings{
+    "config",           "kafka-bootstrap",     "kafka-property",
+    "topic-membership", "topic-subscriptions", "topic-catalog",
+    "topic-deltas"};
   auto publish_flags = add_config_flags(*publish, kafka_settings);
   for (auto& [spec, opt] : publish_flags)
     if (spec->name == "kafka-bootstrap")
@@ -157,8 +167,8 @@ int main(int argc, char** argv) {
   publish->add_option("--key-field", key_field,
                       "data field to key by, a dotted path; alternatives "
                       "comma-separated, the first present wins (default: by "
-                      "topic: org_id, subscription_id or "
-                      "rate_plan.id,rate_plan_id)");
+                      "the topic of each line's type: org_id, subscription_id "
+                      "or rate_plan.id,rate_plan_id)");
 
   auto* license = app.add_subcommand("license", "license keys");
   license->require_subcommand(1);
@@ -306,9 +316,15 @@ int main(int argc, char** argv) {
                                     : std::optional<std::string>{subscription});
   }
   if (*dev_kafka) {
+    auto resolved = resolve_config(dev_kafka_flags);
+    if (auto* err = std::get_if<config::config_error>(&resolved)) {
+      std::cerr << err->message << "\n";
+      return 2;
+    }
     ignore_broken_stdout();
-    return app::run_dev_kafka(brokers, partitions,
-                              app::all_topics(actors::topic_names{}));
+    return app::run_dev_kafka(
+      brokers, partitions,
+      app::all_topics(app::topics_from(std::get<config::settings>(resolved))));
   }
   if (*publish) {
     auto resolved = resolve_config(publish_flags);
@@ -331,9 +347,8 @@ int main(int argc, char** argv) {
       auto eq = kv.find('=');
       kafka.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    return app::run_publish(
-      kafka, topic, key_field.empty() ? app::key_field_for(topic) : key_field,
-      file, settings.described("kafka-property"));
+    return app::run_publish(kafka, topic, app::topics_from(settings), key_field,
+                            file, settings.described("kafka-property"));
   }
   if (*keygen)
     return app::run_license_keygen(out_dir);

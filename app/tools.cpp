@@ -6,14 +6,17 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "actors/entity_context.hpp"
 #include "adapters/crypto/keyring.hpp"
 #include "app/runtime.hpp"
 #include "messages/service_error.hpp"
+#include "messages/types.hpp"
 #include "paseto/keys.hpp"
 #include "paseto/license_verifier.hpp"
 #include "paseto/signed_json.hpp"
@@ -99,15 +102,44 @@ bool value_goes_on_past_its_line(const std::string& line) {
   }
 }
 
-} // namespace
-
-std::string key_field_for(const std::string& topic) {
-  if (topic.find("membership") != std::string::npos)
-    return "org_id";
-  if (topic.find("catalog") != std::string::npos)
-    return "rate_plan.id,rate_plan_id";
+/// The data fields the records of an input topic are keyed by (messages.md);
+/// alternatives comma-separated, the first present wins: a catalog upsert
+/// names its plan in rate_plan.id, a removal in rate_plan_id.
+const char* key_fields_of(messages::topic_kind role) {
+  switch (role) {
+    case messages::topic_kind::membership: return "org_id";
+    case messages::topic_kind::catalog: return "rate_plan.id,rate_plan_id";
+    case messages::topic_kind::subscriptions:
+    case messages::topic_kind::seat_deltas: break;
+  }
   return "subscription_id";
 }
+
+/// Which input topic `topic` is among the configured names, if any.
+std::optional<messages::topic_kind>
+input_role_of(const actors::topic_names& topics, const std::string& topic) {
+  using messages::topic_kind;
+  for (auto [role, name] :
+       {std::pair{topic_kind::membership, &topics.membership},
+        std::pair{topic_kind::subscriptions, &topics.subscriptions},
+        std::pair{topic_kind::catalog, &topics.catalog},
+        std::pair{topic_kind::seat_deltas, &topics.deltas}})
+    if (*name == topic)
+      return role;
+  return std::nullopt;
+}
+
+/// The input topic whose records may carry the event's `type`, if any.
+std::optional<messages::topic_kind> role_of_type(const nlohmann::json& event) {
+  if (!event.is_object())
+    return std::nullopt;
+  auto type = event.find("type");
+  if (type == event.end() || !type->is_string())
+    return std::nullopt;
+  return messages::topic_of(type->get_ref<const std::string&>());
+}
+
+} // namespace
 
 int run_dev_kafka(int brokers, int partitions,
                   const std::vector<std::string>& topics) {
@@ -127,7 +159,8 @@ int run_dev_kafka(int brokers, int partitions,
 constexpr int publish_connect_timeout_ms = 10'000;
 
 int run_publish(const kafka::client_config& kafka, const std::string& topic,
-                const std::string& key_field, const std::string& file,
+                const actors::topic_names& topics, const std::string& key_field,
+                const std::string& file,
                 const std::string& properties_setting) {
   std::ifstream file_in;
   std::istream* in = &std::cin;
@@ -180,7 +213,13 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
               << " (create it first; dev-kafka creates the service's)\n";
     return 2;
   }
-  long unkeyed = 0;
+  const auto topic_role = input_role_of(topics, topic);
+  // By the key fields looked for (none: no input topic's type, on a topic
+  // that is no configured input topic).
+  std::map<std::string, long> unkeyed;
+  // Of another input topic's type than --topic's: the service
+  // dead-letters them (unknown_type).
+  long misplaced = 0;
   long line_number = 0;
   std::string line;
   while (std::getline(*in, line)) {
@@ -210,13 +249,24 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
       std::cerr << "\n";
       return 1;
     }
-    auto key = event.is_discarded() ? std::nullopt
-                                    : lookup_key(event, key_field);
+    // A line's own type decides its key: the topic's name said it only by
+    // containing "membership" or "catalog", so a renamed topic's records
+    // went with an empty key, every one a dead letter (key_mismatch).
+    auto line_role = event.is_discarded() ? std::nullopt : role_of_type(event);
+    if (line_role && topic_role && *line_role != *topic_role)
+      ++misplaced;
+    std::string fields = key_field;
+    if (fields.empty())
+      if (auto role = line_role ? line_role : topic_role)
+        fields = key_fields_of(*role);
+    auto key = event.is_discarded() || fields.empty()
+                 ? std::nullopt
+                 : lookup_key(event, fields);
     // Published all the same (a poison record is worth sending on purpose),
     // but never silently: the service dead-letters a record whose key is
     // not its entity's id.
     if (!key)
-      ++unkeyed;
+      ++unkeyed[fields];
     auto ok = (*producer)->produce(
       topic, key.value_or(""), line,
       {{"content-type", "application/cloudevents+json"}},
@@ -241,10 +291,22 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     return 1;
   }
   std::cerr << "published " << published << " records to " << topic << "\n";
-  if (unkeyed > 0)
-    std::cerr << unkeyed << " of them had no data." << key_field
-              << " (not JSON, or the field missing or not a string) and went "
-                 "with an empty key\n";
+  for (const auto& [fields, count] : unkeyed)
+    if (fields.empty())
+      std::cerr << count
+                << " of them had no type of an input topic (not "
+                   "JSON, or a type the service does not read) on a topic "
+                   "that is none of the configured input topics, and went "
+                   "with an empty key (--key-field names the field)\n";
+    else
+      std::cerr << count << " of them had no data." << fields
+                << " (not JSON, or the field missing or not a string) and "
+                   "went with an empty key\n";
+  if (misplaced > 0)
+    std::cerr << misplaced << " of them have a type the "
+              << messages::to_string(*topic_role) << " topic (" << topic
+              << ") does not carry; the service dead-letters them "
+                 "(unknown_type)\n";
   if (in->bad()) {
     // What was read is published; the rest is not, which must not pass.
     std::cerr << "cannot read " << (in == &std::cin ? "stdin" : file)

@@ -7,6 +7,10 @@
 
 #include "adapters/kafka/kafka.hpp"
 
+namespace seatledger::actors {
+struct topic_names;
+} // namespace seatledger::actors
+
 namespace seatledger::app {
 
 /// `seatledger dev-kafka`: the mock cluster as its own process, until
@@ -15,13 +19,15 @@ int run_dev_kafka(int brokers, int partitions,
                   const std::vector<std::string>& topics);
 
 /// `seatledger publish --topic T [FILE]`: JSON-lines CloudEvents, each keyed
-/// by the entity id its topic is keyed by. Lines that are not valid
+/// by `key_field` when one is given, else by the entity id its `type`'s
+/// topic is keyed by (for a type of no input topic: `topic`'s, when it is
+/// one of the configured input `topics`). Lines that are not valid
 /// CloudEvents are published as they are, without a key (so dead-letter
 /// handling can be exercised). `properties_setting` names where the Kafka
 /// properties came from, for the line that says librdkafka refuses them.
 int run_publish(const kafka::client_config& kafka, const std::string& topic,
-                const std::string& key_field, const std::string& file,
-                const std::string& properties_setting);
+                const actors::topic_names& topics, const std::string& key_field,
+                const std::string& file, const std::string& properties_setting);
 
 /// `seatledger migrate`.
 int run_migrate(const std::string& database_url, const std::string& data_dir);
@@ -50,9 +56,5 @@ int run_license_verify(const std::vector<std::string>& public_keys,
 /// usage export or revocation list; keys as for run_license_verify.
 int run_document_verify(const std::vector<std::string>& public_keys,
                         const std::string& data_dir, const std::string& file);
-
-/// The data field a topic's records are keyed by ("org_id" …); alternatives
-/// are separated by commas, the first present wins.
-std::string key_field_for(const std::string& topic);
 
 } // namespace seatledger::app

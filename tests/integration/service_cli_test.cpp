@@ -5,6 +5,7 @@
 // results to stdout.
 
 #include <arpa/inet.h>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -903,6 +904,100 @@ TEST(cli_publish, keys_catalog_upserts_and_removals_by_their_plan_id) {
   for (const auto& record : io.read_all("seatledger.catalog.v1"))
     keys.insert(record.key);
   EXPECT_EQ(keys, (std::multiset<std::string>{"plan-up", "plan-gone", ""}));
+}
+
+TEST(cli_publish, keys_each_line_by_its_type_also_on_a_renamed_topic) {
+  // The key field was guessed from the topic's name ("membership",
+  // "catalog", else subscription_id), and the configured names were not
+  // read: on a renamed membership topic every record went with an empty
+  // key, every one a dead letter (key_mismatch), and publish exited 0.
+  auto names = service_topic_names();
+  names.push_back("acme.members");
+  auto cluster = kafka::mock_cluster::start(1, names, 4);
+  ASSERT_TRUE(cluster) << describe(cluster.error());
+  temp_dir dir{"seatledger_cli_publish_renamed"};
+  auto file = dir.file("members.jsonl");
+  auto event = [](const std::string& id, const std::string& type,
+                  const std::string& data) {
+    return R"({"specversion":"1.0","id":")" + id + R"(","source":"t","type":")"
+           + type + R"(","time":"2026-01-01T00:00:00Z","data":)" + data + "}\n";
+  };
+  std::ofstream{file} << event("m-1", "seatledger.member.added",
+                               R"({"org_id":"o-1","user_id":"u-1"})")
+                      << event("c-1", "seatledger.catalog.rate_plan.removed",
+                               R"({"rate_plan_id":"plan-x"})")
+                      << event("x-1", "acme.custom", R"({"org_id":"o-2"})")
+                      << "not JSON\n";
+  const std::string bootstrap = (*cluster)->bootstrap_servers();
+  kafka_io io{bootstrap};
+  auto keys_of = [&] {
+    std::multiset<std::string> keys;
+    for (const auto& record : io.read_all("acme.members"))
+      keys.insert(record.key);
+    return keys;
+  };
+
+  // Not configured as any input topic: each known type still keys its
+  // line; the others are counted.
+  auto r = run_cli({"publish", "--kafka-bootstrap", bootstrap, "--topic",
+                    "acme.members", file});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_NE(r.err.find("published 4 records"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 of them had no type of an input topic"),
+            std::string::npos)
+    << r.err;
+  EXPECT_EQ(r.err.find("does not carry"), std::string::npos) << r.err;
+  EXPECT_EQ(keys_of(), (std::multiset<std::string>{"o-1", "plan-x", "", ""}));
+
+  // Configured as the membership topic (as serve is): a line of no known
+  // type is keyed as the topic's are, and a catalog line on it is named.
+  r = run_cli({"publish", "--kafka-bootstrap", bootstrap, "--topic",
+               "acme.members", file},
+              {{"SEATLEDGER_TOPIC_MEMBERSHIP", "acme.members"}});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  EXPECT_NE(r.err.find("1 of them had no data.org_id"), std::string::npos)
+    << r.err;
+  EXPECT_NE(r.err.find("1 of them have a type the membership topic "
+                       "(acme.members) does not carry"),
+            std::string::npos)
+    << r.err;
+  EXPECT_EQ(keys_of(), (std::multiset<std::string>{
+                         "o-1", "o-1", "plan-x", "plan-x", "o-2", "", "", ""}));
+}
+
+TEST(cli_dev_kafka, creates_the_configured_topic_names) {
+  // It created the default names only: serve, configured with renamed
+  // topics, found none of them and consumed nothing.
+  temp_dir dir{"seatledger_cli_dev_kafka"};
+  auto config = dir.file("seatledger.conf");
+  std::ofstream{config} << "topic-events = acme.events\n";
+  child_process kafka{{seatledger_binary(), "dev-kafka", "--partitions", "3",
+                       "--topic-membership", "acme.members"},
+                      {{"SEATLEDGER_CONFIG", config},
+                       {"SEATLEDGER_TOPIC_DLQ", "acme.dead"}}};
+  auto bootstrap = kafka.wait_for_value("KAFKA_BOOTSTRAP",
+                                        std::chrono::seconds{30});
+  ASSERT_TRUE(bootstrap) << kafka.stderr_tail();
+  auto client = kafka::producer::make(kafka::client_config{*bootstrap, {}});
+  ASSERT_TRUE(client) << describe(client.error());
+  const std::vector<std::string> expected{
+    "acme.members",          "seatledger.subscriptions.v1",
+    "seatledger.catalog.v1", "seatledger.internal.seat-deltas.v1",
+    "acme.events",           "acme.dead"};
+  auto counts = (*client)->partition_counts(expected, 10'000);
+  ASSERT_TRUE(counts) << describe(counts.error());
+  for (const auto& name : expected)
+    EXPECT_EQ(counts->count(name) ? counts->at(name) : 0, 3) << name;
+  EXPECT_EQ(counts->count("seatledger.membership.v1"), 0u);
+  kafka.signal(SIGTERM);
+  EXPECT_EQ(kafka.wait(std::chrono::seconds{10}), std::optional<int>{0});
+
+  // A setting it reads is checked as serve checks it.
+  auto r = run_cli({"dev-kafka", "--topic-dlq", "acme.members",
+                    "--topic-membership", "acme.members"});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  EXPECT_NE(r.err.find("each topic needs its own name"), std::string::npos)
+    << r.err;
 }
 
 TEST(cli_publish, refuses_a_directory_or_a_missing_file_naming_it) {
