@@ -96,6 +96,9 @@ struct entity_entry {
   steady_clock::time_point last_used;
   /// The commit lane of the entity's partition.
   std::size_t lane = 0;
+  /// A subscription actor's ledger window answers from here on (as its last
+  /// answer, or the load, said).
+  domain::timestamp window_from = domain::timestamp::min();
 };
 
 /// A record waiting in the current batch for its subscription, with the
@@ -1101,7 +1104,7 @@ struct coordinator_state {
           parts[lane].rows.leases.push_back({key, it->second});
       }
     auto activate_started = steady_clock::now();
-    if (!activate(org_jobs, sub_jobs))
+    if (!activate(org_jobs, sub_jobs) || !attach_earlier_ledgers(sub_jobs))
       return;
     times.activate += seconds_since(activate_started);
     phase_started = steady_clock::now();
@@ -1153,13 +1156,58 @@ struct coordinator_state {
         std::optional<storage::subscription_snapshot> snap;
         if (it != loaded->end())
           snap = std::move(it->second);
+        auto window_from = snap ? snap->window.exact_from
+                                : domain::timestamp::min();
         auto p = kafka::partition_for_key(id, p_count);
-        subscriptions[id] = {spawn_subscription_actor(
-                               self->system(), std::move(snap), id, p, context),
-                             subscription_lease(p), now, lane_of(p)};
+        subscriptions[id]
+          = {spawn_subscription_actor(self->system(), std::move(snap), id, p,
+                                      context),
+             subscription_lease(p), now, lane_of(p), window_from};
       }
     }
     update_active_gauges();
+    return true;
+  }
+
+  /// Hands a job whose command starts a term before its actor's ledger
+  /// window the ledger from that start: the term's months already past
+  /// close at once, and their peaks came from a window that had folded
+  /// those entries away (a `create` arriving over 400 days after its
+  /// pool's first entries, a renewal or conversion dated that far back).
+  bool attach_earlier_ledgers(
+    std::map<std::string, messages::subscription_job>& sub_jobs) {
+    std::vector<std::pair<std::string, domain::timestamp>> wanted;
+    for (const auto& [id, job] : sub_jobs) {
+      std::optional<domain::timestamp> from;
+      for (const auto& item : job.items)
+        if (auto* command = std::get_if<domain::command_event>(&item))
+          if (auto start = domain::ledger_needed_from(command->command))
+            from = from ? std::min(*from, *start) : *start;
+      auto entry = subscriptions.find(id);
+      if (from && entry != subscriptions.end()
+          && *from < entry->second.window_from)
+        wanted.emplace_back(id, *from);
+    }
+    if (wanted.empty())
+      return true;
+    // The entries before a window are committed, but for those of the batch
+    // still committing.
+    if (!settle())
+      return false;
+    for (const auto& [id, from] : wanted) {
+      auto earlier = store->ledger_window(id, from);
+      if (!earlier) {
+        fail_batch(earlier.error());
+        return false;
+      }
+      log::info(
+        "ledger read from before a subscription's window",
+        {{"subscription_id", id},
+         {"from", domain::format_rfc3339(from)},
+         {"window_from", domain::format_rfc3339(subscriptions[id].window_from)},
+         {"entries", static_cast<long>(earlier->points.size())}});
+      sub_jobs[id].earlier_ledger = std::move(*earlier);
+    }
     return true;
   }
 
@@ -1206,10 +1254,19 @@ struct coordinator_state {
     for (auto& [id, job] : sub_jobs) {
       auto& entry = subscriptions[id];
       entry.last_used = now;
+      auto merge_result = on_result(entry.lane);
       self
         ->request(entry.actor, caf::infinite, atoms::apply_atom_v,
                   std::move(job))
-        .then(on_result(entry.lane), on_error);
+        .then(
+          [this, id = id,
+           merge_result](messages::entity_result& result) mutable {
+            if (auto it = subscriptions.find(id);
+                it != subscriptions.end() && result.window_from)
+              it->second.window_from = *result.window_from;
+            merge_result(result);
+          },
+          on_error);
     }
     self->delayed_send(self, config.entity_timeout, atoms::deadline_atom_v,
                        seq);

@@ -189,6 +189,8 @@ apply_subscription_job(subscription_actor_state& st,
   // holds them to it), so a job of deltas alone writes just those.
   bool deltas_only = true;
   auto& sub = *st.sub;
+  if (job.earlier_ledger)
+    sub.extend_window(*job.earlier_ledger);
   for (size_t i = 0; i < job.items.size(); ++i) {
     auto& item = job.items[i];
     auto order = i < job.order.size() ? job.order[i] : 0;
@@ -204,9 +206,15 @@ apply_subscription_job(subscription_actor_state& st,
         = sub.close_months(std::get<messages::close_months_request>(item).upto);
     }
     ++result.applied;
-    if (auto err = collect(st, fx, order, result, state_changed))
+    if (auto err = collect(st, fx, order, result, state_changed)) {
+      sub.release_earlier_window();
       return err;
+    }
   }
+  sub.release_earlier_window();
+  // The coordinator tracks where the window starts, to hand a later job
+  // the ledger before it when that job needs it.
+  result.window_from = sub.window().exact_from;
   if (state_changed)
     result.rows.subscriptions.push_back(
       {sub.record(), st.partition, sub.next_month_end(), deltas_only});

@@ -313,7 +313,33 @@ timestamp ledger_window_start(const subscription_record& record) {
 void subscription::trim_window() {
   if (record_.clock == timestamp::min())
     return;
-  window_.trim_before(ledger_window_start(record_));
+  auto from = ledger_window_start(record_);
+  if (window_floor_)
+    from = std::min(from, *window_floor_);
+  window_.trim_before(from);
+}
+
+void subscription::extend_window(const ledger_window& earlier) {
+  window_.extend_back(earlier);
+  window_floor_ = window_.exact_from;
+}
+
+void subscription::release_earlier_window() {
+  if (!window_floor_)
+    return;
+  window_floor_.reset();
+  trim_window();
+}
+
+std::optional<timestamp>
+ledger_needed_from(const subscription_command& command) {
+  if (auto* x = std::get_if<create_subscription>(&command))
+    return x->term.start;
+  if (auto* x = std::get_if<renew_subscription>(&command))
+    return x->term.start;
+  if (auto* x = std::get_if<convert_trial>(&command))
+    return x->term.start;
+  return std::nullopt;
 }
 
 void subscription::set_contribution(application& app, const std::string& org_id,

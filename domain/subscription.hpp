@@ -295,6 +295,16 @@ public:
   /// The end of the earliest month still open, if any.
   std::optional<timestamp> next_month_end() const;
 
+  /// Puts `earlier` (this subscription's ledger read from an earlier
+  /// instant) in front of the window and keeps it there until
+  /// `release_earlier_window`: a command that starts a term before the
+  /// window closes that term's past months from it, and the records applied
+  /// before that command would trim it away again.
+  void extend_window(const ledger_window& earlier);
+
+  /// Lets the window be trimmed to `ledger_window_start` again.
+  void release_earlier_window();
+
   const subscription_record& record() const {
     return record_;
   }
@@ -364,8 +374,16 @@ private:
   std::map<std::string, std::int64_t> org_delta_seqs_;
   std::map<std::string, std::int64_t> owed_before_parts_;
   ledger_window window_;
+  /// Where an `extend_window` keeps the window from, until released.
+  std::optional<timestamp> window_floor_;
   std::vector<license_record> licenses_;
 };
+
+/// The earliest instant whose ledger entries `command` may need: the start
+/// of the term it starts (`create`, `renew`, `convert_trial`), whose months
+/// already past close at once; nothing for the others.
+std::optional<timestamp>
+ledger_needed_from(const subscription_command& command);
 
 /// Where the in-memory ledger window of a subscription must begin: the start
 /// of its earliest month not yet closed, and at least `lookback_days` before

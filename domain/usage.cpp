@@ -26,11 +26,27 @@ std::int64_t ledger_window::seats_before(timestamp t) const {
 }
 
 void ledger_window::trim_before(timestamp t) {
+  exact_from = std::max(exact_from, t);
   auto it = first_at_or_after(points, t);
   if (it == points.begin())
     return;
   carried_seats = std::prev(it)->seats_in_use;
   points.erase(points.begin(), it);
+}
+
+void ledger_window::extend_back(const ledger_window& earlier) {
+  if (earlier.exact_from >= exact_from)
+    return;
+  // The points this window folded away: before its start, and (effective
+  // time never goes backwards along the sequence) before its first point.
+  auto end = first_at_or_after(earlier.points, exact_from);
+  if (!points.empty())
+    end = std::find_if(earlier.points.begin(), end, [&](const ledger_point& p) {
+      return p.seq >= points.front().seq;
+    });
+  points.insert(points.begin(), earlier.points.begin(), end);
+  carried_seats = earlier.carried_seats;
+  exact_from = earlier.exact_from;
 }
 
 timestamp month_start(timestamp term_start, int n) {

@@ -15,6 +15,10 @@ namespace seatledger::domain {
 struct ledger_window {
   std::int64_t carried_seats = 0;
   std::vector<ledger_point> points;
+  /// The earliest instant the window answers for: the points before it were
+  /// folded into `carried_seats` (trimmed, or never loaded), so a month
+  /// that starts earlier cannot be computed from this window.
+  timestamp exact_from = timestamp::min();
 
   /// Count of the last point strictly before `t` (the window's carried count
   /// when there is none).
@@ -23,6 +27,11 @@ struct ledger_window {
   /// Drops points before `t`, folding them into the carried count, so the
   /// window keeps answering for every instant from `t` on.
   void trim_before(timestamp t);
+
+  /// Puts `earlier`, the same ledger read from an earlier instant on, in
+  /// front of this window: it then answers from `earlier.exact_from` on.
+  /// Nothing changes when `earlier` starts no earlier than this window.
+  void extend_back(const ledger_window& earlier);
 };
 
 /// One subscription-anchored month of a term.

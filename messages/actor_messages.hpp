@@ -4,11 +4,13 @@
 // through Kafka, never through CAF, so these are plain structs.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "domain/commands.hpp"
+#include "domain/usage.hpp"
 #include "storage/ports.hpp"
 
 namespace seatledger::messages {
@@ -35,6 +37,9 @@ using subscription_item
 struct subscription_job {
   std::vector<subscription_item> items;
   std::vector<std::int64_t> order;
+  /// The subscription's ledger from before its actor's window, when a
+  /// command of the job starts a term there (its past months close at once).
+  std::optional<domain::ledger_window> earlier_ledger;
 };
 
 /// What an entity actor hands back: the rows to commit, ready to write, and
@@ -50,6 +55,9 @@ struct entity_result {
   /// Commands rejected: their CloudEvents type and reason code (for
   /// metrics, counted once the batch commits).
   std::vector<std::pair<std::string, std::string>> rejections;
+  /// A subscription actor's ledger window after the job answers from here
+  /// on (`ledger_window::exact_from`).
+  std::optional<domain::timestamp> window_from;
 };
 
 /// Lease keys a relay publishes for.

@@ -1046,8 +1046,11 @@ load_subscriptions_in(pqxx::transaction_base& tx,
   }
   // The window starts depend on the records (terms included).
   std::vector<domain::timestamp> starts;
-  for (const auto& id : found)
-    starts.push_back(domain::ledger_window_start(result[id].record));
+  for (const auto& id : found) {
+    auto& snap = result[id];
+    starts.push_back(domain::ledger_window_start(snap.record));
+    snap.window.exact_from = starts.back();
+  }
   auto start_array = time_array(starts);
   for (const auto& r :
        tx.exec_prepared("load_window_points", found_array, start_array)) {
@@ -2047,6 +2050,7 @@ pg_store::ledger_window(const std::string& subscription_id,
                         domain::timestamp from) {
   return impl_->run("ledger_window", [&](pg_connection& c) {
     domain::ledger_window result;
+    result.exact_from = from;
     bool bounded = from != domain::timestamp::min();
     read_snapshot tx{c};
     auto res = bounded

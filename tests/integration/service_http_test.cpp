@@ -640,5 +640,74 @@ TEST_F(service_http, readyz_and_metrics_after_traffic) {
   EXPECT_EQ(rc, 0) << promtool_says;
 }
 
+TEST(service_months, a_create_long_after_its_pools_first_entries_sees_them) {
+  // A subscription's actor keeps its ledger from 400 days before its clock
+  // (and its earliest open month): a create whose term started earlier
+  // closed its first months from the count folded in at that point, so
+  // usage.month_closed said 2 seats where the ledger (and the usage report
+  // read from PostgreSQL) says 10. Once with the actor still active, once
+  // loaded from PostgreSQL after a restart.
+  running_service s;
+  auto history = [&](const std::string& sub_id, const std::string& org_id) {
+    s.publish(membership_topic, org_id,
+              membership("org.linked", "link-" + sub_id,
+                         {{"org_id", org_id}, {"subscription_id", sub_id}},
+                         "2024-01-10T00:00:00Z"));
+    for (int i = 0; i < 10; ++i)
+      s.publish(
+        membership_topic, org_id,
+        membership("member.added", "add-" + sub_id + "-" + std::to_string(i),
+                   {{"org_id", org_id}, {"user_id", "u" + std::to_string(i)}},
+                   "2024-01-10T00:00:00Z"));
+    for (int i = 0; i < 8; ++i)
+      s.publish(
+        membership_topic, org_id,
+        membership("member.removed",
+                   "remove-" + sub_id + "-" + std::to_string(i),
+                   {{"org_id", org_id}, {"user_id", "u" + std::to_string(i)}},
+                   "2024-01-20T00:00:00Z"));
+    s.publish(membership_topic, org_id,
+              membership("member.added", "add-" + sub_id + "-late",
+                         {{"org_id", org_id}, {"user_id", "late"}},
+                         "2025-03-01T00:00:00Z"));
+    s.wait_for(sub_id, "seatledger.seats.changed", 19);
+  };
+  auto create_and_check = [&](const std::string& sub_id) {
+    s.publish(subscriptions_topic, sub_id,
+              cloud_event("seatledger.subscription.create", "create-" + sub_id,
+                          "2025-03-02T00:00:00Z",
+                          create_data(sub_id, plan, 5, "2024-01-01T00:00:00Z",
+                                      "2026-01-01T00:00:00Z",
+                                      sub_id + ".example")));
+    // Months 1 to 14 ended before the create's time: closed at once.
+    auto closed = s.wait_for(sub_id, "seatledger.usage.month_closed", 14);
+    ASSERT_GE(closed.size(), 14u);
+    const auto& january = closed[0]["data"];
+    EXPECT_EQ(january["month_index"], 1) << closed[0];
+    EXPECT_EQ(january["peak_seats"], 10) << closed[0];
+    EXPECT_EQ(january["peak_at"], "2024-01-10T00:00:00Z") << closed[0];
+    EXPECT_EQ(january["peak_seq"], 10) << closed[0];
+    EXPECT_EQ(closed[1]["data"]["peak_seats"], 2) << closed[1];
+    // The report, read from PostgreSQL, agrees.
+    auto res = s.get("/v1/subscriptions/" + sub_id + "/usage");
+    ASSERT_TRUE(res && res->status == 200);
+    auto usage = json::parse(res->body);
+    ASSERT_GE(usage["months"].size(), 14u) << usage;
+    for (std::size_t i = 0; i < 14; ++i)
+      EXPECT_EQ(usage["months"][i]["peak_seats"],
+                closed[i]["data"]["peak_seats"])
+        << "month " << i + 1 << ": " << usage["months"][i];
+  };
+  history("sub-early-a", "org-early-a");
+  history("sub-early-b", "org-early-b");
+  create_and_check("sub-early-a");
+  // Its actor is loaded from PostgreSQL now, from 400 days before its clock.
+  s.start();
+  create_and_check("sub-early-b");
+  EXPECT_NE(s.log_tail().find("ledger read from before a subscription's "
+                              "window"),
+            std::string::npos);
+}
+
 } // namespace
 } // namespace seatledger::test

@@ -754,6 +754,59 @@ TEST(months, create_closes_months_already_past_at_once) {
   EXPECT_EQ(h.sub("s1").next_month_end(), at("2026-05-15T00:00:00Z"));
 }
 
+TEST(months,
+     a_create_long_after_the_pools_first_entries_needs_the_earlier_ledger) {
+  // The in-memory window reaches back 400 days before the clock: a create
+  // of a term that started earlier closed its first months from the count
+  // folded in at the window's start (peak 2, not 10). Given the ledger from
+  // the term's start, as the coordinator reads it, the months are right.
+  auto history = [](domain_harness& h) {
+    std::vector<std::string> users;
+    for (int i = 0; i < 10; ++i)
+      users.push_back("u" + std::to_string(i));
+    linked_org(h, "o1", "s1", users, "2024-01-10T00:00:00Z");
+    for (int i = 0; i < 8; ++i)
+      remove(h, "r" + std::to_string(i), "o1", "u" + std::to_string(i),
+             "2024-01-20T00:00:00Z");
+    add(h, "late", "o1", "u10", "2025-03-01T00:00:00Z");
+  };
+  auto january = [](const subscription_effects& fx) {
+    for (auto& e : fx.events)
+      if (auto* m = std::get_if<month_closed>(&e.payload))
+        if (m->month_index == 1)
+          return *m;
+    ADD_FAILURE() << "month 1 not closed";
+    return month_closed{};
+  };
+  const auto create = create_cmd("s1", 5, "2024-01-01T00:00:00Z",
+                                 "2026-01-01T00:00:00Z");
+
+  domain_harness trimmed;
+  history(trimmed);
+  EXPECT_GT(trimmed.sub("s1").window().exact_from, at("2024-01-01T00:00:00Z"));
+  auto wrong
+    = january(trimmed.command(ref("c", "2025-03-02T00:00:00Z"), create));
+  EXPECT_EQ(wrong.peak_seats, 2); // what the service published
+
+  domain_harness h;
+  history(h);
+  ledger_window earlier;
+  earlier.exact_from = at("2024-01-01T00:00:00Z");
+  for (const auto& e : h.ledger("s1"))
+    earlier.points.push_back({e.seq, e.seats_in_use, e.effective_at});
+  h.sub("s1").extend_window(earlier);
+  // A record applied before the create in the same job keeps it.
+  add(h, "before-create", "o1", "u11", "2025-03-01T12:00:00Z");
+  auto right = january(h.command(ref("c", "2025-03-02T00:00:00Z"), create));
+  EXPECT_EQ(right.peak_seats, 10);
+  EXPECT_EQ(right.peak_at, at("2024-01-10T00:00:00Z"));
+  EXPECT_EQ(right.peak_seq, std::optional<std::int64_t>{10});
+  // Released, the window is trimmed as before.
+  h.sub("s1").release_earlier_window();
+  EXPECT_EQ(h.sub("s1").window().exact_from,
+            ledger_window_start(h.sub("s1").record()));
+}
+
 TEST(months, expiry_cuts_the_term_and_closes_the_partial_month) {
   domain_harness h;
   h.command(ref("c", "2026-01-15T00:00:00Z"),

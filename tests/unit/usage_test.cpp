@@ -307,3 +307,48 @@ TEST(ledger_window, trimming_keeps_answers_from_the_cut_on) {
                        at("2026-02-01T00:00:00Z")),
             before);
 }
+
+TEST(ledger_window, trimming_moves_where_it_answers_from) {
+  auto w = window_of({{"2026-01-01T00:00:00Z", 1}});
+  EXPECT_EQ(w.exact_from, timestamp::min());
+  w.trim_before(at("2026-03-01T00:00:00Z"));
+  EXPECT_EQ(w.exact_from, at("2026-03-01T00:00:00Z"));
+  // Never back: what was folded stays folded.
+  w.trim_before(at("2026-02-01T00:00:00Z"));
+  EXPECT_EQ(w.exact_from, at("2026-03-01T00:00:00Z"));
+}
+
+TEST(ledger_window, the_ledger_read_from_earlier_restores_the_folded_months) {
+  // 10 seats in January, 2 from the 20th, 3 a year later.
+  const auto full = window_of({{"2024-01-10T00:00:00Z", 10},
+                               {"2024-01-20T00:00:00Z", 2},
+                               {"2025-03-01T00:00:00Z", 3}});
+  const auto jan_start = at("2024-01-01T00:00:00Z");
+  const auto jan_end = at("2024-02-01T00:00:00Z");
+  auto w = full;
+  w.trim_before(at("2024-06-01T00:00:00Z"));
+  // From the trimmed window, January's peak is the carried count: wrong.
+  EXPECT_EQ(month_peak(w, 1, jan_start, jan_end).peak_seats, 2);
+
+  // The same ledger read from an earlier instant (as storage gives it:
+  // every point from there on, the count before it carried).
+  auto earlier = full;
+  earlier.exact_from = jan_start;
+  w.extend_back(earlier);
+  EXPECT_EQ(w.exact_from, jan_start);
+  ASSERT_EQ(w.points.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(w.points[i].seq, full.points[i].seq);
+  EXPECT_EQ(month_peak(w, 1, jan_start, jan_end),
+            month_peak(full, 1, jan_start, jan_end));
+  EXPECT_EQ(month_peak(w, 1, jan_start, jan_end).peak_seats, 10);
+
+  // A ledger read from no earlier than the window changes nothing.
+  auto later = full;
+  later.trim_before(at("2024-03-01T00:00:00Z"));
+  w.trim_before(at("2024-02-01T00:00:00Z"));
+  auto before = w.points.size();
+  w.extend_back(later);
+  EXPECT_EQ(w.points.size(), before);
+  EXPECT_EQ(w.exact_from, at("2024-02-01T00:00:00Z"));
+}
