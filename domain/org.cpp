@@ -123,7 +123,7 @@ org_effects org_state::apply(const membership_event& event,
       [&](const org_snapshot& x) {
         std::map<std::string, bool> wanted;
         for (const auto& m : x.members)
-          wanted[m.user_id] = m.billable; // a repeated user: the last wins
+          wanted[m.user_id] = m.billable; // the decoder refuses a repeated user
         std::vector<std::string> leaving;
         for (const auto& [user, billable] : members_)
           if (wanted.count(user) == 0)

@@ -685,7 +685,9 @@ void write_license(messages::json_writer& out,
   out.string_member("subscription_id", grant.subscription_id);
   out.string_member("status", license_status(license, now));
   out.string_member("license_key", license.license.license_key);
-  // The claims exactly as signed (stored as JSON text by the signer).
+  // The signed claims, as stored beside the token (jsonb: the same members
+  // and values as the token's payload, in PostgreSQL's key order; the
+  // token itself is the byte-exact form).
   if (license.license.claims_json.empty())
     out.null_member("claims");
   else
