@@ -1,10 +1,10 @@
 #pragma once
 
 // One relay round's delivery reports. The relay hands a round's events to
-// the producer, flushes, and marks published the chunks whose events were
-// all delivered, in order. A round that gives up on its flush returns while
-// reports are still due (librdkafka retries for message.timeout.ms); they
-// arrive during a later round or at shutdown, so each report owns a share
+// the producer, waits until every report is in (across calls while Kafka
+// is away), and marks published the chunks whose events were all
+// delivered, in order. A relay stopped while a round waits leaves reports
+// due that librdkafka runs as it is destroyed, so each report owns a share
 // of the round's state instead of pointing into the relay's stack.
 // Reports run in the producer's poll or flush, on the relay's thread. An
 // event Kafka refuses outright (too large for it) is done with: it is

@@ -1,6 +1,7 @@
 #include "actors/relay.hpp"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <string_view>
 
@@ -21,6 +22,20 @@ namespace {
 using namespace std::chrono;
 
 constexpr std::size_t fetch_limit = 5000;
+
+/// How long one call waits for a round's delivery reports.
+constexpr int flush_slice_ms = 5000;
+
+/// `publish_round`'s answer while Kafka has not acknowledged its round.
+constexpr long still_waiting = -2;
+
+/// The relay's producer never gives up on an event: one that timed out in
+/// librdkafka's queue while later ones were delivered left a gap, filled
+/// by the next round after them (librdkafka: "enable.gapless.guarantee
+/// does not apply to timed-out messages"). Set over the operator's
+/// properties, `delivery.timeout.ms` (its alias, set first) included.
+const std::map<std::string, std::string> relay_producer_overrides{
+  {"message.timeout.ms", "0"}};
 
 /// A row's key or value as the producer takes it: Kafka's null where the
 /// row has one (a dead letter of a tombstone or a keyless record).
@@ -76,35 +91,69 @@ struct relay_state {
     times = round_times{};
   }
 
-  /// Publishes one round; returns how many rows were published, or -1 on a
-  /// failure (nothing marked, retried later).
+  /// A round whose events the producer holds until every report is in.
+  /// While Kafka is away the round waits across calls, `flush_slice_ms` at a
+  /// time, so the relay still takes its messages (leases, drain) meanwhile.
+  struct open_round {
+    // Shared with the reports (see delivery_round).
+    std::shared_ptr<const std::vector<storage::pending_event>> rows;
+    delivery_round reports;
+    steady_clock::time_point started;
+    steady_clock::time_point fetched_at;
+    bool waiting_logged = false;
+  };
+  std::optional<open_round> open;
+
+  /// Publishes one round; returns how many rows were published, -1 on a
+  /// failure (retried later from the first chunk not marked), or
+  /// `still_waiting` while Kafka has not answered for all of them.
   long publish_round() {
-    if (lease_keys.empty())
+    if (!open && !start_round())
+      return -1;
+    if (!open)
       return 0;
+    // A round that gave up waiting was sent again while librdkafka still
+    // held it: copies went out behind the originals, and one that timed
+    // out among them left a gap the copies filled after later events, so a
+    // seat delta arrived after a newer one and was dropped as old.
+    if (!producer->flush(flush_slice_ms)) {
+      if (!open->waiting_logged)
+        log::warning(
+          "relay waiting for Kafka to acknowledge a round",
+          {{"events", static_cast<long>(open->rows->size())},
+           {"unacknowledged", static_cast<long>(producer->in_flight())}});
+      open->waiting_logged = true;
+      return still_waiting;
+    }
+    return finish_round();
+  }
+
+  /// Fetches and produces a round; false when the outbox cannot be read.
+  bool start_round() {
+    if (lease_keys.empty())
+      return true;
     auto started = steady_clock::now();
     auto fetched = store->fetch_unpublished(lease_keys, fetch_limit);
     if (!fetched) {
       log::error("relay cannot read the outbox",
                  {{"error", describe(fetched.error())}});
-      return -1;
+      return false;
     }
     if (fetched->empty())
-      return 0;
-    auto fetched_at = steady_clock::now();
-    // Shared with the reports, which may come after this round (see
-    // delivery_round) and name the event they are about.
+      return true;
     auto rows = std::make_shared<const std::vector<storage::pending_event>>(
       std::move(*fetched));
-    delivery_round round{rows->size()};
+    open.emplace(open_round{rows, delivery_round{rows->size()}, started,
+                            steady_clock::now()});
     for (size_t i = 0; i < rows->size(); ++i) {
       const auto& pending = (*rows)[i];
       auto ok = producer->produce(
         pending.row.topic, bytes_or_null(pending.row.key, pending.row.null_key),
         bytes_or_null(pending.row.value, pending.row.null_value),
         pending.row.headers,
-        round.report(i, [counters = status, rows,
-                         i](kafka::delivery_status outcome,
-                            const std::string& error) {
+        open->reports.report(i, [counters = status, rows,
+                                 i](kafka::delivery_status outcome,
+                                    const std::string& error) {
           const auto& row = (*rows)[i].row;
           if (outcome == kafka::delivery_status::refused) {
             ++counters->refused_events;
@@ -114,27 +163,35 @@ struct relay_state {
                         {"bytes", static_cast<long>(row.value.size())},
                         {"error", error}});
           } else {
+            ++counters->undelivered_events;
             log::error("event not delivered", {{"error", error}});
           }
         }));
       if (!ok) {
         log::error("cannot produce", {{"error", describe(ok.error())}});
-        round.fail();
+        open->reports.fail();
         break;
       }
     }
-    if (!producer->flush(60'000))
-      round.fail();
+    return true;
+  }
+
+  /// Marks the chunks of the open round that are done with, in order.
+  long finish_round() {
+    auto round = std::move(*open);
+    open.reset();
     auto delivered_at = steady_clock::now();
-    // What the reports said by now; a report arriving later changes nothing
-    // here (the chunk goes again in the next round).
     std::vector<std::int64_t> chunk_of;
-    chunk_of.reserve(rows->size());
-    for (const auto& pending : *rows)
+    chunk_of.reserve(round.rows->size());
+    for (const auto& pending : *round.rows)
       chunk_of.push_back(pending.outbox_seq);
-    auto prefix = round.complete_chunks(chunk_of);
-    auto published = round.delivered_in_a_row();
-    bool failed = round.failed();
+    auto prefix = round.reports.complete_chunks(chunk_of);
+    auto published = round.reports.delivered_in_a_row();
+    if (round.waiting_logged)
+      log::info(
+        "relay round acknowledged by Kafka",
+        {{"events", static_cast<long>(round.rows->size())},
+         {"waited_s", seconds_between(round.fetched_at, delivered_at)}});
     if (!prefix.empty()) {
       if (auto ok = store->mark_published(prefix); !ok) {
         log::error("cannot mark events published",
@@ -144,16 +201,16 @@ struct relay_state {
       status->published_events += static_cast<std::int64_t>(published);
     }
     auto marked_at = steady_clock::now();
-    times.fetch += seconds_between(started, fetched_at);
-    times.publish += seconds_between(fetched_at, delivered_at);
+    times.fetch += seconds_between(round.started, round.fetched_at);
+    times.publish += seconds_between(round.fetched_at, delivered_at);
     times.mark += seconds_between(delivered_at, marked_at);
     times.round_max = std::max(times.round_max,
-                               seconds_between(started, marked_at));
+                               seconds_between(round.started, marked_at));
     ++times.rounds;
-    times.events += static_cast<long>(rows->size());
-    if (failed)
+    times.events += static_cast<long>(round.rows->size());
+    if (round.reports.failed())
       return -1;
-    return static_cast<long>(rows->size());
+    return static_cast<long>(round.rows->size());
   }
 
   void housekeeping() {
@@ -182,7 +239,7 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
   st.status = std::move(status);
   st.store = std::make_unique<storage::pg_store>(database_url,
                                                  relay_store_options());
-  auto producer = kafka::producer::make(kafka);
+  auto producer = kafka::producer::make(kafka, relay_producer_overrides);
   if (!producer) {
     log::error("cannot create the producer",
                {{"error", describe(producer.error())}});
@@ -197,7 +254,9 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
     if (steady_clock::now() < st.retry_after)
       return;
     auto n = st.publish_round();
-    if (n < 0)
+    if (n == still_waiting)
+      self->send(self, atoms::wake_atom_v); // waits in the next flush slice
+    else if (n < 0)
       st.retry_after = steady_clock::now() + milliseconds{500};
     else if (n >= static_cast<long>(fetch_limit))
       self->send(self, atoms::wake_atom_v);

@@ -55,6 +55,9 @@ struct service_status {
   std::atomic<std::int64_t> published_events{0};
   /// Events Kafka refused outright (too large for it): logged, not published.
   std::atomic<std::int64_t> refused_events{0};
+  /// Delivery reports of outbox events that failed for another reason (sent
+  /// again from their chunk in a later round).
+  std::atomic<std::int64_t> undelivered_events{0};
   std::atomic<std::int64_t> outbox_depth{0};
   std::atomic<std::int64_t> active_orgs{0};
   std::atomic<std::int64_t> active_subscriptions{0};

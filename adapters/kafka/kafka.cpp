@@ -649,19 +649,24 @@ producer::producer(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 producer::~producer() = default;
 
 caf::expected<std::unique_ptr<producer>>
-producer::make(const client_config& config) {
-  auto conf = make_conf(config, {{"enable.idempotence", "true"},
-                                 {"acks", "all"},
-                                 {"partitioner", "murmur2_random"},
-                                 {"linger.ms", "2"},
-                                 {"batch.num.messages", "10000"},
-                                 {"queue.buffering.max.messages", "1000000"},
-                                 {"message.timeout.ms", "300000"},
-                                 // Above Kafka's default 1 MiB record limit
-                                 // (librdkafka's own is below it): the
-                                 // broker decides what fits, and a dead
-                                 // letter is as large as the record it copies.
-                                 {"message.max.bytes", "4194304"}});
+producer::make(const client_config& config,
+               const std::map<std::string, std::string>& overrides) {
+  auto effective = config;
+  for (const auto& [key, value] : overrides)
+    effective.properties[key] = value;
+  auto conf = make_conf(effective,
+                        {{"enable.idempotence", "true"},
+                         {"acks", "all"},
+                         {"partitioner", "murmur2_random"},
+                         {"linger.ms", "2"},
+                         {"batch.num.messages", "10000"},
+                         {"queue.buffering.max.messages", "1000000"},
+                         {"message.timeout.ms", "300000"},
+                         // Above Kafka's default 1 MiB record limit
+                         // (librdkafka's own is below it): the
+                         // broker decides what fits, and a dead
+                         // letter is as large as the record it copies.
+                         {"message.max.bytes", "4194304"}});
   if (!conf)
     return conf.error();
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &impl::delivered);

@@ -180,8 +180,11 @@ class producer {
 public:
   ~producer();
 
+  /// `overrides` are set over the operator's properties: settings the
+  /// caller's correctness depends on.
   static caf::expected<std::unique_ptr<producer>>
-  make(const client_config& config);
+  make(const client_config& config,
+       const std::map<std::string, std::string>& overrides = {});
 
   /// Queues a record; `done(status, error)` runs from `poll`/`flush` when the
   /// broker acknowledged it or it finally failed. A record the client

@@ -349,6 +349,11 @@ std::string registry::render(const actors::service_status& status) const {
     "Outbox events Kafka refused outright (too large for it): logged, not "
     "published.",
     status.refused_events.load()));
+  families.push_back(counter_family(
+    "seatledger_events_undelivered_total",
+    "Delivery reports of outbox events that failed otherwise (a Kafka error "
+    "that is not the event's own): the events go again from their chunk.",
+    status.undelivered_events.load()));
   return impl_->serializer.Serialize(families);
 }
 

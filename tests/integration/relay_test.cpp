@@ -17,6 +17,7 @@
 #include "messages/service_error.hpp"
 #include "messages/type_ids.hpp"
 #include "pg_fixture.hpp"
+#include "service_harness.hpp"
 
 using namespace seatledger;
 using namespace seatledger::test;
@@ -97,6 +98,59 @@ TEST_F(relay_test, housekeeping_goes_on_after_a_full_round) {
     eventually([&] { return status->outbox_depth == 0; }, seconds{10}))
     << "the relay reports " << status->outbox_depth << " rows waiting";
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+// Kafka away for longer than the relay waits at a time: its round used to
+// give up after a minute and send the same events again while librdkafka
+// still held the first ones (copies behind them), and its producer gave
+// events up after message.timeout.ms, leaving gaps in a partition that the
+// next round filled after later events. Now the round waits until Kafka
+// has answered for every event, and the producer never times one out,
+// whatever the operator set.
+TEST_F(relay_test, an_outage_longer_than_its_wait_publishes_each_event_once) {
+  auto leases = value_or_fail(
+    store().acquire_leases("seatledger", {lease_key}, "replica-a"));
+  ASSERT_EQ(leases.size(), 1u);
+  storage::storage_batch batch;
+  batch.consumer_group = "seatledger";
+  batch.leases = leases;
+  constexpr int rows = 300;
+  for (int i = 0; i < rows; ++i)
+    batch.outbox.push_back({"event-" + std::to_string(i),
+                            topic,
+                            "key-" + std::to_string(i % 7),
+                            R"({"n":)" + std::to_string(i) + "}",
+                            {},
+                            lease_key});
+  ASSERT_OK(store().commit(batch));
+  auto cluster = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
+  cluster->set_brokers_down(true);
+  kafka::client_config kafka_config;
+  kafka_config.bootstrap_servers = cluster->bootstrap_servers();
+  kafka_config.properties["message.timeout.ms"] = "1000";
+  kafka_config.properties["delivery.timeout.ms"] = "1000";
+  auto status = std::make_shared<actors::service_status>();
+  caf::actor_system_config cfg;
+  caf::actor_system system{cfg};
+  auto relay = actors::spawn_relay(system, conninfo(), kafka_config, status);
+  caf::anon_send(relay, atoms::leases_atom_v, messages::lease_set{{lease_key}});
+  // Longer than the relay's 5 s wait, and than the operator's timeout.
+  std::this_thread::sleep_for(seconds{8});
+  EXPECT_EQ(status->published_events, 0);
+  cluster->set_brokers_down(false);
+  ASSERT_TRUE(
+    eventually([&] { return value_or_fail(store().unpublished_count()) == 0; },
+               seconds{60}));
+  EXPECT_EQ(status->published_events, rows);
+  EXPECT_EQ(status->undelivered_events, 0) << "events timed out";
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+
+  // One partition: every event once, in the outbox's order.
+  test::kafka_io io{cluster->bootstrap_servers()};
+  auto records = io.read_all(topic);
+  ASSERT_EQ(records.size(), static_cast<std::size_t>(rows));
+  for (int i = 0; i < rows; ++i)
+    EXPECT_EQ(records[i].value, R"({"n":)" + std::to_string(i) + "}") << i;
 }
 
 } // namespace

@@ -135,6 +135,7 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
   status.position_gaps = 1;
   status.published_events = 99;
   status.refused_events = 1;
+  status.undelivered_events = 4;
   status.leases_taken_back = 2;
   status.batches_already_applied = 3;
   auto text = r.render(status);
@@ -189,6 +190,7 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
          "seatledger_licenses_issued_total 2",
          "seatledger_events_published_total 99",
          "seatledger_events_refused_total 1",
+         "seatledger_events_undelivered_total 4",
          "# TYPE seatledger_leases_taken_back_total counter",
          "seatledger_leases_taken_back_total 2",
          "# TYPE seatledger_batches_already_applied_total counter",
