@@ -1259,8 +1259,11 @@ struct coordinator_state {
         ->request(entry.actor, caf::infinite, atoms::apply_atom_v,
                   std::move(job))
         .then(
-          [this, id = id,
+          [this, seq, id = id,
            merge_result](messages::entity_result& result) mutable {
+            // An answer given up on may come from an actor passivated since.
+            if (!pending.is_current(seq))
+              return;
             if (auto it = subscriptions.find(id);
                 it != subscriptions.end() && result.window_from)
               it->second.window_from = *result.window_from;

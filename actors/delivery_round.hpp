@@ -52,7 +52,7 @@ public:
     };
   }
 
-  /// Something failed outside the reports (produce refused, flush timed out).
+  /// Something failed outside the reports (the producer refused to queue).
   void fail() {
     state_->failed = true;
   }

@@ -189,8 +189,16 @@ apply_subscription_job(subscription_actor_state& st,
   // holds them to it), so a job of deltas alone writes just those.
   bool deltas_only = true;
   auto& sub = *st.sub;
-  if (job.earlier_ledger)
-    sub.extend_window(*job.earlier_ledger);
+  // The coordinator compared the terms this job starts with the window as
+  // the last job left it; the records before such a command in this job
+  // must not trim it further.
+  bool starts_a_term = false;
+  for (const auto& item : job.items)
+    if (auto* command = std::get_if<domain::command_event>(&item))
+      starts_a_term = starts_a_term
+                      || domain::ledger_needed_from(command->command);
+  if (starts_a_term || job.earlier_ledger)
+    sub.hold_window(job.earlier_ledger ? &*job.earlier_ledger : nullptr);
   for (size_t i = 0; i < job.items.size(); ++i) {
     auto& item = job.items[i];
     auto order = i < job.order.size() ? job.order[i] : 0;
@@ -207,11 +215,11 @@ apply_subscription_job(subscription_actor_state& st,
     }
     ++result.applied;
     if (auto err = collect(st, fx, order, result, state_changed)) {
-      sub.release_earlier_window();
+      sub.release_window();
       return err;
     }
   }
-  sub.release_earlier_window();
+  sub.release_window();
   // The coordinator tracks where the window starts, to hand a later job
   // the ledger before it when that job needs it.
   result.window_from = sub.window().exact_from;

@@ -23,8 +23,14 @@ using namespace std::chrono;
 
 constexpr std::size_t fetch_limit = 5000;
 
-/// How long one call waits for a round's delivery reports.
-constexpr int flush_slice_ms = 5000;
+/// How long a round's first wait for its delivery reports lasts, and each
+/// later one while Kafka is away (the timer's turn: housekeeping runs in
+/// between).
+constexpr int first_wait_ms = 5000;
+constexpr int later_wait_ms = 1000;
+
+/// How long a drain waits for Kafka: the coordinator asks for 30 s.
+constexpr seconds drain_budget{20};
 
 /// `publish_round`'s answer while Kafka has not acknowledged its round.
 constexpr long still_waiting = -2;
@@ -92,8 +98,9 @@ struct relay_state {
   }
 
   /// A round whose events the producer holds until every report is in.
-  /// While Kafka is away the round waits across calls, `flush_slice_ms` at a
-  /// time, so the relay still takes its messages (leases, drain) meanwhile.
+  /// While Kafka is away the round waits across the timer's calls, a second
+  /// at a time, so the relay still takes its messages (leases, drain) and
+  /// does its housekeeping meanwhile.
   struct open_round {
     // Shared with the reports (see delivery_round).
     std::shared_ptr<const std::vector<storage::pending_event>> rows;
@@ -116,7 +123,8 @@ struct relay_state {
     // held it: copies went out behind the originals, and one that timed
     // out among them left a gap the copies filled after later events, so a
     // seat delta arrived after a newer one and was dropped as old.
-    if (!producer->flush(flush_slice_ms)) {
+    if (!producer->flush(open->waiting_logged ? later_wait_ms
+                                              : first_wait_ms)) {
       if (!open->waiting_logged)
         log::warning(
           "relay waiting for Kafka to acknowledge a round",
@@ -248,15 +256,19 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
   }
   st.producer = std::move(*producer);
   // A round now, another at once while a round fills its limit (more is
-  // waiting), none during a failed round's back-off.
-  auto round = [self] {
+  // waiting), none during a failed round's back-off. While a round waits
+  // for Kafka only the timer waits on: a wake per commit, each waiting its
+  // second, would pile up in the mailbox ahead of leases and the drain.
+  auto round = [self](bool from_timer) {
     auto& st = self->state;
     if (steady_clock::now() < st.retry_after)
       return;
+    if (st.open && st.open->waiting_logged && !from_timer)
+      return;
     auto n = st.publish_round();
     if (n == still_waiting)
-      self->send(self, atoms::wake_atom_v); // waits in the next flush slice
-    else if (n < 0)
+      return;
+    if (n < 0)
       st.retry_after = steady_clock::now() + milliseconds{500};
     else if (n >= static_cast<long>(fetch_limit))
       self->send(self, atoms::wake_atom_v);
@@ -270,18 +282,23 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
       self->state.lease_keys = std::move(set.lease_keys);
       self->send(self, atoms::wake_atom_v);
     },
-    [round](atoms::wake_atom) { round(); },
+    [round](atoms::wake_atom) { round(false); },
     [self, round](atoms::relay_atom) {
       self->delayed_send(self, milliseconds{200}, atoms::relay_atom_v);
       self->state.housekeeping();
-      round();
+      round(true);
     },
     [self](atoms::drain_atom) {
+      // Rounds until nothing is pending or the budget is spent; a round
+      // Kafka has not acknowledged by then stays unmarked and is published
+      // again by the next owner.
       auto& st = self->state;
-      for (int i = 0; i < 1000; ++i)
-        if (st.publish_round() <= 0)
+      auto until = steady_clock::now() + drain_budget;
+      while (steady_clock::now() < until) {
+        auto n = st.publish_round();
+        if (n != still_waiting && n <= 0)
           break;
-      st.producer->flush(10'000);
+      }
       return caf::ok_atom_v;
     },
   };

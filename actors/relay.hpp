@@ -20,8 +20,8 @@ storage::pg_store_options relay_store_options();
 /// replica holds, in commit order, then marks them published. After a crash
 /// the rows not yet marked are published again with the same event id.
 /// Messages: `leases_atom, lease_set` (what to publish for), `wake_atom`
-/// (something was committed), `drain_atom` (publish everything pending, then
-/// reply `ok`).
+/// (something was committed), `drain_atom` (publish what is pending, for up
+/// to 20 s while Kafka does not acknowledge, then reply `ok`).
 caf::actor spawn_relay(caf::actor_system& system, std::string database_url,
                        kafka::client_config kafka,
                        std::shared_ptr<service_status> status);

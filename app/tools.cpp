@@ -214,8 +214,7 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     return 2;
   }
   const auto topic_role = input_role_of(topics, topic);
-  // By the key fields looked for (none: no input topic's type, on a topic
-  // that is no configured input topic).
+  // By the key fields looked for.
   std::map<std::string, long> unkeyed;
   // Of another input topic's type than --topic's: the service
   // dead-letters them (unknown_type).
@@ -255,13 +254,14 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
     auto line_role = event.is_discarded() ? std::nullopt : role_of_type(event);
     if (line_role && topic_role && *line_role != *topic_role)
       ++misplaced;
+    // Output events (seatledger.events.v1) and commands are keyed by their
+    // subscription, so that is what is left.
     std::string fields = key_field;
-    if (fields.empty())
-      if (auto role = line_role ? line_role : topic_role)
-        fields = key_fields_of(*role);
-    auto key = event.is_discarded() || fields.empty()
-                 ? std::nullopt
-                 : lookup_key(event, fields);
+    if (fields.empty()) {
+      auto role = line_role ? line_role : topic_role;
+      fields = role ? key_fields_of(*role) : "subscription_id";
+    }
+    auto key = event.is_discarded() ? std::nullopt : lookup_key(event, fields);
     // Published all the same (a poison record is worth sending on purpose),
     // but never silently: the service dead-letters a record whose key is
     // not its entity's id.
@@ -292,16 +292,9 @@ int run_publish(const kafka::client_config& kafka, const std::string& topic,
   }
   std::cerr << "published " << published << " records to " << topic << "\n";
   for (const auto& [fields, count] : unkeyed)
-    if (fields.empty())
-      std::cerr << count
-                << " of them had no type of an input topic (not "
-                   "JSON, or a type the service does not read) on a topic "
-                   "that is none of the configured input topics, and went "
-                   "with an empty key (--key-field names the field)\n";
-    else
-      std::cerr << count << " of them had no data." << fields
-                << " (not JSON, or the field missing or not a string) and "
-                   "went with an empty key\n";
+    std::cerr << count << " of them had no data." << fields
+              << " (not JSON, or the field missing or not a string) and "
+                 "went with an empty key\n";
   if (misplaced > 0)
     std::cerr << misplaced << " of them have a type the "
               << messages::to_string(*topic_role) << " topic (" << topic

@@ -319,12 +319,13 @@ void subscription::trim_window() {
   window_.trim_before(from);
 }
 
-void subscription::extend_window(const ledger_window& earlier) {
-  window_.extend_back(earlier);
+void subscription::hold_window(const ledger_window* earlier) {
+  if (earlier)
+    window_.extend_back(*earlier);
   window_floor_ = window_.exact_from;
 }
 
-void subscription::release_earlier_window() {
+void subscription::release_window() {
   if (!window_floor_)
     return;
   window_floor_.reset();

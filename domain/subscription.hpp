@@ -295,15 +295,15 @@ public:
   /// The end of the earliest month still open, if any.
   std::optional<timestamp> next_month_end() const;
 
-  /// Puts `earlier` (this subscription's ledger read from an earlier
-  /// instant) in front of the window and keeps it there until
-  /// `release_earlier_window`: a command that starts a term before the
-  /// window closes that term's past months from it, and the records applied
-  /// before that command would trim it away again.
-  void extend_window(const ledger_window& earlier);
+  /// Keeps the window from where it answers now until `release_window`,
+  /// after putting `earlier` (this subscription's ledger read from an
+  /// earlier instant) in front of it, if given: a command that starts a
+  /// term in the past closes that term's months from the window, and the
+  /// records applied before it in the same job would trim it meanwhile.
+  void hold_window(const ledger_window* earlier = nullptr);
 
   /// Lets the window be trimmed to `ledger_window_start` again.
-  void release_earlier_window();
+  void release_window();
 
   const subscription_record& record() const {
     return record_;
@@ -374,7 +374,7 @@ private:
   std::map<std::string, std::int64_t> org_delta_seqs_;
   std::map<std::string, std::int64_t> owed_before_parts_;
   ledger_window window_;
-  /// Where an `extend_window` keeps the window from, until released.
+  /// Where `hold_window` keeps the window from, until released.
   std::optional<timestamp> window_floor_;
   std::vector<license_record> licenses_;
 };

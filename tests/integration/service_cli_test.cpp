@@ -938,12 +938,13 @@ TEST(cli_publish, keys_each_line_by_its_type_also_on_a_renamed_topic) {
   };
 
   // Not configured as any input topic: each known type still keys its
-  // line; the others are counted.
+  // line; the others are keyed by subscription_id, as output events are,
+  // and counted.
   auto r = run_cli({"publish", "--kafka-bootstrap", bootstrap, "--topic",
                     "acme.members", file});
   ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
   EXPECT_NE(r.err.find("published 4 records"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("2 of them had no type of an input topic"),
+  EXPECT_NE(r.err.find("2 of them had no data.subscription_id"),
             std::string::npos)
     << r.err;
   EXPECT_EQ(r.err.find("does not carry"), std::string::npos) << r.err;
@@ -963,6 +964,18 @@ TEST(cli_publish, keys_each_line_by_its_type_also_on_a_renamed_topic) {
     << r.err;
   EXPECT_EQ(keys_of(), (std::multiset<std::string>{
                          "o-1", "o-1", "plan-x", "plan-x", "o-2", "", "", ""}));
+
+  // An output event goes by its subscription, as the service keys it.
+  auto out = dir.file("events.jsonl");
+  std::ofstream{out} << event(
+    "s-1", "seatledger.seats.changed",
+    R"({"subscription_id":"sub-9","seats_in_use":1})");
+  r = run_cli({"publish", "--kafka-bootstrap", bootstrap, "--topic",
+               "seatledger.events.v1", out});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  auto events = io.read_all("seatledger.events.v1");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].key, "sub-9");
 }
 
 TEST(cli_dev_kafka, creates_the_configured_topic_names) {

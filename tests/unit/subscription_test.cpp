@@ -794,7 +794,7 @@ TEST(months,
   earlier.exact_from = at("2024-01-01T00:00:00Z");
   for (const auto& e : h.ledger("s1"))
     earlier.points.push_back({e.seq, e.seats_in_use, e.effective_at});
-  h.sub("s1").extend_window(earlier);
+  h.sub("s1").hold_window(&earlier);
   // A record applied before the create in the same job keeps it.
   add(h, "before-create", "o1", "u11", "2025-03-01T12:00:00Z");
   auto right = january(h.command(ref("c", "2025-03-02T00:00:00Z"), create));
@@ -802,9 +802,48 @@ TEST(months,
   EXPECT_EQ(right.peak_at, at("2024-01-10T00:00:00Z"));
   EXPECT_EQ(right.peak_seq, std::optional<std::int64_t>{10});
   // Released, the window is trimmed as before.
-  h.sub("s1").release_earlier_window();
+  h.sub("s1").release_window();
   EXPECT_EQ(h.sub("s1").window().exact_from,
             ledger_window_start(h.sub("s1").record()));
+}
+
+TEST(months, a_held_window_keeps_what_a_jobs_earlier_records_would_trim) {
+  // The coordinator reads the earlier ledger only when a term starts before
+  // the window as the last job left it. A record applied before the create
+  // in the same job moved the clock and trimmed the window past the term's
+  // start: month 1 closed with peak 2. The actor holds the window for a job
+  // that starts a term.
+  auto history = [](domain_harness& h) {
+    std::vector<std::string> users;
+    for (int i = 0; i < 10; ++i)
+      users.push_back("u" + std::to_string(i));
+    linked_org(h, "o1", "s1", users, "2024-01-10T00:00:00Z");
+    for (int i = 0; i < 8; ++i)
+      remove(h, "r" + std::to_string(i), "o1", "u" + std::to_string(i),
+             "2024-01-20T00:00:00Z");
+    add(h, "before-job", "o1", "u10", "2025-01-28T00:00:00Z");
+  };
+  const auto create = create_cmd("s1", 5, "2024-01-01T00:00:00Z",
+                                 "2026-01-01T00:00:00Z");
+  auto month_one_peak = [&](bool hold) {
+    domain_harness h;
+    history(h);
+    // Still answers from before the term's start: nothing to read.
+    EXPECT_LT(h.sub("s1").window().exact_from, at("2024-01-01T00:00:00Z"));
+    if (hold)
+      h.sub("s1").hold_window();
+    add(h, "in-job", "o1", "u11", "2025-03-01T00:00:00Z");
+    auto fx = h.command(ref("c", "2025-03-02T00:00:00Z"), create);
+    h.sub("s1").release_window();
+    for (auto& e : fx.events)
+      if (auto* m = std::get_if<month_closed>(&e.payload))
+        if (m->month_index == 1)
+          return m->peak_seats;
+    ADD_FAILURE() << "month 1 not closed";
+    return std::int64_t{-1};
+  };
+  EXPECT_EQ(month_one_peak(false), 2);
+  EXPECT_EQ(month_one_peak(true), 10);
 }
 
 TEST(months, expiry_cuts_the_term_and_closes_the_partial_month) {
