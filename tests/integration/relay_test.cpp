@@ -40,7 +40,26 @@ bool eventually(Predicate done, milliseconds limit) {
   return true;
 }
 
-class relay_test : public pg_test {};
+class relay_test : public pg_test {
+protected:
+  /// Rows `{"n":i}` for seven keys, committed under the lease.
+  void commit_outbox_rows(int rows) {
+    auto leases = value_or_fail(
+      store().acquire_leases("seatledger", {lease_key}, "replica-a"));
+    ASSERT_EQ(leases.size(), 1u);
+    storage::storage_batch batch;
+    batch.consumer_group = "seatledger";
+    batch.leases = leases;
+    for (int i = 0; i < rows; ++i)
+      batch.outbox.push_back({"event-" + std::to_string(i),
+                              topic,
+                              "key-" + std::to_string(i % 7),
+                              R"({"n":)" + std::to_string(i) + "}",
+                              {},
+                              lease_key});
+    ASSERT_OK(store().commit(batch));
+  }
+};
 
 TEST_F(relay_test, its_marks_do_not_wait_for_the_wal_flush) {
   // A mark lost in a crash of PostgreSQL only publishes its chunk again,
@@ -62,21 +81,8 @@ TEST_F(relay_test, its_marks_do_not_wait_for_the_wal_flush) {
 // it the housekeeping: the outbox depth it reports stayed at what it was
 // before the burst, and published rows were never purged again.
 TEST_F(relay_test, housekeeping_goes_on_after_a_full_round) {
-  auto leases = value_or_fail(
-    store().acquire_leases("seatledger", {lease_key}, "replica-a"));
-  ASSERT_EQ(leases.size(), 1u);
-  storage::storage_batch batch;
-  batch.consumer_group = "seatledger";
-  batch.leases = leases;
   constexpr int rows = 6'000;
-  for (int i = 0; i < rows; ++i)
-    batch.outbox.push_back({"event-" + std::to_string(i),
-                            topic,
-                            "key-" + std::to_string(i % 7),
-                            R"({"n":)" + std::to_string(i) + "}",
-                            {},
-                            lease_key});
-  ASSERT_OK(store().commit(batch));
+  ASSERT_NO_FATAL_FAILURE(commit_outbox_rows(rows));
   auto cluster = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
   kafka::client_config kafka_config;
   kafka_config.bootstrap_servers = cluster->bootstrap_servers();
@@ -108,21 +114,8 @@ TEST_F(relay_test, housekeeping_goes_on_after_a_full_round) {
 // has answered for every event, and the producer never times one out,
 // whatever the operator set.
 TEST_F(relay_test, an_outage_longer_than_its_wait_publishes_each_event_once) {
-  auto leases = value_or_fail(
-    store().acquire_leases("seatledger", {lease_key}, "replica-a"));
-  ASSERT_EQ(leases.size(), 1u);
-  storage::storage_batch batch;
-  batch.consumer_group = "seatledger";
-  batch.leases = leases;
   constexpr int rows = 300;
-  for (int i = 0; i < rows; ++i)
-    batch.outbox.push_back({"event-" + std::to_string(i),
-                            topic,
-                            "key-" + std::to_string(i % 7),
-                            R"({"n":)" + std::to_string(i) + "}",
-                            {},
-                            lease_key});
-  ASSERT_OK(store().commit(batch));
+  ASSERT_NO_FATAL_FAILURE(commit_outbox_rows(rows));
   auto cluster = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
   cluster->set_brokers_down(true);
   kafka::client_config kafka_config;

@@ -33,6 +33,19 @@ void remove(domain_harness& h, const std::string& id, const std::string& org,
   h.membership(ref(id, time), member_removed{org, user});
 }
 
+/// Ten seats in January 2024, two from the 20th, one more user at `late`.
+void filled_and_emptied_in_january_2024(domain_harness& h,
+                                        const std::string& late) {
+  std::vector<std::string> users;
+  for (int i = 0; i < 10; ++i)
+    users.push_back("u" + std::to_string(i));
+  linked_org(h, "o1", "s1", users, "2024-01-10T00:00:00Z");
+  for (int i = 0; i < 8; ++i)
+    remove(h, "r" + std::to_string(i), "o1", "u" + std::to_string(i),
+           "2024-01-20T00:00:00Z");
+  add(h, "late", "o1", "u10", late);
+}
+
 } // namespace
 
 // -- seat pool ----------------------------------------------------------------
@@ -761,14 +774,7 @@ TEST(months,
   // folded in at the window's start (peak 2, not 10). Given the ledger from
   // the term's start, as the coordinator reads it, the months are right.
   auto history = [](domain_harness& h) {
-    std::vector<std::string> users;
-    for (int i = 0; i < 10; ++i)
-      users.push_back("u" + std::to_string(i));
-    linked_org(h, "o1", "s1", users, "2024-01-10T00:00:00Z");
-    for (int i = 0; i < 8; ++i)
-      remove(h, "r" + std::to_string(i), "o1", "u" + std::to_string(i),
-             "2024-01-20T00:00:00Z");
-    add(h, "late", "o1", "u10", "2025-03-01T00:00:00Z");
+    filled_and_emptied_in_january_2024(h, "2025-03-01T00:00:00Z");
   };
   auto january = [](const subscription_effects& fx) {
     for (auto& e : fx.events)
@@ -814,14 +820,7 @@ TEST(months, a_held_window_keeps_what_a_jobs_earlier_records_would_trim) {
   // start: month 1 closed with peak 2. The actor holds the window for a job
   // that starts a term.
   auto history = [](domain_harness& h) {
-    std::vector<std::string> users;
-    for (int i = 0; i < 10; ++i)
-      users.push_back("u" + std::to_string(i));
-    linked_org(h, "o1", "s1", users, "2024-01-10T00:00:00Z");
-    for (int i = 0; i < 8; ++i)
-      remove(h, "r" + std::to_string(i), "o1", "u" + std::to_string(i),
-             "2024-01-20T00:00:00Z");
-    add(h, "before-job", "o1", "u10", "2025-01-28T00:00:00Z");
+    filled_and_emptied_in_january_2024(h, "2025-01-28T00:00:00Z");
   };
   const auto create = create_cmd("s1", 5, "2024-01-01T00:00:00Z",
                                  "2026-01-01T00:00:00Z");
