@@ -600,11 +600,7 @@ struct coordinator_state {
     const auto& topics = context->topics;
     using messages::topic_kind;
     service_status::known_series known;
-    for (auto [kind, topic] :
-         {std::pair{topic_kind::membership, &topics.membership},
-          std::pair{topic_kind::subscriptions, &topics.subscriptions},
-          std::pair{topic_kind::catalog, &topics.catalog},
-          std::pair{topic_kind::seat_deltas, &topics.deltas}})
+    for (auto [kind, topic] : topics.inputs())
       for (auto type : messages::types_of(kind))
         known.consumed.emplace_back(*topic, type);
     for (auto type : messages::types_of(topic_kind::subscriptions))
@@ -1177,12 +1173,13 @@ struct coordinator_state {
   bool attach_earlier_ledgers(
     std::map<std::string, messages::subscription_job>& sub_jobs) {
     std::vector<std::pair<std::string, domain::timestamp>> wanted;
-    for (const auto& [id, job] : sub_jobs) {
+    for (auto& [id, job] : sub_jobs) {
       std::optional<domain::timestamp> from;
       for (const auto& item : job.items)
         if (auto* command = std::get_if<domain::command_event>(&item))
           if (auto start = domain::ledger_needed_from(command->command))
             from = from ? std::min(*from, *start) : *start;
+      job.starts_a_term = from.has_value();
       auto entry = subscriptions.find(id);
       if (from && entry != subscriptions.end()
           && *from < entry->second.window_from)

@@ -192,12 +192,7 @@ apply_subscription_job(subscription_actor_state& st,
   // The coordinator compared the terms this job starts with the window as
   // the last job left it; the records before such a command in this job
   // must not trim it further.
-  bool starts_a_term = false;
-  for (const auto& item : job.items)
-    if (auto* command = std::get_if<domain::command_event>(&item))
-      starts_a_term = starts_a_term
-                      || domain::ledger_needed_from(command->command);
-  if (starts_a_term || job.earlier_ledger)
+  if (job.starts_a_term)
     sub.hold_window(job.earlier_ledger ? &*job.earlier_ledger : nullptr);
   for (size_t i = 0; i < job.items.size(); ++i) {
     auto& item = job.items[i];

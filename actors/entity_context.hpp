@@ -1,14 +1,17 @@
 #pragma once
 
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include <caf/expected.hpp>
 
 #include "domain/subscription.hpp"
+#include "messages/types.hpp"
 
 namespace seatledger::actors {
 
@@ -20,6 +23,16 @@ struct topic_names {
   std::string deltas = "seatledger.internal.seat-deltas.v1";
   std::string events = "seatledger.events.v1";
   std::string dlq = "seatledger.dlq.v1";
+
+  /// The input topics, each with its role.
+  std::array<std::pair<messages::topic_kind, const std::string*>, 4>
+  inputs() const {
+    using messages::topic_kind;
+    return {{{topic_kind::membership, &membership},
+             {topic_kind::subscriptions, &subscriptions},
+             {topic_kind::catalog, &catalog},
+             {topic_kind::seat_deltas, &deltas}}};
+  }
 };
 
 /// The catalog's plan entitlements, shared by every subscription actor and

@@ -118,12 +118,7 @@ const char* key_fields_of(messages::topic_kind role) {
 /// Which input topic `topic` is among the configured names, if any.
 std::optional<messages::topic_kind>
 input_role_of(const actors::topic_names& topics, const std::string& topic) {
-  using messages::topic_kind;
-  for (auto [role, name] :
-       {std::pair{topic_kind::membership, &topics.membership},
-        std::pair{topic_kind::subscriptions, &topics.subscriptions},
-        std::pair{topic_kind::catalog, &topics.catalog},
-        std::pair{topic_kind::seat_deltas, &topics.deltas}})
+  for (auto [role, name] : topics.inputs())
     if (*name == topic)
       return role;
   return std::nullopt;

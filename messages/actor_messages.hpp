@@ -37,6 +37,9 @@ using subscription_item
 struct subscription_job {
   std::vector<subscription_item> items;
   std::vector<std::int64_t> order;
+  /// A command of the job starts a term (create, renew, convert_trial):
+  /// the actor keeps its ledger window for the job.
+  bool starts_a_term = false;
   /// The subscription's ledger from before its actor's window, when a
   /// command of the job starts a term there (its past months close at once).
   std::optional<domain::ledger_window> earlier_ledger;
