@@ -45,7 +45,10 @@ public:
           // it would hold back every later event.
           s->outcome[i] = refused;
           break;
-        case kafka::delivery_status::failed: s->failed = true; break;
+        case kafka::delivery_status::failed:
+          s->failed = true;
+          ++s->failed_reports;
+          break;
       }
       if (status != kafka::delivery_status::delivered && on_problem)
         on_problem(status, error);
@@ -59,6 +62,11 @@ public:
 
   bool failed() const {
     return state_->failed;
+  }
+
+  /// Reports that said an event was not delivered (and may be next time).
+  std::size_t failed_reports() const {
+    return state_->failed_reports;
   }
 
   /// Events done with (delivered or refused) in a row from the first.
@@ -105,6 +113,7 @@ private:
   struct state {
     std::vector<outcome_kind> outcome;
     bool failed = false;
+    std::size_t failed_reports = 0;
   };
   std::shared_ptr<state> state_;
 };

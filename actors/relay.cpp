@@ -140,6 +140,12 @@ struct relay_state {
   bool start_round() {
     if (lease_keys.empty())
       return true;
+    if (auto fatal = producer->replace_if_fatal()) {
+      ++status->producer_fatal_errors;
+      log::error("the relay's producer hit a fatal error; a new one "
+                 "publishes again from the first event not marked",
+                 {{"error", *fatal}});
+    }
     auto started = steady_clock::now();
     auto fetched = store->fetch_unpublished(lease_keys, fetch_limit);
     if (!fetched) {
@@ -159,22 +165,28 @@ struct relay_state {
         pending.row.topic, bytes_or_null(pending.row.key, pending.row.null_key),
         bytes_or_null(pending.row.value, pending.row.null_value),
         pending.row.headers,
-        open->reports.report(i, [counters = status, rows,
-                                 i](kafka::delivery_status outcome,
-                                    const std::string& error) {
-          const auto& row = (*rows)[i].row;
-          if (outcome == kafka::delivery_status::refused) {
-            ++counters->refused_events;
-            log::error("event refused by Kafka; it is not published",
-                       {{"event_id", row.event_id},
-                        {"topic", row.topic},
-                        {"bytes", static_cast<long>(row.value.size())},
-                        {"error", error}});
-          } else {
-            ++counters->undelivered_events;
-            log::error("event not delivered", {{"error", error}});
-          }
-        }));
+        open->reports.report(
+          i, [counters = status, rows, i, round = open->reports](
+               kafka::delivery_status outcome, const std::string& error) {
+            const auto& row = (*rows)[i].row;
+            if (outcome == kafka::delivery_status::refused) {
+              ++counters->refused_events;
+              log::error("event refused by Kafka; it is not published",
+                         {{"event_id", row.event_id},
+                          {"topic", row.topic},
+                          {"bytes", static_cast<long>(row.value.size())},
+                          {"error", error}});
+            } else {
+              // A broker error fails a whole request: one line a round, not
+              // one per event (finish_round counts the rest).
+              ++counters->undelivered_events;
+              if (round.failed_reports() == 1)
+                log::error("event not delivered; its chunk goes again",
+                           {{"event_id", row.event_id},
+                            {"topic", row.topic},
+                            {"error", error}});
+            }
+          }));
       if (!ok) {
         log::error("cannot produce", {{"error", describe(ok.error())}});
         open->reports.fail();
@@ -216,6 +228,9 @@ struct relay_state {
                                seconds_between(round.started, marked_at));
     ++times.rounds;
     times.events += static_cast<long>(round.rows->size());
+    if (auto failures = round.reports.failed_reports(); failures > 1)
+      log::error("events of a round not delivered",
+                 {{"events", static_cast<long>(failures)}});
     if (round.reports.failed())
       return -1;
     return static_cast<long>(round.rows->size());

@@ -58,6 +58,9 @@ struct service_status {
   /// Delivery reports of outbox events that failed for another reason (sent
   /// again from their chunk in a later round).
   std::atomic<std::int64_t> undelivered_events{0};
+  /// Fatal errors of the relay's or the HTTP API's producer, each replaced
+  /// by a new one (`kafka::producer::replace_if_fatal`).
+  std::atomic<std::int64_t> producer_fatal_errors{0};
   std::atomic<std::int64_t> outbox_depth{0};
   std::atomic<std::int64_t> active_orgs{0};
   std::atomic<std::int64_t> active_subscriptions{0};

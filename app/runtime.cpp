@@ -194,12 +194,21 @@ namespace {
 /// may still be written.
 class command_publisher {
 public:
-  explicit command_publisher(std::unique_ptr<kafka::producer> producer)
-      : producer_(std::move(producer)) {}
+  command_publisher(std::unique_ptr<kafka::producer> producer,
+                    std::shared_ptr<actors::service_status> status)
+      : producer_(std::move(producer)), status_(std::move(status)) {}
 
   caf::expected<void> publish(const std::string& topic, const std::string& key,
                               const std::string& value) {
     std::lock_guard<std::mutex> guard{mutex_};
+    // Only the command that met the fatal error fails; the next one goes
+    // out through a new producer.
+    if (auto fatal = producer_->replace_if_fatal()) {
+      ++status_->producer_fatal_errors;
+      log::error("the HTTP API's producer hit a fatal error; a new one "
+                 "publishes the commands from now on",
+                 {{"error", *fatal}});
+    }
     // Shared with the delivery callback, which a later poll may still run
     // after this call gave up waiting.
     struct outcome {
@@ -234,6 +243,7 @@ public:
 private:
   std::mutex mutex_;
   std::unique_ptr<kafka::producer> producer_;
+  std::shared_ptr<actors::service_status> status_;
 };
 
 struct http_parts {
@@ -260,7 +270,8 @@ start_http(const config::settings& settings, const std::string& database_url,
   auto producer = kafka::producer::make(kafka);
   if (!producer)
     return producer.error();
-  parts->publisher = std::make_unique<command_publisher>(std::move(*producer));
+  parts->publisher = std::make_unique<command_publisher>(std::move(*producer),
+                                                         status);
   http::server_dependencies deps;
   deps.make_store = [database_url]() -> std::unique_ptr<storage::query_store> {
     return std::make_unique<storage::pg_store>(database_url);

@@ -624,6 +624,9 @@ static delivery_status delivery_status_of(rd_kafka_resp_err_t err) {
 
 struct producer::impl {
   rd_kafka_t* rk = nullptr;
+  /// What `rk` was made from, for the client that replaces it after a
+  /// fatal error.
+  conf_ptr recipe;
 
   using callback = std::function<void(delivery_status, const std::string&)>;
 
@@ -672,11 +675,32 @@ producer::make(const client_config& config,
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &impl::delivered);
   rd_kafka_conf_set_log_cb(conf->get(), log_callback);
   auto state = std::make_unique<impl>();
+  state->recipe.reset(rd_kafka_conf_dup(conf->get()));
   auto rk = new_client(RD_KAFKA_PRODUCER, *conf, "producer");
   if (!rk)
     return rk.error();
   state->rk = *rk;
   return std::unique_ptr<producer>(new producer(std::move(state)));
+}
+
+std::optional<std::string> producer::replace_if_fatal() {
+  char reason[512];
+  auto err = rd_kafka_fatal_error(impl_->rk, reason, sizeof(reason));
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
+  auto what = std::string{rd_kafka_err2name(err)} + ": " + reason;
+  conf_ptr conf{rd_kafka_conf_dup(impl_->recipe.get())};
+  auto rk = new_client(RD_KAFKA_PRODUCER, conf, "producer");
+  if (!rk) {
+    log::error("cannot replace a producer after its fatal error",
+               {{"fatal_error", what}, {"error", describe(rk.error())}});
+    return what;
+  }
+  // Whatever the old client still holds failed with the fatal error, and
+  // destroying it reports so at once.
+  rd_kafka_destroy(impl_->rk);
+  impl_->rk = *rk;
+  return what;
 }
 
 caf::expected<void> producer::produce(
@@ -819,6 +843,13 @@ void mock_cluster::refuse_offset_commits(int count) {
     static_cast<size_t>(count), RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
   rd_kafka_mock_push_request_errors_array(impl_->cluster, offset_commit_api,
                                           errors.size(), errors.data());
+}
+
+void mock_cluster::desynchronize_next_produce() {
+  constexpr std::int16_t produce_api = 0; // Kafka's Produce
+  auto error = RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, produce_api, 1,
+                                          &error);
 }
 
 // -- partitioning and metadata ------------------------------------------------

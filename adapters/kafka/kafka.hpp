@@ -207,6 +207,13 @@ public:
   /// Records still waiting for a delivery report.
   int in_flight() const;
 
+  /// After librdkafka raised a fatal error (the idempotent producer lost
+  /// its sequence with a broker), the client refuses every record for
+  /// ever: this replaces it with a new one made from the same
+  /// configuration, and returns the fatal error. Nothing while the client
+  /// is healthy. Records the old client held have been reported failed.
+  std::optional<std::string> replace_if_fatal();
+
   /// One metadata round trip over every topic (so none is auto-created):
   /// the partition counts of those of `topics` the cluster has, or an error
   /// when no broker answered within `timeout_ms`. Producing to brokers that
@@ -244,6 +251,11 @@ public:
   /// The next `count` OffsetCommit requests, from any client, fail with
   /// GROUP_AUTHORIZATION_FAILED: Kafka refusing this member's commits.
   void refuse_offset_commits(int count);
+
+  /// The next Produce request, from any client, fails with
+  /// OUT_OF_ORDER_SEQUENCE_NUMBER: an idempotent producer that gets it
+  /// raises a fatal error.
+  void desynchronize_next_produce();
 
   struct impl;
 

@@ -354,6 +354,11 @@ std::string registry::render(const actors::service_status& status) const {
     "Delivery reports of outbox events that failed otherwise (a Kafka error "
     "that is not the event's own): the events go again from their chunk.",
     status.undelivered_events.load()));
+  families.push_back(counter_family(
+    "seatledger_producer_fatal_errors_total",
+    "Fatal errors of a Kafka producer of the service (the relay's or the "
+    "HTTP API's); each producer was replaced by a new one.",
+    status.producer_fatal_errors.load()));
   return impl_->serializer.Serialize(families);
 }
 

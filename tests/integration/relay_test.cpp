@@ -146,4 +146,37 @@ TEST_F(relay_test, an_outage_longer_than_its_wait_publishes_each_event_once) {
     EXPECT_EQ(records[i].value, R"({"n":)" + std::to_string(i) + "}") << i;
 }
 
+// An idempotent producer whose sequence a broker no longer accepts raises a
+// fatal error, after which librdkafka refuses every record for ever: the
+// relay retried its round every 500 ms and published nothing more until the
+// process restarted. It now replaces its producer and publishes from the
+// first event not marked.
+TEST_F(relay_test, a_fatal_producer_error_does_not_stop_publishing) {
+  constexpr int rows = 300;
+  ASSERT_NO_FATAL_FAILURE(commit_outbox_rows(rows));
+  auto cluster = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
+  cluster->desynchronize_next_produce();
+  kafka::client_config kafka_config;
+  kafka_config.bootstrap_servers = cluster->bootstrap_servers();
+  auto status = std::make_shared<actors::service_status>();
+  caf::actor_system_config cfg;
+  caf::actor_system system{cfg};
+  auto relay = actors::spawn_relay(system, conninfo(), kafka_config, status);
+  caf::anon_send(relay, atoms::leases_atom_v, messages::lease_set{{lease_key}});
+  EXPECT_TRUE(
+    eventually([&] { return value_or_fail(store().unpublished_count()) == 0; },
+               seconds{30}))
+    << status->published_events << " published";
+  EXPECT_EQ(status->producer_fatal_errors, 1);
+  EXPECT_EQ(status->published_events, rows);
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+
+  // The failed request wrote nothing: every event once, in order.
+  test::kafka_io io{cluster->bootstrap_servers()};
+  auto records = io.read_all(topic);
+  ASSERT_EQ(records.size(), static_cast<std::size_t>(rows));
+  for (int i = 0; i < rows; ++i)
+    EXPECT_EQ(records[i].value, R"({"n":)" + std::to_string(i) + "}") << i;
+}
+
 } // namespace

@@ -537,6 +537,33 @@ TEST_F(service_http, readyz_follows_kafka) {
                           "Kafka is not reachable");
 }
 
+// After an idempotent producer's fatal error librdkafka refuses every
+// record: every later license request answered 503 (the HTTP API's
+// producer) or no event went out again (the relay's) until a restart.
+// Whichever of the two meets it, it is replaced by a new one.
+TEST_F(service_http, a_fatal_producer_error_fails_one_request_at_most) {
+  auto& s = *service_;
+  const std::string base = std::string{"/v1/subscriptions/"} + sub;
+  s.cluster().desynchronize_next_produce();
+  auto first = s.post(base + "/licenses", "{}");
+  ASSERT_TRUE(first) << describe_answer(first);
+  std::size_t issued = 1; // in SetUp
+  if (first->status == 201)
+    ++issued; // the relay met the error
+  else
+    expect(first, 503, "not_ready");
+  auto second = s.post(base + "/licenses", "{}");
+  expect(second, 201);
+  ++issued;
+  EXPECT_EQ(s.wait_for(sub, "seatledger.license.issued", issued).size(),
+            issued);
+  auto metrics = s.get("/metrics", nullptr);
+  ASSERT_TRUE(metrics) << describe_answer(metrics);
+  EXPECT_NE(metrics->body.find("seatledger_producer_fatal_errors_total 1\n"),
+            std::string::npos)
+    << metrics->body;
+}
+
 TEST_F(service_http, readyz_and_metrics_after_traffic) {
   auto& s = *service_;
   auto res = s.get("/readyz", nullptr);

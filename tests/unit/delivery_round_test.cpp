@@ -44,6 +44,21 @@ TEST(delivery_round, a_failed_report_fails_the_round_and_says_why) {
   EXPECT_EQ(round.complete_chunks({1, 2}), (std::vector<std::int64_t>{1}));
 }
 
+TEST(delivery_round, counts_its_failed_reports_before_telling_of_each) {
+  // The relay logs a round's first failure only: a broker error fails every
+  // event of a request, thousands of lines otherwise.
+  delivery_round round{3};
+  std::vector<std::size_t> seen_when_told;
+  auto note = [&](kafka::delivery_status, const std::string&) {
+    seen_when_told.push_back(round.failed_reports());
+  };
+  round.report(0, note)(failed, "Broker: Producer attempted an old epoch");
+  round.report(1, note)(refused, "Broker: Message size too large");
+  round.report(2, note)(failed, "Broker: Producer attempted an old epoch");
+  EXPECT_EQ(round.failed_reports(), 2u);
+  EXPECT_EQ(seen_when_told, (std::vector<std::size_t>{1, 1, 2}));
+}
+
 TEST(delivery_round, an_event_kafka_refuses_is_done_with_and_not_counted) {
   // A dead letter as large as the record it copies can be too large for
   // Kafka. Waiting for it would hold back every later event for ever.

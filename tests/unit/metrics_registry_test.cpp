@@ -136,6 +136,7 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
   status.published_events = 99;
   status.refused_events = 1;
   status.undelivered_events = 4;
+  status.producer_fatal_errors = 5;
   status.leases_taken_back = 2;
   status.batches_already_applied = 3;
   auto text = r.render(status);
@@ -191,6 +192,7 @@ TEST(metrics_registry, renders_every_metric_with_its_value) {
          "seatledger_events_published_total 99",
          "seatledger_events_refused_total 1",
          "seatledger_events_undelivered_total 4",
+         "seatledger_producer_fatal_errors_total 5",
          "# TYPE seatledger_leases_taken_back_total counter",
          "seatledger_leases_taken_back_total 2",
          "# TYPE seatledger_batches_already_applied_total counter",
