@@ -676,15 +676,19 @@ struct coordinator_state {
                                {deltas->wake_fd(), POLLIN, 0}};
     for (const auto& lane : lanes)
       fds.push_back({lane->thread.done_fd(), POLLIN, 0});
+    // The main topics may fill half of the room first, the deltas what is
+    // left, the main topics the rest: given all of it first, a backlog on
+    // the main topics left no room for a delta, and seat counts stood still
+    // until the backlog was gone.
     auto take = [&] {
-      auto room = config.max_batch_records - records.size();
-      auto a = main->poll(room, 0);
-      for (auto& r : a)
-        records.push_back(std::move(r));
-      room = config.max_batch_records - records.size();
-      auto b = deltas->poll(room, 0);
-      for (auto& r : b)
-        records.push_back(std::move(r));
+      auto poll_into = [&](kafka::consumer& consumer, std::size_t limit) {
+        for (auto& r : consumer.poll(limit, 0))
+          records.push_back(std::move(r));
+      };
+      auto room = [&] { return config.max_batch_records - records.size(); };
+      poll_into(*main, (room() + 1) / 2);
+      poll_into(*deltas, room());
+      poll_into(*main, room());
     };
     take();
     if (records.empty()) {

@@ -495,6 +495,58 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
     << metrics;
 }
 
+// A batch took the main topics' records first and gave the seat deltas
+// only the room left: while membership had a backlog of a batch or more,
+// no delta was read, so seat counts stood still until the backlog was gone.
+TEST_F(service_e2e, seat_deltas_are_read_while_membership_has_a_backlog) {
+  scenario_options options;
+  options.membership_events_per_phase = 50;
+  options.poison_per_phase = 0;
+  auto s = make_scenario(options);
+  run(s);
+  database_probe db{db_->conninfo()};
+  auto linked = db.rows("SELECT org_id FROM seatledger.orgs "
+                        "WHERE subscription_id IS NOT NULL ORDER BY 1");
+  ASSERT_FALSE(linked.empty());
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  constexpr int backlog = 12'000;
+  std::vector<outgoing> records;
+  records.reserve(backlog);
+  for (int i = 0; i < backlog; ++i) {
+    const auto& org = linked[static_cast<std::size_t>(i) % linked.size()];
+    domain::membership_event e{
+      {"backlog", "added-" + std::to_string(i), "seatledger.member.added",
+       *domain::parse_rfc3339("2026-06-01T00:00:00Z")},
+      domain::member_added{org, "backlog-user-" + std::to_string(i), true,
+                           std::nullopt}};
+    records.push_back({org, messages::encode_membership_event(e)});
+  }
+  kafka_->publish(membership_topic, records);
+  auto restarted = options_;
+  restarted.extra_args.insert(restarted.extra_args.end(),
+                              {"--batch-max-records", "50"});
+  service_ = start_service(restarted);
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return db.scalar("SELECT count(*) FROM seatledger.seat_ledger "
+                       "WHERE cause_source = 'backlog'")
+             == backlog;
+    },
+    seconds{180}))
+    << service_->stderr_tail();
+  // How much of the backlog was committed before the first seat it moved:
+  // all of it before, about a third now (the relay's first rounds and the
+  // delta consumer's first fetch take that long).
+  auto committed_first = db.scalar(
+    "SELECT count(*) FROM seatledger.applied_events WHERE source = 'backlog' "
+    "AND xmin::text::bigint < (SELECT min(xmin::text::bigint) FROM "
+    "seatledger.seat_ledger WHERE cause_source = 'backlog')");
+  EXPECT_LT(committed_first, backlog * 3 / 4)
+    << "the seat deltas waited for the membership backlog\n"
+    << service_->stderr_tail(1 << 16);
+}
+
 TEST_F(service_e2e, a_connection_that_keeps_failing_backs_off_further) {
   // For 5 s PostgreSQL refuses every part of a batch that moves an
   // odd partition (the second commit connection), while the parts of the
