@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,8 @@
 #include <memory>
 #include <set>
 #include <sstream>
+
+#include "messages/decode.hpp"
 
 extern char** environ;
 
@@ -61,6 +64,30 @@ optional<string> positive_duration(const string& value) {
 optional<string> non_empty(const string& value) {
   if (value.find_first_not_of(" \t\r\n") == string::npos)
     return string{"must not be empty or blank"};
+  return std::nullopt;
+}
+
+// The coordinator's thread waits this long for records, and its checks
+// (readiness, lag, month close, passivation) and a SIGTERM's drain wait
+// with it; past 24.8 days it would not fit poll(2)'s milliseconds at all.
+optional<string> pipeline_wait(const string& value) {
+  if (auto bad = positive_duration(value))
+    return bad;
+  if (*parse_duration(value) > std::chrono::seconds{10})
+    return "at most 10s (the pipeline's checks and a shutdown wait for it): '"
+           + value + "'";
+  return std::nullopt;
+}
+
+// The service puts its source on its own seat deltas, which its decoder
+// takes only up to the CloudEvents attribute limit: a longer one would
+// dead-letter every delta it sends itself.
+optional<string> cloudevents_source(const string& value) {
+  if (auto empty = non_empty(value))
+    return empty;
+  if (value.size() > messages::limits::event_attribute)
+    return "longer than " + std::to_string(messages::limits::event_attribute)
+           + " bytes (the CloudEvents attribute limit)";
   return std::nullopt;
 }
 
@@ -597,7 +624,7 @@ const std::vector<option_spec>& serve_options() {
      k::text, "seatledger", non_empty},
     {"source", "SEATLEDGER_SOURCE",
      "CloudEvents source of the events seatledger publishes", k::text,
-     "seatledger", non_empty},
+     "seatledger", cloudevents_source},
     {"topic-membership", "SEATLEDGER_TOPIC_MEMBERSHIP", "membership topic",
      k::text, "seatledger.membership.v1", topic_name},
     {"topic-subscriptions", "SEATLEDGER_TOPIC_SUBSCRIPTIONS",
@@ -625,10 +652,10 @@ const std::vector<option_spec>& serve_options() {
      k::integer, "1000", positive_integer},
     {"batch-linger", "SEATLEDGER_BATCH_LINGER",
      "how long a batch keeps gathering records after its first", k::duration,
-     "3ms", positive_duration},
+     "3ms", pipeline_wait},
     {"poll-wait", "SEATLEDGER_POLL_WAIT",
      "how long to wait for the first record of a batch", k::duration, "50ms",
-     positive_duration},
+     pipeline_wait},
     {"actor-idle-timeout", "SEATLEDGER_ACTOR_IDLE_TIMEOUT",
      "org and subscription actors idle this long are passivated", k::duration,
      "5m", positive_duration},
@@ -806,6 +833,11 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
                  ? split_commas(env->second)
                  : std::vector<string>{env->second};
       origin = "env";
+      // As an empty single value is refused: most likely a template or
+      // secret that rendered nothing (no API tokens: every request 401).
+      if (values.empty())
+        return fail(describe_origin(spec, origin)
+                    + ": set but lists nothing; leave it unset for none");
     } else if (auto f = file_values.find(spec.name); f != file_values.end()) {
       values = f->second;
       origin = "file";

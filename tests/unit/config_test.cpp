@@ -155,7 +155,7 @@ TEST(config, flag_beats_environment_beats_file_beats_default_per_kind) {
   const std::vector<option_case> cases{
     {"source", "from-file", "from-env", "from-flag", "seatledger"}, // text
     {"batch-max-records", "11", "22", "33", "5000"},                // integer
-    {"batch-linger", "1s", "2m", "3h", "3ms"},                      // duration
+    {"actor-idle-timeout", "1s", "2m", "3h", "5m"},                 // duration
     {"http-listen", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3",
      "0.0.0.0:8080"},
   };
@@ -358,14 +358,11 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
     auto msg = error_of({{spec.name, {value}}});
     EXPECT_EQ(msg.rfind("invalid configuration: --" + spec.name + ": ", 0), 0u)
       << msg;
-    // From the environment: the variable is named too. (An empty item of a
-    // list variable is dropped, not invalid.)
-    if (!(spec.kind == option_kind::list && value.empty())) {
-      msg = error_of({}, {{spec.env, value}});
-      EXPECT_TRUE(contains(msg, "--" + spec.name + " (" + spec.env
-                                  + " from the environment): "))
-        << msg;
-    }
+    // From the environment: the variable is named too.
+    msg = error_of({}, {{spec.env, value}});
+    EXPECT_TRUE(contains(msg, "--" + spec.name + " (" + spec.env
+                                + " from the environment): "))
+      << msg;
     // From the file: file:line. (The file cannot name another file.)
     if (spec.name == "config")
       continue;
@@ -445,6 +442,32 @@ TEST(config, every_invalid_value_names_its_setting_in_one_line) {
   for (const auto* name : {"consumer-group", "source"}) {
     auto blank = error_of({{name, {"  "}}});
     EXPECT_TRUE(contains(blank, "must not be empty or blank")) << blank;
+  }
+  // The service's own seat deltas carry --source, and its decoder takes
+  // at most 256 bytes: a longer one dead-lettered every delta.
+  EXPECT_EQ(ok({{"source", {std::string(256, 's')}}}).text("source").size(),
+            256u);
+  auto long_source = error_of({{"source", {std::string(257, 's')}}});
+  EXPECT_TRUE(contains(long_source, "--source: longer than 256 bytes"))
+    << long_source;
+  // The coordinator's thread waits these out (a century was accepted, and
+  // poll(2) never returned past 24.8 days).
+  EXPECT_EQ(ok({{"poll-wait", {"10s"}}}).text("poll-wait"), "10s");
+  for (const auto* name : {"poll-wait", "batch-linger"})
+    for (const auto* value : {"11s", "30d"}) {
+      auto long_wait = error_of({{name, {value}}});
+      EXPECT_TRUE(
+        contains(long_wait, std::string{"--"} + name + ": at most 10s"))
+        << long_wait;
+    }
+  // A list variable set to nothing but separators or blanks rendered
+  // nothing, as an empty single value does (no API tokens: every request
+  // answered 401, with a warning only).
+  for (const auto* value : {"", ", ,", " "}) {
+    auto nothing = error_of({}, {{"SEATLEDGER_API_TOKENS", value}});
+    EXPECT_TRUE(contains(nothing, "--api-token (SEATLEDGER_API_TOKENS from "
+                                  "the environment): set but lists nothing"))
+      << nothing;
   }
   // HOST:PORT with port 0 (any free port) is fine.
   EXPECT_EQ(ok({{"http-listen", {"127.0.0.1:0"}}}).text("http-listen"),
