@@ -21,6 +21,7 @@
 
 #include <pqxx/pqxx>
 
+#include "log/log.hpp"
 #include "messages/service_error.hpp"
 
 namespace fs = std::filesystem;
@@ -191,6 +192,22 @@ std::string temp_root() {
   return "/tmp";
 }
 
+/// Beside the data directory while its initdb has not finished.
+std::string initdb_marker(const std::string& data_dir) {
+  return data_dir + ".initdb-unfinished";
+}
+
+/// Makes a file's creation or removal durable.
+bool sync_parent_of(const std::string& path) {
+  auto parent = fs::path{path}.parent_path().string();
+  int fd = open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool synced = fsync(fd) == 0;
+  close(fd);
+  return synced;
+}
+
 } // namespace
 
 struct embedded_postgres::impl {
@@ -260,9 +277,30 @@ struct embedded_postgres::impl {
     return {};
   }
 
+  /// initdb writes PG_VERSION first and the rest over seconds: a first
+  /// start killed meanwhile (OOM, a pod deleted, power) left a directory
+  /// that looked initialised, and every later start failed in pg_ctl
+  /// until someone deleted it by hand. The marker beside the data
+  /// directory exists from before initdb until it succeeded.
   caf::expected<void> initdb_if_needed() {
-    if (embedded_postgres::has_cluster(data_dir))
+    auto marker = initdb_marker(data_dir);
+    std::error_code ec;
+    bool interrupted = fs::exists(marker, ec);
+    if (!interrupted && embedded_postgres::has_cluster(data_dir))
       return {};
+    if (interrupted) {
+      log::warning("the embedded PostgreSQL's first initdb did not finish; "
+                   "initialising its data directory again",
+                   {{"data_dir", data_dir}});
+      // initdb takes only an empty directory; the directory itself stays
+      // (owner and mode as prepared).
+      for (const auto& entry : fs::directory_iterator{data_dir, ec})
+        fs::remove_all(entry.path(), ec);
+      if (ec)
+        return fail("cannot empty " + data_dir + ": " + ec.message());
+    }
+    if (!std::ofstream{marker} || !sync_parent_of(marker))
+      return fail("cannot write " + marker);
     std::vector<std::string> args{bin("initdb"),     "-D",
                                   data_dir,          "-U",
                                   options.user,      "--auth=trust",
@@ -270,6 +308,10 @@ struct embedded_postgres::impl {
     auto r = run(args, user);
     if (r.status != 0)
       return fail("initdb failed: " + describe_run(args, r));
+    // initdb synced what it wrote before it exited.
+    fs::remove(marker, ec);
+    if (ec || !sync_parent_of(marker))
+      return fail("cannot remove " + marker);
     return {};
   }
 
@@ -461,7 +503,8 @@ embedded_postgres::cluster_under(const std::string& service_data_dir) {
 
 bool embedded_postgres::has_cluster(const std::string& data_dir) {
   std::error_code ec;
-  return fs::exists(fs::path{data_dir} / "PG_VERSION", ec);
+  return fs::exists(fs::path{data_dir} / "PG_VERSION", ec)
+         && !fs::exists(initdb_marker(data_dir), ec);
 }
 
 bool embedded_postgres::running() const {

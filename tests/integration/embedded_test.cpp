@@ -1,15 +1,15 @@
 // Embedded mode: a private server from the installed binaries (as an
 // unprivileged OS user when the tests run as root).
 
-#include "pg_fixture.hpp"
-#include "storage/embedded_postgres.hpp"
-
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
+
+#include "pg_fixture.hpp"
+#include "storage/embedded_postgres.hpp"
 
 using namespace seatledger;
 using namespace seatledger::test;
@@ -98,6 +98,50 @@ TEST_F(embedded, start_write_stop_start_and_the_data_is_still_there) {
   EXPECT_FALSE(reports[0].first_break);
   store.disconnect();
   ASSERT_OK(pg.stop());
+}
+
+// initdb writes PG_VERSION first and the rest over seconds. A first start
+// killed in between left a directory that passed for initialised, and
+// every later start failed in pg_ctl until it was deleted by hand.
+TEST_F(embedded, a_first_initdb_killed_half_way_is_run_again) {
+  // An initdb that gets as far as PG_VERSION and is killed.
+  auto fake_bin = fs::path{root_} / "killed-initdb";
+  fs::create_directories(fake_bin);
+  {
+    std::ofstream script{fake_bin / "initdb"};
+    script << "#!/bin/sh\n"
+              "while [ \"$1\" != -D ]; do shift; done\n"
+              "echo 15 > \"$2/PG_VERSION\"\n"
+              "kill -9 $$\n";
+  }
+  fs::permissions(fake_bin / "initdb", fs::perms{0755});
+  storage::embedded_postgres_options killed;
+  killed.bin_dir = fake_bin.string();
+  {
+    storage::embedded_postgres pg{killed};
+    auto conninfo = pg.start(data_dir_);
+    ASSERT_FALSE(conninfo);
+    EXPECT_NE(describe(conninfo.error()).find("initdb failed"),
+              std::string::npos)
+      << describe(conninfo.error());
+  }
+  ASSERT_TRUE(fs::exists(fs::path{data_dir_} / "PG_VERSION"));
+  EXPECT_FALSE(storage::embedded_postgres::has_cluster(data_dir_));
+
+  storage::embedded_postgres pg;
+  auto conninfo = pg.start(data_dir_);
+  ASSERT_TRUE(conninfo) << describe(conninfo.error());
+  EXPECT_TRUE(storage::embedded_postgres::has_cluster(data_dir_));
+  auto applied = storage::migrate(*conninfo);
+  ASSERT_TRUE(applied) << describe(applied.error());
+  EXPECT_GT(*applied, 0);
+  ASSERT_OK(pg.stop());
+  // And the next start finds it initialised: no initdb over the data.
+  storage::embedded_postgres again;
+  conninfo = again.start(data_dir_);
+  ASSERT_TRUE(conninfo) << describe(conninfo.error());
+  EXPECT_EQ(value_or_fail(storage::migrate(*conninfo)), 0);
+  ASSERT_OK(again.stop());
 }
 
 TEST_F(embedded, recovers_after_the_process_was_killed) {
