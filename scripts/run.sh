@@ -11,6 +11,19 @@ scripts/build.sh release
 
 bin=build/release/app/seatledger
 mkdir -p var
+# As root the embedded PostgreSQL runs as an unprivileged OS user, which
+# must reach its data directory through every parent: a checkout under
+# /root (mode 0700) is out of its reach, so its data go elsewhere.
+if [ "$(id -u)" = 0 ] && [ -z "${SEATLEDGER_DATA_DIR:-}" ] \
+  && [ -z "${SEATLEDGER_DATABASE_URL:-}" ]; then
+  server_user=postgres
+  id "$server_user" >/dev/null 2>&1 || server_user=nobody
+  if ! runuser -u "$server_user" -- test -x "$PWD/var"; then
+    export SEATLEDGER_DATA_DIR=/var/lib/seatledger
+    echo "note: OS user $server_user (the embedded PostgreSQL's) cannot reach" \
+      "$PWD/var; its data and the signing key go to $SEATLEDGER_DATA_DIR" >&2
+  fi
+fi
 listen="${SEATLEDGER_HTTP_LISTEN:-127.0.0.1:8080}"
 token_file=var/api-token
 if [ ! -s "$token_file" ]; then

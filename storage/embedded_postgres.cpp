@@ -271,7 +271,8 @@ struct embedded_postgres::impl {
         return fail("the server runs as OS user '" + user->name
                     + "' (this process is root) and cannot reach " + data_dir
                     + ": give its parent directories search permission "
-                      "(chmod o+x) or set a database URL");
+                      "(chmod o+x), choose a --data-dir it can reach, or "
+                      "set a database URL");
     }
     chmod(data_dir.c_str(), 0700);
     return {};
