@@ -123,6 +123,9 @@ struct batch_part {
   /// commit does not count them twice.
   std::vector<std::pair<std::string, std::string>> rejections; // type, reason
   std::vector<std::string> dead_letter_codes;
+  std::int64_t licenses_issued = 0;
+  std::int64_t overages = 0;
+  std::int64_t duplicates_skipped = 0;
 };
 
 struct coordinator_state;
@@ -1016,7 +1019,7 @@ struct coordinator_state {
     for (size_t i = 0; i < upstream.size(); ++i) {
       auto& p = upstream[i];
       if (seen[i] || !in_batch.insert(applied_keys[i]).second) {
-        ++status->duplicates_skipped;
+        ++parts[p.lane].duplicates_skipped;
         continue;
       }
       auto& part = parts[p.lane];
@@ -1330,6 +1333,9 @@ struct coordinator_state {
       append(to.types, from.types);
       append(to.rejections, from.rejections);
       append(to.dead_letter_codes, from.dead_letter_codes);
+      to.licenses_issued += from.licenses_issued;
+      to.overages += from.overages;
+      to.duplicates_skipped += from.duplicates_skipped;
     }
     parts.resize(1);
   }
@@ -1337,8 +1343,8 @@ struct coordinator_state {
   void merge(messages::entity_result& result, batch_part& part) {
     append_rows(part.rows, result.rows);
     append(part.outbox_order, result.outbox_order);
-    status->licenses_issued += result.licenses_issued;
-    status->overages_detected += result.overages;
+    part.licenses_issued += result.licenses_issued;
+    part.overages += result.overages;
     append(part.rejections, result.rejections);
   }
 
@@ -1470,6 +1476,9 @@ struct coordinator_state {
     ++status->batches_committed;
     status->records_committed
       += static_cast<std::int64_t>(b.applied_events.size());
+    status->licenses_issued += done.licenses_issued;
+    status->overages_detected += done.overages;
+    status->duplicates_skipped += done.duplicates_skipped;
     if (auto* m = metrics()) {
       m->batch(b.row_count(), out.seconds);
       for (auto t : done.event_times)

@@ -547,6 +547,58 @@ TEST_F(service_e2e, seat_deltas_are_read_while_membership_has_a_backlog) {
     << service_->stderr_tail(1 << 16);
 }
 
+// Licenses and overages were counted when an actor answered, and skipped
+// duplicates when a batch was built: a batch refused at commit and applied
+// again counted them twice.
+TEST_F(service_e2e, counters_count_what_committed_once) {
+  {
+    pqxx::connection admin{db_->conninfo()};
+    pqxx::nontransaction tx{admin};
+    tx.exec("CREATE SEQUENCE public.license_commits");
+    tx.exec("CREATE FUNCTION public.refuse_first_license() RETURNS trigger "
+            "LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN\n"
+            "IF nextval('public.license_commits') = 1 THEN\n"
+            "  RAISE EXCEPTION 'refused by the test';\n"
+            "END IF;\nRETURN NULL; END $$");
+    tx.exec("CREATE TRIGGER refuse_first_license AFTER INSERT ON "
+            "seatledger.licenses FOR EACH STATEMENT EXECUTE FUNCTION "
+            "public.refuse_first_license()");
+  }
+  auto s = make_scenario({});
+  run(s);
+  database_probe db{db_->conninfo()};
+  ASSERT_GE(db.scalar("SELECT last_value FROM public.license_commits"), 2)
+    << "no batch with a license was refused";
+  auto licenses = db.scalar("SELECT count(*) FROM seatledger.licenses");
+  ASSERT_GT(licenses, 0);
+  auto metrics = metrics_of(*service_);
+  EXPECT_NE(metrics.find("seatledger_licenses_issued_total "
+                         + std::to_string(licenses) + "\n"),
+            std::string::npos)
+    << licenses << " licenses stored\n"
+    << metrics;
+  auto overages_published = [&] {
+    std::set<std::string> ids;
+    for (const auto& r : kafka_->read_all("seatledger.events.v1")) {
+      auto event = nlohmann::json::parse(r.value);
+      if (event.at("type") == "seatledger.overage.detected")
+        ids.insert(event.at("id").get<std::string>());
+    }
+    return ids.size();
+  };
+  std::size_t overages = 0;
+  EXPECT_TRUE(wait_until(
+    [&] {
+      overages = overages_published();
+      return metrics_of(*service_).find("seatledger_overages_detected_total "
+                                        + std::to_string(overages) + "\n")
+             != std::string::npos;
+    },
+    seconds{30}))
+    << overages << " overage.detected published\n"
+    << metrics_of(*service_);
+}
+
 TEST_F(service_e2e, a_connection_that_keeps_failing_backs_off_further) {
   // For 5 s PostgreSQL refuses every part of a batch that moves an
   // odd partition (the second commit connection), while the parts of the
