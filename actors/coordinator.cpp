@@ -1700,13 +1700,14 @@ struct coordinator_state {
                  {{"error", describe(stored.error())}});
       return result;
     }
+    // A partition nothing was committed for yet is read from its start:
+    // offset 0 is its copy (a lag tool's until the first batch). Without
+    // one, a lease whose partitions had no stored position was never taken
+    // back, and its partitions never read again.
     std::vector<position> proof;
-    for (const auto& [tp, next] : *stored)
-      proof.push_back({tp, next});
-    if (proof.empty()) {
-      log::warning("no stored position to confirm this replica's group "
-                   "membership with; not taking the leases back");
-      return result;
+    for (const auto& tp : assigned_here) {
+      auto found = stored->find(tp);
+      proof.push_back({tp, found == stored->end() ? 0 : found->second});
     }
     if (auto confirmed = main->confirm_membership(proof, 10000); !confirmed) {
       log::warning("Kafka did not confirm this replica's group membership; "

@@ -1019,10 +1019,11 @@ protected:
   }
 
   std::int64_t stored(int partition) {
-    return db->scalar("SELECT next_offset FROM seatledger.consumer_positions "
-                      "WHERE consumer_group = '"
+    // 0 while none is stored.
+    return db->scalar("SELECT (SELECT next_offset FROM "
+                      "seatledger.consumer_positions WHERE consumer_group = '"
                       + options_.consumer_group + "' AND topic = '" + topic
-                      + "' AND partition = " + std::to_string(partition));
+                      + "' AND partition = " + std::to_string(partition) + ")");
   }
 
   /// The scenario's first org of sub-N, on membership partition N.
@@ -1112,6 +1113,39 @@ TEST_F(service_lease_taken, by_a_writer_outside_the_group_it_is_taken_back) {
   EXPECT_NE(line.find("\"leases\":\"membership/0\""), std::string::npos)
     << service_->stderr_tail(1 << 16);
   EXPECT_EQ(log_line("fenced: another replica"), "") << "nothing was dropped";
+}
+
+TEST_F(service_lease_taken, one_whose_partition_never_committed_is_taken_back) {
+  // Kafka's confirmation of the membership is a commit of the lease's
+  // stored positions; a partition nothing was committed for had none, so
+  // the lease was dropped and never taken back, and the partition stayed
+  // unread (the warning every 5 s) until a restart.
+  db = std::make_unique<database_probe>(db_->conninfo());
+  ASSERT_EQ(stored(0), 0) << "partition 0 has a stored position already";
+  std::vector<outgoing> records;
+  for (int i = 0; i < per_partition; ++i) {
+    domain::membership_event e{
+      {"fence-test", "fresh-" + std::to_string(i), "seatledger.member.added",
+       *domain::parse_rfc3339("2027-06-01T00:00:00Z")},
+      domain::member_added{org_on(0), "fence-user-" + std::to_string(i), true,
+                           std::nullopt}};
+    records.push_back({org_on(0), messages::encode_membership_event(e)});
+  }
+  service_->signal(SIGSTOP);
+  kafka_->publish(topic, records);
+  db->scalar("UPDATE seatledger.partition_leases "
+             "SET epoch = epoch + 1, owner = 'another-replica' "
+             "WHERE consumer_group = '"
+             + options_.consumer_group
+             + "' AND lease_key = 'membership/0' RETURNING epoch");
+  service_->signal(SIGCONT);
+  EXPECT_TRUE(
+    wait_until([&] { return stored(0) == per_partition; }, seconds{60}))
+    << "position " << stored(0) << "\n"
+    << service_->stderr_tail(1 << 16);
+  EXPECT_EQ(members_of(0), per_partition);
+  EXPECT_NE(log_line("fenced by a writer outside the consumer group"), "")
+    << service_->stderr_tail(1 << 16);
 }
 
 TEST_F(service_lease_taken,
