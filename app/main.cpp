@@ -108,6 +108,11 @@ int main(int argc, char** argv) {
   CLI::App app{"seatledger: the seat ledger for seat-based enterprise "
                "subscriptions"};
   app.require_subcommand(1);
+  // One line, as every other refusal (CLI11 adds a second: "Run with
+  // --help for more information.").
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string{e.what()} + " (see --help)\n";
+  });
 
   auto* serve = app.add_subcommand("serve", "run the service");
   auto serve_flags = add_config_flags(*serve);

@@ -4,6 +4,7 @@
 // 2) instead of doing nothing successfully; errors go to stderr and only
 // results to stdout.
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
@@ -739,6 +740,7 @@ TEST(cli_usage, mistakes_on_the_command_line_exit_2_with_cli11s_message) {
     auto r = run_cli(c.args);
     EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
     EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_EQ(r.out, "");
   }
   // Nothing of the refused commands was done.
