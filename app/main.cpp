@@ -239,6 +239,12 @@ int main(int argc, char** argv) {
                      "output directory (created; its parent must exist)")
         ->capture_default_str()
         ->check(CLI::Validator{refuse_empty, ""});
+  // The TOPIC of each line it prints is the configured name (as publish
+  // and dev-kafka read them): with renamed topics it printed the default
+  // names, and a publish of its files fed topics nothing consumes.
+  auto sample_flags
+    = add_config_flags(*sample, {"config", "topic-membership",
+                                 "topic-subscriptions", "topic-catalog"});
 
   // CLI11 answers an unknown command word (`seatledger bogus`, `seatledger
   // ledger bogus`) with "A subcommand is required", which does not say
@@ -376,9 +382,17 @@ int main(int argc, char** argv) {
   }
   if (*demo)
     return app::run_demo(std::cout);
-  if (*sample)
+  if (*sample) {
+    auto resolved = resolve_config(sample_flags);
+    if (auto* err = std::get_if<config::config_error>(&resolved)) {
+      std::cerr << err->message << "\n";
+      return 2;
+    }
     // The default is the tool's own layout (like serve's ./var), created
     // whole; a directory the user names must have an existing parent.
-    return app::run_sample(sample_dir, sample_out->count() == 0);
+    return app::run_sample(
+      sample_dir, sample_out->count() == 0,
+      app::topics_from(std::get<config::settings>(resolved)));
+  }
   return 0;
 }

@@ -99,12 +99,13 @@ create_subscription create(const std::string& id, const std::string& name,
 
 } // namespace
 
-std::vector<sample_phase> make_sample(timestamp now) {
+std::vector<sample_phase> make_sample(timestamp now,
+                                      const actors::topic_names& topics) {
   builder b{now};
   std::vector<sample_phase> phases;
-  const std::string membership = "seatledger.membership.v1";
-  const std::string subscriptions = "seatledger.subscriptions.v1";
-  const std::string catalog = "seatledger.catalog.v1";
+  const auto& membership = topics.membership;
+  const auto& subscriptions = topics.subscriptions;
+  const auto& catalog = topics.catalog;
 
   // 1. The catalog, classified by custom fields only.
   auto t0 = b.days_ago(200);
@@ -213,7 +214,8 @@ std::vector<sample_phase> make_sample(timestamp now) {
   return phases;
 }
 
-int run_sample(const std::string& out_dir, bool create_parents) {
+int run_sample(const std::string& out_dir, bool create_parents,
+               const actors::topic_names& topics) {
   namespace fs = std::filesystem;
   if (!make_output_dir(out_dir, create_parents))
     return 2;
@@ -221,7 +223,7 @@ int run_sample(const std::string& out_dir, bool create_parents) {
     std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::system_clock::now().time_since_epoch())
       .count());
-  for (const auto& phase : make_sample(now)) {
+  for (const auto& phase : make_sample(now, topics)) {
     auto path = fs::path{out_dir} / phase.name;
     std::ofstream out{path};
     for (const auto& line : phase.lines)

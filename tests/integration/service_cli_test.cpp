@@ -1180,5 +1180,26 @@ TEST(cli_output_dir, keygen_and_sample_refuse_a_missing_parent_naming_it) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("sample") + "/1-catalog.jsonl"));
 }
 
+TEST(cli_sample, names_the_topics_as_serve_is_configured) {
+  // Its TOPIC FILE lines feed publish (as run.sh does): with renamed topics
+  // it printed the default names, whose records nothing consumes.
+  temp_dir dir{"seatledger_cli_sample_topics"};
+  auto r = run_cli({"sample", "--out", dir.file("sample"), "--topic-membership",
+                    "acme.membership"},
+                   {{"SEATLEDGER_TOPIC_CATALOG", "acme.catalog"}});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  std::set<std::string> topics;
+  std::istringstream lines{r.out};
+  for (std::string topic, file; lines >> topic >> file;)
+    topics.insert(topic);
+  EXPECT_EQ(topics, (std::set<std::string>{"acme.catalog", "acme.membership",
+                                           "seatledger.subscriptions.v1"}))
+    << r.out;
+  // An invalid name is refused as serve refuses it.
+  r = run_cli({"sample", "--out", dir.file("other"), "--topic-catalog", "a b"});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  EXPECT_NE(r.err.find("--topic-catalog"), std::string::npos) << r.err;
+}
+
 } // namespace
 } // namespace seatledger::test
