@@ -59,6 +59,22 @@ protected:
                               lease_key});
     ASSERT_OK(store().commit(batch));
   }
+
+  /// Whether the relay marked every row published within `limit`.
+  bool all_published(milliseconds limit) {
+    return eventually(
+      [&] { return value_or_fail(store().unpublished_count()) == 0; }, limit);
+  }
+
+  /// The topic (one partition) holds each of `rows` rows once, in the
+  /// outbox's order.
+  void expect_each_row_once_in_order(const std::string& bootstrap, int rows) {
+    test::kafka_io io{bootstrap};
+    auto records = io.read_all(topic);
+    ASSERT_EQ(records.size(), static_cast<std::size_t>(rows));
+    for (int i = 0; i < rows; ++i)
+      EXPECT_EQ(records[i].value, R"({"n":)" + std::to_string(i) + "}") << i;
+  }
 };
 
 TEST_F(relay_test, its_marks_do_not_wait_for_the_wal_flush) {
@@ -95,9 +111,7 @@ TEST_F(relay_test, housekeeping_goes_on_after_a_full_round) {
     eventually([&] { return status->outbox_depth == rows; }, seconds{10}))
     << status->outbox_depth;
   caf::anon_send(relay, atoms::leases_atom_v, messages::lease_set{{lease_key}});
-  ASSERT_TRUE(
-    eventually([&] { return value_or_fail(store().unpublished_count()) == 0; },
-               seconds{60}));
+  ASSERT_TRUE(all_published(seconds{60}));
   EXPECT_EQ(status->published_events, rows);
   // The depth is checked every 2 s.
   EXPECT_TRUE(
@@ -131,19 +145,11 @@ TEST_F(relay_test, an_outage_longer_than_its_wait_publishes_each_event_once) {
   std::this_thread::sleep_for(seconds{8});
   EXPECT_EQ(status->published_events, 0);
   cluster->set_brokers_down(false);
-  ASSERT_TRUE(
-    eventually([&] { return value_or_fail(store().unpublished_count()) == 0; },
-               seconds{60}));
+  ASSERT_TRUE(all_published(seconds{60}));
   EXPECT_EQ(status->published_events, rows);
   EXPECT_EQ(status->undelivered_events, 0) << "events timed out";
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
-
-  // One partition: every event once, in the outbox's order.
-  test::kafka_io io{cluster->bootstrap_servers()};
-  auto records = io.read_all(topic);
-  ASSERT_EQ(records.size(), static_cast<std::size_t>(rows));
-  for (int i = 0; i < rows; ++i)
-    EXPECT_EQ(records[i].value, R"({"n":)" + std::to_string(i) + "}") << i;
+  expect_each_row_once_in_order(cluster->bootstrap_servers(), rows);
 }
 
 // An idempotent producer whose sequence a broker no longer accepts raises a
@@ -163,20 +169,13 @@ TEST_F(relay_test, a_fatal_producer_error_does_not_stop_publishing) {
   caf::actor_system system{cfg};
   auto relay = actors::spawn_relay(system, conninfo(), kafka_config, status);
   caf::anon_send(relay, atoms::leases_atom_v, messages::lease_set{{lease_key}});
-  EXPECT_TRUE(
-    eventually([&] { return value_or_fail(store().unpublished_count()) == 0; },
-               seconds{30}))
+  EXPECT_TRUE(all_published(seconds{30}))
     << status->published_events << " published";
   EXPECT_EQ(status->producer_fatal_errors, 1);
   EXPECT_EQ(status->published_events, rows);
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
-
-  // The failed request wrote nothing: every event once, in order.
-  test::kafka_io io{cluster->bootstrap_servers()};
-  auto records = io.read_all(topic);
-  ASSERT_EQ(records.size(), static_cast<std::size_t>(rows));
-  for (int i = 0; i < rows; ++i)
-    EXPECT_EQ(records[i].value, R"({"n":)" + std::to_string(i) + "}") << i;
+  // The failed request wrote nothing.
+  expect_each_row_once_in_order(cluster->bootstrap_servers(), rows);
 }
 
 } // namespace
