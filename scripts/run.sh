@@ -21,7 +21,8 @@ if [ "$(id -u)" = 0 ] && [ -z "${SEATLEDGER_DATA_DIR:-}" ] \
   if ! runuser -u "$server_user" -- test -x "$PWD/var"; then
     export SEATLEDGER_DATA_DIR=/var/lib/seatledger
     echo "note: OS user $server_user (the embedded PostgreSQL's) cannot reach" \
-      "$PWD/var; its data and the signing key go to $SEATLEDGER_DATA_DIR" >&2
+      "$PWD/var; its data and the signing key go to $SEATLEDGER_DATA_DIR" \
+      "(give license verify and ledger verify --data-dir $SEATLEDGER_DATA_DIR)" >&2
   fi
 fi
 listen="${SEATLEDGER_HTTP_LISTEN:-127.0.0.1:8080}"

@@ -197,13 +197,15 @@ std::string initdb_marker(const std::string& data_dir) {
   return data_dir + ".initdb-unfinished";
 }
 
-/// Makes a file's creation or removal durable.
+/// Makes a file's creation or removal durable. A file system that cannot
+/// sync a directory (EINVAL, EBADF) is taken at its word, as PostgreSQL
+/// takes it.
 bool sync_parent_of(const std::string& path) {
   auto parent = fs::path{path}.parent_path().string();
   int fd = open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return false;
-  bool synced = fsync(fd) == 0;
+  bool synced = fsync(fd) == 0 || errno == EINVAL || errno == EBADF;
   close(fd);
   return synced;
 }
@@ -287,6 +289,19 @@ struct embedded_postgres::impl {
     auto marker = initdb_marker(data_dir);
     std::error_code ec;
     bool interrupted = fs::exists(marker, ec);
+    // A server has run on it (every start writes postmaster.opts, initdb
+    // never does): a marker left there, by a start killed between initdb
+    // and its removal and followed by a build that does not know it, is
+    // stale, and emptying the directory would lose the data.
+    if (interrupted && fs::exists(fs::path{data_dir} / "postmaster.opts", ec)) {
+      log::warning("a stale initdb marker beside a data directory a server "
+                   "has run on; keeping the data",
+                   {{"data_dir", data_dir}, {"marker", marker}});
+      fs::remove(marker, ec);
+      if (ec)
+        return fail("cannot remove " + marker + ": " + ec.message());
+      interrupted = false;
+    }
     if (!interrupted && embedded_postgres::has_cluster(data_dir))
       return {};
     if (interrupted) {

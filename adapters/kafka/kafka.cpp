@@ -694,10 +694,13 @@ std::optional<std::string> producer::replace_if_fatal() {
   if (!rk) {
     log::error("cannot replace a producer after its fatal error",
                {{"fatal_error", what}, {"error", describe(rk.error())}});
-    return what;
+    return std::nullopt;
   }
-  // Whatever the old client still holds failed with the fatal error, and
-  // destroying it reports so at once.
+  // rd_kafka_destroy runs no delivery report: what the old client still
+  // holds is purged and reported (as failed) first, so no report's
+  // callback is left behind.
+  rd_kafka_purge(impl_->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(impl_->rk, 0);
   rd_kafka_destroy(impl_->rk);
   impl_->rk = *rk;
   return what;

@@ -211,7 +211,8 @@ public:
   /// its sequence with a broker), the client refuses every record for
   /// ever: this replaces it with a new one made from the same
   /// configuration, and returns the fatal error. Nothing while the client
-  /// is healthy. Records the old client held have been reported failed.
+  /// is healthy, or when no new client could be made (logged; the next
+  /// call tries again). Records the old client held are reported failed.
   std::optional<std::string> replace_if_fatal();
 
   /// One metadata round trip over every topic (so none is auto-created):

@@ -137,11 +137,24 @@ TEST_F(embedded, a_first_initdb_killed_half_way_is_run_again) {
   EXPECT_GT(*applied, 0);
   ASSERT_OK(pg.stop());
   // And the next start finds it initialised: no initdb over the data.
-  storage::embedded_postgres again;
-  conninfo = again.start(data_dir_);
+  {
+    storage::embedded_postgres again;
+    conninfo = again.start(data_dir_);
+    ASSERT_TRUE(conninfo) << describe(conninfo.error());
+    EXPECT_EQ(value_or_fail(storage::migrate(*conninfo)), 0);
+    ASSERT_OK(again.stop());
+  }
+  // A marker beside a directory a server has run on is stale (left by a
+  // start killed before it removed it, then a build that ignores it): the
+  // data stay.
+  std::ofstream{data_dir_ + ".initdb-unfinished"};
+  storage::embedded_postgres stale;
+  conninfo = stale.start(data_dir_);
   ASSERT_TRUE(conninfo) << describe(conninfo.error());
-  EXPECT_EQ(value_or_fail(storage::migrate(*conninfo)), 0);
-  ASSERT_OK(again.stop());
+  EXPECT_EQ(value_or_fail(storage::migrate(*conninfo)), 0)
+    << "the schema was initialised again";
+  EXPECT_FALSE(fs::exists(data_dir_ + ".initdb-unfinished"));
+  ASSERT_OK(stale.stop());
 }
 
 TEST_F(embedded, recovers_after_the_process_was_killed) {
