@@ -1441,8 +1441,11 @@ TEST_F(http_api, issue_license_answers_at_its_deadline_while_the_pool_is_held) {
     auto waiting = 0;
     while (waiting == 0 && std::chrono::steady_clock::now() < limit) {
       pqxx::nontransaction tx{probe};
+      // This test's database only: under `ctest -j` other tests' sessions
+      // wait for locks in the same cluster.
       waiting = tx.exec1("SELECT count(*) FROM pg_stat_activity "
-                         "WHERE wait_event_type = 'Lock'")[0]
+                         "WHERE wait_event_type = 'Lock' "
+                         "AND datname = current_database()")[0]
                   .as<int>();
       if (waiting == 0)
         std::this_thread::sleep_for(std::chrono::milliseconds{10});
