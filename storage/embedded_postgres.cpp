@@ -310,8 +310,11 @@ struct embedded_postgres::impl {
                    {{"data_dir", data_dir}});
       // initdb takes only an empty directory; the directory itself stays
       // (owner and mode as prepared).
-      for (const auto& entry : fs::directory_iterator{data_dir, ec})
+      for (const auto& entry : fs::directory_iterator{data_dir, ec}) {
         fs::remove_all(entry.path(), ec);
+        if (ec)
+          break;
+      }
       if (ec)
         return fail("cannot empty " + data_dir + ": " + ec.message());
     }

@@ -2,6 +2,7 @@
 // cluster.
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -60,21 +61,56 @@ protected:
     ASSERT_OK(store().commit(batch));
   }
 
+  /// A one-broker cluster with the topic, one partition; it outlives the
+  /// relay.
+  kafka::mock_cluster& start_cluster() {
+    cluster_ = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
+    return *cluster_;
+  }
+
+  /// Starts the relay against the cluster, with the operator's
+  /// `properties`.
+  caf::actor start_relay(std::map<std::string, std::string> properties = {}) {
+    kafka::client_config kafka_config{cluster_->bootstrap_servers(),
+                                      std::move(properties)};
+    system_ = std::make_unique<caf::actor_system>(system_config_);
+    relay_ = actors::spawn_relay(*system_, conninfo(), kafka_config, status);
+    return relay_;
+  }
+
+  /// Ends the relay (the actor system waits for it) before its database.
+  void TearDown() override {
+    if (relay_)
+      caf::anon_send_exit(relay_, caf::exit_reason::user_shutdown);
+    relay_ = nullptr;
+    system_.reset();
+    cluster_.reset();
+    pg_test::TearDown();
+  }
+
+  std::shared_ptr<actors::service_status> status
+    = std::make_shared<actors::service_status>();
+
   /// Whether the relay marked every row published within `limit`.
   bool all_published(milliseconds limit) {
     return eventually(
       [&] { return value_or_fail(store().unpublished_count()) == 0; }, limit);
   }
 
-  /// The topic (one partition) holds each of `rows` rows once, in the
-  /// outbox's order.
-  void expect_each_row_once_in_order(const std::string& bootstrap, int rows) {
-    test::kafka_io io{bootstrap};
+  /// The topic holds each of `rows` rows once, in the outbox's order.
+  void expect_each_row_once_in_order(int rows) {
+    test::kafka_io io{cluster_->bootstrap_servers()};
     auto records = io.read_all(topic);
     ASSERT_EQ(records.size(), static_cast<std::size_t>(rows));
     for (int i = 0; i < rows; ++i)
       EXPECT_EQ(records[i].value, R"({"n":)" + std::to_string(i) + "}") << i;
   }
+
+private:
+  std::unique_ptr<kafka::mock_cluster> cluster_;
+  caf::actor_system_config system_config_;
+  std::unique_ptr<caf::actor_system> system_;
+  caf::actor relay_;
 };
 
 TEST_F(relay_test, its_marks_do_not_wait_for_the_wal_flush) {
@@ -99,13 +135,8 @@ TEST_F(relay_test, its_marks_do_not_wait_for_the_wal_flush) {
 TEST_F(relay_test, housekeeping_goes_on_after_a_full_round) {
   constexpr int rows = 6'000;
   ASSERT_NO_FATAL_FAILURE(commit_outbox_rows(rows));
-  auto cluster = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
-  kafka::client_config kafka_config;
-  kafka_config.bootstrap_servers = cluster->bootstrap_servers();
-  auto status = std::make_shared<actors::service_status>();
-  caf::actor_system_config cfg;
-  caf::actor_system system{cfg};
-  auto relay = actors::spawn_relay(system, conninfo(), kafka_config, status);
+  start_cluster();
+  auto relay = start_relay();
   // Its first housekeeping sees the rows waiting; it holds no lease yet.
   ASSERT_TRUE(
     eventually([&] { return status->outbox_depth == rows; }, seconds{10}))
@@ -117,7 +148,6 @@ TEST_F(relay_test, housekeeping_goes_on_after_a_full_round) {
   EXPECT_TRUE(
     eventually([&] { return status->outbox_depth == 0; }, seconds{10}))
     << "the relay reports " << status->outbox_depth << " rows waiting";
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
 // Kafka away for longer than the relay waits at a time: its round used to
@@ -130,26 +160,19 @@ TEST_F(relay_test, housekeeping_goes_on_after_a_full_round) {
 TEST_F(relay_test, an_outage_longer_than_its_wait_publishes_each_event_once) {
   constexpr int rows = 300;
   ASSERT_NO_FATAL_FAILURE(commit_outbox_rows(rows));
-  auto cluster = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
-  cluster->set_brokers_down(true);
-  kafka::client_config kafka_config;
-  kafka_config.bootstrap_servers = cluster->bootstrap_servers();
-  kafka_config.properties["message.timeout.ms"] = "1000";
-  kafka_config.properties["delivery.timeout.ms"] = "1000";
-  auto status = std::make_shared<actors::service_status>();
-  caf::actor_system_config cfg;
-  caf::actor_system system{cfg};
-  auto relay = actors::spawn_relay(system, conninfo(), kafka_config, status);
+  auto& cluster = start_cluster();
+  cluster.set_brokers_down(true);
+  auto relay = start_relay(
+    {{"message.timeout.ms", "1000"}, {"delivery.timeout.ms", "1000"}});
   caf::anon_send(relay, atoms::leases_atom_v, messages::lease_set{{lease_key}});
   // Longer than the relay's 5 s wait, and than the operator's timeout.
   std::this_thread::sleep_for(seconds{8});
   EXPECT_EQ(status->published_events, 0);
-  cluster->set_brokers_down(false);
+  cluster.set_brokers_down(false);
   ASSERT_TRUE(all_published(seconds{60}));
   EXPECT_EQ(status->published_events, rows);
   EXPECT_EQ(status->undelivered_events, 0) << "events timed out";
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
-  expect_each_row_once_in_order(cluster->bootstrap_servers(), rows);
+  expect_each_row_once_in_order(rows);
 }
 
 // An idempotent producer whose sequence a broker no longer accepts raises a
@@ -160,22 +183,15 @@ TEST_F(relay_test, an_outage_longer_than_its_wait_publishes_each_event_once) {
 TEST_F(relay_test, a_fatal_producer_error_does_not_stop_publishing) {
   constexpr int rows = 300;
   ASSERT_NO_FATAL_FAILURE(commit_outbox_rows(rows));
-  auto cluster = value_or_fail(kafka::mock_cluster::start(1, {topic}, 1));
-  cluster->desynchronize_next_produce();
-  kafka::client_config kafka_config;
-  kafka_config.bootstrap_servers = cluster->bootstrap_servers();
-  auto status = std::make_shared<actors::service_status>();
-  caf::actor_system_config cfg;
-  caf::actor_system system{cfg};
-  auto relay = actors::spawn_relay(system, conninfo(), kafka_config, status);
+  start_cluster().desynchronize_next_produce();
+  auto relay = start_relay();
   caf::anon_send(relay, atoms::leases_atom_v, messages::lease_set{{lease_key}});
   EXPECT_TRUE(all_published(seconds{30}))
     << status->published_events << " published";
   EXPECT_EQ(status->producer_fatal_errors, 1);
   EXPECT_EQ(status->published_events, rows);
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
   // The failed request wrote nothing.
-  expect_each_row_once_in_order(cluster->bootstrap_servers(), rows);
+  expect_each_row_once_in_order(rows);
 }
 
 } // namespace

@@ -186,6 +186,17 @@ protected:
   /// dead letters and the hash chains are what the rules give for `s`.
   void expect_as_the_rules_say(const scenario& s);
 
+  /// Runs a scenario of `membership_events_per_phase` membership events a
+  /// phase and no poison records.
+  scenario run_without_poison(int membership_events_per_phase) {
+    scenario_options options;
+    options.membership_events_per_phase = membership_events_per_phase;
+    options.poison_per_phase = 0;
+    auto s = make_scenario(options);
+    run(s);
+    return s;
+  }
+
   /// Runs the PL/pgSQL statements `body` in every commit that records
   /// upstream events (a statement trigger on applied_events).
   /// The membership records of a scenario without poison records.
@@ -404,11 +415,7 @@ TEST_F(service_e2e, consumer_lag_is_reported_while_no_batch_commits) {
 }
 
 TEST_F(service_e2e, an_org_row_is_written_again_only_when_it_changes) {
-  scenario_options options;
-  options.membership_events_per_phase = 100;
-  options.poison_per_phase = 0;
-  auto s = make_scenario(options);
-  run(s);
+  ASSERT_NO_FATAL_FAILURE(run_without_poison(100));
   database_probe db{db_->conninfo()};
   auto member = db.rows(
     "SELECT m.org_id, m.user_id FROM seatledger.memberships m JOIN "
@@ -499,11 +506,7 @@ TEST_F(service_e2e, commits_refused_mid_stream_lose_and_double_nothing) {
 // only the room left: while membership had a backlog of a batch or more,
 // no delta was read, so seat counts stood still until the backlog was gone.
 TEST_F(service_e2e, seat_deltas_are_read_while_membership_has_a_backlog) {
-  scenario_options options;
-  options.membership_events_per_phase = 50;
-  options.poison_per_phase = 0;
-  auto s = make_scenario(options);
-  run(s);
+  ASSERT_NO_FATAL_FAILURE(run_without_poison(50));
   database_probe db{db_->conninfo()};
   auto linked = db.rows("SELECT org_id FROM seatledger.orgs "
                         "WHERE subscription_id IS NOT NULL ORDER BY 1");
