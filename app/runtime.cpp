@@ -129,6 +129,17 @@ int wait_for_termination(const sigset_t& signals) {
   return sig;
 }
 
+bool termination_pending(const sigset_t& signals) {
+  sigset_t pending;
+  sigemptyset(&pending);
+  if (sigpending(&pending) != 0)
+    return false;
+  for (int sig : {SIGINT, SIGTERM})
+    if (sigismember(&signals, sig) == 1 && sigismember(&pending, sig) == 1)
+      return true;
+  return false;
+}
+
 actors::topic_names topics_from(const config::settings& settings) {
   actors::topic_names t;
   t.membership = settings.text("topic-membership");

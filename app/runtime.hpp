@@ -31,6 +31,10 @@ sigset_t block_termination_signals();
 /// Waits for SIGINT or SIGTERM; returns the signal number.
 int wait_for_termination(const sigset_t& signals);
 
+/// Whether SIGINT or SIGTERM arrived (blocked, so pending) without taking
+/// it: for a wait before the service runs that must end when asked to.
+bool termination_pending(const sigset_t& signals);
+
 actors::topic_names topics_from(const config::settings& settings);
 
 std::vector<std::string> all_topics(const actors::topic_names& topics);

@@ -179,7 +179,13 @@ int run_serve(const config::settings& settings) {
     return 2;
   }
   // PostgreSQL: the configured server, or a private one under the data dir.
-  storage::embedded_postgres embedded;
+  storage::embedded_postgres_options embedded_options;
+  // A crash recovery is waited for as long as it takes, unless told to
+  // stop.
+  embedded_options.interrupted = [&signals] {
+    return termination_pending(signals);
+  };
+  storage::embedded_postgres embedded{embedded_options};
   auto database_url = settings.text("database-url");
   if (database_url.empty()) {
     auto started

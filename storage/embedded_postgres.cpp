@@ -338,6 +338,7 @@ struct embedded_postgres::impl {
   /// directory (and listen on a socket nobody knows): stop it first. The
   /// lock file guarantees no live process of ours owns it.
   void stop_leftover() {
+    remove_stale_pid_file();
     auto status = pg_ctl({"status"});
     if (status.status != 0)
       return;
@@ -354,6 +355,39 @@ struct embedded_postgres::impl {
       std::error_code ec;
       fs::remove_all(leftover_socket_dir, ec);
     }
+  }
+
+  /// postmaster.pid outlives a server killed with its machine or
+  /// container, and after a restart its pid can belong to another process:
+  /// `pg_ctl stop` would signal that process, and PostgreSQL takes the
+  /// file for a live server's and refuses to start. A postmaster works in
+  /// its data directory; a process working elsewhere is not this one's.
+  /// When that cannot be read (the process is gone: PostgreSQL sees that
+  /// itself; or not ours to inspect), the file is left alone.
+  void remove_stale_pid_file() {
+    auto pid_file = fs::path{data_dir} / "postmaster.pid";
+    long pid = 0;
+    {
+      std::ifstream in{pid_file};
+      if (!(in >> pid) || pid <= 0)
+        return;
+    }
+    auto cwd_link = "/proc/" + std::to_string(pid) + "/cwd";
+    std::vector<char> target(4096);
+    auto n = readlink(cwd_link.c_str(), target.data(), target.size());
+    if (n <= 0 || static_cast<std::size_t>(n) >= target.size())
+      return;
+    std::string process_dir{target.data(), static_cast<std::size_t>(n)};
+    std::error_code ec;
+    auto ours = fs::canonical(data_dir, ec);
+    if (ec || process_dir == ours.string())
+      return;
+    log::warning(
+      "postmaster.pid names a process that is not this data "
+      "directory's server (its pid was reused); removing the "
+      "stale file",
+      {{"data_dir", data_dir}, {"pid", pid}, {"process_dir", process_dir}});
+    fs::remove(pid_file, ec);
   }
 
   caf::expected<void> make_socket_dir() {
@@ -390,11 +424,22 @@ struct embedded_postgres::impl {
                           + socket_port;
     auto r = pg_ctl(
       {"start", "-w", "-t", timeout, "-l", log_path(), "-o", server_options});
-    if (r.status != 0)
-      return fail("pg_ctl start failed: " + describe_run({"pg_ctl"}, r)
-                  + "\nserver log (" + log_path()
-                  + "):" + tail_of(log_path(), 20));
-    return {};
+    if (r.status == 0)
+      return {};
+    // pg_ctl stops waiting after -t seconds and leaves the server running:
+    // crash recovery can take longer. Failing here orphaned that server,
+    // and a supervisor's next start stopped it and began recovery again.
+    if (pg_ctl({"status"}).status == 0) {
+      log::warning(
+        "the embedded PostgreSQL did not finish starting within "
+        "the timeout; still waiting for it (crash recovery?)",
+        {{"timeout_s", static_cast<long long>(options.start_timeout.count())},
+         {"server_log", log_path()}});
+      return {};
+    }
+    return fail("pg_ctl start failed: " + describe_run({"pg_ctl"}, r)
+                + "\nserver log (" + log_path()
+                + "):" + tail_of(log_path(), 20));
   }
 
   std::string conninfo_for(const std::string& database) const {
@@ -402,18 +447,37 @@ struct embedded_postgres::impl {
            + " user=" + options.user;
   }
 
+  /// A server that answers "starting up" (PQPING_REJECT) is replaying its
+  /// WAL after a crash: that takes as long as it takes, and giving up would
+  /// only make the next start replay it from the beginning. The timeout
+  /// is for a server that does not answer at all.
   caf::expected<void> wait_ready() {
+    using clock = std::chrono::steady_clock;
+    constexpr auto report_every = std::chrono::seconds{30};
     auto admin = conninfo_for("postgres");
-    auto deadline = std::chrono::steady_clock::now() + options.start_timeout;
-    while (PQping(admin.c_str()) != PQPING_OK) {
-      if (std::chrono::steady_clock::now() > deadline)
+    auto deadline = clock::now() + options.start_timeout;
+    auto next_report = clock::now() + report_every;
+    for (;;) {
+      auto answer = PQping(admin.c_str());
+      if (answer == PQPING_OK)
+        return {};
+      auto now = clock::now();
+      if (answer != PQPING_REJECT && now > deadline)
         return fail("the server did not accept connections within "
                     + std::to_string(options.start_timeout.count())
                     + " s\nserver log (" + log_path()
                     + "):" + tail_of(log_path(), 20));
+      if (options.interrupted && options.interrupted())
+        return fail("start interrupted while the server was starting");
+      if (answer == PQPING_REJECT && now >= next_report) {
+        next_report = now + report_every;
+        auto last_line = tail_of(log_path(), 1);
+        last_line.erase(0, last_line.find_first_not_of("\n "));
+        log::info("the embedded PostgreSQL is still starting",
+                  {{"server_log", log_path()}, {"last_line", last_line}});
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    return {};
   }
 
   caf::expected<void> create_database() {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,7 +21,13 @@ struct embedded_postgres_options {
   /// (PostgreSQL refuses to run as root); empty: `postgres` if it exists,
   /// else `nobody`.
   std::string os_user;
+  /// How long `pg_ctl start` waits, and then how long a server that does
+  /// not answer at all is waited for. A server that answers "starting up"
+  /// (crash recovery) is waited for as long as that takes.
   std::chrono::seconds start_timeout{60};
+  /// Asked while waiting for a server that is still starting; true ends
+  /// the wait: `start` fails and stops the server.
+  std::function<bool()> interrupted;
 };
 
 /// A private PostgreSQL server for the embedded mode: initdb on first start,

@@ -1,9 +1,12 @@
 // Embedded mode: a private server from the installed binaries (as an
 // unprivileged OS user when the tests run as root).
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
@@ -47,6 +50,49 @@ protected:
     b.applied_events.push_back({"test", sub + std::to_string(first_seq)});
     b.positions.push_back({{"seatledger.subscriptions.v1", 0}, first_seq + n});
     return b;
+  }
+
+  /// Where the installed server binaries are (the embedded mode's choice:
+  /// the highest version).
+  static fs::path server_bin_dir() {
+    fs::path best;
+    int best_version = -1;
+    for (const auto& entry : fs::directory_iterator{"/usr/lib/postgresql"}) {
+      auto version = std::atoi(entry.path().filename().c_str());
+      if (version > best_version && fs::exists(entry.path() / "bin/pg_ctl")) {
+        best_version = version;
+        best = entry.path() / "bin";
+      }
+    }
+    return best;
+  }
+
+  /// The OS user the server runs as: ours, or the embedded mode's choice
+  /// under root.
+  static std::optional<passwd> server_user() {
+    if (geteuid() != 0)
+      return std::nullopt;
+    auto* pw = getpwnam("postgres");
+    if (pw == nullptr)
+      pw = getpwnam("nobody");
+    if (pw == nullptr)
+      return std::nullopt;
+    return *pw;
+  }
+
+  pid_t postmaster_pid() const {
+    std::ifstream in{fs::path{data_dir_} / "postmaster.pid"};
+    pid_t pid = 0;
+    in >> pid;
+    return pid;
+  }
+
+  void initialise_cluster() {
+    storage::embedded_postgres pg;
+    auto conninfo = pg.start(data_dir_);
+    ASSERT_TRUE(conninfo) << describe(conninfo.error());
+    ASSERT_TRUE(storage::migrate(*conninfo));
+    ASSERT_OK(pg.stop());
   }
 
   std::string root_;
@@ -206,6 +252,114 @@ TEST_F(embedded, recovers_after_the_process_was_killed) {
   ASSERT_EQ(subs.size(), 1u);
   EXPECT_EQ(subs["sub-k"].record.ledger_seq, 2);
   store.disconnect();
+  ASSERT_OK(pg.stop());
+}
+
+// postmaster.pid outlives a server killed with its machine or container,
+// and after a restart its pid can belong to another process of the
+// server's user: pg_ctl stop signalled that process, then waited a minute,
+// and PostgreSQL refused to start beside what it took for a live server.
+TEST_F(embedded, a_stale_pid_file_naming_another_process_is_set_aside) {
+  initialise_cluster();
+  auto as_user = server_user();
+  auto other = fork();
+  ASSERT_GE(other, 0);
+  if (other == 0) {
+    if (as_user) {
+      gid_t groups[] = {as_user->pw_gid};
+      if (setgroups(1, groups) != 0 || setgid(as_user->pw_gid) != 0
+          || setuid(as_user->pw_uid) != 0)
+        _exit(126);
+    }
+    // As any process would take it (a shell's background job ignores it).
+    signal(SIGINT, SIG_DFL);
+    execl("/bin/sleep", "sleep", "120", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  {
+    std::ofstream pid_file{fs::path{data_dir_} / "postmaster.pid"};
+    pid_file << other << "\n" << data_dir_ << "\n";
+  }
+  auto started_at = std::chrono::steady_clock::now();
+  storage::embedded_postgres pg;
+  auto conninfo = pg.start(data_dir_);
+  auto took = std::chrono::steady_clock::now() - started_at;
+  int status = 0;
+  auto reaped = waitpid(other, &status, WNOHANG);
+  EXPECT_EQ(reaped, 0) << "the other process was ended, signal "
+                       << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  if (reaped == 0) {
+    kill(other, SIGKILL);
+    waitpid(other, &status, 0);
+  }
+  ASSERT_TRUE(conninfo) << describe(conninfo.error());
+  EXPECT_LT(took, std::chrono::seconds{30});
+  EXPECT_NE(postmaster_pid(), other);
+  EXPECT_EQ(value_or_fail(storage::migrate(*conninfo)), 0);
+  ASSERT_OK(pg.stop());
+}
+
+// pg_ctl stops waiting after its timeout and leaves the server running,
+// and crash recovery can take longer than any timeout: the start failed
+// and orphaned the server, and the next one stopped it and began the
+// recovery again. A server that answers "starting up" is waited for until
+// it is ready or the wait is interrupted.
+TEST_F(embedded, a_server_still_starting_after_the_timeout_is_waited_for) {
+  initialise_cluster();
+  // A standby without a primary and without hot standby answers "starting
+  // up" until it is promoted: a recovery as long as the test wants.
+  std::ofstream{fs::path{data_dir_} / "standby.signal"};
+  std::ofstream{fs::path{data_dir_} / "postgresql.auto.conf", std::ios::app}
+    << "hot_standby = off\n";
+  // And a pg_ctl that gives up on `start` as at its timeout.
+  auto fake_bin = fs::path{root_} / "impatient-pg_ctl";
+  fs::create_directories(fake_bin);
+  {
+    std::ofstream script{fake_bin / "pg_ctl"};
+    script << "#!/bin/sh\n"
+           << (server_bin_dir() / "pg_ctl").string() << " \"$@\"\n"
+           << "status=$?\n"
+              "if [ \"$3\" = start ]; then exit 1; fi\n"
+              "exit $status\n";
+  }
+  fs::permissions(fake_bin / "pg_ctl", fs::perms{0755});
+  storage::embedded_postgres_options impatient;
+  impatient.bin_dir = fake_bin.string();
+  impatient.start_timeout = std::chrono::seconds{1};
+  using clock = std::chrono::steady_clock;
+  {
+    // Asked to stop meanwhile: the start fails and stops the server.
+    auto give_up_at = clock::now() + std::chrono::seconds{3};
+    auto interrupted = impatient;
+    interrupted.interrupted = [&] { return clock::now() > give_up_at; };
+    storage::embedded_postgres pg{interrupted};
+    auto conninfo = pg.start(data_dir_);
+    ASSERT_FALSE(conninfo);
+    EXPECT_NE(describe(conninfo.error()).find("interrupted"), std::string::npos)
+      << describe(conninfo.error());
+    EXPECT_FALSE(pg.running());
+    EXPECT_FALSE(fs::exists(fs::path{data_dir_} / "postmaster.pid"))
+      << "the server was left running";
+  }
+  // Promoted after a few seconds: the start waits for it.
+  std::atomic<bool> promoted{false};
+  std::thread promoter{[&] {
+    auto until = clock::now() + std::chrono::seconds{4};
+    pid_t postmaster = 0;
+    while (clock::now() < until || (postmaster = postmaster_pid()) <= 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ofstream{fs::path{data_dir_} / "promote"};
+    promoted = kill(postmaster, SIGUSR1) == 0;
+  }};
+  auto started_at = clock::now();
+  storage::embedded_postgres pg{impatient};
+  auto conninfo = pg.start(data_dir_);
+  auto took = clock::now() - started_at;
+  promoter.join();
+  ASSERT_TRUE(promoted);
+  ASSERT_TRUE(conninfo) << describe(conninfo.error());
+  EXPECT_GE(took, std::chrono::seconds{3});
+  EXPECT_EQ(value_or_fail(storage::migrate(*conninfo)), 0);
   ASSERT_OK(pg.stop());
 }
 
