@@ -782,17 +782,21 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
   // `file:line` of each value in file_values.
   std::map<string, std::vector<string>> file_lines;
   string file;
+  // Where the file was named, for the line that says it cannot be read.
+  string file_setting = "--config";
   if (auto it = flags.find("config"); it != flags.end() && !it->second.empty())
     file = it->second.back();
   else if (auto env = environment.find("SEATLEDGER_CONFIG");
-           env != environment.end())
+           env != environment.end()) {
     file = env->second;
+    file_setting = "SEATLEDGER_CONFIG (environment)";
+  }
   if (!file.empty()) {
     std::ifstream in{file};
     // A directory opens, and reading it only sets badbit: it would count
     // as an empty file.
     if (!in || std::filesystem::is_directory(file))
-      return fail("--config: cannot read '" + file + "'");
+      return fail(file_setting + ": cannot read '" + file + "'");
     string line;
     int number = 0;
     while (std::getline(in, line)) {
@@ -819,7 +823,7 @@ resolve(const std::vector<option_spec>& specs, const flag_values& flags,
       file_lines[key].push_back(file + ":" + std::to_string(number));
     }
     if (in.bad())
-      return fail("--config: cannot read '" + file + "'");
+      return fail(file_setting + ": cannot read '" + file + "'");
   }
   for (const auto& spec : specs) {
     std::vector<string> values;

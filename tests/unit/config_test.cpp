@@ -310,6 +310,22 @@ TEST(config, file_syntax_comments_blanks_and_quotes) {
   EXPECT_EQ(s.origin("config"), "flag");
 }
 
+TEST(config, a_file_that_cannot_be_read_names_where_it_was_given) {
+  config_file file{"source = s\n"};
+  auto missing = file.path() + ".missing";
+  auto directory = std::filesystem::path{file.path()}.parent_path().string();
+  EXPECT_EQ(error_of({{"config", {missing}}}),
+            "invalid configuration: --config: cannot read '" + missing + "'");
+  EXPECT_EQ(error_of({}, {{"SEATLEDGER_CONFIG", missing}}),
+            "invalid configuration: SEATLEDGER_CONFIG (environment): cannot "
+            "read '"
+              + missing + "'");
+  EXPECT_EQ(error_of({}, {{"SEATLEDGER_CONFIG", directory}}),
+            "invalid configuration: SEATLEDGER_CONFIG (environment): cannot "
+            "read '"
+              + directory + "'");
+}
+
 TEST(config, every_invalid_value_names_its_setting_in_one_line) {
   // A bad value for every option that has a validator; a new validated
   // option without an entry here fails the test.
