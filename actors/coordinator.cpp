@@ -14,6 +14,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/apply_order.hpp"
+#include "actors/batch_room.hpp"
 #include "actors/catalog_hold.hpp"
 #include "actors/consumer_lag.hpp"
 #include "actors/entity_actors.hpp"
@@ -241,6 +242,7 @@ struct coordinator_state {
   /// Commands read but left for the next batch (see
   /// hold_commands_read_with_catalog).
   std::vector<kafka::record> held;
+  batch_room room_split;
 
   // Month closes waiting for the next cycle.
   std::set<std::string> due_closes;
@@ -679,17 +681,14 @@ struct coordinator_state {
                                {deltas->wake_fd(), POLLIN, 0}};
     for (const auto& lane : lanes)
       fds.push_back({lane->thread.done_fd(), POLLIN, 0});
-    // The main topics may fill half of the room first, the deltas what is
-    // left, the main topics the rest: given all of it first, a backlog on
-    // the main topics left no room for a delta, and seat counts stood still
-    // until the backlog was gone.
+    // Half the room to the main topics, the deltas, the rest (batch_room).
     auto take = [&] {
       auto poll_into = [&](kafka::consumer& consumer, std::size_t limit) {
         for (auto& r : consumer.poll(limit, 0))
           records.push_back(std::move(r));
       };
       auto room = [&] { return config.max_batch_records - records.size(); };
-      poll_into(*main, (room() + 1) / 2);
+      poll_into(*main, room_split.main_first(room()));
       poll_into(*deltas, room());
       poll_into(*main, room());
     };
