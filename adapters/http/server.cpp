@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <optional>
 #include <string_view>
+#include <strings.h>
 #include <thread>
 #include <variant>
 
@@ -122,25 +123,52 @@ bool httplib_reads_body_to_close(const httplib::Request& req) {
          && !req.has_header("Transfer-Encoding");
 }
 
+struct framing_refusal {
+  int status = 400;
+  std::string code = "bad_request";
+  std::string message;
+};
+
 /// Why the request's body framing cannot be trusted (RFC 9112 6.3): a
 /// Content-Length that is not a number, several that differ, or one beside
-/// Transfer-Encoding. httplib 0.11 took the first length, or a body of none
-/// for `abc`.
-std::optional<std::string> framing_problem(const httplib::Request& req) {
+/// Transfer-Encoding (httplib 0.11 took the first length, or a body of none
+/// for `abc`); a transfer coding other than chunked (httplib read such a
+/// body until the client closed: 501, RFC 9112 6.1); a body on GET, HEAD
+/// or OPTIONS, which httplib does not read, so its bytes were parsed as the
+/// next request on the connection.
+std::optional<framing_refusal> framing_problem(const httplib::Request& req) {
+  auto refuse = [](std::string message) {
+    return framing_refusal{400, "bad_request", std::move(message)};
+  };
+  bool reads_body = req.method == "POST" || req.method == "PUT"
+                    || req.method == "PATCH" || req.method == "DELETE";
+  if (req.has_header("Transfer-Encoding")) {
+    auto coding = req.get_header_value("Transfer-Encoding");
+    if (req.get_header_value_count("Transfer-Encoding") != 1
+        || strcasecmp(coding.c_str(), "chunked") != 0)
+      return framing_refusal{501, "not_implemented",
+                             "transfer coding '" + coding
+                               + "' is not supported (only chunked)"};
+    if (req.has_header("Content-Length"))
+      return refuse("Content-Length and Transfer-Encoding together");
+    if (!reads_body)
+      return refuse(req.method + " takes no body");
+    return std::nullopt;
+  }
   auto lengths = req.get_header_value_count("Content-Length");
   if (lengths == 0)
     return std::nullopt;
-  if (req.has_header("Transfer-Encoding"))
-    return std::string{"Content-Length and Transfer-Encoding together"};
   auto first = req.get_header_value("Content-Length", 0);
   for (std::size_t i = 0; i < lengths; ++i) {
     auto value = req.get_header_value("Content-Length", i);
     if (value.empty() || value.size() > 18
         || value.find_first_not_of("0123456789") != std::string::npos)
-      return std::string{"Content-Length is not a number"};
+      return refuse("Content-Length is not a number");
     if (value != first)
-      return std::string{"Content-Length given with different values"};
+      return refuse("Content-Length given with different values");
   }
+  if (!reads_body && first.find_first_not_of('0') != std::string::npos)
+    return refuse(req.method + " takes no body");
   return std::nullopt;
 }
 
@@ -1119,32 +1147,67 @@ caf::expected<int> server::start(const std::string& host, int port) {
   auto handler = [&d](const httplib::Request& req, httplib::Response& res) {
     d.dispatch(req, res);
   };
+  // httplib 0.11 limits a body by its Content-Length only: a chunked body,
+  // or a compressed one once inflated, was read whole whatever its size
+  // (before the token was looked at), and a form-encoded one over 8 KiB
+  // was refused. Bodies are read here, inflated, up to the limit.
+  auto reading_handler = [&d](const httplib::Request& req,
+                              httplib::Response& res,
+                              const httplib::ContentReader& read) {
+    std::string body;
+    bool too_large = false;
+    bool complete = read([&](const char* data, std::size_t size) {
+      if (body.size() + size > d.deps.max_body_bytes) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, size);
+      return true;
+    });
+    if (!complete) {
+      // httplib answers 413 itself for a Content-Length over the limit.
+      auto e = error_for_status(too_large || res.status == 413 ? 413 : 400);
+      if (e.status == 413)
+        e.message = "the request body is larger than "
+                    + std::to_string(d.deps.max_body_bytes) + " bytes";
+      res.status = e.status;
+      // What is left of the body is not read: the connection ends.
+      res.set_header("Connection", "close");
+      res.set_content(error_body(e.code, e.message), json_type);
+      return;
+    }
+    httplib::Request with_body = req;
+    with_body.body = std::move(body);
+    d.dispatch(with_body, res);
+  };
   http->Get(".*", handler);
-  http->Post(".*", handler);
-  http->Put(".*", handler);
-  http->Patch(".*", handler);
-  http->Delete(".*", handler);
+  http->Post(".*", reading_handler);
+  http->Put(".*", reading_handler);
+  http->Patch(".*", reading_handler);
+  http->Delete(".*", reading_handler);
   http->Options(".*", handler);
   // A request without Content-Length or chunked encoding has no body (RFC
   // 9112 6.3), but httplib 0.11 reads a POST, PUT, PATCH or DELETE until the
   // client closes: `curl -X POST` waited for the 10 s read timeout and got
   // 400. Such a request is answered at once, with its empty body.
-  http->set_pre_routing_handler([&d](const httplib::Request& req,
-                                     httplib::Response& res) {
-    if (auto problem = framing_problem(req)) {
-      // The body's end is unknown: nothing more is read on this
-      // connection.
-      res.status = 400;
-      res.set_header("Connection", "close");
-      res.set_content(
-        error_body("bad_request", "malformed request: " + *problem), json_type);
+  http->set_pre_routing_handler(
+    [&d](const httplib::Request& req, httplib::Response& res) {
+      if (auto problem = framing_problem(req)) {
+        // The body's end is unknown (or, on GET, HEAD and OPTIONS, httplib
+        // does not read it and would take it for the next request): nothing
+        // more is read on this connection.
+        res.status = problem->status;
+        res.set_header("Connection", "close");
+        res.set_content(error_body(problem->code,
+                                   "malformed request: " + problem->message),
+                        json_type);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (!httplib_reads_body_to_close(req))
+        return httplib::Server::HandlerResponse::Unhandled;
+      d.dispatch(req, res);
       return httplib::Server::HandlerResponse::Handled;
-    }
-    if (!httplib_reads_body_to_close(req))
-      return httplib::Server::HandlerResponse::Unhandled;
-    d.dispatch(req, res);
-    return httplib::Server::HandlerResponse::Handled;
-  });
+    });
   // Statuses httplib sets on its own (malformed request, body too large)
   // get the same JSON error shape; answers with a body are left alone.
   http->set_error_handler(httplib::Server::HandlerWithResponse{

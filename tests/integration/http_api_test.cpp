@@ -1307,6 +1307,85 @@ TEST_F(http_api, a_body_of_unknown_length_is_refused) {
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
 }
 
+// httplib 0.11 limits a body by its Content-Length only: a chunked body
+// and a compressed one once inflated were read whole, whatever their size,
+// before the token was looked at (a client without one could fill the
+// replica's memory); a transfer coding it does not know was read until the
+// client closed; a body on GET was not read at all, and its bytes were
+// taken for the next request; a form-encoded body over 8 KiB got 413.
+TEST_F(http_api, bodies_are_limited_however_they_are_framed) {
+  auto post = [&](const std::string& headers, const std::string& body) {
+    return exchange_raw(server_->port(),
+                        "POST /v1/licenses/verify HTTP/1.1\r\nHost: "
+                        "localhost\r\n"
+                          + headers + "\r\n" + body,
+                        std::chrono::milliseconds{5000});
+  };
+  auto chunked = [](const std::string& body) {
+    std::ostringstream out;
+    for (std::size_t at = 0; at < body.size(); at += 4096) {
+      auto part = body.substr(at, 4096);
+      out << std::hex << part.size() << "\r\n" << part << "\r\n";
+    }
+    out << "0\r\n\r\n";
+    return out.str();
+  };
+  const std::string token = "Authorization: Bearer " + std::string{read_token}
+                            + "\r\n";
+  // Over the limit, chunked, without a token: refused for its size (it was
+  // read whole, then answered 401).
+  auto answer = post("Transfer-Encoding: chunked\r\n",
+                     chunked(std::string(70 * 1024, ' ')));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer.substr(0, 300);
+  EXPECT_NE(answer.find("\"payload_too_large\""), std::string::npos) << answer;
+  // Within it, chunked is read as any body.
+  auto verify_body = std::string{R"({"license_key":"x"})"};
+  answer = post(token + "Transfer-Encoding: chunked\r\n", chunked(verify_body));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_NE(answer.find("\"valid\":false"), std::string::npos) << answer;
+  // A gzip body of 1 KiB that inflates to 1 MiB.
+  std::string gzipped;
+  {
+    auto* pipe = popen("head -c 1048576 /dev/zero | tr '\\0' ' ' | gzip -9 -c",
+                       "r");
+    ASSERT_NE(pipe, nullptr);
+    char buffer[4096];
+    for (std::size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;)
+      gzipped.append(buffer, n);
+    ASSERT_EQ(pclose(pipe), 0);
+    ASSERT_LT(gzipped.size(), 8'192u);
+  }
+  answer = post("Content-Encoding: gzip\r\nContent-Length: "
+                  + std::to_string(gzipped.size()) + "\r\n",
+                gzipped);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
+  // A transfer coding other than chunked.
+  answer = post(token + "Transfer-Encoding: gzip\r\n", verify_body);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 501", 0), 0u) << answer;
+  EXPECT_NE(answer.find("\"not_implemented\""), std::string::npos) << answer;
+  // A form-encoded body (curl -d's default type) of 9 KiB is read as JSON.
+  auto long_key = std::string{R"({"license_key":")"}
+                  + std::string(9 * 1024, 'k') + "\"}";
+  answer = post(token
+                  + "Content-Type: application/x-www-form-urlencoded\r\n"
+                    "Content-Length: "
+                  + std::to_string(long_key.size()) + "\r\n",
+                long_key);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  // A GET with a body: refused, and the connection ends, instead of the
+  // body being read as the next request.
+  auto get_with = [&](const std::string& framing, const std::string& body) {
+    auto get = "GET /v1/orgs/org-a HTTP/1.1\r\nHost: localhost\r\n" + token;
+    return exchange_raw(server_->port(), get + framing + "\r\n" + body + get,
+                        std::chrono::milliseconds{3000});
+  };
+  answer = get_with("Content-Length: 2\r\n", "{}");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  EXPECT_NE(answer.find("takes no body"), std::string::npos) << answer;
+  answer = get_with("Content-Length: 0\r\n", "");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+}
+
 TEST_F(http_api, stalled_connections_leave_the_api_answering) {
   // Connections that send nothing, or half a request, each hold one of
   // httplib's connection threads until the read timeout (10 s): with as
