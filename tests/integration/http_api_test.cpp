@@ -935,6 +935,18 @@ TEST_F(http_api, verify_license_online) {
     << tampered;
   EXPECT_TRUE(tampered["claims"].is_null());
 
+  // The server's clock decides both answers: verify allowed 60 s of clock
+  // skew and said valid while GET said expired.
+  auto exp = domain::parse_rfc3339(sub1["claims"]["exp"].get<std::string>());
+  ASSERT_TRUE(exp);
+  set_now(domain::format_rfc3339(
+    domain::timestamp::from_micros(exp->micros() + 30'000'000)));
+  auto just_expired = parse(verify({{"license_key", sub1["license_key"]}}));
+  EXPECT_EQ(just_expired["valid"], false) << just_expired;
+  EXPECT_EQ(just_expired["reason"], "expired");
+  auto license_path = "/v1/licenses/" + sub1["license_id"].get<std::string>();
+  EXPECT_EQ(parse(get(license_path))["status"], "expired");
+
   set_now("2027-02-01T00:00:00Z");
   auto expired = parse(verify({{"license_key", sub1["license_key"]}}));
   EXPECT_EQ(expired["valid"], false);
