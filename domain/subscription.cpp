@@ -714,6 +714,12 @@ subscription_effects subscription::apply(const command_event& command,
           record_.seats = *x.seats;
         if (x.plan_id)
           record_.plan_id = *x.plan_id;
+        // domain.md: after `expire`, `renew` starts a new term with status
+        // `active` again, a paid term, also when the term that expired was
+        // a trial (which convert_trial cannot reach once expired). A trial
+        // renewed before it expired stays a trial.
+        if (record_.status == subscription_status::expired)
+          record_.trial = false;
         record_.status = record_.trial ? subscription_status::trial
                                        : subscription_status::active;
         start_term(app, x.term);

@@ -518,6 +518,46 @@ TEST(terms, expire_freezes_statistics_and_the_ledger_keeps_recording) {
   EXPECT_EQ(h.sub("s1").record().seats_owed, 2);
 }
 
+// domain.md: "afterwards `renew` starts a new term (status `active`
+// again)". An expired trial renewed stayed a trial, owing nothing for
+// ever: convert_trial is rejected while it is expired.
+TEST(terms, renewing_an_expired_trial_starts_a_paid_term) {
+  domain_harness h;
+  h.command(ref("c", "2026-01-01T00:00:00Z"),
+            create_cmd("s1", 5, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z",
+                       true));
+  linked_org(h, "o1", "s1", {"a", "b", "c", "d", "e", "f", "g", "h"},
+             "2026-01-02T00:00:00Z");
+  EXPECT_EQ(h.sub("s1").record().seats_owed, 0);
+  h.command(ref("x", "2026-02-01T00:00:00Z"), expire_subscription{"s1"});
+  EXPECT_EQ(h.sub("s1").record().status, subscription_status::expired);
+  auto renew = h.command(
+    ref("rn", "2026-02-02T00:00:00Z"),
+    renew_subscription{
+      "s1", {at("2026-02-02T00:00:00Z"), at("2027-02-02T00:00:00Z")}, 5, {}});
+  ASSERT_FALSE(renew.rejected);
+  const auto& r = h.sub("s1").record();
+  EXPECT_EQ(r.status, subscription_status::active);
+  EXPECT_FALSE(r.trial);
+  EXPECT_EQ(r.max_seats_used, 8);
+  EXPECT_EQ(r.seats_owed, 3);
+  ASSERT_EQ(renew.grants.size(), 1u);
+  EXPECT_FALSE(renew.grants[0].trial);
+  ASSERT_EQ(h.events_of<overage_detected>("s1").size(), 1u);
+
+  // A trial renewed before it expired is still a trial.
+  h.command(ref("c2", "2026-01-01T00:00:00Z"),
+            create_cmd("s2", 1, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z",
+                       true));
+  auto early = h.command(
+    ref("rn2", "2026-01-20T00:00:00Z"),
+    renew_subscription{
+      "s2", {at("2026-02-01T00:00:00Z"), at("2026-03-01T00:00:00Z")}, {}, {}});
+  ASSERT_FALSE(early.rejected);
+  EXPECT_EQ(h.sub("s2").record().status, subscription_status::trial);
+  EXPECT_TRUE(h.sub("s2").record().trial);
+}
+
 TEST(terms, commands_after_archive_are_rejected) {
   domain_harness h;
   h.command(ref("c", "2026-01-01T00:00:00Z"),
