@@ -131,13 +131,18 @@ int main(int argc, char** argv) {
                  "cluster) with the topics created, until stopped");
   int brokers = 1;
   int partitions = 4;
-  dev_kafka->add_option("--brokers", brokers, "number of brokers (1-16)")
-    ->capture_default_str()
-    ->check(whole_number_from(1, 16));
   dev_kafka
-    ->add_option("--partitions", partitions, "partitions per topic (1-1024)")
+    ->add_option("--brokers", brokers,
+                 "number of brokers (1-"
+                   + std::to_string(config::max_mock_brokers) + ")")
     ->capture_default_str()
-    ->check(whole_number_from(1, 1024));
+    ->check(whole_number_from(1, config::max_mock_brokers));
+  dev_kafka
+    ->add_option("--partitions", partitions,
+                 "partitions per topic (1-"
+                   + std::to_string(config::max_mock_partitions) + ")")
+    ->capture_default_str()
+    ->check(whole_number_from(1, config::max_mock_partitions));
   // The topics created are the ones serve is configured to use: with
   // renamed topics it created only the default names, and serve consumed
   // nothing ("topic not found").

@@ -471,13 +471,12 @@ optional<string> count_up_to(const string& value, long long limit) {
 }
 
 optional<string> small_count(const string& value) {
-  return count_up_to(value, 1024);
+  return count_up_to(value, max_mock_partitions);
 }
 
-/// Commit connections, and the embedded cluster's brokers (dev-kafka's
-/// limit).
+/// Commit connections, and the embedded cluster's brokers.
 optional<string> connection_count(const string& value) {
-  return count_up_to(value, 16);
+  return count_up_to(value, max_mock_brokers);
 }
 
 string trim(const string& s) {

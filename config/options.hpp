@@ -17,6 +17,12 @@
 
 namespace seatledger::config {
 
+/// Limits of the mock Kafka cluster, for `embedded-brokers` and
+/// `embedded-partitions` and for dev-kafka's `--brokers` and
+/// `--partitions` alike.
+constexpr int max_mock_brokers = 16;
+constexpr int max_mock_partitions = 1024;
+
 enum class option_kind { text, integer, duration, boolean, list };
 
 struct option_spec {
