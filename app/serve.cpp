@@ -190,6 +190,12 @@ int run_serve(const config::settings& settings) {
   if (database_url.empty()) {
     auto started
       = embedded.start(storage::embedded_postgres::cluster_under(data_dir));
+    if (!started && termination_pending(signals)) {
+      // Asked to stop while the server was still starting: a stop, not a
+      // failure (start() stopped the server).
+      log::info("stopped before the embedded PostgreSQL was ready");
+      return 0;
+    }
     if (!started) {
       report_start_failure(std::string{"cannot start the embedded PostgreSQL: "}
                            + describe_on_one_line(started.error()));

@@ -474,8 +474,13 @@ optional<string> small_count(const string& value) {
   return count_up_to(value, max_mock_partitions);
 }
 
-/// Commit connections, and the embedded cluster's brokers.
+/// Commit connections: one per lane, each a thread and a PostgreSQL
+/// backend; more than the cores gain nothing (docs/benchmarks.md).
 optional<string> connection_count(const string& value) {
+  return count_up_to(value, 16);
+}
+
+optional<string> broker_count(const string& value) {
   return count_up_to(value, max_mock_brokers);
 }
 
@@ -676,7 +681,7 @@ const std::vector<option_spec>& serve_options() {
      small_count},
     {"embedded-brokers", "SEATLEDGER_EMBEDDED_BROKERS",
      "brokers of the embedded Kafka cluster (as dev-kafka's --brokers)",
-     k::integer, "1", connection_count},
+     k::integer, "1", broker_count},
     {"log-level", "SEATLEDGER_LOG_LEVEL", "debug, info, warning or error",
      k::text, "info", log_level},
     {"replica-id", "SEATLEDGER_REPLICA_ID",

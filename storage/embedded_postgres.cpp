@@ -372,16 +372,21 @@ struct embedded_postgres::impl {
       if (!(in >> pid) || pid <= 0)
         return;
     }
+    // The same directory, not the same path: a server in another mount
+    // namespace (a container sharing the volume) sees it under another one.
     auto cwd_link = "/proc/" + std::to_string(pid) + "/cwd";
+    struct stat process_dir_stat {};
+    struct stat data_dir_stat {};
+    if (stat(cwd_link.c_str(), &process_dir_stat) != 0
+        || stat(data_dir.c_str(), &data_dir_stat) != 0
+        || (process_dir_stat.st_dev == data_dir_stat.st_dev
+            && process_dir_stat.st_ino == data_dir_stat.st_ino))
+      return;
     std::vector<char> target(4096);
-    auto n = readlink(cwd_link.c_str(), target.data(), target.size());
-    if (n <= 0 || static_cast<std::size_t>(n) >= target.size())
-      return;
-    std::string process_dir{target.data(), static_cast<std::size_t>(n)};
+    auto n = readlink(cwd_link.c_str(), target.data(), target.size() - 1);
+    std::string process_dir{target.data(),
+                            static_cast<std::size_t>(std::max<ssize_t>(n, 0))};
     std::error_code ec;
-    auto ours = fs::canonical(data_dir, ec);
-    if (ec || process_dir == ours.string())
-      return;
     log::warning(
       "postmaster.pid names a process that is not this data "
       "directory's server (its pid was reused); removing the "

@@ -134,27 +134,30 @@ struct framing_refusal {
 /// Transfer-Encoding (httplib 0.11 took the first length, or a body of none
 /// for `abc`); a transfer coding other than chunked (httplib read such a
 /// body until the client closed: 501, RFC 9112 6.1); a body on GET, HEAD
-/// or OPTIONS, which httplib does not read, so its bytes were parsed as the
-/// next request on the connection.
+/// or OPTIONS, or a chunked one on DELETE, which httplib does not read, so
+/// its bytes were parsed as the next request on the connection.
 std::optional<framing_refusal> framing_problem(const httplib::Request& req) {
   auto refuse = [](std::string message) {
     return framing_refusal{400, "bad_request", std::move(message)};
   };
-  bool reads_body = req.method == "POST" || req.method == "PUT"
-                    || req.method == "PATCH" || req.method == "DELETE";
   if (req.has_header("Transfer-Encoding")) {
+    if (req.get_header_value_count("Transfer-Encoding") != 1)
+      return refuse("Transfer-Encoding given more than once");
     auto coding = req.get_header_value("Transfer-Encoding");
-    if (req.get_header_value_count("Transfer-Encoding") != 1
-        || strcasecmp(coding.c_str(), "chunked") != 0)
+    if (strcasecmp(coding.c_str(), "chunked") != 0)
       return framing_refusal{501, "not_implemented",
                              "transfer coding '" + coding
                                + "' is not supported (only chunked)"};
     if (req.has_header("Content-Length"))
       return refuse("Content-Length and Transfer-Encoding together");
-    if (!reads_body)
-      return refuse(req.method + " takes no body");
+    // httplib 0.11 reads a chunked body on POST, PUT and PATCH only; on a
+    // DELETE it would be read as the next request.
+    if (req.method != "POST" && req.method != "PUT" && req.method != "PATCH")
+      return refuse(req.method + " takes no chunked body");
     return std::nullopt;
   }
+  bool reads_body = req.method == "POST" || req.method == "PUT"
+                    || req.method == "PATCH" || req.method == "DELETE";
   auto lengths = req.get_header_value_count("Content-Length");
   if (lengths == 0)
     return std::nullopt;
@@ -1151,33 +1154,50 @@ caf::expected<int> server::start(const std::string& host, int port) {
   };
   // httplib 0.11 limits a body by its Content-Length only: a chunked body,
   // or a compressed one once inflated, was read whole whatever its size
-  // (before the token was looked at), and a form-encoded one over 8 KiB
-  // was refused. Bodies are read here, inflated, up to the limit.
+  // (before the token was looked at), a form-encoded one over 8 KiB was
+  // refused, and a multipart one was a 500. Bodies are read here, inflated,
+  // up to the limit. The rest of a body over it is read and dropped, as
+  // httplib skips one whose Content-Length is over it, so that the next
+  // request on the connection is read from its start: httplib 0.11 keeps a
+  // connection open whatever the answer says (up to `discard_limit`).
   auto reading_handler = [&d](const httplib::Request& req,
                               httplib::Response& res,
                               const httplib::ContentReader& read) {
+    constexpr std::size_t discard_limit = 16 * 1024 * 1024;
     std::string body;
-    bool too_large = false;
-    bool complete = read([&](const char* data, std::size_t size) {
-      if (body.size() + size > d.deps.max_body_bytes) {
-        too_large = true;
-        return false;
+    std::size_t received = 0;
+    auto receive = [&](const char* data, std::size_t size) {
+      received += size;
+      if (received > d.deps.max_body_bytes) {
+        body.clear();
+        return received <= discard_limit;
       }
       body.append(data, size);
       return true;
-    });
-    if (!complete) {
-      // httplib answers 413 itself for a Content-Length over the limit.
-      auto e = error_for_status(too_large || res.status == 413 ? 413 : 400);
-      if (e.status == 413)
-        e.message = "the request body is larger than "
-                    + std::to_string(d.deps.max_body_bytes) + " bytes";
+    };
+    bool complete
+      = req.is_multipart_form_data()
+          ? read([](const httplib::MultipartFormData&) { return true; },
+                 receive)
+          : read(receive);
+    auto refuse = [&](api_error e) {
       res.status = e.status;
-      // What is left of the body is not read: the connection ends.
-      res.set_header("Connection", "close");
+      if (!complete)
+        // Where the body ends is unknown: a client or proxy in between
+        // should not send more on this connection.
+        res.set_header("Connection", "close");
       res.set_content(error_body(e.code, e.message), json_type);
-      return;
-    }
+    };
+    // httplib answers 413 itself for a Content-Length over the limit.
+    if (received > d.deps.max_body_bytes || res.status == 413)
+      return refuse({413, "payload_too_large",
+                     "the request body is larger than "
+                       + std::to_string(d.deps.max_body_bytes) + " bytes"});
+    if (!complete)
+      return refuse(error_for_status(400));
+    if (req.is_multipart_form_data())
+      return refuse(bad_request("the body must be JSON, not "
+                                "multipart/form-data"));
     httplib::Request with_body = req;
     with_body.body = std::move(body);
     d.dispatch(with_body, res);
@@ -1195,9 +1215,11 @@ caf::expected<int> server::start(const std::string& host, int port) {
   http->set_pre_routing_handler(
     [&d](const httplib::Request& req, httplib::Response& res) {
       if (auto problem = framing_problem(req)) {
-        // The body's end is unknown (or, on GET, HEAD and OPTIONS, httplib
-        // does not read it and would take it for the next request): nothing
-        // more is read on this connection.
+        // The body's end is unknown, or httplib would not read the body
+        // (GET, HEAD, OPTIONS; chunked on DELETE). `Connection: close` asks
+        // the client and any proxy between to send nothing more on this
+        // connection; httplib 0.11 keeps it open whatever the answer says,
+        // so bytes that still come are read as the next request.
         res.status = problem->status;
         res.set_header("Connection", "close");
         res.set_content(error_body(problem->code,

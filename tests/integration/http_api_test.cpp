@@ -1209,36 +1209,56 @@ int connect_loopback(int port) {
   return fd;
 }
 
-/// Sends `request` as it is and returns what arrives within `wait` (until
-/// the answer's headers and as many body bytes as its Content-Length).
-std::string exchange_raw(int port, std::string_view request,
-                         std::chrono::milliseconds wait) {
+/// Reads one answer from `fd`: its headers and as many body bytes as its
+/// Content-Length, or what arrived before the socket's timeout or end.
+std::string read_answer(int fd) {
+  std::string answer;
+  char chunk[4096];
+  for (;;) {
+    auto n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0)
+      break;
+    answer.append(chunk, static_cast<std::size_t>(n));
+    auto end_of_headers = answer.find("\r\n\r\n");
+    auto length_at = answer.find("Content-Length: ");
+    if (end_of_headers != std::string::npos && length_at != std::string::npos
+        && answer.size()
+             >= end_of_headers + 4 + std::stoul(answer.substr(length_at + 16)))
+      break;
+  }
+  return answer;
+}
+
+/// Sends each request as it is on one connection, each after the answer
+/// to the one before (httplib 0.11 drops requests sent ahead), and returns
+/// the answers, waiting at most `wait` for each.
+std::vector<std::string> exchange_in_turn(int port,
+                                          std::vector<std::string> requests,
+                                          std::chrono::milliseconds wait) {
+  std::vector<std::string> answers;
   int fd = connect_loopback(port);
   if (fd < 0)
-    return {};
+    return answers;
   timeval timeout{};
   timeout.tv_sec = static_cast<time_t>(wait.count() / 1000);
   timeout.tv_usec = static_cast<suseconds_t>(wait.count() % 1000 * 1000);
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string answer;
-  if (::send(fd, request.data(), request.size(), 0)
-      == static_cast<ssize_t>(request.size())) {
-    char chunk[4096];
-    for (;;) {
-      auto n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0)
-        break;
-      answer.append(chunk, static_cast<std::size_t>(n));
-      auto end_of_headers = answer.find("\r\n\r\n");
-      auto length_at = answer.find("Content-Length: ");
-      if (end_of_headers != std::string::npos && length_at != std::string::npos
-          && answer.size() >= end_of_headers + 4
-                                + std::stoul(answer.substr(length_at + 16)))
-        break;
-    }
+  for (const auto& request : requests) {
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL)
+        != static_cast<ssize_t>(request.size()))
+      break;
+    answers.push_back(read_answer(fd));
   }
   ::close(fd);
-  return answer;
+  return answers;
+}
+
+/// Sends `request` as it is and returns what arrives within `wait` (until
+/// the answer's headers and as many body bytes as its Content-Length).
+std::string exchange_raw(int port, std::string_view request,
+                         std::chrono::milliseconds wait) {
+  auto answers = exchange_in_turn(port, {std::string{request}}, wait);
+  return answers.empty() ? std::string{} : answers.front();
 }
 
 } // namespace
@@ -1326,11 +1346,26 @@ TEST_F(http_api, a_body_of_unknown_length_is_refused) {
 // client closed; a body on GET was not read at all, and its bytes were
 // taken for the next request; a form-encoded body over 8 KiB got 413.
 TEST_F(http_api, bodies_are_limited_however_they_are_framed) {
+  const std::string token = "Authorization: Bearer " + std::string{read_token}
+                            + "\r\n";
+  const std::string get_org
+    = "GET /v1/orgs/org-a HTTP/1.1\r\nHost: localhost\r\n" + token + "\r\n";
+  auto post_request = [](const std::string& headers, const std::string& body) {
+    return "POST /v1/licenses/verify HTTP/1.1\r\nHost: localhost\r\n" + headers
+           + "\r\n" + body;
+  };
+  // The answer to a POST, and to a GET sent after it on the same
+  // connection: the connection still reads requests from their start.
+  auto post_then_get = [&](const std::string& headers,
+                           const std::string& body) {
+    auto answers = exchange_in_turn(server_->port(),
+                                    {post_request(headers, body), get_org},
+                                    std::chrono::milliseconds{5000});
+    answers.resize(2);
+    return answers;
+  };
   auto post = [&](const std::string& headers, const std::string& body) {
-    return exchange_raw(server_->port(),
-                        "POST /v1/licenses/verify HTTP/1.1\r\nHost: "
-                        "localhost\r\n"
-                          + headers + "\r\n" + body,
+    return exchange_raw(server_->port(), post_request(headers, body),
                         std::chrono::milliseconds{5000});
   };
   auto chunked = [](const std::string& body) {
@@ -1342,17 +1377,19 @@ TEST_F(http_api, bodies_are_limited_however_they_are_framed) {
     out << "0\r\n\r\n";
     return out.str();
   };
-  const std::string token = "Authorization: Bearer " + std::string{read_token}
-                            + "\r\n";
   // Over the limit, chunked, without a token: refused for its size (it was
-  // read whole, then answered 401).
-  auto answer = post("Transfer-Encoding: chunked\r\n",
-                     chunked(std::string(70 * 1024, ' ')));
-  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer.substr(0, 300);
-  EXPECT_NE(answer.find("\"payload_too_large\""), std::string::npos) << answer;
+  // read whole, then answered 401), and the rest of it dropped.
+  auto answers = post_then_get("Transfer-Encoding: chunked\r\n",
+                               chunked(std::string(70 * 1024, ' ')));
+  EXPECT_EQ(answers[0].rfind("HTTP/1.1 413", 0), 0u)
+    << answers[0].substr(0, 300);
+  EXPECT_NE(answers[0].find("\"payload_too_large\""), std::string::npos)
+    << answers[0];
+  EXPECT_EQ(answers[1].rfind("HTTP/1.1 200", 0), 0u) << answers[1];
   // Within it, chunked is read as any body.
   auto verify_body = std::string{R"({"license_key":"x"})"};
-  answer = post(token + "Transfer-Encoding: chunked\r\n", chunked(verify_body));
+  auto answer = post(token + "Transfer-Encoding: chunked\r\n",
+                     chunked(verify_body));
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
   EXPECT_NE(answer.find("\"valid\":false"), std::string::npos) << answer;
   // A gzip body of 1 KiB that inflates to 1 MiB.
@@ -1367,14 +1404,21 @@ TEST_F(http_api, bodies_are_limited_however_they_are_framed) {
     ASSERT_EQ(pclose(pipe), 0);
     ASSERT_LT(gzipped.size(), 8'192u);
   }
-  answer = post("Content-Encoding: gzip\r\nContent-Length: "
-                  + std::to_string(gzipped.size()) + "\r\n",
-                gzipped);
-  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
-  // A transfer coding other than chunked.
+  answers = post_then_get("Content-Encoding: gzip\r\nContent-Length: "
+                            + std::to_string(gzipped.size()) + "\r\n",
+                          gzipped);
+  EXPECT_EQ(answers[0].rfind("HTTP/1.1 413", 0), 0u) << answers[0];
+  EXPECT_EQ(answers[1].rfind("HTTP/1.1 200", 0), 0u) << answers[1];
+  // A transfer coding other than chunked; chunked twice.
   answer = post(token + "Transfer-Encoding: gzip\r\n", verify_body);
   EXPECT_EQ(answer.rfind("HTTP/1.1 501", 0), 0u) << answer;
   EXPECT_NE(answer.find("\"not_implemented\""), std::string::npos) << answer;
+  answer = post(token
+                  + "Transfer-Encoding: chunked\r\nTransfer-Encoding: "
+                    "chunked\r\n",
+                chunked(verify_body));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  EXPECT_NE(answer.find("more than once"), std::string::npos) << answer;
   // A form-encoded body (curl -d's default type) of 9 KiB is read as JSON.
   auto long_key = std::string{R"({"license_key":")"}
                   + std::string(9 * 1024, 'k') + "\"}";
@@ -1384,11 +1428,22 @@ TEST_F(http_api, bodies_are_limited_however_they_are_framed) {
                   + std::to_string(long_key.size()) + "\r\n",
                 long_key);
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
-  // A GET with a body: refused, and the connection ends, instead of the
-  // body being read as the next request.
+  // A multipart body (curl -F) was a 500.
+  std::string multipart = "--XX\r\nContent-Disposition: form-data; "
+                          "name=\"license_key\"\r\n\r\nx\r\n--XX--\r\n";
+  answers = post_then_get(
+    token + "Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: "
+      + std::to_string(multipart.size()) + "\r\n",
+    multipart);
+  EXPECT_EQ(answers[0].rfind("HTTP/1.1 400", 0), 0u) << answers[0];
+  EXPECT_NE(answers[0].find("multipart"), std::string::npos) << answers[0];
+  EXPECT_EQ(answers[1].rfind("HTTP/1.1 200", 0), 0u) << answers[1];
+  // A body httplib would not read (on GET; chunked on DELETE) is refused:
+  // its bytes were read as the next request.
   auto get_with = [&](const std::string& framing, const std::string& body) {
-    auto get = "GET /v1/orgs/org-a HTTP/1.1\r\nHost: localhost\r\n" + token;
-    return exchange_raw(server_->port(), get + framing + "\r\n" + body + get,
+    return exchange_raw(server_->port(),
+                        "GET /v1/orgs/org-a HTTP/1.1\r\nHost: localhost\r\n"
+                          + token + framing + "\r\n" + body,
                         std::chrono::milliseconds{3000});
   };
   answer = get_with("Content-Length: 2\r\n", "{}");
@@ -1396,6 +1451,13 @@ TEST_F(http_api, bodies_are_limited_however_they_are_framed) {
   EXPECT_NE(answer.find("takes no body"), std::string::npos) << answer;
   answer = get_with("Content-Length: 0\r\n", "");
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  answer = exchange_raw(server_->port(),
+                        "DELETE /v1/orgs/org-a HTTP/1.1\r\nHost: localhost\r\n"
+                          + token + "Transfer-Encoding: chunked\r\n\r\n"
+                          + chunked(verify_body),
+                        std::chrono::milliseconds{3000});
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  EXPECT_NE(answer.find("takes no chunked body"), std::string::npos) << answer;
 }
 
 TEST_F(http_api, stalled_connections_leave_the_api_answering) {

@@ -621,6 +621,46 @@ TEST(cli_usage, a_failing_embedded_postgresql_is_one_line) {
     << errors[0];
 }
 
+// An embedded server still in crash recovery is waited for as long as it
+// takes (it failed after a minute and was left running); asked to stop
+// meanwhile, serve stops it and exits 0, as any stop before PostgreSQL was
+// reachable.
+TEST(cli_usage, sigterm_while_the_embedded_postgresql_starts_is_a_stop) {
+  temp_dir dir{"seatledger_cli_embedded_recovers"};
+  // The server's OS user (under root) must reach its data directory.
+  std::filesystem::permissions(dir.path(), std::filesystem::perms{0755});
+  auto r = run_cli({"migrate", "--data-dir", dir.file("var")}, {},
+                   std::chrono::seconds{120});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  // A standby without a primary or hot standby answers "starting up" until
+  // promoted, as a server in a long crash recovery does.
+  auto cluster = dir.file("var/postgres");
+  write_file(cluster + "/standby.signal", "");
+  std::ofstream{cluster + "/postgresql.auto.conf", std::ios::app}
+    << "hot_standby = off\n";
+  auto keys = crypto::generate_key_pair(dir.file("keys"));
+  ASSERT_TRUE(keys) << describe(keys.error());
+  child_process serve{{seatledger_binary(), "serve", "--data-dir",
+                       dir.file("var"), "--kafka-bootstrap",
+                       unreachable_bootstrap, "--signing-key",
+                       keys->signing_key_file, "--http-listen", "127.0.0.1:0"}};
+  ASSERT_TRUE(wait_until(
+    [&] { return std::filesystem::exists(cluster + "/postmaster.pid"); },
+    std::chrono::seconds{30}))
+    << serve.stderr_tail();
+  std::this_thread::sleep_for(std::chrono::seconds{3});
+  ASSERT_TRUE(serve.running()) << serve.stderr_tail();
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(std::chrono::seconds{60}), std::optional<int>{0})
+    << serve.stderr_tail();
+  EXPECT_NE(serve.stderr_tail().find(
+              "stopped before the embedded PostgreSQL was ready"),
+            std::string::npos)
+    << serve.stderr_tail();
+  EXPECT_FALSE(std::filesystem::exists(cluster + "/postmaster.pid"))
+    << "the server was left running";
+}
+
 TEST(cli_usage, ledger_verify_does_not_create_the_database_it_reads) {
   // Given a --data-dir with no embedded database (a typo), verify
   // initialised a new cluster there and failed on its missing roles.
