@@ -519,20 +519,14 @@ embedded_postgres::start(const std::string& data_dir) {
   auto& d = *impl_;
   if (d.running)
     return d.conninfo;
-  if (d.options.bin_dir.empty()) {
-    auto found = find_bin_dir();
-    if (!found)
-      return fail("no PostgreSQL server binaries under /usr/lib/postgresql "
-                  "(install postgresql or set a database URL)");
-    d.bin_dir = *found;
-  } else {
-    d.bin_dir = d.options.bin_dir;
-  }
+  d.bin_dir = d.options.bin_dir.empty() ? default_bin_dir() : d.options.bin_dir;
+  if (d.bin_dir.empty())
+    return fail("no PostgreSQL server binaries under /usr/lib/postgresql "
+                "(install postgresql or set a database URL)");
   d.user.reset();
   if (geteuid() == 0) {
-    auto name = d.options.os_user;
-    if (name.empty())
-      name = lookup_user("postgres") ? "postgres" : "nobody";
+    auto name = d.options.os_user.empty() ? default_os_user()
+                                          : d.options.os_user;
     d.user = lookup_user(name);
     if (!d.user)
       return fail("OS user '" + name + "' to run the server as is unknown");
@@ -587,6 +581,14 @@ caf::expected<void> embedded_postgres::stop() {
 std::string
 embedded_postgres::cluster_under(const std::string& service_data_dir) {
   return (fs::path{service_data_dir} / "postgres").string();
+}
+
+std::string embedded_postgres::default_bin_dir() {
+  return find_bin_dir().value_or(std::string{});
+}
+
+std::string embedded_postgres::default_os_user() {
+  return lookup_user("postgres") ? "postgres" : "nobody";
 }
 
 bool embedded_postgres::has_cluster(const std::string& data_dir) {

@@ -62,6 +62,13 @@ public:
   /// initdb there).
   static bool has_cluster(const std::string& data_dir);
 
+  /// The server binaries used when `bin_dir` is empty: the highest version
+  /// under /usr/lib/postgresql; empty when there is none.
+  static std::string default_bin_dir();
+
+  /// The OS user the server runs as under root when `os_user` is empty.
+  static std::string default_os_user();
+
   /// Empty unless running.
   const std::string& connection_string() const;
 

@@ -114,12 +114,16 @@ query_params url_query(const httplib::Request& req) {
   return result;
 }
 
+/// The methods httplib 0.11 reads a body for (given its length).
+bool method_takes_body(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "PATCH"
+         || method == "DELETE";
+}
+
 /// Whether httplib 0.11 would read this request's body until the client
 /// closes the connection: a method it expects a body with, and no length.
 bool httplib_reads_body_to_close(const httplib::Request& req) {
-  bool expects_body = req.method == "POST" || req.method == "PUT"
-                      || req.method == "PATCH" || req.method == "DELETE";
-  return expects_body && !req.has_header("Content-Length")
+  return method_takes_body(req.method) && !req.has_header("Content-Length")
          && !req.has_header("Transfer-Encoding");
 }
 
@@ -156,8 +160,6 @@ std::optional<framing_refusal> framing_problem(const httplib::Request& req) {
       return refuse(req.method + " takes no chunked body");
     return std::nullopt;
   }
-  bool reads_body = req.method == "POST" || req.method == "PUT"
-                    || req.method == "PATCH" || req.method == "DELETE";
   auto lengths = req.get_header_value_count("Content-Length");
   if (lengths == 0)
     return std::nullopt;
@@ -170,7 +172,8 @@ std::optional<framing_refusal> framing_problem(const httplib::Request& req) {
     if (value != first)
       return refuse("Content-Length given with different values");
   }
-  if (!reads_body && first.find_first_not_of('0') != std::string::npos)
+  if (!method_takes_body(req.method)
+      && first.find_first_not_of('0') != std::string::npos)
     return refuse(req.method + " takes no body");
   return std::nullopt;
 }

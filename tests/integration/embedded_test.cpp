@@ -52,29 +52,12 @@ protected:
     return b;
   }
 
-  /// Where the installed server binaries are (the embedded mode's choice:
-  /// the highest version).
-  static fs::path server_bin_dir() {
-    fs::path best;
-    int best_version = -1;
-    for (const auto& entry : fs::directory_iterator{"/usr/lib/postgresql"}) {
-      auto version = std::atoi(entry.path().filename().c_str());
-      if (version > best_version && fs::exists(entry.path() / "bin/pg_ctl")) {
-        best_version = version;
-        best = entry.path() / "bin";
-      }
-    }
-    return best;
-  }
-
   /// The OS user the server runs as: ours, or the embedded mode's choice
   /// under root.
   static std::optional<passwd> server_user() {
     if (geteuid() != 0)
       return std::nullopt;
-    auto* pw = getpwnam("postgres");
-    if (pw == nullptr)
-      pw = getpwnam("nobody");
+    auto* pw = getpwnam(storage::embedded_postgres::default_os_user().c_str());
     if (pw == nullptr)
       return std::nullopt;
     return *pw;
@@ -317,7 +300,8 @@ TEST_F(embedded, a_server_still_starting_after_the_timeout_is_waited_for) {
   {
     std::ofstream script{fake_bin / "pg_ctl"};
     script << "#!/bin/sh\n"
-           << (server_bin_dir() / "pg_ctl").string() << " \"$@\"\n"
+           << storage::embedded_postgres::default_bin_dir()
+           << "/pg_ctl \"$@\"\n"
            << "status=$?\n"
               "if [ \"$3\" = start ]; then exit 1; fi\n"
               "exit $status\n";
