@@ -101,6 +101,19 @@ CLI::Validator whole_number_from(int low, int high) {
     "");
 }
 
+/// The line for words `serve` does not take. CLI11's own ("The following
+/// arguments were not expected: x --bogus=3") lists them in reverse and
+/// names no setting, so a log pipeline could not say which flag was wrong.
+std::string unexpected_serve_arguments(const std::vector<std::string>& extras) {
+  for (const auto& word : extras)
+    if (word.size() > 1 && word[0] == '-')
+      return "invalid configuration: " + word.substr(0, word.find('='))
+             + ": unknown setting (seatledger serve --help lists them)";
+  return "invalid configuration: unexpected argument '"
+         + (extras.empty() ? std::string{} : extras.front())
+         + "' (serve takes only settings)";
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -286,6 +299,13 @@ int main(int argc, char** argv) {
     // flag, a flag without its value) stops start-up like any invalid
     // setting, with one line and status 2. --help is no mistake.
     if (serve->parsed() && e.get_exit_code() != 0) {
+      if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+        auto extras = serve->remaining();
+        if (extras.empty())
+          extras = app.remaining();
+        app::report_start_failure(unexpected_serve_arguments(extras));
+        return 2;
+      }
       std::string what = e.what();
       for (auto& c : what)
         if (c == '\n' || c == '\r')

@@ -93,9 +93,9 @@ constexpr std::chrono::seconds kafka_close_grace{10};
 void report_start_failure(const std::string& line) {
   // A log line like every other of serve's stderr, so a log pipeline keeps
   // the one that says why a pod does not start.
-  const std::string prefix = "invalid configuration: --";
+  const std::string prefix = "invalid configuration: -";
   if (line.rfind(prefix, 0) == 0) {
-    auto setting = line.substr(prefix.size() - 2);
+    auto setting = line.substr(prefix.size() - 1);
     setting = setting.substr(0, setting.find_first_of(": "));
     log::error(line, {{"setting", setting}});
   } else {

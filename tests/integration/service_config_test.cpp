@@ -230,6 +230,40 @@ TEST(service_config, invalid_configuration_stops_start_up_with_one_line) {
     EXPECT_LT(took, seconds{10});
     EXPECT_FALSE(std::filesystem::exists(dir.file("var")));
   }
+  // An unknown flag is named in the `setting` field, as a bad value is; a
+  // word that is no flag is quoted. CLI11's own line named no setting and
+  // listed the words in reverse order.
+  struct unexpected_case {
+    std::vector<std::string> args;
+    std::string message;
+    std::string setting;
+  };
+  const std::vector<unexpected_case> unexpected{
+    {{"--no-such-flag", "1"},
+     "invalid configuration: --no-such-flag: unknown setting",
+     "--no-such-flag"},
+    {{"--no-such-flag=1", "stray"},
+     "invalid configuration: --no-such-flag: unknown setting",
+     "--no-such-flag"},
+    {{"-q"}, "invalid configuration: -q: unknown setting", "-q"},
+    {{"stray"}, "invalid configuration: unexpected argument 'stray'", ""},
+  };
+  for (const auto& c : unexpected) {
+    SCOPED_TRACE(c.args.front());
+    std::vector<std::string> args{"serve", "--data-dir", dir.file("var")};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto r = run_cli(args, {}, seconds{30});
+    EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+    auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+    EXPECT_EQ(log_message(lines[0]).rfind(c.message, 0), 0u) << lines[0];
+    EXPECT_EQ(lines[0].find("\"setting\":"),
+              c.setting.empty()
+                ? std::string::npos
+                : lines[0].find("\"setting\":\"" + c.setting + "\""))
+      << lines[0];
+    EXPECT_FALSE(std::filesystem::exists(dir.file("var")));
+  }
   // A file where the data directory goes failed only when the key pair or
   // the embedded server was made there, with exit status 1.
   const auto file_not_dir = dir.file("var-is-a-file");
