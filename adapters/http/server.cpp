@@ -419,17 +419,37 @@ struct server::impl {
     for (const auto& [name, value] : a.headers)
       res.set_header(name.c_str(), value);
     res.set_content(std::move(a.body), a.content_type.c_str());
+    record(req, pattern, a.status, started);
+  }
+
+  /// Counts and logs one answer. The path only (httplib keeps the query
+  /// string apart), never headers: tokens travel in Authorization.
+  void record(const httplib::Request& req, std::string_view pattern, int status,
+              steady_clock::time_point started) {
     auto seconds
       = std::chrono::duration<double>(steady_clock::now() - started).count();
     if (deps.metrics)
-      deps.metrics->http_request(pattern, a.status, seconds);
-    // The path only (httplib keeps the query string apart), never headers:
-    // tokens travel in Authorization.
+      deps.metrics->http_request(pattern, status, seconds);
     log::debug("http request", {{"method", req.method},
                                 {"path", req.path},
                                 {"route", pattern},
-                                {"status", a.status},
+                                {"status", status},
                                 {"duration_ms", seconds * 1000.0}});
+  }
+
+  /// Counts and logs an answer given before dispatch (a body too large or
+  /// framed wrongly, a request httplib could not parse), under the route
+  /// the request would have taken. `started` is when the refusal began:
+  /// httplib does not say when the request arrived.
+  void record_refusal(const httplib::Request& req, int status,
+                      steady_clock::time_point started) {
+    std::string_view pattern = "unmatched";
+    if (!req.method.empty()) {
+      auto r = route(req.method, req.target);
+      if (r.match)
+        pattern = r.match->pattern;
+    }
+    record(req, pattern, status, started);
   }
 
   answer handle(const httplib::Request& req, const route_match& m) {
@@ -1166,6 +1186,7 @@ caf::expected<int> server::start(const std::string& host, int port) {
   auto reading_handler = [&d](const httplib::Request& req,
                               httplib::Response& res,
                               const httplib::ContentReader& read) {
+    auto started = steady_clock::now();
     constexpr std::size_t discard_limit = 16 * 1024 * 1024;
     std::string body;
     std::size_t received = 0;
@@ -1190,6 +1211,7 @@ caf::expected<int> server::start(const std::string& host, int port) {
         // should not send more on this connection.
         res.set_header("Connection", "close");
       res.set_content(error_body(e.code, e.message), json_type);
+      d.record_refusal(req, e.status, started);
     };
     // httplib answers 413 itself for a Content-Length over the limit.
     if (received > d.deps.max_body_bytes || res.status == 413)
@@ -1228,6 +1250,7 @@ caf::expected<int> server::start(const std::string& host, int port) {
         res.set_content(error_body(problem->code,
                                    "malformed request: " + problem->message),
                         json_type);
+        d.record_refusal(req, problem->status, steady_clock::now());
         return httplib::Server::HandlerResponse::Handled;
       }
       if (!httplib_reads_body_to_close(req))
@@ -1236,20 +1259,23 @@ caf::expected<int> server::start(const std::string& host, int port) {
       return httplib::Server::HandlerResponse::Handled;
     });
   // Statuses httplib sets on its own (malformed request, body too large)
-  // get the same JSON error shape; answers with a body are left alone.
+  // get the same JSON error shape, and are counted; answers with a body
+  // are left alone (the dispatcher and the refusals above count theirs).
   http->set_error_handler(httplib::Server::HandlerWithResponse{
-    [](const httplib::Request&, httplib::Response& res) {
+    [&d](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty())
         return httplib::Server::HandlerResponse::Unhandled;
       auto e = error_for_status(res.status);
       res.set_content(error_body(e.code, e.message), json_type);
+      d.record_refusal(req, res.status, steady_clock::now());
       return httplib::Server::HandlerResponse::Handled;
     }});
-  http->set_exception_handler(
-    [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-      res.status = 500;
-      res.set_content(error_body("internal", "internal error"), json_type);
-    });
+  http->set_exception_handler([&d](const httplib::Request& req,
+                                   httplib::Response& res, std::exception_ptr) {
+    res.status = 500;
+    res.set_content(error_body("internal", "internal error"), json_type);
+    d.record_refusal(req, 500, steady_clock::now());
+  });
   int bound = -1;
   if (port == 0)
     bound = http->bind_to_any_port(host);

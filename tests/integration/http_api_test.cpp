@@ -1458,6 +1458,27 @@ TEST_F(http_api, bodies_are_limited_however_they_are_framed) {
                         std::chrono::milliseconds{3000});
   EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
   EXPECT_NE(answer.find("takes no chunked body"), std::string::npos) << answer;
+  // A request line httplib cannot parse.
+  answer = exchange_raw(server_->port(), "NOT HTTP\r\n\r\n",
+                        std::chrono::milliseconds{3000});
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  // Each refusal is counted, under the route the request would have taken:
+  // none was, as none reached the dispatcher.
+  auto metrics = get("/metrics", nullptr);
+  EXPECT_STATUS(metrics, 200);
+  for (const auto* line : {
+         "seatledger_http_requests_total{code=\"413\","
+         "route=\"/v1/licenses/verify\"} 2\n",
+         "seatledger_http_requests_total{code=\"501\","
+         "route=\"/v1/licenses/verify\"} 1\n",
+         "seatledger_http_requests_total{code=\"400\","
+         "route=\"/v1/licenses/verify\"} 2\n",
+         "seatledger_http_requests_total{code=\"400\","
+         "route=\"/v1/orgs/{org_id}\"} 1\n",
+         "seatledger_http_requests_total{code=\"400\",route=\"unmatched\"} 2\n",
+       })
+    EXPECT_NE(metrics->body.find(line), std::string::npos)
+      << line << metrics->body;
 }
 
 TEST_F(http_api, stalled_connections_leave_the_api_answering) {
