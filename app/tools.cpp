@@ -1,12 +1,16 @@
 #include "app/tools.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 
@@ -32,22 +36,89 @@ namespace {
 
 /// The configured database, or the embedded one under the data dir (started
 /// for the duration of the command).
-struct database {
-  storage::embedded_postgres embedded;
-  std::string url;
+/// The database migrate and ledger verify work on: the configured one, or
+/// the embedded server, which SIGINT or SIGTERM then stops before the tool
+/// ends (status 128 + the signal's number). The tool used to die at once
+/// and leave its server running until the next start stopped it as a
+/// leftover. A signal during the start ends it when the server is up (or
+/// at once while it recovers).
+class database {
+public:
+  database() {
+    storage::embedded_postgres_options options;
+    options.interrupted = [this] { return signal_.load() != 0; };
+    embedded_.emplace(std::move(options));
+  }
+
+  ~database() {
+    if (watcher_.joinable()) {
+      {
+        std::lock_guard<std::mutex> guard{mutex_};
+        done_ = true;
+      }
+      watcher_.join();
+    }
+  }
+
+  database(const database&) = delete;
+  database& operator=(const database&) = delete;
 
   caf::expected<void> open(const std::string& database_url,
                            const std::string& data_dir) {
     url = database_url;
     if (!url.empty())
       return caf::unit;
+    signals_ = block_termination_signals();
+    watcher_ = std::thread([this] { watch(); });
+    std::unique_lock<std::mutex> starting{mutex_};
     auto started
-      = embedded.start(storage::embedded_postgres::cluster_under(data_dir));
+      = embedded_->start(storage::embedded_postgres::cluster_under(data_dir));
+    if (auto sig = signal_.load())
+      stop_and_exit(sig);
     if (!started)
       return started.error();
     url = *started;
     return caf::unit;
   }
+
+  std::string url;
+
+private:
+  void watch() {
+    for (;;) {
+      timespec wait{0, 50'000'000};
+      int sig = sigtimedwait(&signals_, nullptr, &wait);
+      if (sig <= 0) {
+        if (done_)
+          return;
+        continue;
+      }
+      signal_ = sig;
+      // `open` holds the lock while the server starts, and stops it itself
+      // once it is up; the destructor while the tool ends, which stops it.
+      std::lock_guard<std::mutex> guard{mutex_};
+      if (done_)
+        return;
+      stop_and_exit(sig);
+    }
+  }
+
+  /// With `mutex_` held, so that only one thread does it.
+  [[noreturn]] void stop_and_exit(int sig) {
+    std::cerr << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+              << ": stopping the embedded PostgreSQL server\n";
+    if (embedded_->running())
+      if (auto stopped = embedded_->stop(); !stopped)
+        std::cerr << describe(stopped.error()) << "\n";
+    std::_Exit(128 + sig);
+  }
+
+  std::optional<storage::embedded_postgres> embedded_;
+  sigset_t signals_{};
+  std::thread watcher_;
+  std::mutex mutex_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> signal_{0};
 };
 
 /// The string at a dotted path ("rate_plan.id") under the event's data.

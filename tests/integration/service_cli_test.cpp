@@ -661,6 +661,51 @@ TEST(cli_usage, sigterm_while_the_embedded_postgresql_starts_is_a_stop) {
     << "the server was left running";
 }
 
+// migrate and ledger verify asked to stop while their embedded server
+// starts stop it and exit with 128 + the signal: they died at once and left
+// it running, to be stopped by the next start as a leftover.
+TEST(cli_usage, a_tool_stopped_while_its_embedded_postgresql_starts_stops_it) {
+  temp_dir dir{"seatledger_cli_tool_stopped"};
+  std::filesystem::permissions(dir.path(), std::filesystem::perms{0755});
+  auto r = run_cli({"migrate", "--data-dir", dir.file("var")}, {},
+                   std::chrono::seconds{120});
+  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
+  // A standby that never becomes ready (as in the serve test above).
+  auto cluster = dir.file("var/postgres");
+  write_file(cluster + "/standby.signal", "");
+  std::ofstream{cluster + "/postgresql.auto.conf", std::ios::app}
+    << "hot_standby = off\n";
+  struct tool_case {
+    std::vector<std::string> args;
+    int sig;
+    std::string says;
+  };
+  for (const auto& c :
+       {tool_case{{"migrate"}, SIGINT, "SIGINT: stopping the embedded"},
+        tool_case{
+          {"ledger", "verify"}, SIGTERM, "SIGTERM: stopping the embedded"}}) {
+    SCOPED_TRACE(c.args.front());
+    std::vector<std::string> args{seatledger_binary()};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    args.insert(args.end(), {"--data-dir", dir.file("var")});
+    child_process tool{args};
+    ASSERT_TRUE(wait_until(
+      [&] { return std::filesystem::exists(cluster + "/postmaster.pid"); },
+      std::chrono::seconds{30}))
+      << tool.stderr_tail();
+    std::this_thread::sleep_for(std::chrono::seconds{1});
+    ASSERT_TRUE(tool.running()) << tool.stderr_tail();
+    tool.signal(c.sig);
+    EXPECT_EQ(tool.wait(std::chrono::seconds{60}),
+              std::optional<int>{128 + c.sig})
+      << tool.stderr_tail();
+    EXPECT_NE(tool.stderr_tail().find(c.says), std::string::npos)
+      << tool.stderr_tail();
+    EXPECT_FALSE(std::filesystem::exists(cluster + "/postmaster.pid"))
+      << "the server was left running";
+  }
+}
+
 TEST(cli_usage, ledger_verify_does_not_create_the_database_it_reads) {
   // Given a --data-dir with no embedded database (a typo), verify
   // initialised a new cluster there and failed on its missing roles.
