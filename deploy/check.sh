@@ -158,25 +158,37 @@ for where, d in by_kind.get("Deployment", []):
                 fail(cw, f"envFrom ConfigMap {ref['configMapRef'].get('name')} not defined")
             if "secretRef" in ref and ref["secretRef"].get("name") not in secrets:
                 fail(cw, f"envFrom Secret {ref['secretRef'].get('name')} not defined")
-        # The signing key file the ConfigMap names is mounted from the Secret.
-        key_file = None
-        for cm in configmaps.values():
-            key_file = (cm.get("data") or {}).get("SEATLEDGER_SIGNING_KEY_FILE", key_file)
-        if not key_file:
-            fail(cw, "no SEATLEDGER_SIGNING_KEY_FILE in the ConfigMap")
-        else:
-            found = False
+        def mounted_from_secret(path):
             for m in c.get("volumeMounts") or []:
                 vol = volumes.get(m.get("name"))
                 if not vol or "secret" not in vol:
                     continue
                 secret = secrets.get(vol["secret"].get("secretName"))
                 for item in vol["secret"].get("items") or []:
-                    if m.get("mountPath", "").rstrip("/") + "/" + item.get("path") == key_file:
-                        found = secret is not None and item.get("key") in (
+                    if m.get("mountPath", "").rstrip("/") + "/" + item.get("path") == path:
+                        return secret is not None and item.get("key") in (
                             secret.get("stringData") or secret.get("data") or {})
-            if not found:
-                fail(cw, f"{key_file} is not mounted from a defined Secret key")
+            return False
+
+        # The signing key file the ConfigMap names is mounted from the Secret.
+        key_file = None
+        for cm in configmaps.values():
+            key_file = (cm.get("data") or {}).get("SEATLEDGER_SIGNING_KEY_FILE", key_file)
+        if not key_file:
+            fail(cw, "no SEATLEDGER_SIGNING_KEY_FILE in the ConfigMap")
+        elif not mounted_from_secret(key_file):
+            fail(cw, f"{key_file} is not mounted from a defined Secret key")
+        # A database URL that verifies the server's certificate names a CA
+        # file that is mounted (libpq 15 reads no system store; without the
+        # file it refuses every connection).
+        for s in secrets.values():
+            url = (s.get("stringData") or {}).get("SEATLEDGER_DATABASE_URL", "")
+            if re.search(r"sslmode=verify-(ca|full)", url):
+                root = re.search(r"sslrootcert=([^&\s]+)", url)
+                if not root:
+                    fail(cw, "SEATLEDGER_DATABASE_URL verifies the server without sslrootcert")
+                elif not mounted_from_secret(root.group(1)):
+                    fail(cw, f"sslrootcert {root.group(1)} is not mounted from a defined Secret key")
 
 dep_name = deployment["metadata"]["name"] if deployment else None
 pod_labels = (deployment or {}).get("spec", {}).get("template", {}).get(
