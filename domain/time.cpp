@@ -117,9 +117,12 @@ timestamp last_writable_instant() {
 }
 
 std::optional<timestamp> parse_rfc3339(std::string_view text) {
-  // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), the fraction up to 19 digits
+  // whatever the offset (the limit on the whole text used to leave 14 with
+  // `+HH:MM`).
+  constexpr std::size_t max_fraction_digits = 19;
   civil_time c;
-  if (text.size() < 20 || text.size() > 40)
+  if (text.size() < 20 || text.size() > 20 + max_fraction_digits + 6)
     return std::nullopt;
   if (!parse_digits(text, 0, 4, c.year) || text[4] != '-'
       || !parse_digits(text, 5, 2, c.month) || text[7] != '-'
@@ -143,7 +146,7 @@ std::optional<timestamp> parse_rfc3339(std::string_view text) {
       ++digits;
       ++pos;
     }
-    if (digits == 0)
+    if (digits == 0 || digits > max_fraction_digits)
       return std::nullopt;
     for (auto i = digits; i < 6; ++i)
       micros *= 10;

@@ -51,6 +51,14 @@ TEST(time, drops_fraction_digits_past_microseconds) {
             at("2026-01-14T23:00:00.999999Z"));
   EXPECT_EQ(format_rfc3339(at("2026-01-15T00:00:00.1000000000001Z")),
             "2026-01-15T00:00:00.1Z");
+  // Up to 19 digits with an offset too: the length limit counted the
+  // offset, and 15 digits before `+00:00` were refused.
+  EXPECT_EQ(at("2026-01-01T00:00:00.123456789012345+00:00"),
+            at("2026-01-01T00:00:00.123456Z"));
+  EXPECT_EQ(at("2026-01-01T00:00:00.1234567890123456789-01:30"),
+            at("2026-01-01T01:30:00.123456Z"));
+  EXPECT_FALSE(parse_rfc3339("2026-01-01T00:00:00.12345678901234567890Z"));
+  EXPECT_FALSE(parse_rfc3339("2026-01-01T00:00:00.12345678901234567890+00:00"));
 }
 
 TEST(time, rejects_malformed_input) {
