@@ -25,6 +25,15 @@ bool has_salesforce_account(const customer_info& customer) {
          && !customer.salesforce_account_id->empty();
 }
 
+/// An empty id given is no id: kept as absent, not as "".
+void set_external_id(std::optional<std::string>& field,
+                     const std::optional<std::string>& given) {
+  if (given && given->empty())
+    field.reset();
+  else
+    field = given;
+}
+
 std::vector<std::string> sorted_union(std::vector<std::string> xs,
                                       const std::vector<std::string>& ys) {
   xs.insert(xs.end(), ys.begin(), ys.end());
@@ -695,7 +704,10 @@ subscription_effects subscription::apply(const command_event& command,
     overloaded{
       [&](const create_subscription& x) {
         record_.display_name = x.display_name;
-        record_.customer = x.customer;
+        set_external_id(record_.customer.salesforce_account_id,
+                        x.customer.salesforce_account_id);
+        set_external_id(record_.customer.salesforce_subscription_id,
+                        x.customer.salesforce_subscription_id);
         record_.instance = x.instance;
         record_.plan_id = x.plan_id;
         record_.seats = x.seats;
@@ -788,11 +800,11 @@ subscription_effects subscription::apply(const command_event& command,
           record_.display_name = *x.display_name;
         if (x.customer) {
           if (x.customer->salesforce_account_id)
-            record_.customer.salesforce_account_id
-              = x.customer->salesforce_account_id;
+            set_external_id(record_.customer.salesforce_account_id,
+                            x.customer->salesforce_account_id);
           if (x.customer->salesforce_subscription_id)
-            record_.customer.salesforce_subscription_id
-              = x.customer->salesforce_subscription_id;
+            set_external_id(record_.customer.salesforce_subscription_id,
+                            x.customer->salesforce_subscription_id);
         }
         if (x.instance) {
           if (x.instance->domain)

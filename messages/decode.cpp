@@ -538,13 +538,17 @@ bool read(context& c, dom::object d, const path* p, domain::org_unlinked& x) {
          && req_id(c, d, p, "subscription_id", x.subscription_id);
 }
 
+// An empty id is the domain's to judge, as an absent one is: a billing
+// system that writes "" for a missing Salesforce account gets
+// `missing_salesforce_account` (or an INTERNAL subscription without one),
+// not a dead letter; on `update_metadata` it clears the id.
 bool read_external_ids(context& c, dom::object obj, const path& at,
                        std::optional<std::string>& account,
                        std::optional<std::string>& subscription) {
-  return opt_nonempty_text(c, obj, &at, "salesforce_account_id",
-                           limits::external_id, account)
-         && opt_nonempty_text(c, obj, &at, "salesforce_subscription_id",
-                              limits::external_id, subscription);
+  return opt_text(c, obj, &at, "salesforce_account_id", limits::external_id,
+                  account)
+         && opt_text(c, obj, &at, "salesforce_subscription_id",
+                     limits::external_id, subscription);
 }
 
 bool read(context& c, dom::object d, const path* p,

@@ -756,8 +756,6 @@ TEST(messages_errors, out_of_range_values_are_invalid_value) {
      "data.instance.type"},
     {event_types::subscription_create, "/data/instance/domain", "",
      "data.instance.domain"},
-    {event_types::subscription_create, "/data/customer/salesforce_account_id",
-     "", "data.customer.salesforce_account_id"},
     {event_types::rate_plan_upserted, "/data/product/id", "",
      "data.product.id"},
     {event_types::subscription_update_entitlements, "/data/features/1", "",
@@ -790,6 +788,16 @@ TEST(messages_errors, out_of_range_values_are_invalid_value) {
   upsert["data"]["product"]["id"] = "Zuora product #8a28 (EU)";
   EXPECT_TRUE(
     decode_doc(find_fixture(event_types::rate_plan_upserted), upsert));
+  // An empty Salesforce id is the domain's to judge (a rejection, or an
+  // INTERNAL subscription without one), not a dead letter.
+  for (const char* field :
+       {"salesforce_account_id", "salesforce_subscription_id"}) {
+    auto doc = find_fixture(event_types::subscription_create).doc;
+    doc["data"]["customer"][field] = "";
+    auto decoded = decode_doc(find_fixture(event_types::subscription_create),
+                              doc);
+    ASSERT_TRUE(decoded) << field;
+  }
   // Sanity of the edges: a free plan, the largest part.
   auto create = find_fixture(event_types::subscription_create).doc;
   create["data"]["seats"] = 0;

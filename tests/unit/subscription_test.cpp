@@ -281,6 +281,40 @@ TEST(lifecycle, rejections_name_the_rule_and_change_nothing) {
   EXPECT_FALSE(fx.rejected);
 }
 
+TEST(terms, an_empty_salesforce_id_is_no_id) {
+  // A billing system that writes "" for a missing account: rejected like a
+  // missing one (it was a dead letter), and an INTERNAL subscription keeps
+  // no id rather than "".
+  domain_harness h;
+  auto empty = create_cmd("s1", 10, "2026-01-15T00:00:00Z",
+                          "2027-01-15T00:00:00Z");
+  empty.customer.salesforce_account_id = std::string{};
+  empty.customer.salesforce_subscription_id = std::string{};
+  auto fx = h.command(ref("c1", "2026-01-15T00:00:00Z"), empty);
+  ASSERT_TRUE(fx.rejected);
+  EXPECT_EQ(fx.rejected->code, rejection_code::missing_salesforce_account);
+  empty.instance.type = instance_type::internal;
+  fx = h.command(ref("c2", "2026-01-15T00:00:00Z"), empty);
+  EXPECT_FALSE(fx.rejected);
+  EXPECT_EQ(h.sub("s1").record().customer, customer_info{});
+  // On update_metadata "" clears the id; an absent one keeps it.
+  update_metadata set{"s1",
+                      {},
+                      customer_patch{std::string{"0014x00001AbCdEAAV"},
+                                     std::string{"a1B4x000003XyZqEAK"}},
+                      {},
+                      {},
+                      {}};
+  EXPECT_FALSE(h.command(ref("m1", "2026-01-16T00:00:00Z"), set).rejected);
+  update_metadata clear{"s1", {}, customer_patch{{}, std::string{}},
+                        {},   {}, {}};
+  EXPECT_FALSE(h.command(ref("m2", "2026-01-17T00:00:00Z"), clear).rejected);
+  EXPECT_EQ(h.sub("s1").record().customer.salesforce_account_id,
+            "0014x00001AbCdEAAV");
+  EXPECT_EQ(h.sub("s1").record().customer.salesforce_subscription_id,
+            std::nullopt);
+}
+
 TEST(terms, renew_resets_statistics_and_needs_a_later_term) {
   domain_harness h;
   h.command(ref("c", "2026-01-15T00:00:00Z"),
