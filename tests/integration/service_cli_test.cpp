@@ -621,23 +621,37 @@ TEST(cli_usage, a_failing_embedded_postgresql_is_one_line) {
     << errors[0];
 }
 
+namespace {
+
+/// An embedded cluster under `dir`/var that starts and never becomes
+/// ready: a standby without a primary or hot standby answers "starting up"
+/// until promoted, as a server in a long crash recovery does. Its data
+/// directory; empty (with a test failure) when migrate failed.
+std::string never_ready_embedded_cluster(const temp_dir& dir) {
+  // The server's OS user (under root) must reach its data directory.
+  std::filesystem::permissions(dir.path(), std::filesystem::perms{0755});
+  auto r = run_cli({"migrate", "--data-dir", dir.file("var")}, {},
+                   std::chrono::seconds{120});
+  EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
+  if (r.status != std::optional<int>{0})
+    return {};
+  auto cluster = dir.file("var/postgres");
+  write_file(cluster + "/standby.signal", "");
+  std::ofstream{cluster + "/postgresql.auto.conf", std::ios::app}
+    << "hot_standby = off\n";
+  return cluster;
+}
+
+} // namespace
+
 // An embedded server still in crash recovery is waited for as long as it
 // takes (it failed after a minute and was left running); asked to stop
 // meanwhile, serve stops it and exits 0, as any stop before PostgreSQL was
 // reachable.
 TEST(cli_usage, sigterm_while_the_embedded_postgresql_starts_is_a_stop) {
   temp_dir dir{"seatledger_cli_embedded_recovers"};
-  // The server's OS user (under root) must reach its data directory.
-  std::filesystem::permissions(dir.path(), std::filesystem::perms{0755});
-  auto r = run_cli({"migrate", "--data-dir", dir.file("var")}, {},
-                   std::chrono::seconds{120});
-  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
-  // A standby without a primary or hot standby answers "starting up" until
-  // promoted, as a server in a long crash recovery does.
-  auto cluster = dir.file("var/postgres");
-  write_file(cluster + "/standby.signal", "");
-  std::ofstream{cluster + "/postgresql.auto.conf", std::ios::app}
-    << "hot_standby = off\n";
+  auto cluster = never_ready_embedded_cluster(dir);
+  ASSERT_FALSE(cluster.empty());
   auto keys = crypto::generate_key_pair(dir.file("keys"));
   ASSERT_TRUE(keys) << describe(keys.error());
   child_process serve{{seatledger_binary(), "serve", "--data-dir",
@@ -666,15 +680,8 @@ TEST(cli_usage, sigterm_while_the_embedded_postgresql_starts_is_a_stop) {
 // it running, to be stopped by the next start as a leftover.
 TEST(cli_usage, a_tool_stopped_while_its_embedded_postgresql_starts_stops_it) {
   temp_dir dir{"seatledger_cli_tool_stopped"};
-  std::filesystem::permissions(dir.path(), std::filesystem::perms{0755});
-  auto r = run_cli({"migrate", "--data-dir", dir.file("var")}, {},
-                   std::chrono::seconds{120});
-  ASSERT_EQ(r.status, std::optional<int>{0}) << r.err;
-  // A standby that never becomes ready (as in the serve test above).
-  auto cluster = dir.file("var/postgres");
-  write_file(cluster + "/standby.signal", "");
-  std::ofstream{cluster + "/postgresql.auto.conf", std::ios::app}
-    << "hot_standby = off\n";
+  auto cluster = never_ready_embedded_cluster(dir);
+  ASSERT_FALSE(cluster.empty());
   struct tool_case {
     std::vector<std::string> args;
     int sig;
