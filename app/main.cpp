@@ -172,7 +172,10 @@ int main(int argc, char** argv) {
   publish->add_option("--topic", topic, "topic to publish to")
     ->required()
     ->check(CLI::Validator{refuse_empty, ""});
-  publish->add_option("file", file, "JSON-lines file; - or none: stdin");
+  // An empty FILE (an unset variable in a script) read stdin: "published 0
+  // records" from /dev/null, or a hang on a terminal.
+  publish->add_option("file", file, "JSON-lines file; - or none: stdin")
+    ->check(CLI::Validator{refuse_empty, ""});
   // Kafka is reached the way serve reaches it (flags, SEATLEDGER_*
   // variables, the configuration file): a cluster that needs SASL or TLS
   // properties in serve's environment needs them here too.
@@ -365,7 +368,14 @@ int main(int argc, char** argv) {
   if (*publish) {
     auto resolved = resolve_config(publish_flags);
     if (auto* err = std::get_if<config::config_error>(&resolved)) {
-      std::cerr << err->message << "\n";
+      // publish has no embedded cluster: the validator's advice is serve's.
+      auto message = err->message;
+      const std::string serve_advice
+        = "leave it unset for the embedded mock cluster";
+      if (auto at = message.find(serve_advice); at != std::string::npos)
+        message.replace(at, serve_advice.size(),
+                        "publish needs the address of a Kafka cluster");
+      std::cerr << message << "\n";
       return 2;
     }
     const auto& settings = std::get<config::settings>(resolved);

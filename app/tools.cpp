@@ -40,8 +40,10 @@ namespace {
 /// the embedded server, which SIGINT or SIGTERM then stops before the tool
 /// ends (status 128 + the signal's number). The tool used to die at once
 /// and leave its server running until the next start stopped it as a
-/// leftover. A signal during the start ends it when the server is up (or
-/// at once while it recovers).
+/// leftover. A signal during the start takes effect once the step under
+/// way returns (initdb, or `pg_ctl start`'s own wait of up to 60 s; the
+/// wait for a recovering server after it ends at once), as in serve. One
+/// that comes after the work is done leaves the tool's own status.
 class database {
 public:
   database() {
@@ -508,6 +510,12 @@ int run_license_verify(const std::vector<std::string>& public_keys,
     return 2;
   auto check = paseto::verify_license(
     keys, key, std::chrono::system_clock::now(), std::chrono::seconds{60});
+  // Claims whose signature verified are printed also when the key is
+  // expired or not yet valid (who it was for, until when), as the HTTP
+  // verify answer has them; the exit status is the verdict. Claims that
+  // did not verify are never shown.
+  if (!check.claims_json.empty())
+    std::cout << check.claims_json << std::endl;
   if (!check.valid) {
     std::cerr << "invalid license: "
               << (check.reason ? paseto::to_string(*check.reason)
@@ -515,7 +523,6 @@ int run_license_verify(const std::vector<std::string>& public_keys,
               << "\n";
     return 1;
   }
-  std::cout << check.claims_json << std::endl;
   return 0;
 }
 

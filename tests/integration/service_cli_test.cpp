@@ -767,6 +767,20 @@ TEST(cli_usage, an_empty_database_url_or_bootstrap_is_not_unset) {
   }
   // Nothing was started under the data directory.
   EXPECT_FALSE(std::filesystem::exists(dir.file("var/postgres")));
+  // publish has no embedded cluster to leave it unset for.
+  auto r = run_cli({"publish", "--topic", "t", "--kafka-bootstrap", ""}, {},
+                   std::chrono::seconds{30});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  EXPECT_EQ(r.err, "invalid configuration: --kafka-bootstrap: empty; publish "
+                   "needs the address of a Kafka cluster\n");
+  // An empty FILE is no file: it read stdin, and said "published 0
+  // records" from /dev/null.
+  r = run_cli({"publish", "--topic", "t", "--kafka-bootstrap",
+               unreachable_bootstrap, ""},
+              {}, std::chrono::seconds{30});
+  EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
+  EXPECT_NE(r.err.find("must not be empty"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
 }
 
 TEST(cli_errors, go_to_stderr_and_results_to_stdout) {
