@@ -229,7 +229,7 @@ int run_sample(const std::string& out_dir, bool create_parents,
     for (const auto& line : phase.lines)
       out << line << "\n";
     if (!out) {
-      std::cerr << "cannot write " << path << "\n";
+      std::cerr << "cannot write " << path.string() << "\n";
       return 1;
     }
     std::cout << phase.topic << " " << path.string() << "\n";

@@ -1,5 +1,7 @@
 #include "adapters/crypto/keyring.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <sys/stat.h>
 
@@ -35,6 +37,20 @@ std::string embedded_key_dir(const std::string& data_dir) {
   return (fs::path{data_dir} / "keys").string();
 }
 
+namespace {
+
+/// Right after the failed write, while errno still says why (`keygen
+/// --out /proc` said only "cannot write /proc/signing-key.pem").
+caf::error cannot_write(const std::string& file) {
+  int why = errno;
+  return make_error(service_errc::internal,
+                    "cannot write " + file
+                      + (why != 0 ? std::string{": "} + std::strerror(why)
+                                  : std::string{}));
+}
+
+} // namespace
+
 caf::expected<key_files> generate_key_pair(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -50,13 +66,11 @@ caf::expected<key_files> generate_key_pair(const std::string& dir) {
   if (!key)
     return make_error(service_errc::internal, "key generation failed");
   if (auto ok = paseto::save_pem_file(*key, files.signing_key_file); !ok)
-    return make_error(service_errc::internal,
-                      "cannot write " + files.signing_key_file);
+    return cannot_write(files.signing_key_file);
   if (auto ok = paseto::save_pem_file(key->public_part(),
                                       files.public_key_file);
       !ok)
-    return make_error(service_errc::internal,
-                      "cannot write " + files.public_key_file);
+    return cannot_write(files.public_key_file);
   files.created = true;
   return files;
 }
@@ -72,8 +86,7 @@ caf::expected<key_files> ensure_key_pair(const std::string& dir) {
       if (auto ok = paseto::save_pem_file(key->public_part(),
                                           files.public_key_file);
           !ok)
-        return make_error(service_errc::internal,
-                          "cannot write " + files.public_key_file);
+        return cannot_write(files.public_key_file);
     }
     return files;
   }

@@ -1277,6 +1277,18 @@ TEST(cli_output_dir, keygen_and_sample_refuse_a_missing_parent_naming_it) {
   auto r = run_cli({"sample", "--out", dir.file("a-file")});
   EXPECT_EQ(r.status, std::optional<int>{2}) << r.err;
   EXPECT_NE(r.err.find(dir.file("a-file")), std::string::npos) << r.err;
+  // A directory that takes no files: the line says why, without quotes
+  // around the path (keygen said only "cannot write …", sample quoted it).
+  r = run_cli({"license", "keygen", "--out", "/proc"});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  EXPECT_NE(r.err.find("cannot write /proc/signing-key.pem: "),
+            std::string::npos)
+    << r.err;
+  r = run_cli({"sample", "--out", "/proc"});
+  EXPECT_EQ(r.status, std::optional<int>{1}) << r.err;
+  EXPECT_NE(r.err.find("cannot write /proc/1-catalog.jsonl\n"),
+            std::string::npos)
+    << r.err;
   // The last level alone is created, as before.
   r = run_cli({"sample", "--out", dir.file("sample")});
   EXPECT_EQ(r.status, std::optional<int>{0}) << r.err;
