@@ -714,10 +714,15 @@ TEST_F(service_e2e, a_replica_joining_and_leaving_mid_stream_changes_nothing) {
   first.replica_id = "scaling-1";
   // Small batches; a short session so the mock cluster's rebalance rounds
   // (session timeout minus one second each) end while records still flow.
+  // The time from a member's last heartbeat through such a round must stay
+  // under the session. With a heartbeat every 500 ms, under the sanitizer
+  // and a second test beside it, the first replica's assignment was lost
+  // once (all its partitions revoked as "lost" as the second one joined);
+  // a heartbeat every 100 ms leaves that wait 0.4 s more.
   first.extra_args.insert(first.extra_args.end(),
                           {"--batch-max-records", "40", "--kafka-property",
                            "session.timeout.ms=3000", "--kafka-property",
-                           "heartbeat.interval.ms=500"});
+                           "heartbeat.interval.ms=100"});
   service_ = start_service(first);
   auto second = first;
   second.replica_id = "scaling-2";
