@@ -34,8 +34,6 @@ namespace seatledger::app {
 
 namespace {
 
-/// The configured database, or the embedded one under the data dir (started
-/// for the duration of the command).
 /// The database migrate and ledger verify work on: the configured one, or
 /// the embedded server, which SIGINT or SIGTERM then stops before the tool
 /// ends (status 128 + the signal's number). The tool used to die at once
@@ -46,11 +44,7 @@ namespace {
 /// that comes after the work is done leaves the tool's own status.
 class database {
 public:
-  database() {
-    storage::embedded_postgres_options options;
-    options.interrupted = [this] { return signal_.load() != 0; };
-    embedded_.emplace(std::move(options));
-  }
+  database() : embedded_{interruptible()} {}
 
   ~database() {
     if (watcher_.joinable()) {
@@ -74,7 +68,7 @@ public:
     watcher_ = std::thread([this] { watch(); });
     std::unique_lock<std::mutex> starting{mutex_};
     auto started
-      = embedded_->start(storage::embedded_postgres::cluster_under(data_dir));
+      = embedded_.start(storage::embedded_postgres::cluster_under(data_dir));
     if (auto sig = signal_.load())
       stop_and_exit(sig);
     if (!started)
@@ -86,6 +80,13 @@ public:
   std::string url;
 
 private:
+  /// The start's wait for a recovering server ends on a signal taken.
+  storage::embedded_postgres_options interruptible() {
+    storage::embedded_postgres_options options;
+    options.interrupted = [this] { return signal_.load() != 0; };
+    return options;
+  }
+
   void watch() {
     for (;;) {
       timespec wait{0, 50'000'000};
@@ -109,13 +110,13 @@ private:
   [[noreturn]] void stop_and_exit(int sig) {
     std::cerr << (sig == SIGINT ? "SIGINT" : "SIGTERM")
               << ": stopping the embedded PostgreSQL server\n";
-    if (embedded_->running())
-      if (auto stopped = embedded_->stop(); !stopped)
+    if (embedded_.running())
+      if (auto stopped = embedded_.stop(); !stopped)
         std::cerr << describe(stopped.error()) << "\n";
     std::_Exit(128 + sig);
   }
 
-  std::optional<storage::embedded_postgres> embedded_;
+  storage::embedded_postgres embedded_;
   sigset_t signals_{};
   std::thread watcher_;
   std::mutex mutex_;

@@ -25,10 +25,13 @@ bool has_salesforce_account(const customer_info& customer) {
          && !customer.salesforce_account_id->empty();
 }
 
-/// An empty id given is no id: kept as absent, not as "".
-void set_external_id(std::optional<std::string>& field,
-                     const std::optional<std::string>& given) {
-  if (given && given->empty())
+/// An id not given keeps `field`; an empty one is no id, kept as absent
+/// rather than "".
+void apply_external_id(std::optional<std::string>& field,
+                       const std::optional<std::string>& given) {
+  if (!given)
+    return;
+  if (given->empty())
     field.reset();
   else
     field = given;
@@ -704,10 +707,10 @@ subscription_effects subscription::apply(const command_event& command,
     overloaded{
       [&](const create_subscription& x) {
         record_.display_name = x.display_name;
-        set_external_id(record_.customer.salesforce_account_id,
-                        x.customer.salesforce_account_id);
-        set_external_id(record_.customer.salesforce_subscription_id,
-                        x.customer.salesforce_subscription_id);
+        apply_external_id(record_.customer.salesforce_account_id,
+                          x.customer.salesforce_account_id);
+        apply_external_id(record_.customer.salesforce_subscription_id,
+                          x.customer.salesforce_subscription_id);
         record_.instance = x.instance;
         record_.plan_id = x.plan_id;
         record_.seats = x.seats;
@@ -799,11 +802,9 @@ subscription_effects subscription::apply(const command_event& command,
         if (x.display_name)
           record_.display_name = *x.display_name;
         if (x.customer) {
-          if (x.customer->salesforce_account_id)
-            set_external_id(record_.customer.salesforce_account_id,
+          apply_external_id(record_.customer.salesforce_account_id,
                             x.customer->salesforce_account_id);
-          if (x.customer->salesforce_subscription_id)
-            set_external_id(record_.customer.salesforce_subscription_id,
+          apply_external_id(record_.customer.salesforce_subscription_id,
                             x.customer->salesforce_subscription_id);
         }
         if (x.instance) {
