@@ -38,10 +38,9 @@ namespace {
 /// the embedded server, which SIGINT or SIGTERM then stops before the tool
 /// ends (status 128 + the signal's number). The tool used to die at once
 /// and leave its server running until the next start stopped it as a
-/// leftover. A signal during the start takes effect once the step under
-/// way returns (initdb, or `pg_ctl start`'s own wait of up to 60 s; the
-/// wait for a recovering server after it ends at once), as in serve. One
-/// that comes after the work is done leaves the tool's own status.
+/// leftover. A signal during the start ends it within about 100 ms, as in
+/// serve (during initdb, about a second, once initdb returns). One that
+/// comes after the work is done leaves the tool's own status.
 class database {
 public:
   database() : embedded_{interruptible()} {}
@@ -80,7 +79,8 @@ public:
   std::string url;
 
 private:
-  /// The start's wait for a recovering server ends on a signal taken.
+  /// The start's waits (pg_ctl's, then for a recovering server) end on a
+  /// signal taken.
   storage::embedded_postgres_options interruptible() {
     storage::embedded_postgres_options options;
     options.interrupted = [this] { return signal_.load() != 0; };

@@ -11,6 +11,7 @@
 #include <grp.h>
 #include <libpq-fe.h>
 #include <optional>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -49,9 +50,11 @@ struct run_result {
 };
 
 /// Runs a program (no shell) with a minimal environment, as `user` when
-/// given, and collects its stdout and stderr.
+/// given, and collects its stdout and stderr. `while_running`, when given,
+/// is called about every 100 ms until the program ends.
 run_result run(const std::vector<std::string>& argv,
-               const std::optional<os_user>& user) {
+               const std::optional<os_user>& user,
+               const std::function<void()>& while_running = {}) {
   run_result result;
   std::vector<char*> args;
   for (const auto& a : argv)
@@ -99,6 +102,14 @@ run_result run(const std::vector<std::string>& argv,
   close(fds[1]);
   char chunk[4096];
   for (;;) {
+    if (while_running) {
+      pollfd readable{fds[0], POLLIN, 0};
+      auto ready = poll(&readable, 1, 100);
+      if (ready == 0 || (ready < 0 && errno == EINTR)) {
+        while_running();
+        continue;
+      }
+    }
     auto n = read(fds[0], chunk, sizeof(chunk));
     if (n > 0)
       result.output.append(chunk, static_cast<std::size_t>(n));
@@ -226,9 +237,14 @@ struct embedded_postgres::impl {
     return (fs::path{bin_dir} / name).string();
   }
 
-  run_result pg_ctl(std::vector<std::string> args) const {
+  run_result pg_ctl(std::vector<std::string> args,
+                    const std::function<void()>& while_running = {}) const {
     args.insert(args.begin(), {bin("pg_ctl"), "-D", data_dir});
-    return run(args, user);
+    return run(args, user, while_running);
+  }
+
+  bool interrupted() const {
+    return options.interrupted && options.interrupted();
   }
 
   caf::expected<void> acquire_lock() {
@@ -427,8 +443,25 @@ struct embedded_postgres::impl {
     auto server_options = "-c listen_addresses= -c unix_socket_directories="
                           + socket_dir + " -c unix_socket_permissions=0700 -p "
                           + socket_port;
-    auto r = pg_ctl(
-      {"start", "-w", "-t", timeout, "-l", log_path(), "-o", server_options});
+    // pg_ctl waits up to the timeout for a server in crash recovery, with
+    // this process's SIGINT and SIGTERM blocked: asked to stop meanwhile,
+    // stop the server it launched, which ends its wait within 100 ms.
+    bool stop_sent = false;
+    auto stop_when_interrupted = [this, &stop_sent] {
+      // Until the server has written postmaster.pid (milliseconds after
+      // the launch) pg_ctl stop finds nothing to stop: tried again.
+      if (!stop_sent && interrupted())
+        stop_sent = pg_ctl({"stop", "-m", "fast", "-w", "-t", "60"}).status
+                    == 0;
+    };
+    auto r = pg_ctl({"start", "-w", "-t", timeout, "-l", log_path(), "-o",
+                     server_options},
+                    stop_when_interrupted);
+    if (interrupted()) {
+      if (!stop_sent && pg_ctl({"status"}).status == 0)
+        pg_ctl({"stop", "-m", "fast", "-w", "-t", "60"});
+      return fail("start interrupted while the server was starting");
+    }
     if (r.status == 0)
       return {};
     // pg_ctl stops waiting after -t seconds and leaves the server running:
@@ -472,7 +505,7 @@ struct embedded_postgres::impl {
                     + std::to_string(options.start_timeout.count())
                     + " s\nserver log (" + log_path()
                     + "):" + tail_of(log_path(), 20));
-      if (options.interrupted && options.interrupted())
+      if (interrupted())
         return fail("start interrupted while the server was starting");
       if (answer == PQPING_REJECT && now >= next_report) {
         next_report = now + report_every;

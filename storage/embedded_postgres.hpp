@@ -25,8 +25,9 @@ struct embedded_postgres_options {
   /// not answer at all is waited for. A server that answers "starting up"
   /// (crash recovery) is waited for as long as that takes.
   std::chrono::seconds start_timeout{60};
-  /// Asked while waiting for a server that is still starting; true ends
-  /// the wait: `start` fails and stops the server.
+  /// Asked about every 100 ms while `pg_ctl start` waits and then while
+  /// a server still starting is waited for (not during initdb, about a
+  /// second); true ends the wait: `start` fails and stops the server.
   std::function<bool()> interrupted;
 };
 

@@ -623,11 +623,21 @@ TEST(cli_usage, a_failing_embedded_postgresql_is_one_line) {
 
 namespace {
 
-/// An embedded cluster under `dir`/var that starts and never becomes
-/// ready: a standby without a primary or hot standby answers "starting up"
-/// until promoted, as a server in a long crash recovery does. Its data
-/// directory; empty (with a test failure) when migrate failed.
-std::string never_ready_embedded_cluster(const temp_dir& dir) {
+enum class slow_start {
+  /// A standby without a primary or hot standby: pg_ctl start returns once
+  /// it reports "standby", and it answers "starting up" until promoted, as
+  /// a server in a long crash recovery does.
+  never_ready,
+  /// In archive recovery, its restore_command sleeping 20 s for each file
+  /// it asks for: it reports "starting" meanwhile, so pg_ctl start keeps
+  /// waiting (up to 60 s), as in the first minute of a long crash recovery.
+  pg_ctl_waits,
+};
+
+/// An embedded cluster under `dir`/var that starts slowly, as `how` says.
+/// Its data directory; empty (with a test failure) when migrate failed.
+std::string slow_embedded_cluster(const temp_dir& dir,
+                                  slow_start how = slow_start::never_ready) {
   // The server's OS user (under root) must reach its data directory.
   std::filesystem::permissions(dir.path(), std::filesystem::perms{0755});
   auto r = run_cli({"migrate", "--data-dir", dir.file("var")}, {},
@@ -636,9 +646,14 @@ std::string never_ready_embedded_cluster(const temp_dir& dir) {
   if (r.status != std::optional<int>{0})
     return {};
   auto cluster = dir.file("var/postgres");
-  write_file(cluster + "/standby.signal", "");
-  std::ofstream{cluster + "/postgresql.auto.conf", std::ios::app}
-    << "hot_standby = off\n";
+  std::ofstream conf{cluster + "/postgresql.auto.conf", std::ios::app};
+  if (how == slow_start::never_ready) {
+    write_file(cluster + "/standby.signal", "");
+    conf << "hot_standby = off\n";
+  } else {
+    write_file(cluster + "/recovery.signal", "");
+    conf << "restore_command = 'sleep 20; false'\n";
+  }
   return cluster;
 }
 
@@ -650,7 +665,7 @@ std::string never_ready_embedded_cluster(const temp_dir& dir) {
 // reachable.
 TEST(cli_usage, sigterm_while_the_embedded_postgresql_starts_is_a_stop) {
   temp_dir dir{"seatledger_cli_embedded_recovers"};
-  auto cluster = never_ready_embedded_cluster(dir);
+  auto cluster = slow_embedded_cluster(dir);
   ASSERT_FALSE(cluster.empty());
   auto keys = crypto::generate_key_pair(dir.file("keys"));
   ASSERT_TRUE(keys) << describe(keys.error());
@@ -680,7 +695,7 @@ TEST(cli_usage, sigterm_while_the_embedded_postgresql_starts_is_a_stop) {
 // it running, to be stopped by the next start as a leftover.
 TEST(cli_usage, a_tool_stopped_while_its_embedded_postgresql_starts_stops_it) {
   temp_dir dir{"seatledger_cli_tool_stopped"};
-  auto cluster = never_ready_embedded_cluster(dir);
+  auto cluster = slow_embedded_cluster(dir);
   ASSERT_FALSE(cluster.empty());
   struct tool_case {
     std::vector<std::string> args;
@@ -705,6 +720,55 @@ TEST(cli_usage, a_tool_stopped_while_its_embedded_postgresql_starts_stops_it) {
     tool.signal(c.sig);
     EXPECT_EQ(tool.wait(std::chrono::seconds{60}),
               std::optional<int>{128 + c.sig})
+      << tool.stderr_tail();
+    EXPECT_NE(tool.stderr_tail().find(c.says), std::string::npos)
+      << tool.stderr_tail();
+    EXPECT_FALSE(std::filesystem::exists(cluster + "/postmaster.pid"))
+      << "the server was left running";
+  }
+}
+
+// pg_ctl start waits up to 60 s for a server that reports "starting" (the
+// first minute of a crash recovery), with SIGINT and SIGTERM blocked as
+// its parent has them: a stop took effect only when that wait ended.
+// Now the stop ends it within about 100 ms, and the server is stopped.
+TEST(cli_usage, a_stop_during_pg_ctl_starts_wait_stops_the_server) {
+  temp_dir dir{"seatledger_cli_pg_ctl_waits"};
+  auto cluster = slow_embedded_cluster(dir, slow_start::pg_ctl_waits);
+  ASSERT_FALSE(cluster.empty());
+  auto keys = crypto::generate_key_pair(dir.file("keys"));
+  ASSERT_TRUE(keys) << describe(keys.error());
+  struct stop_case {
+    std::vector<std::string> args;
+    int sig;
+    int status;
+    std::string says;
+  };
+  for (const auto& c :
+       {stop_case{{"serve", "--kafka-bootstrap", unreachable_bootstrap,
+                   "--signing-key", keys->signing_key_file, "--http-listen",
+                   "127.0.0.1:0"},
+                  SIGTERM,
+                  0,
+                  "stopped before the embedded PostgreSQL was ready"},
+        stop_case{{"migrate"},
+                  SIGINT,
+                  128 + SIGINT,
+                  "SIGINT: stopping the embedded"}}) {
+    SCOPED_TRACE(c.args.front());
+    std::vector<std::string> args{seatledger_binary()};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    args.insert(args.end(), {"--data-dir", dir.file("var")});
+    child_process tool{args};
+    ASSERT_TRUE(wait_until(
+      [&] { return std::filesystem::exists(cluster + "/postmaster.pid"); },
+      std::chrono::seconds{30}))
+      << tool.stderr_tail();
+    std::this_thread::sleep_for(std::chrono::seconds{1});
+    ASSERT_TRUE(tool.running()) << tool.stderr_tail();
+    tool.signal(c.sig);
+    // Well inside pg_ctl's 60 s, which the old code waited out.
+    EXPECT_EQ(tool.wait(std::chrono::seconds{15}), std::optional<int>{c.status})
       << tool.stderr_tail();
     EXPECT_NE(tool.stderr_tail().find(c.says), std::string::npos)
       << tool.stderr_tail();
