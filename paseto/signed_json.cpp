@@ -1,5 +1,9 @@
 #include "paseto/signed_json.hpp"
 
+#include <set>
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "paseto/paserk.hpp"
@@ -25,12 +29,35 @@ auto no_throw(F&& f) -> decltype(f()) {
   }
 }
 
+/// Parsed, or discarded when the text is not JSON or an object in it names
+/// a key twice: nlohmann keeps the last of two, so a member spliced in
+/// before the signed one would verify while a reader keeping the first
+/// (some streaming parsers do) read the spliced one.
+json parse_without_duplicate_keys(std::string_view text) {
+  std::vector<std::set<std::string>> objects;
+  bool duplicate = false;
+  auto doc = json::parse(
+    text,
+    [&](int, json::parse_event_t event, json& parsed) {
+      if (event == json::parse_event_t::object_start)
+        objects.emplace_back();
+      else if (event == json::parse_event_t::object_end)
+        objects.pop_back();
+      else if (event == json::parse_event_t::key && !objects.empty()
+               && !objects.back().insert(parsed.get<std::string>()).second)
+        duplicate = true;
+      return true;
+    },
+    false);
+  return duplicate ? json(json::value_t::discarded) : doc;
+}
+
 } // namespace
 
 result<std::string> sign_json_document(const secret_key& key,
                                        std::string_view rest_json) {
   return no_throw([&]() -> result<std::string> {
-    auto rest = json::parse(rest_json, nullptr, false);
+    auto rest = parse_without_duplicate_keys(rest_json);
     if (!rest.is_object() || rest.contains(key_id_field)
         || rest.contains(signature_field))
       return errc::invalid_json;
@@ -47,7 +74,7 @@ result<std::string> sign_json_document(const secret_key& key,
 result<verified_document> verify_json_document(const trusted_keys& keys,
                                                std::string_view document) {
   return no_throw([&]() -> result<verified_document> {
-    auto doc = json::parse(document, nullptr, false);
+    auto doc = parse_without_duplicate_keys(document);
     if (!doc.is_object())
       return errc::invalid_json;
     auto key_id = doc.find(key_id_field);

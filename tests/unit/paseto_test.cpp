@@ -635,6 +635,26 @@ TEST(paseto_signed_json, tampering_is_detected) {
   EXPECT_EQ(verify_json_document(keys, "[1,2]").error(), errc::invalid_json);
   EXPECT_EQ(verify_json_document(keys, "{").error(), errc::invalid_json);
   EXPECT_EQ(verify_json_document(keys, "").error(), errc::invalid_json);
+  // A member spliced in before the signed one of the same name: nlohmann
+  // keeps the last, the one signed, so it verified, while a reader keeping
+  // the first read the spliced one. At any depth.
+  auto spliced = [](std::string text, const std::string& after,
+                    const std::string& member) {
+    auto at = text.find(after);
+    EXPECT_NE(at, std::string::npos) << text;
+    return at == std::string::npos ? text
+                                   : text.insert(at + after.size(), member);
+  };
+  EXPECT_EQ(
+    verify_json_document(keys, spliced(*doc, "{", R"("peak":99,)")).error(),
+    errc::invalid_json);
+  auto nested = sign_json_document(key,
+                                   R"({"months":[{"month":1,"peak":15}]})");
+  ASSERT_TRUE(nested.has_value());
+  ASSERT_TRUE(verify_json_document(keys, *nested));
+  EXPECT_EQ(
+    verify_json_document(keys, spliced(*nested, "[{", R"("peak":99,)")).error(),
+    errc::invalid_json);
   // Every single changed character of the compact document text fails:
   // there is no insignificant byte in it.
   for (std::size_t i = 0; i < doc->size(); ++i) {
@@ -652,6 +672,8 @@ TEST(paseto_signed_json, rejects_bad_input_to_sign) {
   EXPECT_EQ(sign_json_document(key, R"({"signature":"x"})").error(),
             errc::invalid_json);
   EXPECT_EQ(sign_json_document(key, R"({"key_id":"x"})").error(),
+            errc::invalid_json);
+  EXPECT_EQ(sign_json_document(key, R"({"peak":1,"peak":2})").error(),
             errc::invalid_json);
   EXPECT_TRUE(sign_json_document(key, "{}"));
 }
