@@ -227,6 +227,8 @@ public:
       kafka::delivery_status status = kafka::delivery_status::failed;
       std::string error;
     };
+    if (kafka_known_down())
+      return make_error(service_errc::kafka_failure, "Kafka is not reachable");
     auto result = std::make_shared<outcome>();
     auto queued = producer_->produce(
       topic, key, value, {{"content-type", "application/cloudevents+json"}},
@@ -237,7 +239,11 @@ public:
       });
     if (!queued)
       return queued.error();
-    for (int i = 0; i < 300 && !result->done; ++i)
+    // Given up once Kafka is seen gone or the replica stops: the record
+    // stays queued (and may still be written), and the HTTP thread is free.
+    for (int i = 0;
+         i < 300 && !result->done && !kafka_known_down() && !status_->stopping;
+         ++i)
       producer_->poll(100);
     if (!result->done)
       return make_error(service_errc::timeout, "Kafka did not acknowledge");
@@ -252,6 +258,14 @@ public:
   }
 
 private:
+  /// As the pipeline's last check (every 5 s) found it. Commands waited
+  /// their 30 s each for a Kafka that was gone, one after another (the
+  /// lock), each holding an HTTP thread: enough of them left none for
+  /// /healthz, and Kubernetes restarted the pod for a Kafka outage.
+  bool kafka_known_down() const {
+    return status_->kafka_checked && !status_->kafka_ok;
+  }
+
   std::mutex mutex_;
   std::unique_ptr<kafka::producer> producer_;
   std::shared_ptr<actors::service_status> status_;

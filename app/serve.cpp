@@ -86,9 +86,9 @@ migration migrate_when_reachable(const std::string& database_url,
 
 } // namespace
 
-/// How long the process may take to end after "stopped": with the drain's
+/// How long the process may take to end after the drain: with the drain's
 /// 60 s, inside the Deployment's 90 s grace period.
-constexpr std::chrono::seconds kafka_close_grace{10};
+constexpr std::chrono::seconds stop_grace{10};
 
 void report_start_failure(const std::string& line) {
   // A log line like every other of serve's stderr, so a log pipeline keeps
@@ -307,23 +307,26 @@ int run_serve(const config::settings& settings) {
                  log::error("drain did not finish", {{"error", describe(err)}});
                });
   }
+  // What is left may block: the HTTP server waits for its handlers (one
+  // in a PostgreSQL query on a cut network waits some 30 s), and
+  // destroying the actor system waits for every actor, one blocked in
+  // librdkafka too (leaving the group while the brokers accept no bytes: a
+  // paused or partitioned Kafka) for as long as Kafka is away. What is
+  // committed is in PostgreSQL, and the partitions' next owner publishes
+  // what is pending, so the process may end without them, as a crash
+  // would. Counted from here, after the drain: it used to start after the
+  // HTTP server had stopped, which could take the end past the grace.
+  std::thread{[] {
+    std::this_thread::sleep_for(stop_grace);
+    log::error("the HTTP server or the Kafka clients did not stop in time "
+               "after draining; exiting without them",
+               {{"waited_s", static_cast<long>(stop_grace.count())}});
+    std::_Exit(0);
+  }}.detach();
   http->stop();
   if (embedded.running())
     embedded.stop();
   log::info("stopped");
-  // Destroying the actor system waits for every actor. One blocked in
-  // librdkafka (leaving the group while the brokers accept no bytes: a
-  // paused or partitioned Kafka) kept the process for as long as Kafka was
-  // away, past any grace period. What is committed is in PostgreSQL, and
-  // the partitions' next owner publishes what is pending, so the process
-  // may end without those clients, as a crash would.
-  std::thread{[] {
-    std::this_thread::sleep_for(kafka_close_grace);
-    log::error("the Kafka clients did not close in time after stopping; "
-               "exiting without them",
-               {{"waited_s", static_cast<long>(kafka_close_grace.count())}});
-    std::_Exit(0);
-  }}.detach();
   return 0;
 }
 

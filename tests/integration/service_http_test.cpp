@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -535,6 +536,54 @@ TEST_F(service_http, readyz_follows_kafka) {
   expect_not_ready_during([&] { s.cluster().set_brokers_down(true); },
                           [&] { s.cluster().set_brokers_down(false); },
                           "Kafka is not reachable");
+}
+
+// While Kafka was away a license request waited its 30 s for an
+// acknowledgement, and the next one waited behind it (one producer, one
+// lock), each holding an HTTP thread: enough of them left none for
+// /healthz, and Kubernetes restarted the pod for a Kafka outage. Once the
+// replica has seen Kafka gone, a request is answered 503 at once.
+TEST_F(service_http, license_requests_in_a_kafka_outage_are_answered_at_once) {
+  auto& s = *service_;
+  const std::string path = std::string{"/v1/subscriptions/"} + sub
+                           + "/licenses";
+  const auto port = std::stoi(s.url().substr(s.url().rfind(':') + 1));
+  struct brokers_back {
+    kafka::mock_cluster& cluster;
+    ~brokers_back() {
+      cluster.set_brokers_down(false);
+    }
+  } back{s.cluster()};
+  s.cluster().set_brokers_down(true);
+  ASSERT_TRUE(wait_until(
+    [&] {
+      auto res = s.get("/readyz", nullptr);
+      return res && res->status == 503;
+    },
+    seconds{30}, milliseconds{200}));
+  constexpr int clients = 4;
+  std::vector<int> statuses(clients, 0);
+  std::vector<seconds> took(clients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&, i] {
+      httplib::Client client{"127.0.0.1", port};
+      client.set_read_timeout(seconds{150});
+      auto started = steady_clock::now();
+      auto res = client.Post(path.c_str(),
+                             running_service::auth(service_admin_token), "{}",
+                             "application/json");
+      took[i] = duration_cast<seconds>(steady_clock::now() - started);
+      statuses[i] = res ? res->status : -1;
+    });
+  auto healthz = s.get("/healthz", nullptr);
+  for (auto& t : threads)
+    t.join();
+  for (int i = 0; i < clients; ++i) {
+    EXPECT_EQ(statuses[i], 503) << "request " << i;
+    EXPECT_LT(took[i].count(), 5) << "request " << i << ", seconds";
+  }
+  expect(healthz, 200);
 }
 
 // After an idempotent producer's fatal error librdkafka refuses every
