@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string_view>
+#include <thread>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -31,6 +32,7 @@ constexpr int later_wait_ms = 1000;
 
 /// How long a drain waits for Kafka: the coordinator asks for 30 s.
 constexpr seconds drain_budget{20};
+constexpr milliseconds drain_retry_pause{200};
 
 /// `publish_round`'s answer while Kafka has not acknowledged its round.
 constexpr long still_waiting = -2;
@@ -306,13 +308,17 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
     [self](atoms::drain_atom) {
       // Rounds until nothing is pending or the budget is spent; a round
       // Kafka has not acknowledged by then stays unmarked and is published
-      // again by the next owner.
+      // again by the next owner. A failed round (a delivery that failed,
+      // the outbox or a mark not written) is tried again after a pause: it
+      // ended the drain, and its events waited for the next owner.
       auto& st = self->state;
       auto until = steady_clock::now() + drain_budget;
       while (steady_clock::now() < until) {
         auto n = st.publish_round();
-        if (n != still_waiting && n <= 0)
+        if (n == 0)
           break;
+        if (n == -1)
+          std::this_thread::sleep_for(drain_retry_pause);
       }
       return caf::ok_atom_v;
     },

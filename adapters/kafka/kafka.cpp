@@ -855,6 +855,13 @@ void mock_cluster::desynchronize_next_produce() {
                                           &error);
 }
 
+void mock_cluster::deny_next_produce() {
+  constexpr std::int16_t produce_api = 0; // Kafka's Produce
+  auto error = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, produce_api, 1,
+                                          &error);
+}
+
 // -- partitioning and metadata ------------------------------------------------
 
 std::int32_t partition_for_key(std::string_view key, std::int32_t partitions) {

@@ -258,6 +258,11 @@ public:
   /// raises a fatal error.
   void desynchronize_next_produce();
 
+  /// The next Produce request, from any client, fails with
+  /// TOPIC_AUTHORIZATION_FAILED: its records' deliveries fail, and the
+  /// producer goes on.
+  void deny_next_produce();
+
   struct impl;
 
 private:

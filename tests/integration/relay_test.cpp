@@ -9,6 +9,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include "actors/relay.hpp"
@@ -194,4 +195,25 @@ TEST_F(relay_test, a_fatal_producer_error_does_not_stop_publishing) {
   expect_each_row_once_in_order(rows);
 }
 
+// The drain on SIGTERM publishes what is pending before the replica leaves
+// the group. A round with a failed delivery ended it at once, with most of
+// its 20 s left: the events waited for the partitions' next owner.
+TEST_F(relay_test, a_failed_round_does_not_end_the_drain) {
+  constexpr int rows = 300;
+  ASSERT_NO_FATAL_FAILURE(commit_outbox_rows(rows));
+  start_cluster().deny_next_produce();
+  auto relay = start_relay();
+  caf::anon_send(relay, atoms::leases_atom_v, messages::lease_set{{lease_key}});
+  // Before the round the lease set wakes (queued behind the drain).
+  caf::scoped_actor self{relay.home_system()};
+  bool drained = false;
+  self->request(relay, seconds{30}, atoms::drain_atom_v)
+    .receive([&](caf::ok_atom) { drained = true; },
+             [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  ASSERT_TRUE(drained);
+  EXPECT_GE(status->undelivered_events, 1);
+  EXPECT_EQ(status->published_events, rows);
+  EXPECT_TRUE(all_published(seconds{30}));
+  expect_each_row_once_in_order(rows);
+}
 } // namespace
