@@ -1885,6 +1885,8 @@ struct coordinator_state {
       = main->partition_counts({t.membership, t.subscriptions, t.deltas}, 2000);
     bool reachable = static_cast<bool>(counts);
     status->kafka_checked = true;
+    status->kafka_failed_checks = reachable ? 0
+                                            : status->kafka_failed_checks + 1;
     if (reachable != status->kafka_ok.load()) {
       status->kafka_ok = reachable;
       if (reachable)

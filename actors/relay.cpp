@@ -36,6 +36,9 @@ constexpr milliseconds drain_retry_pause{200};
 
 /// `publish_round`'s answer while Kafka has not acknowledged its round.
 constexpr long still_waiting = -2;
+/// What `publish_round` returns when deliveries of the round failed (the
+/// chunks not done with go again).
+constexpr long undelivered = -3;
 
 /// The relay's producer never gives up on an event: one that timed out in
 /// librdkafka's queue while later ones were delivered left a gap, filled
@@ -113,8 +116,9 @@ struct relay_state {
   };
   std::optional<open_round> open;
 
-  /// Publishes one round; returns how many rows were published, -1 on a
-  /// failure (retried later from the first chunk not marked), or
+  /// Publishes one round; returns how many rows were published, -1 when
+  /// the outbox could not be read or marked, `undelivered` when deliveries
+  /// failed (both retried later from the first chunk not marked), or
   /// `still_waiting` while Kafka has not answered for all of them.
   long publish_round() {
     if (!open && !start_round())
@@ -234,7 +238,7 @@ struct relay_state {
       log::error("events of a round not delivered",
                  {{"events", static_cast<long>(failures)}});
     if (round.reports.failed())
-      return -1;
+      return undelivered;
     return static_cast<long>(round.rows->size());
   }
 
@@ -308,17 +312,18 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self,
     [self](atoms::drain_atom) {
       // Rounds until nothing is pending or the budget is spent; a round
       // Kafka has not acknowledged by then stays unmarked and is published
-      // again by the next owner. A failed round (a delivery that failed,
-      // the outbox or a mark not written) is tried again after a pause: it
-      // ended the drain, and its events waited for the next owner.
+      // again by the next owner. A round whose deliveries failed is tried
+      // again after a pause: it ended the drain, and its events waited for
+      // the next owner. PostgreSQL failing ends it (the next owner reads
+      // the outbox once PostgreSQL is back).
       auto& st = self->state;
       auto until = steady_clock::now() + drain_budget;
       while (steady_clock::now() < until) {
         auto n = st.publish_round();
-        if (n == 0)
-          break;
-        if (n == -1)
+        if (n == undelivered)
           std::this_thread::sleep_for(drain_retry_pause);
+        else if (n != still_waiting && n <= 0)
+          break;
       }
       return caf::ok_atom_v;
     },

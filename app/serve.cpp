@@ -316,11 +316,14 @@ int run_serve(const config::settings& settings) {
   // what is pending, so the process may end without them, as a crash
   // would. Counted from here, after the drain: it used to start after the
   // HTTP server had stopped, which could take the end past the grace.
-  std::thread{[] {
+  // The embedded server is stopped after the HTTP server (its handlers
+  // read PostgreSQL); ended before that, the process asks it to stop.
+  std::thread{[stop_embedded = embedded.stop_requester()] {
     std::this_thread::sleep_for(stop_grace);
     log::error("the HTTP server or the Kafka clients did not stop in time "
                "after draining; exiting without them",
                {{"waited_s", static_cast<long>(stop_grace.count())}});
+    stop_embedded();
     std::_Exit(0);
   }}.detach();
   http->stop();

@@ -611,6 +611,15 @@ caf::expected<void> embedded_postgres::stop() {
   return {};
 }
 
+std::function<void()> embedded_postgres::stop_requester() const {
+  const auto& d = *impl_;
+  if (!d.running)
+    return [] {};
+  return [pg_ctl = d.bin("pg_ctl"), data_dir = d.data_dir, user = d.user] {
+    run({pg_ctl, "-D", data_dir, "stop", "-m", "fast", "-W"}, user);
+  };
+}
+
 std::string
 embedded_postgres::cluster_under(const std::string& service_data_dir) {
   return (fs::path{service_data_dir} / "postgres").string();

@@ -54,6 +54,12 @@ public:
   /// `pg_ctl stop -m fast`, waiting until the server is down.
   caf::expected<void> stop();
 
+  /// Asks the server to stop without waiting (`pg_ctl stop -m fast -W`);
+  /// callable from any thread, also once this object is gone: for a
+  /// process that may end before `stop()` has run. Does nothing unless
+  /// running when asked for.
+  std::function<void()> stop_requester() const;
+
   bool running() const;
 
   /// Where the service keeps its embedded cluster under its `--data-dir`.

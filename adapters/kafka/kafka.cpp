@@ -855,11 +855,12 @@ void mock_cluster::desynchronize_next_produce() {
                                           &error);
 }
 
-void mock_cluster::deny_next_produce() {
+void mock_cluster::deny_produce_requests(int count) {
   constexpr std::int16_t produce_api = 0; // Kafka's Produce
-  auto error = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
-  rd_kafka_mock_push_request_errors_array(impl_->cluster, produce_api, 1,
-                                          &error);
+  std::vector<rd_kafka_resp_err_t> errors(
+    static_cast<size_t>(count), RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, produce_api,
+                                          errors.size(), errors.data());
 }
 
 // -- partitioning and metadata ------------------------------------------------

@@ -258,10 +258,10 @@ public:
   /// raises a fatal error.
   void desynchronize_next_produce();
 
-  /// The next Produce request, from any client, fails with
-  /// TOPIC_AUTHORIZATION_FAILED: its records' deliveries fail, and the
+  /// The next `count` Produce requests, from any client, fail with
+  /// TOPIC_AUTHORIZATION_FAILED: their records' deliveries fail, and the
   /// producer goes on.
-  void deny_next_produce();
+  void deny_produce_requests(int count);
 
   struct impl;
 
