@@ -840,27 +840,34 @@ caf::expected<void> mock_cluster::create_topic(const std::string& topic,
   return {};
 }
 
+namespace {
+
+constexpr std::int16_t produce_api = 0;       // Kafka's Produce
+constexpr std::int16_t offset_commit_api = 8; // Kafka's OffsetCommit
+
+/// The next `count` requests of `api`, from any client, fail with `error`.
+void fail_requests(rd_kafka_mock_cluster_t* cluster, std::int16_t api,
+                   rd_kafka_resp_err_t error, int count) {
+  std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count), error);
+  rd_kafka_mock_push_request_errors_array(cluster, api, errors.size(),
+                                          errors.data());
+}
+
+} // namespace
+
 void mock_cluster::refuse_offset_commits(int count) {
-  constexpr std::int16_t offset_commit_api = 8; // Kafka's OffsetCommit
-  std::vector<rd_kafka_resp_err_t> errors(
-    static_cast<size_t>(count), RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
-  rd_kafka_mock_push_request_errors_array(impl_->cluster, offset_commit_api,
-                                          errors.size(), errors.data());
+  fail_requests(impl_->cluster, offset_commit_api,
+                RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, count);
 }
 
 void mock_cluster::desynchronize_next_produce() {
-  constexpr std::int16_t produce_api = 0; // Kafka's Produce
-  auto error = RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
-  rd_kafka_mock_push_request_errors_array(impl_->cluster, produce_api, 1,
-                                          &error);
+  fail_requests(impl_->cluster, produce_api,
+                RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 1);
 }
 
 void mock_cluster::deny_produce_requests(int count) {
-  constexpr std::int16_t produce_api = 0; // Kafka's Produce
-  std::vector<rd_kafka_resp_err_t> errors(
-    static_cast<size_t>(count), RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-  rd_kafka_mock_push_request_errors_array(impl_->cluster, produce_api,
-                                          errors.size(), errors.data());
+  fail_requests(impl_->cluster, produce_api,
+                RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, count);
 }
 
 // -- partitioning and metadata ------------------------------------------------

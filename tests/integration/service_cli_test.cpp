@@ -657,6 +657,33 @@ std::string slow_embedded_cluster(const temp_dir& dir,
   return cluster;
 }
 
+/// Starts `args` (the binary and --data-dir added) on `cluster`, signals
+/// it 1 s after its server wrote postmaster.pid, and expects it to end
+/// with `status` within `within`, saying `says`, with the server stopped.
+void expect_stop_while_starting(const temp_dir& dir, const std::string& cluster,
+                                const std::vector<std::string>& tool_args,
+                                int sig, int status, const std::string& says,
+                                std::chrono::seconds within) {
+  SCOPED_TRACE(tool_args.front());
+  std::vector<std::string> args{seatledger_binary()};
+  args.insert(args.end(), tool_args.begin(), tool_args.end());
+  args.insert(args.end(), {"--data-dir", dir.file("var")});
+  child_process tool{args};
+  ASSERT_TRUE(wait_until(
+    [&] { return std::filesystem::exists(cluster + "/postmaster.pid"); },
+    std::chrono::seconds{30}))
+    << tool.stderr_tail();
+  std::this_thread::sleep_for(std::chrono::seconds{1});
+  ASSERT_TRUE(tool.running()) << tool.stderr_tail();
+  tool.signal(sig);
+  EXPECT_EQ(tool.wait(within), std::optional<int>{status})
+    << tool.stderr_tail();
+  EXPECT_NE(tool.stderr_tail().find(says), std::string::npos)
+    << tool.stderr_tail();
+  EXPECT_FALSE(std::filesystem::exists(cluster + "/postmaster.pid"))
+    << "the server was left running";
+}
+
 } // namespace
 
 // An embedded server still in crash recovery is waited for as long as it
@@ -697,35 +724,12 @@ TEST(cli_usage, a_tool_stopped_while_its_embedded_postgresql_starts_stops_it) {
   temp_dir dir{"seatledger_cli_tool_stopped"};
   auto cluster = slow_embedded_cluster(dir);
   ASSERT_FALSE(cluster.empty());
-  struct tool_case {
-    std::vector<std::string> args;
-    int sig;
-    std::string says;
-  };
-  for (const auto& c :
-       {tool_case{{"migrate"}, SIGINT, "SIGINT: stopping the embedded"},
-        tool_case{
-          {"ledger", "verify"}, SIGTERM, "SIGTERM: stopping the embedded"}}) {
-    SCOPED_TRACE(c.args.front());
-    std::vector<std::string> args{seatledger_binary()};
-    args.insert(args.end(), c.args.begin(), c.args.end());
-    args.insert(args.end(), {"--data-dir", dir.file("var")});
-    child_process tool{args};
-    ASSERT_TRUE(wait_until(
-      [&] { return std::filesystem::exists(cluster + "/postmaster.pid"); },
-      std::chrono::seconds{30}))
-      << tool.stderr_tail();
-    std::this_thread::sleep_for(std::chrono::seconds{1});
-    ASSERT_TRUE(tool.running()) << tool.stderr_tail();
-    tool.signal(c.sig);
-    EXPECT_EQ(tool.wait(std::chrono::seconds{60}),
-              std::optional<int>{128 + c.sig})
-      << tool.stderr_tail();
-    EXPECT_NE(tool.stderr_tail().find(c.says), std::string::npos)
-      << tool.stderr_tail();
-    EXPECT_FALSE(std::filesystem::exists(cluster + "/postmaster.pid"))
-      << "the server was left running";
-  }
+  expect_stop_while_starting(dir, cluster, {"migrate"}, SIGINT, 128 + SIGINT,
+                             "SIGINT: stopping the embedded",
+                             std::chrono::seconds{60});
+  expect_stop_while_starting(dir, cluster, {"ledger", "verify"}, SIGTERM,
+                             128 + SIGTERM, "SIGTERM: stopping the embedded",
+                             std::chrono::seconds{60});
 }
 
 // pg_ctl start waits up to 60 s for a server that reports "starting" (the
@@ -738,43 +742,16 @@ TEST(cli_usage, a_stop_during_pg_ctl_starts_wait_stops_the_server) {
   ASSERT_FALSE(cluster.empty());
   auto keys = crypto::generate_key_pair(dir.file("keys"));
   ASSERT_TRUE(keys) << describe(keys.error());
-  struct stop_case {
-    std::vector<std::string> args;
-    int sig;
-    int status;
-    std::string says;
-  };
-  for (const auto& c :
-       {stop_case{{"serve", "--kafka-bootstrap", unreachable_bootstrap,
-                   "--signing-key", keys->signing_key_file, "--http-listen",
-                   "127.0.0.1:0"},
-                  SIGTERM,
-                  0,
-                  "stopped before the embedded PostgreSQL was ready"},
-        stop_case{{"migrate"},
-                  SIGINT,
-                  128 + SIGINT,
-                  "SIGINT: stopping the embedded"}}) {
-    SCOPED_TRACE(c.args.front());
-    std::vector<std::string> args{seatledger_binary()};
-    args.insert(args.end(), c.args.begin(), c.args.end());
-    args.insert(args.end(), {"--data-dir", dir.file("var")});
-    child_process tool{args};
-    ASSERT_TRUE(wait_until(
-      [&] { return std::filesystem::exists(cluster + "/postmaster.pid"); },
-      std::chrono::seconds{30}))
-      << tool.stderr_tail();
-    std::this_thread::sleep_for(std::chrono::seconds{1});
-    ASSERT_TRUE(tool.running()) << tool.stderr_tail();
-    tool.signal(c.sig);
-    // Well inside pg_ctl's 60 s, which the old code waited out.
-    EXPECT_EQ(tool.wait(std::chrono::seconds{15}), std::optional<int>{c.status})
-      << tool.stderr_tail();
-    EXPECT_NE(tool.stderr_tail().find(c.says), std::string::npos)
-      << tool.stderr_tail();
-    EXPECT_FALSE(std::filesystem::exists(cluster + "/postmaster.pid"))
-      << "the server was left running";
-  }
+  // Well inside pg_ctl's 60 s, which the old code waited out.
+  expect_stop_while_starting(
+    dir, cluster,
+    {"serve", "--kafka-bootstrap", unreachable_bootstrap, "--signing-key",
+     keys->signing_key_file, "--http-listen", "127.0.0.1:0"},
+    SIGTERM, 0, "stopped before the embedded PostgreSQL was ready",
+    std::chrono::seconds{15});
+  expect_stop_while_starting(dir, cluster, {"migrate"}, SIGINT, 128 + SIGINT,
+                             "SIGINT: stopping the embedded",
+                             std::chrono::seconds{15});
 }
 
 TEST(cli_usage, ledger_verify_does_not_create_the_database_it_reads) {
