@@ -564,6 +564,17 @@ struct coordinator_state {
     return placement_known;
   }
 
+  /// Whether a metadata round trip (start-up's reads, every second until
+  /// the counts are known; then the check every 5 s) got Kafka's answer.
+  /// The HTTP API refuses writes after two failed ones in a row
+  /// (app/runtime.cpp); counted only by the check, a Kafka away at
+  /// start-up held each write for 30 s.
+  void note_metadata_answer(bool answered) {
+    status->kafka_checked = true;
+    status->kafka_failed_checks = answered ? 0
+                                           : status->kafka_failed_checks + 1;
+  }
+
   /// Reads the topics' partition counts from Kafka's metadata; whether
   /// records can be placed with them now.
   bool read_partition_counts(int timeout_ms) {
@@ -573,15 +584,14 @@ struct coordinator_state {
     auto counts = main->partition_counts(
       {topics.membership, topics.subscriptions, topics.catalog, topics.deltas},
       timeout_ms);
+    note_metadata_answer(static_cast<bool>(counts));
     if (!counts) {
       log::error("cannot read topic metadata; consuming nothing until it "
                  "can",
                  {{"error", describe(counts.error())}});
-      status->kafka_checked = true;
       return false;
     }
     status->kafka_ok = true;
-    status->kafka_checked = true;
     auto problem = kafka::placement_problem(placement_topics(), *counts);
     if (!problem.empty()) {
       status->placement_ok = false;
@@ -1884,9 +1894,7 @@ struct coordinator_state {
     auto counts
       = main->partition_counts({t.membership, t.subscriptions, t.deltas}, 2000);
     bool reachable = static_cast<bool>(counts);
-    status->kafka_checked = true;
-    status->kafka_failed_checks = reachable ? 0
-                                            : status->kafka_failed_checks + 1;
+    note_metadata_answer(reachable);
     if (reachable != status->kafka_ok.load()) {
       status->kafka_ok = reachable;
       if (reachable)

@@ -20,7 +20,8 @@ struct service_status {
   /// Kafka's metadata was asked for at least once: until then `kafka_ok`
   /// says nothing about it.
   std::atomic<bool> kafka_checked{false};
-  /// Kafka checks in a row (one every 5 s) that found it unreachable.
+  /// Kafka metadata round trips in a row that got no answer (every second
+  /// at start-up until the topics are known, then one every 5 s).
   std::atomic<std::int64_t> kafka_failed_checks{0};
   /// The topics' partition counts allow placing records (adapters/kafka/
   /// placement.hpp).

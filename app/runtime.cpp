@@ -256,8 +256,9 @@ public:
   }
 
 private:
-  /// Two of the pipeline's Kafka checks in a row (one every 5 s, each
-  /// waiting 2 s) found it unreachable: not one slow metadata answer.
+  /// Two of the pipeline's Kafka metadata round trips in a row (one every
+  /// 5 s, each waiting 2 s; every second at start-up) got no answer: not
+  /// one slow metadata answer.
   /// Commands waited their 30 s each for a Kafka that was gone, one after
   /// another (the lock), each holding an HTTP thread: enough of them left
   /// none for /healthz, and Kubernetes restarted the pod for a Kafka

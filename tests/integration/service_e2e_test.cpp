@@ -1287,6 +1287,43 @@ TEST_F(service_e2e, kafka_unreachable_at_start_is_waited_for) {
   expect_as_the_rules_say(s);
 }
 
+// With Kafka away when the replica starts, a license request waited its
+// 30 s for an acknowledgement, each behind the last: the failed metadata
+// reads of the start were not counted, only the checks that begin once the
+// topics are known. Now it is answered 503 at once there too.
+TEST_F(service_e2e,
+       license_requests_with_kafka_away_at_start_are_answered_at_once) {
+  auto s = make_scenario({});
+  run(s);
+  ASSERT_FALSE(s.subscription_ids.empty());
+  service_->signal(SIGTERM);
+  ASSERT_EQ(service_->wait(seconds{60}), 0) << service_->stderr_tail();
+  cluster_->set_brokers_down(true);
+  constexpr const char* admin_token = "e2e-admin-token-0123456789";
+  auto options = options_;
+  options.extra_args.insert(options.extra_args.end(),
+                            {"--api-token",
+                             std::string{admin_token} + ":admin"});
+  service_ = launch_service(options);
+  auto url = service_->wait_for_value("HTTP", seconds{60});
+  ASSERT_TRUE(url) << service_->stderr_tail();
+  // The first read waits 10 s, the next ones 2 s a second apart.
+  std::this_thread::sleep_for(seconds{16});
+  httplib::Client http{"127.0.0.1",
+                       std::stoi(url->substr(url->rfind(':') + 1))};
+  http.set_read_timeout(seconds{60});
+  auto asked = steady_clock::now();
+  auto res = http.Post(
+    ("/v1/subscriptions/" + s.subscription_ids.front() + "/licenses").c_str(),
+    {{"Authorization", std::string{"Bearer "} + admin_token}}, "{}",
+    "application/json");
+  auto took = duration_cast<seconds>(steady_clock::now() - asked);
+  cluster_->set_brokers_down(false);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_LT(took.count(), 5) << "seconds";
+}
+
 TEST_F(service_e2e, postgres_unreachable_at_start_is_waited_for) {
   // The database is not there yet when the replica starts (here: it does
   // not exist; the same for a server still starting). The replica exited
